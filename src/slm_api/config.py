@@ -1,0 +1,135 @@
+"""One typed settings object, read once from the environment and `.env`."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from dotenv import dotenv_values
+
+DEFAULT_MODEL_FILE = "gemma-3-270m-q4_k_m.gguf"
+
+
+class SettingsError(ValueError):
+    """A setting has a value the server cannot use; raised at start-up, never mid-request."""
+
+
+def _bool(value: str) -> bool:
+    v = value.strip().lower()
+    if v in {"1", "true", "yes", "on"}:
+        return True
+    if v in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(f"expected a boolean, got {value!r}")
+
+
+def _list(value: str) -> tuple[str, ...]:
+    return tuple(p.strip() for p in value.split(",") if p.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    # Where models live and which one starts.
+    models_dir: Path = Path("models")
+    model_path: Path | None = None  # None: MODELS_DIR/DEFAULT_MODEL_FILE
+    hf_home: Path = Path("hf_cache")
+    # llama.cpp context.
+    n_threads: int = 0  # 0: all cores
+    n_ctx: int = 4096  # per sequence
+    n_batch: int = 512
+    n_gpu_layers: int = 0
+    n_parallel: int = 4
+    chat_format: str | None = None  # None: template from the GGUF, else by architecture
+    max_loaded_models: int = 1
+    embedding_models: tuple[str, ...] = ()
+    # Prompt cache.
+    prompt_cache: str = "ram"  # ram | disk | off
+    cache_dir: Path = Path("cache")
+    cache_size_bytes: int = 2 * 1024**3
+    # HTTP.
+    host: str = "0.0.0.0"
+    port: int = 8000
+    log_level: str = "INFO"
+    log_prompts: bool = False
+    # Exposure and limits.
+    openai_api_key: str | None = None
+    openai_api_keys: tuple[str, ...] = ()
+    admin_api_keys: tuple[str, ...] = ()
+    protect_metrics: bool = False
+    rate_limit_rpm: int = 0  # 0: off
+    max_queue: int = 64
+    max_request_bytes: int = 1024 * 1024
+    max_tokens_cap: int = 4096
+    request_timeout_s: float = 300.0
+    cors_origins: tuple[str, ...] = ()
+    allowed_repos: tuple[str, ...] = ()
+
+    @property
+    def default_model_path(self) -> Path:
+        return self.model_path or self.models_dir / DEFAULT_MODEL_FILE
+
+    @property
+    def threads(self) -> int:
+        return self.n_threads or os.cpu_count() or 1
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        return replace(self, **changes)
+
+    @classmethod
+    def from_env(
+        cls, env: Mapping[str, str] | None = None, dotenv_path: str | os.PathLike | None = ".env"
+    ) -> Settings:
+        """Build settings from `.env` then the process environment (the environment wins)."""
+        merged: dict[str, str] = {}
+        if dotenv_path and Path(dotenv_path).is_file():
+            merged.update({k: v for k, v in dotenv_values(dotenv_path).items() if v is not None})
+        merged.update(os.environ if env is None else env)
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = merged.get(f.name.upper())
+            if not raw:
+                continue
+            try:
+                values[f.name] = _parse(f, raw)
+            except ValueError as exc:
+                raise SettingsError(f"{f.name.upper()}: {exc}") from exc
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        checks = {
+            "N_CTX": self.n_ctx >= 16,
+            "N_BATCH": self.n_batch >= 1,
+            "N_PARALLEL": self.n_parallel >= 1,
+            "N_THREADS": self.n_threads >= 0,
+            "MAX_LOADED_MODELS": self.max_loaded_models >= 1,
+            "PORT": 0 <= self.port <= 65535,
+            "PROMPT_CACHE": self.prompt_cache in {"ram", "disk", "off"},
+            "MAX_QUEUE": self.max_queue >= 0,
+        }
+        bad = [name for name, ok in checks.items() if not ok]
+        if bad:
+            raise SettingsError("invalid setting(s): " + ", ".join(bad))
+
+
+def _parse(f: Any, raw: str) -> Any:
+    kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+    if kind.startswith("Path"):
+        return Path(raw).expanduser()
+    if kind.startswith("tuple"):
+        return _list(raw)
+    if kind == "bool":
+        return _bool(raw)
+    if kind == "int":
+        return int(raw)
+    if kind == "float":
+        return float(raw)
+    if kind.startswith("str | None"):
+        return raw or None
+    return raw
+
+

@@ -1,0 +1,41 @@
+"""The engine: the only package that imports llama_cpp.
+
+HTTP code talks to `Engine` (a registry of loaded models) and to the `LoadedModel` it hands out
+for the duration of one request (`with engine.use(model_id) as model:`).
+"""
+
+from slm_api.engine.registry import Engine
+from slm_api.engine.types import (
+    Chunk,
+    EngineError,
+    Finished,
+    Generation,
+    GenerationRequest,
+    InvalidRequest,
+    LoadOptions,
+    ModelInfo,
+    ModelLoadError,
+    ModelNotFound,
+    NoModelLoaded,
+    QueueFull,
+    SamplingParams,
+    TokenLogprob,
+)
+
+__all__ = [
+    "Chunk",
+    "Engine",
+    "EngineError",
+    "Finished",
+    "Generation",
+    "GenerationRequest",
+    "InvalidRequest",
+    "LoadOptions",
+    "ModelInfo",
+    "ModelLoadError",
+    "ModelNotFound",
+    "NoModelLoaded",
+    "QueueFull",
+    "SamplingParams",
+    "TokenLogprob",
+]

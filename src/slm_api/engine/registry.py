@@ -1,0 +1,223 @@
+"""Which models are in memory: load, unload, reload, least-recently-used eviction.
+
+A request pins its model for as long as it runs (`with engine.use(...)`), so a reload or an
+eviction never pulls a model out from under a generation: a retired model is closed when its last
+request lets go of it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from slm_api.config import Settings
+from slm_api.engine.llama_model import LoadedModel
+from slm_api.engine.types import (
+    InvalidRequest,
+    LoadOptions,
+    ModelInfo,
+    ModelNotFound,
+    NoModelLoaded,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Entry:
+    model: LoadedModel
+    pins: int = 0
+    retired: bool = False
+    last_used: float = 0.0
+
+
+class Engine:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.started_at = time.time()
+        self._lock = threading.Lock()  # guards the dicts below; never held while loading
+        self._load_lock = threading.Lock()  # one load at a time keeps peak memory bounded
+        self._loaded: OrderedDict[str, _Entry] = OrderedDict()
+        self._active_id: str | None = None
+
+    # -- files -----------------------------------------------------------------------------
+
+    @property
+    def models_dir(self) -> Path:
+        return self.settings.models_dir
+
+    def model_files(self) -> list[Path]:
+        if not self.models_dir.is_dir():
+            return []
+        return sorted(p for p in self.models_dir.glob("*.gguf") if p.is_file())
+
+    def resolve_path(self, model_path: str | Path, param: str = "model_path") -> Path:
+        """A client-given path, made absolute, refused unless it lies inside MODELS_DIR."""
+        root = self.models_dir.resolve()
+        raw = Path(model_path)
+        candidate = (raw if raw.is_absolute() else root / raw).resolve()
+        if not candidate.is_relative_to(root):
+            # Paths given relative to the working directory (models/x.gguf) are accepted too.
+            alt = Path.cwd().joinpath(raw).resolve()
+            if raw.is_absolute() or not alt.is_relative_to(root):
+                raise InvalidRequest(f"{param} must be inside MODELS_DIR ({root})", param=param)
+            candidate = alt
+        if not candidate.is_file():
+            raise ModelNotFound(f"model file not found: {candidate.name}", param=param)
+        return candidate
+
+    def path_for_id(self, model_id: str) -> Path:
+        name = model_id if model_id.endswith(".gguf") else f"{model_id}.gguf"
+        if "/" in name or "\\" in name or name.startswith("."):
+            raise ModelNotFound(f"The model `{model_id}` does not exist")
+        path = self.models_dir / name
+        if not path.is_file():
+            raise ModelNotFound(f"The model `{model_id}` does not exist")
+        return path.resolve()
+
+    # -- state -----------------------------------------------------------------------------
+
+    @property
+    def active(self) -> ModelInfo | None:
+        with self._lock:
+            entry = self._loaded.get(self._active_id) if self._active_id else None
+            return entry.model.info if entry else None
+
+    @property
+    def active_id(self) -> str | None:
+        return self._active_id
+
+    def loaded(self) -> list[ModelInfo]:
+        with self._lock:
+            return [e.model.info for e in self._loaded.values()]
+
+    def is_loaded(self, model_id: str) -> bool:
+        with self._lock:
+            return model_id in self._loaded
+
+    def in_use(self) -> int:
+        with self._lock:
+            return sum(e.pins for e in self._loaded.values())
+
+    # -- loading ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Load the configured default model if its file is there; serve without one otherwise."""
+        path = self.settings.default_model_path
+        if not path.is_file():
+            log.warning("default model %s not found; serving with no model loaded", path)
+            return
+        self.reload(path)
+
+    def load(
+        self, model_id: str, options: LoadOptions | None = None, *, activate: bool = False
+    ) -> ModelInfo:
+        path = self.path_for_id(model_id)
+        return self._load_path(path, options or LoadOptions(), activate=activate)
+
+    def reload(self, path: str | Path, options: LoadOptions | None = None) -> ModelInfo:
+        """Load `path` and make it the active model. On failure the old model keeps serving."""
+        path = self.resolve_path(path)
+        return self._load_path(path, options or LoadOptions(), activate=True, replace=True)
+
+    def _load_path(
+        self, path: Path, options: LoadOptions, *, activate: bool, replace: bool = False
+    ) -> ModelInfo:
+        model_id = path.stem
+        with self._load_lock:
+            with self._lock:
+                entry = self._loaded.get(model_id)
+                if entry and not replace:
+                    self._loaded.move_to_end(model_id)
+                    if activate:
+                        self._active_id = model_id
+                    return entry.model.info
+            # Load outside the registry lock: requests on other models keep flowing.
+            model = LoadedModel.load(path, self.settings, options)
+            with self._lock:
+                old = self._loaded.pop(model_id, None)
+                if old:
+                    self._retire(old)
+                self._loaded[model_id] = _Entry(model, last_used=time.monotonic())
+                if activate or self._active_id is None:
+                    self._active_id = model_id
+                self._evict_over_capacity(keep=model_id)
+            log.info("loaded model %s from %s", model_id, path)
+            return model.info
+
+    def unload(self, model_id: str) -> bool:
+        with self._lock:
+            entry = self._loaded.pop(model_id, None)
+            if entry is None:
+                return False
+            if self._active_id == model_id:
+                self._active_id = None
+            self._retire(entry)
+        return True
+
+    def _evict_over_capacity(self, keep: str) -> None:
+        # Called with self._lock held. Least recently used first, never one that is pinned.
+        while len(self._loaded) > self.settings.max_loaded_models:
+            victim = next(
+                (mid for mid, e in self._loaded.items() if mid != keep and e.pins == 0), None
+            )
+            if victim is None:
+                break
+            self._retire(self._loaded.pop(victim))
+            log.info("unloaded model %s (least recently used)", victim)
+
+    def _retire(self, entry: _Entry) -> None:
+        # Called with self._lock held: close now if idle, else when the last request lets go.
+        entry.retired = True
+        if entry.pins == 0:
+            entry.model.close()
+
+    # -- use -------------------------------------------------------------------------------
+
+    @contextmanager
+    def use(
+        self, model_id: str | None = None, options: LoadOptions | None = None
+    ) -> Iterator[LoadedModel]:
+        """Pin a model for one request, loading it first when it is not in memory."""
+        entry = self._pin(model_id, options)
+        try:
+            yield entry.model
+        finally:
+            with self._lock:
+                entry.pins -= 1
+                if entry.retired and entry.pins == 0:
+                    entry.model.close()
+                elif not entry.retired:
+                    self._evict_over_capacity(keep=self._active_id or "")
+
+    def _pin(self, model_id: str | None, options: LoadOptions | None) -> _Entry:
+        if not model_id:
+            model_id = self._active_id
+            if model_id is None:
+                raise NoModelLoaded("no model is loaded; POST /reload or /v1/models to load one")
+        elif model_id.endswith(".gguf"):
+            model_id = model_id[: -len(".gguf")]
+        for _ in range(3):
+            with self._lock:
+                entry = self._loaded.get(model_id)
+                if entry is not None:
+                    entry.pins += 1
+                    entry.last_used = time.monotonic()
+                    self._loaded.move_to_end(model_id)
+                    return entry
+            self.load(model_id, options)
+        raise NoModelLoaded(f"model {model_id} was unloaded while loading; try again")
+
+    def close(self) -> None:
+        with self._lock:
+            entries = list(self._loaded.values())
+            self._loaded.clear()
+            self._active_id = None
+            for entry in entries:
+                self._retire(entry)

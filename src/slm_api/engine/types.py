@@ -1,0 +1,147 @@
+"""The engine's narrow interface: what a blueprint hands in and what it gets back.
+
+Nothing here imports llama_cpp, so the HTTP layer can import these types freely.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+
+class EngineError(Exception):
+    """Base for errors the HTTP layer turns into OpenAI error envelopes."""
+
+    status = 500
+    code: str | None = None
+    param: str | None = None
+
+    def __init__(self, message: str, *, param: str | None = None, code: str | None = None):
+        super().__init__(message)
+        self.message = message
+        if param is not None:
+            self.param = param
+        if code is not None:
+            self.code = code
+
+
+class ModelNotFound(EngineError):
+    status = 404
+    code = "model_not_found"
+    param = "model"
+
+
+class ModelLoadError(EngineError):
+    """The file exists but llama.cpp cannot load it (corrupt, wrong format, too big)."""
+
+    status = 400
+    code = "model_load_failed"
+
+
+class NoModelLoaded(EngineError):
+    status = 503
+    code = "no_model_loaded"
+
+
+class InvalidRequest(EngineError):
+    """Bad input the engine can only see once it has tokens (prompt too long, bad grammar)."""
+
+    status = 400
+    code = "invalid_request"
+
+
+class QueueFull(EngineError):
+    status = 503
+    code = "queue_full"
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    temperature: float = 0.8
+    top_p: float = 0.95
+    top_k: int = 40
+    min_p: float = 0.05
+    seed: int | None = None
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    repeat_penalty: float = 1.0
+    # GBNF text with a `root` rule; None means unconstrained.
+    grammar: str | None = None
+    # Token id -> bias added to its logit.
+    logit_bias: dict[int, float] | None = None
+    # Report this many top alternatives per sampled token (0: no logprobs at all).
+    n_probs: int = 0
+
+
+@dataclass
+class GenerationRequest:
+    prompt: list[int]
+    max_tokens: int
+    sampling: SamplingParams = field(default_factory=SamplingParams)
+    stop: tuple[str, ...] = ()
+    # time.monotonic() after which generation ends with finish_reason "length".
+    deadline: float | None = None
+
+
+@dataclass(frozen=True)
+class TokenLogprob:
+    token: str
+    logprob: float
+    bytes: list[int]
+    top: list[tuple[str, float]]  # (token text, logprob), best first
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A piece of generated text. Text is held back while it could still become a stop string,
+    and while it ends inside a multi-byte UTF-8 character."""
+
+    text: str
+    token_ids: tuple[int, ...] = ()
+    logprobs: tuple[TokenLogprob, ...] = ()
+
+
+@dataclass(frozen=True)
+class Finished:
+    finish_reason: str  # "stop" | "length" | "abort"
+    prompt_tokens: int
+    completion_tokens: int
+    cached_tokens: int = 0  # prompt tokens reused from the cache
+    time_to_first_token_s: float | None = None
+
+
+class Generation(Protocol):
+    """One submitted request. Iterate it for chunks; `result` is set once iteration ends."""
+
+    result: Finished | None
+
+    def __iter__(self) -> Iterator[Chunk]: ...
+
+    def abort(self) -> None:
+        """Stop generating soon (within a few tokens) and free the sequence."""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    id: str  # file stem
+    path: Path
+    n_ctx: int  # tokens one request may use (prompt + completion)
+    architecture: str
+    chat_format: str  # "jinja" (template from metadata) or a named fallback such as "gemma"
+    kind: str = "chat"  # "chat" | "embedding"
+    size_bytes: int = 0
+    n_params: int = 0
+    gpu_layers: int = 0
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    n_ctx: int | None = None
+    n_threads: int | None = None
+    n_batch: int | None = None
+    n_gpu_layers: int | None = None
+    n_parallel: int | None = None
+    embedding: bool | None = None
+    chat_format: str | None = None
