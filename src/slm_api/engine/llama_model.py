@@ -44,3 +44,7 @@ class LoadedModel:
 
     def close(self) -> None:
         raise NotImplementedError
+
+
+def gpu_offload_supported() -> bool:
+    raise NotImplementedError

@@ -133,6 +133,7 @@ class ModelInfo:
     kind: str = "chat"  # "chat" | "embedding"
     size_bytes: int = 0
     n_params: int = 0
+    n_vocab: int = 0
     gpu_layers: int = 0
 
 

@@ -1,0 +1,34 @@
+# Two commands for a fresh machine: `make run` serves the default model, `make test` tests it.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install run test lint bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --upgrade pip
+	# llama-cpp-python compiles from source once (about 5 minutes); pip caches the wheel.
+	$(BIN)/pip install -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+models/gemma-3-270m-q4_k_m.gguf: $(STAMP)
+	$(BIN)/slm-api fetch-default-model
+
+run: install models/gemma-3-270m-q4_k_m.gguf
+	$(BIN)/gunicorn slm_api.app:app
+
+test: install
+	$(BIN)/python -m pytest -q
+
+lint: install
+	$(BIN)/ruff check src tests bench
+
+bench: install
+	$(BIN)/python bench/concurrency.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache

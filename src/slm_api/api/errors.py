@@ -1,0 +1,125 @@
+"""Every failure leaves the server as an OpenAI error envelope with the right status."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, jsonify
+from pydantic import ValidationError
+from werkzeug.exceptions import HTTPException
+
+from slm_api.engine.types import EngineError
+
+log = logging.getLogger(__name__)
+
+# OpenAI's `type` field by status; clients (the openai SDK) map statuses to exception classes,
+# the type string is what humans read.
+_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    405: "invalid_request_error",
+    408: "timeout_error",
+    413: "invalid_request_error",
+    415: "invalid_request_error",
+    429: "rate_limit_error",
+    502: "upstream_error",
+    503: "server_overloaded",
+    507: "insufficient_storage",
+}
+
+
+class APIError(Exception):
+    """An error raised by the HTTP layer itself (the engine raises EngineError)."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.param = param
+        self.code = code
+        self.headers = headers or {}
+
+
+def error_response(
+    status: int,
+    message: str,
+    *,
+    param: str | None = None,
+    code: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    body = {
+        "error": {
+            "message": message,
+            "type": _TYPES.get(
+                status, "server_error" if status >= 500 else "invalid_request_error"
+            ),
+            "param": param,
+            "code": code,
+        }
+    }
+    response = jsonify(body)
+    response.status_code = status
+    for key, value in (headers or {}).items():
+        response.headers[key] = value
+    return response
+
+
+def validation_message(exc: ValidationError) -> tuple[str, str | None]:
+    """The first pydantic error as a readable sentence, and the field it concerns."""
+    first = exc.errors(include_url=False)[0]
+    loc = ".".join(str(p) for p in first.get("loc", ()) if p != "__root__")
+    msg = first.get("msg", "invalid value")
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, ") :]
+    return (f"{loc}: {msg}" if loc else msg), (loc or None)
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(APIError)
+    def _api_error(exc: APIError) -> Response:
+        return error_response(
+            exc.status, exc.message, param=exc.param, code=exc.code, headers=exc.headers
+        )
+
+    @app.errorhandler(EngineError)
+    def _engine_error(exc: EngineError) -> Response:
+        headers = {"Retry-After": "1"} if exc.status in (429, 503) else None
+        return error_response(
+            exc.status, exc.message, param=exc.param, code=exc.code, headers=headers
+        )
+
+    @app.errorhandler(ValidationError)
+    def _validation_error(exc: ValidationError) -> Response:
+        message, param = validation_message(exc)
+        return error_response(400, message, param=param, code="invalid_value")
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException) -> Response:
+        status = exc.code or 500
+        messages = {
+            404: "Unknown route; see /docs for the API",
+            405: "Method not allowed for this route",
+            413: "Request body too large",
+        }
+        message = messages.get(status) or exc.description or exc.name
+        if status == 400 and "JSON" in (exc.description or ""):
+            message = "The request body is not valid JSON"
+        headers = {k: v for k, v in exc.get_headers() if k.lower() != "content-type"}
+        return error_response(status, message, headers=headers)
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> Response:
+        # Never leak a traceback to the client; the log has it.
+        log.exception("unhandled error")
+        return error_response(500, "Internal server error", code="internal_error")

@@ -1,0 +1,78 @@
+"""Model listings: GET /models (this server's own shape) and the OpenAI /v1/models family."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify
+
+from slm_api.api.generate import engine
+from slm_api.engine import ModelNotFound
+from slm_api.engine.gguf_info import model_kind
+
+bp = Blueprint("models", __name__)
+
+
+def _kind(path: Path) -> str:
+    loaded = {m.id: m for m in engine().loaded()}
+    if path.stem in loaded:
+        return loaded[path.stem].kind
+    if path.stem in current_app.config["SETTINGS"].embedding_models:
+        return "embedding"
+    return model_kind(path)
+
+
+def _openai_model(path: Path) -> dict[str, Any]:
+    return {
+        "id": path.stem,
+        "object": "model",
+        "created": int(path.stat().st_mtime),
+        "owned_by": "slm-api",
+        "kind": _kind(path),
+        "loaded": engine().is_loaded(path.stem),
+        "size_bytes": path.stat().st_size,
+    }
+
+
+@bp.get("/models")
+def list_models() -> Response:
+    eng = engine()
+    active = eng.active
+    return jsonify(
+        {
+            "active": {"name": active.id, "path": str(active.path), "n_ctx": active.n_ctx}
+            if active
+            else None,
+            "models": [
+                {"name": p.name, "id": p.stem, "size_bytes": p.stat().st_size,
+                 "loaded": eng.is_loaded(p.stem)}
+                for p in eng.model_files()
+            ],
+        }
+    )
+
+
+@bp.get("/v1/models")
+def openai_models() -> Response:
+    return jsonify({"object": "list", "data": [_openai_model(p) for p in engine().model_files()]})
+
+
+@bp.get("/v1/models/chat")
+def chat_models() -> Response:
+    data = [_openai_model(p) for p in engine().model_files()]
+    return jsonify({"object": "list", "data": [m for m in data if m["kind"] == "chat"]})
+
+
+@bp.get("/v1/models/embeddings")
+def embedding_models() -> Response:
+    data = [_openai_model(p) for p in engine().model_files()]
+    return jsonify({"object": "list", "data": [m for m in data if m["kind"] == "embedding"]})
+
+
+@bp.get("/v1/models/<path:model_id>")
+def openai_model(model_id: str) -> Response:
+    try:
+        return jsonify(_openai_model(engine().path_for_id(model_id)))
+    except ModelNotFound:
+        raise ModelNotFound(f"The model `{model_id}` does not exist") from None

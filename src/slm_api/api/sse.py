@@ -1,0 +1,42 @@
+"""Server-Sent Events framing, as the OpenAI streaming API sends them."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from flask import Response
+
+from slm_api.engine.types import EngineError
+
+
+def _frame(payload: dict[str, Any]) -> str:
+    return f"data: {json.dumps(payload, ensure_ascii=False, separators=(',', ':'))}\n\n"
+
+
+def sse_response(events: Iterable[dict[str, Any]]) -> Response:
+    """Stream `events` as `data: {json}` frames, then `data: [DONE]`. An engine error after the
+    stream has started can no longer change the status, so it goes out as an error frame."""
+
+    def body() -> Iterator[str]:
+        try:
+            for event in events:
+                yield _frame(event)
+        except EngineError as exc:
+            yield _frame(
+                {"error": {"message": exc.message, "type": "server_error", "param": exc.param,
+                           "code": exc.code}}
+            )
+        finally:
+            # Closing the events generator is what aborts the generation on disconnect.
+            close = getattr(events, "close", None)
+            if close is not None:
+                close()
+        yield "data: [DONE]\n\n"
+
+    response = Response(body(), mimetype="text/event-stream")
+    response.headers["Cache-Control"] = "no-cache"
+    # Reverse proxies (nginx) must not buffer a token stream.
+    response.headers["X-Accel-Buffering"] = "no"
+    return response

@@ -1,0 +1,50 @@
+"""The Flask application factory, and `app` for `gunicorn slm_api.app:app`."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask
+
+from slm_api.api import admin, chat, completions, embeddings, extract, extras, health, models
+from slm_api.api.errors import register_error_handlers
+from slm_api.config import Settings
+from slm_api.default_model import ensure_default_model
+from slm_api.engine import Engine
+from slm_api.hub import DownloadJobs
+
+
+def create_app(settings: Settings | None = None, *, load_model: bool = True) -> Flask:
+    """Build the app. `settings` defaults to the environment and `.env`; `load_model=False`
+    starts with no model (the tests of /health's 503, and fast admin-only apps)."""
+    settings = settings or Settings.from_env()
+    logging.basicConfig(level=settings.log_level.upper())
+    app = Flask(__name__)
+    app.config["SETTINGS"] = settings
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
+    app.json.sort_keys = False  # keep OpenAI's field order, readable in curl output
+
+    settings.models_dir.mkdir(parents=True, exist_ok=True)
+    engine = Engine(settings)
+    app.extensions["slm_engine"] = engine
+    app.extensions["slm_downloads"] = DownloadJobs(settings)
+
+    register_error_handlers(app)
+    for module in (health, models, admin, chat, completions, embeddings, extract, extras):
+        app.register_blueprint(module.bp)
+
+    if load_model:
+        ensure_default_model(settings)
+        engine.start()
+    return app
+
+
+def __getattr__(name: str) -> Any:
+    # Built on first access, so importing this module (tests, tools) loads no model;
+    # gunicorn's `slm_api.app:app` reaches here.
+    if name == "app":
+        global app
+        app = create_app()
+        return app
+    raise AttributeError(name)

@@ -1,0 +1,35 @@
+"""A real slm-api HTTP server on 127.0.0.1, in a thread of the test process."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from werkzeug.serving import make_server
+
+from slm_api.app import create_app
+from slm_api.config import Settings
+
+
+def make_settings(models_dir: Path, **overrides: object) -> Settings:
+    # Small context and two threads: the suite shares two cores with everything else.
+    base = dict(models_dir=models_dir, n_threads=2, n_ctx=2048, n_parallel=4, hf_home=models_dir
+                / ".hf", cache_dir=models_dir / ".cache", log_level="WARNING")
+    base.update(overrides)
+    return Settings(**base)  # type: ignore[arg-type]
+
+
+@contextmanager
+def running_server(settings: Settings, *, load_model: bool = True) -> Iterator[str]:
+    """Serve the app built from `settings`; yields its base URL."""
+    app = create_app(settings, load_model=load_model)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        app.extensions["slm_engine"].close()
