@@ -25,6 +25,7 @@ def health() -> tuple[Response, int]:
         "n_ctx": active.n_ctx if active else None,
         "chat_format": active.chat_format if active else None,
         "loaded_models": [m.id for m in eng.loaded()],
+        "requests_in_flight": eng.in_use(),
         "gpu_offload": gpu_offload_supported(),
         "uptime_s": round(time.time() - eng.started_at, 1),
     }

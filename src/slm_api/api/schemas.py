@@ -204,7 +204,11 @@ class DetokenizeRequest(_Body):
     tokens: list[int]
 
 
-class RestoreCacheRequest(_Body):
+class ApplyTemplateRequest(_Body):
     model: str | None = None
     messages: list[ChatMessage] = Field(min_length=1)
     tools: list[Tool] | None = None
+
+
+class RestoreCacheRequest(ApplyTemplateRequest):
+    pass
