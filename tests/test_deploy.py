@@ -1,0 +1,114 @@
+"""The README's quick start as written, under gunicorn, and the deployment files."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+README = (REPO / "README.md").read_text()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def gunicorn_url(models_dir: Path):
+    """The server started the way the README says: gunicorn -w 1 -b HOST:PORT slm_api.app:app."""
+    port = free_port()
+    env = {**os.environ, "MODELS_DIR": str(models_dir), "N_THREADS": "2", "N_CTX": "2048",
+           "PYTHONPATH": str(REPO / "src"), "LOG_LEVEL": "WARNING"}
+    gunicorn = Path(sys.executable).with_name("gunicorn")
+    proc = subprocess.Popen([str(gunicorn), "-w", "1", "-b", f"127.0.0.1:{port}",
+                             "slm_api.app:app"], cwd=REPO, env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            assert proc.poll() is None, "gunicorn exited"
+            time.sleep(0.5)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def readme_curl_examples() -> list[str]:
+    blocks = re.findall(r"```bash\n(.*?)```", README, flags=re.S)
+    return [b.strip() for b in blocks if b.strip().startswith("curl")]
+
+
+def test_readme_has_curl_examples():
+    assert len(readme_curl_examples()) >= 4
+
+
+@pytest.mark.parametrize("example", readme_curl_examples())
+def test_readme_curl_example_works(gunicorn_url, example):
+    command = example.replace("\\\n", " ").replace("http://localhost:8000", gunicorn_url)
+    out = subprocess.run(shlex.split(command), capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    if '"stream": true' in command:
+        frames = [f for f in out.stdout.split("\n\n") if f.strip()]
+        assert frames[-1].strip() == "data: [DONE]"
+    else:
+        body = json.loads(out.stdout)
+        assert "error" not in body, body
+
+
+def test_gunicorn_serves_health_during_a_stream(gunicorn_url):
+    body = {"messages": [{"role": "user", "content": "Count to fifty."}], "max_tokens": 120,
+            "stream": True}
+    with requests.post(f"{gunicorn_url}/v1/chat/completions", json=body, stream=True,
+                       timeout=60) as r:
+        next(r.iter_lines())
+        started = time.monotonic()
+        assert requests.get(f"{gunicorn_url}/health", timeout=10).status_code == 200
+        assert time.monotonic() - started < 2.0
+
+
+def test_compose_file():
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    service = compose["services"]["slm-api"]
+    assert service["env_file"] == ".env"
+    assert "8000:8000" in service["ports"]
+    volumes = {v.split(":")[1] for v in service["volumes"]}
+    assert volumes == {"/models", "/hf_cache"}
+    assert "/health" in " ".join(service["healthcheck"]["test"])
+    assert service["command"][-1] == "slm_api.app:app"
+    assert "docker compose up" in README
+
+
+def test_dockerfile():
+    text = (REPO / "Dockerfile").read_text()
+    assert "mkdir -p /models /hf_cache" in text
+    assert re.search(r"HEALTHCHECK .*\n.*curl -fsS http://127\.0\.0\.1:8000/health", text)
+    assert '"gunicorn"' in text and '"slm_api.app:app"' in text
+    assert "pip install" in text
+
+
+def test_env_example_documents_every_setting():
+    from dataclasses import fields
+
+    from slm_api.config import Settings
+
+    names = set(re.findall(r"^([A-Z_]+)=", (REPO / ".env.example").read_text(), flags=re.M))
+    assert {f.name.upper() for f in fields(Settings)} <= names
