@@ -1,0 +1,98 @@
+"""Function calling: tools in the prompt, forced calls by grammar, results back into the prompt."""
+
+from __future__ import annotations
+
+import json
+
+import jsonschema
+import requests
+
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Current weather for a city",
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "city": {"type": "string", "maxLength": 40},
+                "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]},
+            },
+            "required": ["city", "unit"],
+        },
+    },
+}
+TIME = {
+    "type": "function",
+    "function": {
+        "name": "get_time",
+        "description": "Current time in a timezone",
+        "parameters": {"type": "object", "properties": {"tz": {"type": "string"}},
+                       "required": ["tz"]},
+    },
+}
+ASK = [{"role": "user", "content": "What is the weather in Paris?"}]
+
+
+def test_required_tool_call(client):
+    reply = client.chat.completions.create(messages=ASK, tools=[WEATHER, TIME],
+                                           tool_choice="required", temperature=0, max_tokens=80)
+    choice = reply.choices[0]
+    assert choice.finish_reason == "tool_calls"
+    call = choice.message.tool_calls[0]
+    assert call.type == "function" and call.id.startswith("call_")
+    assert call.function.name in ("get_weather", "get_time")
+    schema = (WEATHER if call.function.name == "get_weather" else TIME)["function"]["parameters"]
+    jsonschema.validate(json.loads(call.function.arguments), schema)
+
+
+def test_named_tool_choice(client):
+    reply = client.chat.completions.create(
+        messages=ASK, tools=[WEATHER, TIME], temperature=0, max_tokens=80,
+        tool_choice={"type": "function", "function": {"name": "get_time"}},
+    )
+    call = reply.choices[0].message.tool_calls[0]
+    assert call.function.name == "get_time"
+    assert isinstance(json.loads(call.function.arguments)["tz"], str)
+
+
+def test_streamed_tool_call_assembles(client):
+    stream = client.chat.completions.create(messages=ASK, tools=[WEATHER], stream=True,
+                                            tool_choice="required", temperature=0, max_tokens=80)
+    name, arguments, reasons = "", "", []
+    for chunk in stream:
+        delta = chunk.choices[0].delta
+        for tc in delta.tool_calls or []:
+            name += tc.function.name or ""
+            arguments += tc.function.arguments or ""
+        if chunk.choices[0].finish_reason:
+            reasons.append(chunk.choices[0].finish_reason)
+    assert name == "get_weather" and reasons == ["tool_calls"]
+    jsonschema.validate(json.loads(arguments), WEATHER["function"]["parameters"])
+
+
+def test_tool_result_round_trip(client, server):
+    messages = [
+        *ASK,
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "call_1", "type": "function",
+             "function": {"name": "get_weather",
+                          "arguments": '{"city": "Paris", "unit": "celsius"}'}}]},
+        {"role": "tool", "tool_call_id": "call_1", "content": '{"temperature": 21}'},
+    ]
+    prompt = requests.post(f"{server}/extras/apply-template",
+                           json={"messages": messages, "tools": [WEATHER]}, timeout=30).json()
+    assert '"temperature": 21' in prompt["prompt"]
+    assert "get_weather" in prompt["prompt"] and "<tool_call>" in prompt["prompt"]
+    reply = client.chat.completions.create(messages=messages, tools=[WEATHER], temperature=0,
+                                           max_tokens=30)
+    assert reply.choices[0].finish_reason in ("stop", "length", "tool_calls")
+
+
+def test_tool_choice_none_and_errors(server):
+    body = {"messages": ASK, "tools": [WEATHER], "tool_choice": "none", "max_tokens": 8}
+    r = requests.post(f"{server}/v1/chat/completions", json=body, timeout=60)
+    assert r.status_code == 200 and "tool_calls" not in r.json()["choices"][0]["message"]
+    body["tool_choice"] = {"type": "function", "function": {"name": "nope"}}
+    r = requests.post(f"{server}/v1/chat/completions", json=body, timeout=60)
+    assert r.status_code == 400 and r.json()["error"]["param"] == "tool_choice"
