@@ -19,6 +19,7 @@ from pathlib import Path
 from slm_api.config import Settings
 from slm_api.engine.llama_model import LoadedModel
 from slm_api.engine.types import (
+    EngineError,
     InvalidRequest,
     LoadOptions,
     ModelInfo,
@@ -113,7 +114,11 @@ class Engine:
         if not path.is_file():
             log.warning("default model %s not found; serving with no model loaded", path)
             return
-        self.reload(path)
+        # The operator chose MODEL_PATH, so unlike a client's /reload it may lie anywhere.
+        try:
+            self._load_path(path.resolve(), LoadOptions(), activate=True, replace=True)
+        except EngineError as exc:
+            log.error("could not load %s: %s; serving with no model loaded", path, exc.message)
 
     def load(
         self, model_id: str, options: LoadOptions | None = None, *, activate: bool = False

@@ -1,0 +1,46 @@
+"""The command line: `slm-api serve` flags win over the environment; the default model fetch."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+from test_deploy import REPO, free_port
+
+
+def test_serve_flags_win_over_environment(models_dir: Path):
+    port = free_port()
+    model = next(models_dir.glob("*.gguf"))
+    env = {**os.environ, "PORT": "1", "HOST": "0.0.0.0", "MODELS_DIR": str(models_dir),
+           "MODEL_PATH": "/nonexistent.gguf", "N_THREADS": "2", "PYTHONPATH": str(REPO / "src")}
+    proc = subprocess.Popen([sys.executable, "-m", "slm_api", "serve", "--host", "127.0.0.1",
+                             "--port", str(port), "--model", str(model), "--log-level",
+                             "WARNING"], env=env, cwd=REPO)
+    try:
+        deadline = time.monotonic() + 90
+        body = None
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                body = requests.get(f"http://127.0.0.1:{port}/health", timeout=2).json()
+                break
+            except requests.ConnectionError:
+                time.sleep(0.5)
+        assert body is not None, "server did not start"
+        assert body["model"] == model.stem
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_fetch_default_model(tmp_path: Path):
+    env = {**os.environ, "MODELS_DIR": str(tmp_path), "PYTHONPATH": str(REPO / "src")}
+    env.pop("MODEL_PATH", None)
+    out = subprocess.run([sys.executable, "-m", "slm_api", "fetch-default-model"], env=env,
+                         capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert [p.name for p in tmp_path.iterdir()] == ["gemma-3-270m-q4_k_m.gguf"]
+    assert Path(out.stdout.strip()).stat().st_size > 100_000_000
