@@ -15,8 +15,10 @@ from slm_api.config import Settings
 
 def make_settings(models_dir: Path, **overrides: object) -> Settings:
     # Small context and two threads: the suite shares two cores with everything else.
-    base = dict(models_dir=models_dir, n_threads=2, n_ctx=2048, n_parallel=4, hf_home=models_dir
-                / ".hf", cache_dir=models_dir / ".cache", log_level="WARNING")
+    # The Hub cache and prompt cache live beside MODELS_DIR, so tests see only what lands in it.
+    base = dict(models_dir=models_dir, n_threads=2, n_ctx=2048, n_parallel=4,
+                hf_home=models_dir.with_name(models_dir.name + "-hf"),
+                cache_dir=models_dir.with_name(models_dir.name + "-cache"), log_level="WARNING")
     base.update(overrides)
     return Settings(**base)  # type: ignore[arg-type]
 
