@@ -48,3 +48,15 @@ def client(server: str):
     from openai import OpenAI
 
     return OpenAI(base_url=f"{server}/v1", api_key="unused", max_retries=0, timeout=120)
+
+
+@pytest.fixture
+def fake_hub(monkeypatch: pytest.MonkeyPatch):
+    """A local stand-in for the Hugging Face Hub; HF_ENDPOINT points at it for the test."""
+    from fakehub import FakeHub
+
+    hub = FakeHub()
+    monkeypatch.setenv("HF_ENDPOINT", hub.url)
+    monkeypatch.setenv("HF_HUB_DISABLE_XET", "1")
+    yield hub
+    hub.close()

@@ -1,50 +1,263 @@
-"""One GGUF file in memory: llama.cpp model + context(s), tokenizer, scheduler. (STUB: to be built)"""
+"""One GGUF file in memory: the llama.cpp model, its generation context and scheduler, its
+tokenizer, and a lazily created embedding context."""
 
 from __future__ import annotations
 
+import ctypes
+import logging
+import math
+import threading
 from pathlib import Path
 
+import llama_cpp
+
 from slm_api.config import Settings
-from slm_api.engine.chat_format import ChatFormatter
-from slm_api.engine.types import Generation, GenerationRequest, LoadOptions, ModelInfo
+from slm_api.engine.chat_format import ChatFormatter, formatter_for
+from slm_api.engine.native import gpu_offload_supported, init_backend, take_recent_errors
+from slm_api.engine.sampling import Sampler
+from slm_api.engine.scheduler import Job, Scheduler, check_fits
+from slm_api.engine.types import (
+    Generation,
+    GenerationRequest,
+    InvalidRequest,
+    LoadOptions,
+    ModelInfo,
+    ModelLoadError,
+)
+
+log = logging.getLogger(__name__)
+
+__all__ = ["LoadedModel", "gpu_offload_supported"]
+
+
+def _read_metadata(model: llama_cpp.llama_model_p) -> dict[str, str]:
+    meta: dict[str, str] = {}
+    buf = ctypes.create_string_buffer(1 << 16)
+    for i in range(llama_cpp.llama_model_meta_count(model)):
+        n = llama_cpp.llama_model_meta_key_by_index(model, i, buf, len(buf))
+        key = buf.value.decode("utf-8", errors="replace") if n >= 0 else ""
+        n = llama_cpp.llama_model_meta_val_str_by_index(model, i, buf, len(buf))
+        if n >= len(buf):  # a long value (a chat template): ask again with room for it
+            big = ctypes.create_string_buffer(n + 1)
+            llama_cpp.llama_model_meta_val_str_by_index(model, i, big, len(big))
+            meta[key] = big.value.decode("utf-8", errors="replace")
+        elif n >= 0:
+            meta[key] = buf.value.decode("utf-8", errors="replace")
+    return meta
+
+
+def _check_magic(path: Path) -> None:
+    with path.open("rb") as f:
+        if f.read(4) != b"GGUF":
+            raise ModelLoadError(f"{path.name} is not a GGUF file (bad magic number)",
+                                 param="model_path")
 
 
 class LoadedModel:
-    info: ModelInfo
-    chat: ChatFormatter  # renders messages (+ tools) into this model's prompt format
-    metadata: dict[str, str]  # GGUF metadata, key -> value as text
+    def __init__(self, path: Path, settings: Settings, options: LoadOptions):
+        init_backend()
+        _check_magic(path)
+        self._lock = threading.Lock()
+        self._embed_ctx = None
+        self._ctx = None
+        self._scheduler: Scheduler | None = None
+        n_gpu_layers = settings.n_gpu_layers if options.n_gpu_layers is None else \
+            options.n_gpu_layers
+        if n_gpu_layers != 0 and not gpu_offload_supported():
+            log.warning("N_GPU_LAYERS=%s but this llama-cpp-python build cannot offload to a "
+                        "GPU: running on the CPU", n_gpu_layers)
+            n_gpu_layers = 0
+        mparams = llama_cpp.llama_model_default_params()
+        mparams.n_gpu_layers = 999 if n_gpu_layers < 0 else n_gpu_layers
+        take_recent_errors()
+        model = llama_cpp.llama_model_load_from_file(str(path).encode(), mparams)
+        if not model:
+            reason = take_recent_errors() or "llama.cpp could not load it"
+            raise ModelLoadError(f"cannot load {path.name}: {reason}", param="model_path")
+        self._model = model
+        try:
+            self._setup(path, settings, options, n_gpu_layers)
+        except BaseException:
+            self.close()
+            raise
+
+    def _setup(self, path: Path, settings: Settings, options: LoadOptions, gpu: int) -> None:
+        self.metadata = _read_metadata(self._model)
+        self._vocab = llama_cpp.llama_model_get_vocab(self._model)
+        self.n_vocab = llama_cpp.llama_vocab_n_tokens(self._vocab)
+        self._threads = options.n_threads or settings.threads
+        self._n_batch = options.n_batch or settings.n_batch
+        n_ctx = options.n_ctx or settings.n_ctx
+        n_parallel = options.n_parallel or settings.n_parallel
+        arch = self.metadata.get("general.architecture", "unknown")
+        model_id = path.stem
+        is_embedding = model_id in settings.embedding_models or any(
+            k.endswith(".pooling_type") for k in self.metadata)
+        try:
+            self.chat: ChatFormatter = formatter_for(
+                self.metadata, options.chat_format or settings.chat_format,
+                bos=self._special_text(llama_cpp.llama_vocab_bos(self._vocab)),
+                eos=self._special_text(llama_cpp.llama_vocab_eos(self._vocab)),
+            )
+        except ValueError as exc:
+            raise ModelLoadError(f"{path.name}: {exc}", param="chat_format") from exc
+
+        cparams = llama_cpp.llama_context_default_params()
+        # One KV pool shared by all sequences, each request limited to n_ctx of it; the full
+        # sliding-window cache lets a sequence keep a prefix and drop the rest (prompt reuse).
+        cparams.n_ctx = n_ctx * n_parallel
+        cparams.n_batch = max(self._n_batch, n_parallel)
+        cparams.n_ubatch = cparams.n_batch
+        cparams.n_seq_max = n_parallel
+        cparams.n_threads = self._threads
+        cparams.n_threads_batch = self._threads
+        cparams.kv_unified = True
+        cparams.swa_full = True
+        cparams.no_perf = True
+        self._ctx = llama_cpp.llama_init_from_model(self._model, cparams)
+        if not self._ctx:
+            reason = take_recent_errors() or "out of memory?"
+            raise ModelLoadError(f"cannot create a context for {path.name}: {reason}")
+        self._scheduler = Scheduler(
+            self._ctx, n_parallel=n_parallel, n_ctx=n_ctx, n_batch=self._n_batch,
+            max_queue=settings.max_queue, piece=self._piece,
+            is_eog=lambda t: bool(llama_cpp.llama_vocab_is_eog(self._vocab, t)),
+            reuse_prefix=settings.prompt_cache != "off",
+        )
+        self._n_ctx = n_ctx
+        self.info = ModelInfo(
+            id=model_id, path=path, n_ctx=n_ctx, architecture=arch, chat_format=self.chat.name,
+            kind="embedding" if is_embedding else "chat", size_bytes=path.stat().st_size,
+            n_params=int(llama_cpp.llama_model_n_params(self._model)), n_vocab=self.n_vocab,
+            gpu_layers=gpu,
+        )
 
     @classmethod
     def load(cls, path: Path, settings: Settings, options: LoadOptions) -> LoadedModel:
         """Load the file; raise ModelLoadError with llama.cpp's reason if it cannot be loaded."""
-        raise NotImplementedError
+        return cls(path, settings, options)
 
-    def tokenize(self, text: str, *, add_special: bool = True, parse_special: bool = True) -> list[int]:
-        raise NotImplementedError
+    # -- tokens ------------------------------------------------------------------------------
+
+    def tokenize(self, text: str, *, add_special: bool = True, parse_special: bool = True
+                 ) -> list[int]:
+        data = text.encode("utf-8")
+        size = len(data) + 8
+        while True:
+            buf = (llama_cpp.llama_token * size)()
+            n = llama_cpp.llama_tokenize(self._vocab, data, len(data), buf, size, add_special,
+                                         parse_special)
+            if n >= 0:
+                return list(buf[:n])
+            size = -n
+
+    def _piece(self, token: int, special: bool = False) -> bytes:
+        buf = ctypes.create_string_buffer(64)
+        n = llama_cpp.llama_token_to_piece(self._vocab, token, buf, len(buf), 0, special)
+        if n < 0:
+            buf = ctypes.create_string_buffer(-n)
+            n = llama_cpp.llama_token_to_piece(self._vocab, token, buf, len(buf), 0, special)
+        return buf.raw[:n]
+
+    def _special_text(self, token: int) -> str:
+        return self._piece(token, special=True).decode("utf-8", errors="replace") if token >= 0 \
+            else ""
+
+    def check_tokens(self, tokens: list[int], param: str = "prompt") -> None:
+        bad = next((t for t in tokens if not 0 <= t < self.n_vocab), None)
+        if bad is not None:
+            raise InvalidRequest(f"token id {bad} is outside the vocabulary (0..{self.n_vocab - 1})",
+                                 param=param)
 
     def detokenize(self, tokens: list[int]) -> str:
-        raise NotImplementedError
+        self.check_tokens(tokens, "tokens")
+        return b"".join(self._piece(t) for t in tokens).decode("utf-8", errors="replace")
+
+    # -- generation --------------------------------------------------------------------------
 
     def submit(self, request: GenerationRequest) -> Generation:
         """Queue a generation. Raises InvalidRequest (prompt too long for n_ctx, grammar that
         llama.cpp cannot parse) or QueueFull, before any token is sampled."""
-        raise NotImplementedError
-
-    def embed(self, inputs: list[list[int]]) -> list[list[float]]:
-        """One L2-normalised, pooled vector per token list."""
-        raise NotImplementedError
+        self.check_tokens(request.prompt)
+        check_fits(request, self._n_ctx)
+        job = Job(request, Sampler(self._vocab, self.n_vocab, request.sampling))
+        assert self._scheduler is not None
+        self._scheduler.submit(job)
+        return job
 
     def warm(self, prompt: list[int]) -> int:
         """Evaluate `prompt` into the prompt cache without generating; returns tokens cached."""
-        raise NotImplementedError
+        self.check_tokens(prompt)
+        check_fits(GenerationRequest(prompt=prompt, max_tokens=1), self._n_ctx)
+        assert self._scheduler is not None
+        self._scheduler.warm(prompt)
+        return len(prompt)
 
     def stats(self) -> dict[str, int]:
-        """{"active": sequences generating, "queued": requests waiting, "n_parallel": slots}"""
-        raise NotImplementedError
+        return self._scheduler.stats() if self._scheduler else {
+            "active": 0, "queued": 0, "n_parallel": 0}
+
+    # -- embeddings --------------------------------------------------------------------------
+
+    def embed(self, inputs: list[list[int]]) -> list[list[float]]:
+        """One L2-normalised, mean-pooled vector per token list."""
+        for tokens in inputs:
+            self.check_tokens(tokens, "input")
+        with self._lock:
+            ctx = self._embedding_context()
+            n_embd = llama_cpp.llama_model_n_embd(self._model)
+            mem = llama_cpp.llama_get_memory(ctx)
+            batch = llama_cpp.llama_batch_init(self._n_ctx, 0, 1)
+            try:
+                out = []
+                for tokens in inputs:
+                    llama_cpp.llama_memory_clear(mem, True)
+                    for i, tok in enumerate(tokens):
+                        batch.token[i], batch.pos[i] = tok, i
+                        batch.n_seq_id[i], batch.seq_id[i][0], batch.logits[i] = 1, 0, 1
+                    batch.n_tokens = len(tokens)
+                    if llama_cpp.llama_decode(ctx, batch) != 0:
+                        raise InvalidRequest("llama.cpp could not embed this input",
+                                             param="input")
+                    vec = llama_cpp.llama_get_embeddings_seq(ctx, 0)
+                    values = [float(vec[i]) for i in range(n_embd)]
+                    norm = math.sqrt(sum(v * v for v in values)) or 1.0
+                    out.append([v / norm for v in values])
+                return out
+            finally:
+                llama_cpp.llama_batch_free(batch)
+
+    def _embedding_context(self) -> llama_cpp.llama_context_p:
+        if self._embed_ctx is None:
+            cparams = llama_cpp.llama_context_default_params()
+            cparams.n_ctx = self._n_ctx
+            cparams.n_batch = cparams.n_ubatch = self._n_ctx  # a whole input in one ubatch
+            cparams.n_seq_max = 1
+            cparams.n_threads = cparams.n_threads_batch = self._threads
+            cparams.embeddings = True
+            if llama_cpp.LLAMA_POOLING_TYPE_UNSPECIFIED == cparams.pooling_type and not any(
+                    k.endswith(".pooling_type") for k in self.metadata):
+                cparams.pooling_type = llama_cpp.LLAMA_POOLING_TYPE_MEAN
+            cparams.no_perf = True
+            ctx = llama_cpp.llama_init_from_model(self._model, cparams)
+            if not ctx:
+                raise InvalidRequest("could not create an embedding context for this model")
+            self._embed_ctx = ctx
+        return self._embed_ctx
+
+    # -- lifetime ----------------------------------------------------------------------------
 
     def close(self) -> None:
-        raise NotImplementedError
-
-
-def gpu_offload_supported() -> bool:
-    raise NotImplementedError
+        if self._scheduler is not None:
+            self._scheduler.close()
+            self._scheduler = None
+        with self._lock:
+            if self._embed_ctx is not None:
+                llama_cpp.llama_free(self._embed_ctx)
+                self._embed_ctx = None
+        if self._ctx is not None:
+            llama_cpp.llama_free(self._ctx)
+            self._ctx = None
+        if getattr(self, "_model", None):
+            llama_cpp.llama_model_free(self._model)
+            self._model = None

@@ -1,0 +1,60 @@
+"""Process-wide llama.cpp set-up: backend init, and llama.cpp's log routed to Python logging.
+
+llama.cpp explains load failures only in its log, so the last error lines are kept to give the
+client llama.cpp's own reason.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import threading
+from collections import deque
+
+import llama_cpp
+
+log = logging.getLogger("llama.cpp")
+
+_LEVELS = {2: logging.WARNING, 3: logging.ERROR, 4: logging.DEBUG}
+_recent_errors: deque[str] = deque(maxlen=8)
+_init_lock = threading.Lock()
+_initialised = False
+_line: list[str] = []
+
+
+@llama_cpp.llama_log_callback
+def _on_log(level: int, text: bytes, _user: ctypes.c_void_p) -> None:
+    # llama.cpp sends lines in pieces (level 5 continues the previous one).
+    piece = text.decode("utf-8", errors="replace")
+    _line.append(piece)
+    if not piece.endswith("\n"):
+        return
+    line = "".join(_line).rstrip()
+    _line.clear()
+    py_level = _LEVELS.get(level, logging.DEBUG)
+    if level in (2, 3) and line:
+        _recent_errors.append(line)
+    log.log(py_level, "%s", line)
+
+
+def init_backend() -> None:
+    global _initialised
+    with _init_lock:
+        if _initialised:
+            return
+        llama_cpp.llama_log_set(_on_log, ctypes.c_void_p(0))
+        llama_cpp.llama_backend_init()
+        _initialised = True
+
+
+def take_recent_errors() -> str:
+    """llama.cpp's latest warnings and errors, oldest first, and forget them."""
+    lines = [line.replace("llama_model_load: error loading model: ", "") for line in
+             _recent_errors]
+    _recent_errors.clear()
+    return "; ".join(lines)
+
+
+def gpu_offload_supported() -> bool:
+    init_backend()
+    return bool(llama_cpp.llama_supports_gpu_offload())

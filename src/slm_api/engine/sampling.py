@@ -1,0 +1,151 @@
+"""One request's sampler: llama.cpp's sampler chain, plus an optional grammar.
+
+The grammar is checked against the token the chain picked and applied to the whole vocabulary
+only when that token is refused: running a grammar over Gemma's 262k-token vocabulary on every
+step would cost more than the decode itself (the same trick as llama.cpp's common sampler).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import random
+from collections.abc import Callable
+
+import llama_cpp
+import numpy as np
+
+from slm_api.engine.types import InvalidRequest, SamplingParams, TokenLogprob
+
+_TOKEN_DATA = np.dtype([("id", np.int32), ("logit", np.float32), ("p", np.float32)], align=True)
+PENALTY_LAST_N = 64
+
+
+def _token_array(buf: np.ndarray, size: int) -> llama_cpp.llama_token_data_array:
+    return llama_cpp.llama_token_data_array(
+        data=buf.ctypes.data_as(llama_cpp.llama_token_data_p),
+        size=size,
+        selected=-1,
+        sorted=False,
+    )
+
+
+class Sampler:
+    def __init__(self, vocab: llama_cpp.llama_vocab_p, n_vocab: int, params: SamplingParams):
+        self.n_vocab = n_vocab
+        self.params = params
+        self.grammar = None
+        self.chain = llama_cpp.llama_sampler_chain_init(
+            llama_cpp.llama_sampler_chain_default_params()
+        )
+        try:
+            self._build_chain(params)
+            if params.grammar is not None:
+                self.grammar = llama_cpp.llama_sampler_init_grammar(
+                    vocab, params.grammar.encode("utf-8"), b"root"
+                )
+                if not self.grammar:
+                    raise InvalidRequest(
+                        "the grammar could not be parsed by llama.cpp", code="invalid_grammar"
+                    )
+        except BaseException:
+            self.close()
+            raise
+        self._cur = np.zeros(n_vocab, dtype=_TOKEN_DATA)
+        self._ids = np.arange(n_vocab, dtype=np.int32)
+        self._one = np.zeros(1, dtype=_TOKEN_DATA)
+
+    def _add(self, sampler: llama_cpp.llama_sampler_p) -> None:
+        llama_cpp.llama_sampler_chain_add(self.chain, sampler)
+
+    def _build_chain(self, p: SamplingParams) -> None:
+        if p.logit_bias:
+            valid = {t: b for t, b in p.logit_bias.items() if 0 <= t < self.n_vocab}
+            if len(valid) != len(p.logit_bias):
+                raise InvalidRequest("logit_bias names a token id outside the vocabulary",
+                                     param="logit_bias")
+            biases = (llama_cpp.llama_logit_bias * len(valid))(
+                *(llama_cpp.llama_logit_bias(token=t, bias=b) for t, b in valid.items())
+            )
+            self._add(llama_cpp.llama_sampler_init_logit_bias(self.n_vocab, len(valid), biases))
+        if p.repeat_penalty != 1.0 or p.frequency_penalty or p.presence_penalty:
+            self._add(llama_cpp.llama_sampler_init_penalties(
+                self.n_vocab, PENALTY_LAST_N, p.repeat_penalty, p.frequency_penalty,
+                p.presence_penalty,
+            ))
+        if p.temperature <= 0:
+            self._add(llama_cpp.llama_sampler_init_greedy())
+            return
+        if p.top_k > 0:
+            self._add(llama_cpp.llama_sampler_init_top_k(p.top_k))
+        if p.top_p < 1.0:
+            self._add(llama_cpp.llama_sampler_init_top_p(p.top_p, 1))
+        if p.min_p > 0.0:
+            self._add(llama_cpp.llama_sampler_init_min_p(p.min_p, 1))
+        self._add(llama_cpp.llama_sampler_init_temp(p.temperature))
+        seed = p.seed if p.seed is not None else random.getrandbits(32)
+        self._add(llama_cpp.llama_sampler_init_dist(seed & 0xFFFFFFFF))
+
+    def _pick(self, logits: np.ndarray, with_grammar: bool) -> int:
+        cur = self._cur
+        cur["id"] = self._ids
+        cur["logit"] = logits
+        cur["p"] = 0.0
+        arr = _token_array(cur, self.n_vocab)
+        if with_grammar:
+            llama_cpp.llama_sampler_apply(self.grammar, ctypes.byref(arr))
+        llama_cpp.llama_sampler_apply(self.chain, ctypes.byref(arr))
+        if arr.selected < 0:
+            raise InvalidRequest("no token is allowed here (grammar dead end)",
+                                 code="grammar_dead_end")
+        return int(cur["id"][arr.selected])
+
+    def _grammar_allows(self, token: int, logit: float) -> bool:
+        one = self._one
+        one[0] = (token, logit, 0.0)
+        arr = _token_array(one, 1)
+        llama_cpp.llama_sampler_apply(self.grammar, ctypes.byref(arr))
+        return bool(np.isfinite(one["logit"][0]))
+
+    def sample(self, ctx: llama_cpp.llama_context_p, row: int) -> int:
+        """Pick the next token from a row of this step's logits and advance the sampler."""
+        if self.grammar is None:
+            # All in C: build candidates, run the chain, accept the token.
+            return int(llama_cpp.llama_sampler_sample(self.chain, ctx, row))
+        logits = logits_row(ctx, row, self.n_vocab)
+        token = self._pick(logits, with_grammar=False)
+        if not self._grammar_allows(token, float(logits[token])):
+            token = self._pick(logits, with_grammar=True)
+        llama_cpp.llama_sampler_accept(self.grammar, token)
+        llama_cpp.llama_sampler_accept(self.chain, token)
+        return token
+
+    def close(self) -> None:
+        if self.chain:
+            llama_cpp.llama_sampler_free(self.chain)
+            self.chain = None
+        if self.grammar:
+            llama_cpp.llama_sampler_free(self.grammar)
+            self.grammar = None
+
+
+def logits_row(ctx: llama_cpp.llama_context_p, row: int, n_vocab: int) -> np.ndarray:
+    """A view (no copy) of one row of the last decode's logits."""
+    return np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(ctx, row), shape=(n_vocab,))
+
+
+def logprob_of(
+    logits: np.ndarray, token: int, n_top: int, piece: Callable[[int], str]
+) -> TokenLogprob:
+    """Log-softmax of the raw logits: the chosen token and the `n_top` most likely ones."""
+    shifted = logits - logits.max()
+    lse = float(np.log(np.exp(shifted, dtype=np.float64).sum()))
+    top_ids = np.argpartition(-logits, n_top)[:n_top] if n_top < len(logits) else np.arange(
+        len(logits))
+    top_ids = top_ids[np.argsort(-logits[top_ids])]
+    text = piece(token)
+    return TokenLogprob(
+        token=text,
+        logprob=float(shifted[token]) - lse,
+        bytes=list(text.encode("utf-8")),
+        top=[(piece(int(t)), float(shifted[t]) - lse) for t in top_ids],
+    )

@@ -1,0 +1,375 @@
+"""Continuous batching: one decode loop serves every running request of a model.
+
+Each step puts the next token of every generating sequence, plus a chunk of any prompt still
+being read, into one llama_batch, decodes it once, and samples each sequence with its own
+sampler. Requests join and leave between steps. A sequence keeps its KV cache after its request
+ends, so the next request that shares a prefix with it (the same system prompt, the next turn of
+a conversation) only evaluates what is new.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import llama_cpp
+
+from slm_api.engine.sampling import Sampler, logits_row, logprob_of
+from slm_api.engine.stops import TextAssembler
+from slm_api.engine.types import (
+    Chunk,
+    EngineError,
+    Finished,
+    GenerationRequest,
+    InvalidRequest,
+    QueueFull,
+)
+
+log = logging.getLogger(__name__)
+
+
+class _Failed(EngineError):
+    status = 500
+    code = "generation_failed"
+
+
+class Job:
+    """A submitted request: the HTTP thread iterates it, the loop thread feeds it."""
+
+    def __init__(self, request: GenerationRequest, sampler: Sampler | None):
+        self.request = request
+        self.sampler = sampler  # None: only fill the cache with the prompt (warm-up)
+        self.text = TextAssembler(request.stop)
+        self.result: Finished | None = None
+        self.submitted = time.monotonic()
+        self.first_token_at: float | None = None
+        self.generated = 0
+        self.cached = 0
+        self._out: queue.SimpleQueue[Chunk | Finished | EngineError] = queue.SimpleQueue()
+        self._aborted = threading.Event()
+
+    def __iter__(self) -> Iterator[Chunk]:
+        while True:
+            item = self._out.get()
+            if isinstance(item, Chunk):
+                yield item
+            elif isinstance(item, Finished):
+                self.result = item
+                return
+            else:
+                raise item
+
+    def abort(self) -> None:
+        self._aborted.set()
+
+    @property
+    def aborted(self) -> bool:
+        return self._aborted.is_set()
+
+    def emit(self, chunk: Chunk) -> None:
+        self._out.put(chunk)
+
+    def finish(self, reason: str) -> None:
+        if self.sampler is not None:
+            self.sampler.close()
+        ttft = None if self.first_token_at is None else self.first_token_at - self.submitted
+        self._out.put(Finished(reason, len(self.request.prompt), self.generated, self.cached, ttft))
+
+    def fail(self, error: EngineError) -> None:
+        if self.sampler is not None:
+            self.sampler.close()
+        self._out.put(error)
+
+
+@dataclass
+class _Slot:
+    seq_id: int
+    cached: list[int] = field(default_factory=list)  # tokens whose KV this sequence holds
+    job: Job | None = None
+    n_read: int = 0  # prompt tokens already in the cache
+    next_token: int | None = None  # sampled, not yet decoded
+    logit_row: int = -1  # row of this step's logits that belongs to this slot
+    last_used: float = 0.0
+
+
+def _common_prefix(a: list[int], b: list[int]) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+class Scheduler:
+    def __init__(
+        self,
+        ctx: llama_cpp.llama_context_p,
+        *,
+        n_parallel: int,
+        n_ctx: int,
+        n_batch: int,
+        max_queue: int,
+        piece: Callable[[int], bytes],
+        is_eog: Callable[[int], bool],
+        reuse_prefix: bool = True,
+    ):
+        self._ctx = ctx
+        self._mem = llama_cpp.llama_get_memory(ctx)
+        self._n_ctx = n_ctx
+        self._n_batch = max(n_batch, n_parallel)
+        self._max_queue = max_queue
+        self._piece = piece
+        self._is_eog = is_eog
+        self._reuse = reuse_prefix
+        self._slots = [_Slot(i) for i in range(n_parallel)]
+        self._waiting: deque[Job] = deque()
+        self._wake = threading.Condition()
+        self._running = True
+        self._batch = llama_cpp.llama_batch_init(self._n_batch, 0, 1)
+        self._thread = threading.Thread(target=self._loop, name="slm-scheduler", daemon=True)
+        self._thread.start()
+
+    # -- called from HTTP threads ------------------------------------------------------------
+
+    def submit(self, job: Job) -> None:
+        with self._wake:
+            if not self._running:
+                job.finish("abort")
+                raise _Failed("the model is being unloaded")
+            busy = all(s.job is not None for s in self._slots)
+            if busy and len(self._waiting) >= self._max_queue:
+                job.finish("abort")
+                raise QueueFull(
+                    f"server busy: {len(self._waiting)} requests already waiting; retry shortly"
+                )
+            self._waiting.append(job)
+            self._wake.notify()
+
+    def stats(self) -> dict[str, int]:
+        with self._wake:
+            return {
+                "active": sum(s.job is not None for s in self._slots),
+                "queued": len(self._waiting),
+                "n_parallel": len(self._slots),
+            }
+
+    def warm(self, prompt: list[int]) -> int:
+        """Evaluate `prompt` into a free sequence's cache without generating anything; returns
+        how many of its tokens were already cached."""
+        job = Job(GenerationRequest(prompt=prompt, max_tokens=1), sampler=None)
+        self.submit(job)
+        for _ in job:
+            pass
+        return job.cached
+
+    def close(self) -> None:
+        with self._wake:
+            self._running = False
+            self._wake.notify()
+        self._thread.join(timeout=30)
+        if self._batch is not None:
+            llama_cpp.llama_batch_free(self._batch)
+            self._batch = None
+
+    # -- the loop thread ---------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        while True:
+            with self._wake:
+                while self._running and not self._waiting and not self._has_work():
+                    self._wake.wait()
+                if not self._running:
+                    break
+                self._admit()
+            try:
+                self._step()
+            except Exception as exc:  # one bad step must not kill the loop: fail who was in it
+                log.exception("decode step failed")
+                for slot in self._slots:
+                    if slot.job is not None:
+                        self._release(slot, error=_Failed(f"generation failed: {exc}"))
+        for slot in self._slots:
+            if slot.job is not None:
+                self._release(slot, reason="abort")
+        for job in self._waiting:
+            job.finish("abort")
+        self._waiting.clear()
+
+    def _has_work(self) -> bool:
+        return any(s.job is not None for s in self._slots)
+
+    def _admit(self) -> None:
+        # Called with the lock held: move waiting jobs into free sequences.
+        while self._waiting:
+            job = self._waiting[0]
+            if job.aborted:
+                self._waiting.popleft()
+                job.finish("abort")
+                continue
+            free = [s for s in self._slots if s.job is None]
+            if not free:
+                return
+            self._waiting.popleft()
+            self._place(job, free)
+
+    def _place(self, job: Job, free: list[_Slot]) -> None:
+        prompt = job.request.prompt
+        slot = min(free, key=lambda s: s.last_used)
+        keep = 0
+        if self._reuse:
+            best = max(free, key=lambda s: (_common_prefix(s.cached, prompt), -s.last_used))
+            keep = _common_prefix(best.cached, prompt)
+            donor = max(self._slots, key=lambda s: _common_prefix(s.cached, prompt))
+            donated = _common_prefix(donor.cached, prompt)
+            if keep > 0:
+                slot = best
+            if donated > keep + 16 and donor is not slot:
+                # Another sequence (maybe still running) holds a longer prefix: share its cells.
+                llama_cpp.llama_memory_seq_rm(self._mem, slot.seq_id, -1, -1)
+                llama_cpp.llama_memory_seq_cp(self._mem, donor.seq_id, slot.seq_id, 0, donated)
+                slot.cached = donor.cached[:donated]
+                keep = donated
+        # The last prompt token is always decoded again: its logits start the generation.
+        keep = min(keep, len(prompt) - 1)
+        if not llama_cpp.llama_memory_seq_rm(self._mem, slot.seq_id, keep, -1):
+            llama_cpp.llama_memory_seq_rm(self._mem, slot.seq_id, -1, -1)
+            keep = 0
+        del slot.cached[keep:]
+        slot.job = job
+        slot.n_read = keep
+        slot.next_token = None
+        job.cached = keep
+
+    def _release(self, slot: _Slot, reason: str = "", error: EngineError | None = None) -> None:
+        job = slot.job
+        slot.job = None
+        slot.next_token = None
+        slot.last_used = time.monotonic()
+        if job is None:
+            return
+        if error is not None:
+            # The cache of a failed step is in an unknown state: forget it.
+            llama_cpp.llama_memory_seq_rm(self._mem, slot.seq_id, -1, -1)
+            slot.cached.clear()
+            job.fail(error)
+        else:
+            job.finish(reason)
+
+    def _step(self) -> None:
+        batch = self._batch
+        n = 0
+        active = [s for s in self._slots if s.job is not None]
+        for slot in active:
+            if slot.job.aborted:
+                self._release(slot, "abort")
+        # Generating sequences first: one token each keeps every stream moving.
+        for slot in active:
+            if slot.job is not None and slot.next_token is not None:
+                self._put(n, slot.next_token, len(slot.cached), slot.seq_id, True)
+                slot.cached.append(slot.next_token)
+                slot.next_token = None
+                slot.logit_row = n
+                n += 1
+            else:
+                slot.logit_row = -1
+        for slot in active:
+            if slot.job is None or slot.logit_row >= 0:
+                continue
+            prompt = slot.job.request.prompt
+            take = min(len(prompt) - slot.n_read, self._n_batch - n)
+            if take <= 0:
+                continue
+            for tok in prompt[slot.n_read : slot.n_read + take]:
+                self._put(n, tok, len(slot.cached), slot.seq_id, False)
+                slot.cached.append(tok)
+                n += 1
+            slot.n_read += take
+            if slot.n_read == len(prompt):
+                batch.logits[n - 1] = 1
+                slot.logit_row = n - 1
+        if n == 0:
+            return
+        batch.n_tokens = n
+        rc = llama_cpp.llama_decode(self._ctx, batch)
+        if rc != 0:
+            raise RuntimeError(f"llama_decode returned {rc}")
+        for slot in active:
+            if slot.job is not None and slot.logit_row >= 0:
+                self._sample(slot)
+
+    def _put(self, i: int, token: int, pos: int, seq: int, logits: bool) -> None:
+        b = self._batch
+        b.token[i] = token
+        b.pos[i] = pos
+        b.n_seq_id[i] = 1
+        b.seq_id[i][0] = seq
+        b.logits[i] = 1 if logits else 0
+
+    def _sample(self, slot: _Slot) -> None:
+        job = slot.job
+        assert job is not None
+        if job.sampler is None:
+            self._release(slot, "stop")
+            return
+        try:
+            token = job.sampler.sample(self._ctx, slot.logit_row)
+        except EngineError as exc:
+            self._release(slot, error=exc)
+            return
+        now = time.monotonic()
+        if job.first_token_at is None:
+            job.first_token_at = now
+        if self._is_eog(token):
+            tail = job.text.flush()
+            if tail:
+                job.emit(Chunk(tail))
+            self._release(slot, "stop")
+            return
+        job.generated += 1
+        n_probs = job.request.sampling.n_probs
+        lps = ()
+        if n_probs > 0:
+            logits = logits_row(self._ctx, slot.logit_row, job.sampler.n_vocab)
+            lps = (logprob_of(logits, token, n_probs, self._piece_text),)
+        text = job.text.feed(self._piece(token))
+        if text or lps:
+            job.emit(Chunk(text, (token,), lps))
+        if job.text.stopped:
+            self._release(slot, "stop")
+            return
+        deadline = job.request.deadline
+        out_of_room = len(slot.cached) + 1 >= self._n_ctx
+        if job.generated >= job.request.max_tokens or out_of_room or (
+            deadline is not None and now >= deadline
+        ):
+            tail = job.text.flush()
+            if tail:
+                job.emit(Chunk(tail))
+            self._release(slot, "length")
+            return
+        slot.next_token = token
+
+    def _piece_text(self, token: int) -> str:
+        return self._piece(token).decode("utf-8", errors="replace")
+
+
+def check_fits(request: GenerationRequest, n_ctx: int) -> None:
+    n_prompt = len(request.prompt)
+    if n_prompt == 0:
+        raise InvalidRequest("the prompt is empty", param="messages")
+    if n_prompt >= n_ctx:
+        raise InvalidRequest(
+            f"the prompt has {n_prompt} tokens, more than this model's context of {n_ctx} "
+            "tokens allows", param="messages", code="context_length_exceeded",
+        )
+    if n_prompt + request.max_tokens > n_ctx:
+        raise InvalidRequest(
+            f"the prompt has {n_prompt} tokens and max_tokens is {request.max_tokens}: "
+            f"together more than this model's context of {n_ctx} tokens",
+            param="max_tokens", code="context_length_exceeded",
+        )

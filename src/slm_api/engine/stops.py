@@ -1,0 +1,50 @@
+"""Turning sampled tokens into text a client may see: whole UTF-8 characters only, and nothing
+that could still turn out to be the start of a stop string."""
+
+from __future__ import annotations
+
+import codecs
+
+
+class TextAssembler:
+    def __init__(self, stops: tuple[str, ...]):
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._stops = tuple(s for s in stops if s)
+        self._held = ""
+        self.stopped = False
+
+    def feed(self, piece: bytes) -> str:
+        """Add a token's bytes; return the text now safe to emit. Sets `stopped` when a stop
+        string appeared (the stop string and anything after it are dropped)."""
+        self._held += self._decoder.decode(piece)
+        if not self._stops:
+            out, self._held = self._held, ""
+            return out
+        first = min(
+            (i for i in (self._held.find(s) for s in self._stops) if i >= 0), default=-1
+        )
+        if first >= 0:
+            out, self._held = self._held[:first], ""
+            self.stopped = True
+            return out
+        keep = self._partial_stop_suffix()
+        cut = len(self._held) - keep
+        out, self._held = self._held[:cut], self._held[cut:]
+        return out
+
+    def flush(self) -> str:
+        """Whatever is held back, at the end of a generation that did not stop on a string."""
+        out = self._held + self._decoder.decode(b"", final=True)
+        self._held = ""
+        return out
+
+    def _partial_stop_suffix(self) -> int:
+        # Longest tail of the held text that is a proper prefix of some stop string.
+        held = self._held
+        best = 0
+        for stop in self._stops:
+            for n in range(min(len(stop) - 1, len(held)), best, -1):
+                if held.endswith(stop[:n]):
+                    best = n
+                    break
+        return best
