@@ -4,6 +4,7 @@ so huggingface_hub's real download code runs against it (via HF_ENDPOINT)."""
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import threading
 import time
@@ -58,7 +59,7 @@ class FakeHub:
         return hashlib.sha1(f"{repo_id}@{revision}".encode()).hexdigest()
 
     def _error(self, h: BaseHTTPRequestHandler, code: str, message: str) -> None:
-        body = ('{"error": "%s"}' % message).encode()
+        body = json.dumps({"error": message}).encode()
         h.send_response(404)
         h.send_header("X-Error-Code", code)
         h.send_header("X-Error-Message", message)
@@ -101,7 +102,7 @@ class FakeHub:
             return None
         sent = 0
         for i in range(0, len(data), 64 * 1024):
-            piece = data[i:i + 64 * 1024]
+            piece = data[i : i + 64 * 1024]
             if self.drop_after is not None and sent + len(piece) > self.drop_after:
                 h.wfile.write(piece[: max(0, self.drop_after - sent)])
                 h.wfile.flush()

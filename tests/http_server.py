@@ -12,13 +12,21 @@ from werkzeug.serving import make_server
 from slm_api.app import create_app
 from slm_api.config import Settings
 
+MODEL = "gemma-3-270m-q4_k_m"
+
 
 def make_settings(models_dir: Path, **overrides: object) -> Settings:
     # Small context and two threads: the suite shares two cores with everything else.
     # The Hub cache and prompt cache live beside MODELS_DIR, so tests see only what lands in it.
-    base = dict(models_dir=models_dir, n_threads=2, n_ctx=2048, n_parallel=4,
-                hf_home=models_dir.with_name(models_dir.name + "-hf"),
-                cache_dir=models_dir.with_name(models_dir.name + "-cache"), log_level="WARNING")
+    base = dict(
+        models_dir=models_dir,
+        n_threads=2,
+        n_ctx=2048,
+        n_parallel=4,
+        hf_home=models_dir.with_name(models_dir.name + "-hf"),
+        cache_dir=models_dir.with_name(models_dir.name + "-cache"),
+        log_level="WARNING",
+    )
     base.update(overrides)
     return Settings(**base)  # type: ignore[arg-type]
 

@@ -15,11 +15,33 @@ from test_deploy import REPO, free_port
 def test_serve_flags_win_over_environment(models_dir: Path):
     port = free_port()
     model = next(models_dir.glob("*.gguf"))
-    env = {**os.environ, "PORT": "1", "HOST": "0.0.0.0", "MODELS_DIR": str(models_dir),
-           "MODEL_PATH": "/nonexistent.gguf", "N_THREADS": "2", "PYTHONPATH": str(REPO / "src")}
-    proc = subprocess.Popen([sys.executable, "-m", "slm_api", "serve", "--host", "127.0.0.1",
-                             "--port", str(port), "--model", str(model), "--log-level",
-                             "WARNING"], env=env, cwd=REPO)
+    env = {
+        **os.environ,
+        "PORT": "1",
+        "HOST": "0.0.0.0",
+        "MODELS_DIR": str(models_dir),
+        "MODEL_PATH": "/nonexistent.gguf",
+        "N_THREADS": "2",
+        "PYTHONPATH": str(REPO / "src"),
+    }
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "slm_api",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--model",
+            str(model),
+            "--log-level",
+            "WARNING",
+        ],
+        env=env,
+        cwd=REPO,
+    )
     try:
         deadline = time.monotonic() + 90
         body = None
@@ -39,8 +61,14 @@ def test_serve_flags_win_over_environment(models_dir: Path):
 def test_fetch_default_model(tmp_path: Path):
     env = {**os.environ, "MODELS_DIR": str(tmp_path), "PYTHONPATH": str(REPO / "src")}
     env.pop("MODEL_PATH", None)
-    out = subprocess.run([sys.executable, "-m", "slm_api", "fetch-default-model"], env=env,
-                         capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    out = subprocess.run(
+        [sys.executable, "-m", "slm_api", "fetch-default-model"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
     assert out.returncode == 0, out.stderr
     assert [p.name for p in tmp_path.iterdir()] == ["gemma-3-270m-q4_k_m.gguf"]
     assert Path(out.stdout.strip()).stat().st_size > 100_000_000

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from http_server import MODEL
+
 PROMPT = "The capital of France is"
 
 
 def test_completion_basic(client):
-    out = client.completions.create(model="gemma-3-270m-q4_k_m", prompt=PROMPT, max_tokens=8,
-                                    temperature=0)
+    out = client.completions.create(model=MODEL, prompt=PROMPT, max_tokens=8, temperature=0)
     assert out.object == "text_completion" and out.id.startswith("cmpl-")
     assert out.choices[0].text
     assert out.choices[0].finish_reason in ("stop", "length")
@@ -15,17 +16,22 @@ def test_completion_basic(client):
 
 
 def test_completion_list_of_prompts_and_echo(client):
-    out = client.completions.create(prompt=[PROMPT, "One, two, three,"], max_tokens=4,
-                                    temperature=0, echo=True)
+    out = client.completions.create(
+        model=MODEL, prompt=[PROMPT, "One, two, three,"], max_tokens=4, temperature=0, echo=True
+    )
     assert [c.index for c in out.choices] == [0, 1]
     assert out.choices[0].text.startswith(PROMPT)
     assert out.choices[1].text.startswith("One, two, three,")
-    solo = client.completions.create(prompt="One, two, three,", max_tokens=4, temperature=0)
+    solo = client.completions.create(
+        model=MODEL, prompt="One, two, three,", max_tokens=4, temperature=0
+    )
     assert out.choices[1].text == "One, two, three," + solo.choices[0].text
 
 
 def test_completion_logprobs(client):
-    out = client.completions.create(prompt=PROMPT, max_tokens=3, temperature=0, logprobs=2)
+    out = client.completions.create(
+        model=MODEL, prompt=PROMPT, max_tokens=3, temperature=0, logprobs=2
+    )
     lp = out.choices[0].logprobs
     assert len(lp.tokens) == len(lp.token_logprobs) == 3
     assert all(v <= 0 for v in lp.token_logprobs)
@@ -37,10 +43,13 @@ def test_completion_logprobs(client):
 
 
 def test_completion_stream(client):
-    chunks = list(client.completions.create(prompt=PROMPT, max_tokens=6, temperature=0,
-                                            stream=True))
+    chunks = list(
+        client.completions.create(
+            model=MODEL, prompt=PROMPT, max_tokens=6, temperature=0, stream=True
+        )
+    )
     text = "".join(c.choices[0].text for c in chunks)
-    whole = client.completions.create(prompt=PROMPT, max_tokens=6, temperature=0)
+    whole = client.completions.create(model=MODEL, prompt=PROMPT, max_tokens=6, temperature=0)
     assert text == whole.choices[0].text
     assert chunks[-1].choices[0].finish_reason in ("stop", "length")
 
@@ -49,13 +58,16 @@ def test_completion_token_prompt(client, server):
     import requests
 
     tokens = requests.post(f"{server}/extras/tokenize", json={"input": PROMPT}, timeout=30)
-    out = client.completions.create(prompt=tokens.json()["tokens"], max_tokens=4, temperature=0)
-    text = client.completions.create(prompt=PROMPT, max_tokens=4, temperature=0)
+    out = client.completions.create(
+        model=MODEL, prompt=tokens.json()["tokens"], max_tokens=4, temperature=0
+    )
+    text = client.completions.create(model=MODEL, prompt=PROMPT, max_tokens=4, temperature=0)
     assert out.choices[0].text == text.choices[0].text
 
 
 def test_completion_stop(client):
-    out = client.completions.create(prompt="1, 2, 3, 4, 5,", max_tokens=20, temperature=0,
-                                    stop=["8"])
+    out = client.completions.create(
+        model=MODEL, prompt="1, 2, 3, 4, 5,", max_tokens=20, temperature=0, stop=["8"]
+    )
     assert "8" not in out.choices[0].text
     assert out.choices[0].finish_reason == "stop"

@@ -30,11 +30,18 @@ def free_port() -> int:
 def gunicorn_url(models_dir: Path):
     """The server started the way the README says: gunicorn -w 1 -b HOST:PORT slm_api.app:app."""
     port = free_port()
-    env = {**os.environ, "MODELS_DIR": str(models_dir), "N_THREADS": "2", "N_CTX": "2048",
-           "PYTHONPATH": str(REPO / "src"), "LOG_LEVEL": "WARNING"}
+    env = {
+        **os.environ,
+        "MODELS_DIR": str(models_dir),
+        "N_THREADS": "2",
+        "N_CTX": "2048",
+        "PYTHONPATH": str(REPO / "src"),
+        "LOG_LEVEL": "WARNING",
+    }
     gunicorn = Path(sys.executable).with_name("gunicorn")
-    proc = subprocess.Popen([str(gunicorn), "-w", "1", "-b", f"127.0.0.1:{port}",
-                             "slm_api.app:app"], cwd=REPO, env=env)
+    proc = subprocess.Popen(
+        [str(gunicorn), "-w", "1", "-b", f"127.0.0.1:{port}", "slm_api.app:app"], cwd=REPO, env=env
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
@@ -75,10 +82,14 @@ def test_readme_curl_example_works(gunicorn_url, example):
 
 
 def test_gunicorn_serves_health_during_a_stream(gunicorn_url):
-    body = {"messages": [{"role": "user", "content": "Count to fifty."}], "max_tokens": 120,
-            "stream": True}
-    with requests.post(f"{gunicorn_url}/v1/chat/completions", json=body, stream=True,
-                       timeout=60) as r:
+    body = {
+        "messages": [{"role": "user", "content": "Count to fifty."}],
+        "max_tokens": 120,
+        "stream": True,
+    }
+    with requests.post(
+        f"{gunicorn_url}/v1/chat/completions", json=body, stream=True, timeout=60
+    ) as r:
         next(r.iter_lines())
         started = time.monotonic()
         assert requests.get(f"{gunicorn_url}/health", timeout=10).status_code == 200

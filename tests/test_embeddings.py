@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+from http_server import MODEL
+
 
 def cosine(a: list[float], b: list[float]) -> float:
     return sum(x * y for x, y in zip(a, b, strict=True))
@@ -15,7 +17,7 @@ def test_related_sentences_score_higher(client):
         "A kitten was sleeping on the sunny window ledge.",
         "Quarterly revenue grew by twelve percent.",
     ]
-    out = client.embeddings.create(model="gemma-3-270m-q4_k_m", input=texts)
+    out = client.embeddings.create(model=MODEL, input=texts)
     vectors = [d.embedding for d in out.data]
     assert [d.index for d in out.data] == [0, 1, 2]
     for v in vectors:
@@ -26,9 +28,9 @@ def test_related_sentences_score_higher(client):
 
 
 def test_base64_matches_float(client):
-    as_float = client.embeddings.create(input="hello world", encoding_format="float")
+    as_float = client.embeddings.create(model=MODEL, input="hello world", encoding_format="float")
     # The SDK decodes base64 itself; it must give the same numbers.
-    as_b64 = client.embeddings.create(input="hello world", encoding_format="base64")
+    as_b64 = client.embeddings.create(model=MODEL, input="hello world", encoding_format="base64")
     a, b = as_float.data[0].embedding, as_b64.data[0].embedding
     assert len(a) == len(b) > 100
     assert max(abs(x - y) for x, y in zip(a, b, strict=True)) < 1e-6
@@ -41,6 +43,7 @@ def test_token_input_and_errors(server):
     assert r.status_code == 200 and len(r.json()["data"]) == 1
     r = requests.post(f"{server}/v1/embeddings", json={"input": ""}, timeout=30)
     assert r.status_code == 400
-    r = requests.post(f"{server}/v1/embeddings", json={"input": ["x"], "encoding_format": "hex"},
-                      timeout=30)
+    r = requests.post(
+        f"{server}/v1/embeddings", json={"input": ["x"], "encoding_format": "hex"}, timeout=30
+    )
     assert r.status_code == 400 and r.json()["error"]["param"] == "encoding_format"

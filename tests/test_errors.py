@@ -44,11 +44,13 @@ def test_bad_chat_bodies(server, body, param):
 
 
 def test_malformed_json(server):
-    r = requests.post(server + CHAT, data="{not json", timeout=30,
-                      headers={"Content-Type": "application/json"})
+    r = requests.post(
+        server + CHAT, data="{not json", timeout=30, headers={"Content-Type": "application/json"}
+    )
     assert_envelope(r, 400)
-    r = requests.post(server + CHAT, data="[1, 2]", timeout=30,
-                      headers={"Content-Type": "application/json"})
+    r = requests.post(
+        server + CHAT, data="[1, 2]", timeout=30, headers={"Content-Type": "application/json"}
+    )
     assert_envelope(r, 400)
     r = requests.post(server + CHAT, data="", timeout=30)
     assert_envelope(r, 400)

@@ -37,8 +37,11 @@ ORDER_SCHEMA = {
 
 
 def test_nested_schema_extraction_fits(server):
-    r = requests.post(f"{server}/v1/extract", json={"text": TEXT, "schema": ORDER_SCHEMA,
-                                                    "max_tokens": 200}, timeout=120)
+    r = requests.post(
+        f"{server}/v1/extract",
+        json={"text": TEXT, "schema": ORDER_SCHEMA, "max_tokens": 200},
+        timeout=120,
+    )
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["object"] == "extract.result"
@@ -48,9 +51,11 @@ def test_nested_schema_extraction_fits(server):
 
 
 def test_no_schema_gives_a_json_object(server):
-    r = requests.post(f"{server}/v1/extract", json={"text": TEXT, "max_tokens": 120,
-                                                    "instructions": "List the items bought."},
-                      timeout=120)
+    r = requests.post(
+        f"{server}/v1/extract",
+        json={"text": TEXT, "max_tokens": 120, "instructions": "List the items bought."},
+        timeout=120,
+    )
     assert r.status_code in (200, 502), r.text
     if r.status_code == 200:
         assert isinstance(r.json()["data"], dict)
@@ -59,15 +64,19 @@ def test_no_schema_gives_a_json_object(server):
 
 
 def test_invalid_schema_is_refused_with_its_problem(server):
-    r = requests.post(f"{server}/v1/extract",
-                      json={"text": TEXT, "schema": {"type": "objekt"}}, timeout=30)
+    r = requests.post(
+        f"{server}/v1/extract", json={"text": TEXT, "schema": {"type": "objekt"}}, timeout=30
+    )
     assert r.status_code == 400
     assert "objekt" in r.json()["error"]["message"]
 
 
 def test_truncated_output_is_an_error_not_a_success(server):
-    r = requests.post(f"{server}/v1/extract",
-                      json={"text": TEXT, "schema": ORDER_SCHEMA, "max_tokens": 5}, timeout=60)
+    r = requests.post(
+        f"{server}/v1/extract",
+        json={"text": TEXT, "schema": ORDER_SCHEMA, "max_tokens": 5},
+        timeout=60,
+    )
     assert r.status_code == 502
     assert r.json()["error"]["code"] == "output_truncated"
 

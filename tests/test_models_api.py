@@ -51,22 +51,27 @@ def test_request_model_loads_it_and_lru_unloads_the_other(two_models):
     assert health["loaded_models"] == ["other"]  # MAX_LOADED_MODELS=1
     assert chat("gemma-3-270m-q4_k_m")["model"] == "gemma-3-270m-q4_k_m"
     assert requests.get(f"{two_models}/health", timeout=10).json()["loaded_models"] == [
-        "gemma-3-270m-q4_k_m"]
+        "gemma-3-270m-q4_k_m"
+    ]
     # No model field: the active model.
     assert chat(None)["model"] == "gemma-3-270m-q4_k_m"
 
 
 def test_load_with_configs_unload_and_set_model(two_models):
-    r = requests.post(f"{two_models}/v1/models", json={"model": "other", "n_ctx": 512},
-                      timeout=120)
+    r = requests.post(f"{two_models}/v1/models", json={"model": "other", "n_ctx": 512}, timeout=120)
     assert r.status_code == 200 and r.json()["model"]["n_ctx"] == 512
     r = requests.delete(f"{two_models}/v1/models/other", timeout=30)
     assert r.status_code == 200 and r.json()["deleted"] is True
     assert "other" not in requests.get(f"{two_models}/health", timeout=10).json()["loaded_models"]
-    assert (Path(requests.get(f"{two_models}/models", timeout=10).json()["models"][1]["name"])
-            .name == "other.gguf")  # the file stays on disk
-    r = requests.post(f"{two_models}/setModel", timeout=120, json={
-        "model_name": "other", "load_model_configs": {"n_ctx": 768}})
+    assert (
+        Path(requests.get(f"{two_models}/models", timeout=10).json()["models"][1]["name"]).name
+        == "other.gguf"
+    )  # the file stays on disk
+    r = requests.post(
+        f"{two_models}/setModel",
+        timeout=120,
+        json={"model_name": "other", "load_model_configs": {"n_ctx": 768}},
+    )
     assert r.status_code == 200 and r.json()["model"]["n_ctx"] == 768
     assert requests.get(f"{two_models}/health", timeout=10).json()["model"] == "other"
     r = requests.delete(f"{two_models}/v1/models/absent", timeout=30)
@@ -77,11 +82,13 @@ def test_tokenize_round_trip(server):
     r = requests.post(f"{server}/extras/tokenize", json={"input": "Hello world"}, timeout=30)
     tokens = r.json()["tokens"]
     assert len(tokens) >= 2
-    count = requests.post(f"{server}/extras/tokenize/count", json={"input": "Hello world"},
-                          timeout=30).json()["count"]
+    count = requests.post(
+        f"{server}/extras/tokenize/count", json={"input": "Hello world"}, timeout=30
+    ).json()["count"]
     assert count == len(tokens)
-    text = requests.post(f"{server}/extras/detokenize", json={"tokens": tokens[1:]},
-                         timeout=30).json()["text"]
+    text = requests.post(
+        f"{server}/extras/detokenize", json={"tokens": tokens[1:]}, timeout=30
+    ).json()["text"]
     assert text == "Hello world"
     r = requests.post(f"{server}/extras/detokenize", json={"tokens": [-1]}, timeout=30)
     assert r.status_code == 400

@@ -24,23 +24,30 @@ def reload_server(models_dir: Path, tmp_path_factory: pytest.TempPathFactory):
 
 
 def chat_ok(url: str) -> str:
-    r = requests.post(f"{url}/v1/chat/completions", timeout=60,
-                      json={"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 3})
+    r = requests.post(
+        f"{url}/v1/chat/completions",
+        timeout=60,
+        json={"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 3},
+    )
     assert r.status_code == 200, r.text
     return r.json()["model"]
 
 
 def test_reload_to_another_file(reload_server):
-    r = requests.post(f"{reload_server}/reload", json={"model_path": "second-copy.gguf",
-                                                       "n_ctx": 1024}, timeout=120)
+    r = requests.post(
+        f"{reload_server}/reload",
+        json={"model_path": "second-copy.gguf", "n_ctx": 1024},
+        timeout=120,
+    )
     assert r.status_code == 200, r.text
     assert r.json()["model"]["id"] == "second-copy"
     assert r.json()["model"]["n_ctx"] == 1024
     health = requests.get(f"{reload_server}/health", timeout=10).json()
     assert health["model"] == "second-copy" and health["n_ctx"] == 1024
     assert chat_ok(reload_server) == "second-copy"
-    r = requests.post(f"{reload_server}/reload",
-                      json={"model_path": "gemma-3-270m-q4_k_m.gguf"}, timeout=120)
+    r = requests.post(
+        f"{reload_server}/reload", json={"model_path": "gemma-3-270m-q4_k_m.gguf"}, timeout=120
+    )
     assert r.status_code == 200
     assert chat_ok(reload_server) == "gemma-3-270m-q4_k_m"
 
@@ -70,8 +77,11 @@ def test_health_is_503_without_a_model(tmp_path):
         r = requests.get(f"{url}/health", timeout=10)
         assert r.status_code == 503
         assert r.json()["model_loaded"] is False and r.json()["model"] is None
-        r = requests.post(f"{url}/v1/chat/completions", timeout=10,
-                          json={"messages": [{"role": "user", "content": "Hi"}]})
+        r = requests.post(
+            f"{url}/v1/chat/completions",
+            timeout=10,
+            json={"messages": [{"role": "user", "content": "Hi"}]},
+        )
         assert r.status_code == 503 and r.json()["error"]["code"] == "no_model_loaded"
 
 

@@ -6,27 +6,43 @@ import json
 
 import jsonschema
 import requests
+from http_server import MODEL
 from pydantic import BaseModel
 
 ASK = [{"role": "user", "content": "Describe a fictional person: name and age."}]
 
 
 def test_json_object(client):
-    reply = client.chat.completions.create(messages=ASK, response_format={"type": "json_object"},
-                                           temperature=0, max_tokens=80)
+    reply = client.chat.completions.create(
+        model=MODEL,
+        messages=ASK,
+        response_format={"type": "json_object"},
+        temperature=0,
+        max_tokens=80,
+    )
     if reply.choices[0].finish_reason == "stop":
         assert isinstance(json.loads(reply.choices[0].message.content), dict)
 
 
 def test_json_schema(client):
-    schema = {"type": "object", "properties": {"name": {"type": "string", "maxLength": 30},
-                                               "age": {"type": "integer", "minimum": 0,
-                                                       "maximum": 120}},
-              "required": ["name", "age"], "additionalProperties": False}
+    schema = {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string", "maxLength": 30},
+            "age": {"type": "integer", "minimum": 0, "maximum": 120},
+        },
+        "required": ["name", "age"],
+        "additionalProperties": False,
+    }
     reply = client.chat.completions.create(
-        messages=ASK, temperature=0, max_tokens=80,
-        response_format={"type": "json_schema",
-                         "json_schema": {"name": "person", "schema": schema, "strict": True}},
+        model=MODEL,
+        messages=ASK,
+        temperature=0,
+        max_tokens=80,
+        response_format={
+            "type": "json_schema",
+            "json_schema": {"name": "person", "schema": schema, "strict": True},
+        },
     )
     assert reply.choices[0].finish_reason == "stop"
     jsonschema.validate(json.loads(reply.choices[0].message.content), schema)
@@ -37,14 +53,23 @@ def test_sdk_parse_with_pydantic(client):
         name: str
         age: int
 
-    reply = client.chat.completions.parse(messages=ASK, response_format=Person, temperature=0,
-                                          max_tokens=80)
+    reply = client.chat.completions.parse(
+        model=MODEL, messages=ASK, response_format=Person, temperature=0, max_tokens=80
+    )
     person = reply.choices[0].message.parsed
     assert isinstance(person, Person) and isinstance(person.age, int)
 
 
 def test_bad_schema_is_400(server):
-    body = {"messages": ASK, "response_format": {"type": "json_schema", "json_schema": {
-        "name": "x", "schema": {"type": "object", "properties": {"a": {"type": 5}}}}}}
+    body = {
+        "messages": ASK,
+        "response_format": {
+            "type": "json_schema",
+            "json_schema": {
+                "name": "x",
+                "schema": {"type": "object", "properties": {"a": {"type": 5}}},
+            },
+        },
+    }
     r = requests.post(f"{server}/v1/chat/completions", json=body, timeout=30)
     assert r.status_code == 400

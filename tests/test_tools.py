@@ -6,6 +6,7 @@ import json
 
 import jsonschema
 import requests
+from http_server import MODEL
 
 WEATHER = {
     "type": "function",
@@ -27,16 +28,25 @@ TIME = {
     "function": {
         "name": "get_time",
         "description": "Current time in a timezone",
-        "parameters": {"type": "object", "properties": {"tz": {"type": "string"}},
-                       "required": ["tz"]},
+        "parameters": {
+            "type": "object",
+            "properties": {"tz": {"type": "string"}},
+            "required": ["tz"],
+        },
     },
 }
 ASK = [{"role": "user", "content": "What is the weather in Paris?"}]
 
 
 def test_required_tool_call(client):
-    reply = client.chat.completions.create(messages=ASK, tools=[WEATHER, TIME],
-                                           tool_choice="required", temperature=0, max_tokens=80)
+    reply = client.chat.completions.create(
+        model=MODEL,
+        messages=ASK,
+        tools=[WEATHER, TIME],
+        tool_choice="required",
+        temperature=0,
+        max_tokens=80,
+    )
     choice = reply.choices[0]
     assert choice.finish_reason == "tool_calls"
     call = choice.message.tool_calls[0]
@@ -48,7 +58,11 @@ def test_required_tool_call(client):
 
 def test_named_tool_choice(client):
     reply = client.chat.completions.create(
-        messages=ASK, tools=[WEATHER, TIME], temperature=0, max_tokens=80,
+        model=MODEL,
+        messages=ASK,
+        tools=[WEATHER, TIME],
+        temperature=0,
+        max_tokens=80,
         tool_choice={"type": "function", "function": {"name": "get_time"}},
     )
     call = reply.choices[0].message.tool_calls[0]
@@ -57,8 +71,15 @@ def test_named_tool_choice(client):
 
 
 def test_streamed_tool_call_assembles(client):
-    stream = client.chat.completions.create(messages=ASK, tools=[WEATHER], stream=True,
-                                            tool_choice="required", temperature=0, max_tokens=80)
+    stream = client.chat.completions.create(
+        model=MODEL,
+        messages=ASK,
+        tools=[WEATHER],
+        stream=True,
+        tool_choice="required",
+        temperature=0,
+        max_tokens=80,
+    )
     name, arguments, reasons = "", "", []
     for chunk in stream:
         delta = chunk.choices[0].delta
@@ -74,18 +95,32 @@ def test_streamed_tool_call_assembles(client):
 def test_tool_result_round_trip(client, server):
     messages = [
         *ASK,
-        {"role": "assistant", "content": None, "tool_calls": [
-            {"id": "call_1", "type": "function",
-             "function": {"name": "get_weather",
-                          "arguments": '{"city": "Paris", "unit": "celsius"}'}}]},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {
+                        "name": "get_weather",
+                        "arguments": '{"city": "Paris", "unit": "celsius"}',
+                    },
+                }
+            ],
+        },
         {"role": "tool", "tool_call_id": "call_1", "content": '{"temperature": 21}'},
     ]
-    prompt = requests.post(f"{server}/extras/apply-template",
-                           json={"messages": messages, "tools": [WEATHER]}, timeout=30).json()
+    prompt = requests.post(
+        f"{server}/extras/apply-template",
+        json={"messages": messages, "tools": [WEATHER]},
+        timeout=30,
+    ).json()
     assert '"temperature": 21' in prompt["prompt"]
     assert "get_weather" in prompt["prompt"] and "<tool_call>" in prompt["prompt"]
-    reply = client.chat.completions.create(messages=messages, tools=[WEATHER], temperature=0,
-                                           max_tokens=30)
+    reply = client.chat.completions.create(
+        model=MODEL, messages=messages, tools=[WEATHER], temperature=0, max_tokens=30
+    )
     assert reply.choices[0].finish_reason in ("stop", "length", "tool_calls")
 
 

@@ -166,8 +166,8 @@ class LoadedModel:
     def check_tokens(self, tokens: list[int], param: str = "prompt") -> None:
         bad = next((t for t in tokens if not 0 <= t < self.n_vocab), None)
         if bad is not None:
-            raise InvalidRequest(f"token id {bad} is outside the vocabulary (0..{self.n_vocab - 1})",
-                                 param=param)
+            raise InvalidRequest(
+                f"token id {bad} is outside the vocabulary (0..{self.n_vocab - 1})", param=param)
 
     def detokenize(self, tokens: list[int]) -> str:
         self.check_tokens(tokens, "tokens")

@@ -15,26 +15,31 @@ import llama_cpp
 
 log = logging.getLogger("llama.cpp")
 
-_LEVELS = {2: logging.WARNING, 3: logging.ERROR, 4: logging.DEBUG}
+# ggml's levels: 1 debug, 2 info, 3 warn, 4 error, 5 continues the previous line. Info is
+# chatty (every tensor at load), so it goes to debug.
+_LEVELS = {3: logging.WARNING, 4: logging.ERROR}
 _recent_errors: deque[str] = deque(maxlen=8)
 _init_lock = threading.Lock()
 _initialised = False
 _line: list[str] = []
+_line_level = 2
 
 
 @llama_cpp.llama_log_callback
 def _on_log(level: int, text: bytes, _user: ctypes.c_void_p) -> None:
     # llama.cpp sends lines in pieces (level 5 continues the previous one).
+    global _line_level
     piece = text.decode("utf-8", errors="replace")
+    if level != 5:
+        _line_level = level
     _line.append(piece)
     if not piece.endswith("\n"):
         return
     line = "".join(_line).rstrip()
     _line.clear()
-    py_level = _LEVELS.get(level, logging.DEBUG)
-    if level in (2, 3) and line:
+    if _line_level in (3, 4) and line:
         _recent_errors.append(line)
-    log.log(py_level, "%s", line)
+    log.log(_LEVELS.get(_line_level, logging.DEBUG), "%s", line)
 
 
 def init_backend() -> None:
