@@ -53,7 +53,7 @@ def test_reload_to_another_file(reload_server):
 
 
 @pytest.mark.parametrize(
-    "model_path, status",
+    "target, status",
     [
         ("missing.gguf", 404),
         ("corrupt.gguf", 400),
@@ -63,9 +63,9 @@ def test_reload_to_another_file(reload_server):
         ("../" * 12 + "etc/hostname", 400),
     ],
 )
-def test_failed_reload_keeps_the_old_model(reload_server, model_path, status):
+def test_failed_reload_keeps_the_old_model(reload_server, target, status):
     before = requests.get(f"{reload_server}/health", timeout=10).json()["model"]
-    r = requests.post(f"{reload_server}/reload", json={"model_path": model_path}, timeout=120)
+    r = requests.post(f"{reload_server}/reload", json={"model_path": target}, timeout=120)
     assert r.status_code == status, r.text
     assert r.json()["error"]["message"]
     assert requests.get(f"{reload_server}/health", timeout=10).json()["model"] == before

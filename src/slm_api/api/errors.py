@@ -75,10 +75,21 @@ def error_response(
     return response
 
 
+_TYPE_TAGS = {"str", "int", "float", "bool", "dict", "list", "none", "__root__"}
+
+
+def _is_type_tag(part: object) -> bool:
+    """pydantic puts the union member tried into an error's location ("stop.str"); the
+    client's field is the part before it."""
+    if not isinstance(part, str):
+        return False
+    return part in _TYPE_TAGS or "[" in part or part[:1].isupper()
+
+
 def validation_message(exc: ValidationError) -> tuple[str, str | None]:
     """The first pydantic error as a readable sentence, and the field it concerns."""
     first = exc.errors(include_url=False)[0]
-    loc = ".".join(str(p) for p in first.get("loc", ()) if p != "__root__")
+    loc = ".".join(str(p) for p in first.get("loc", ()) if not _is_type_tag(p))
     msg = first.get("msg", "invalid value")
     if msg.startswith("Value error, "):
         msg = msg[len("Value error, ") :]

@@ -1,20 +1,63 @@
-"""What a GGUF file says about itself, read from its header without loading it."""
+"""What a GGUF file says about itself, read from its header without loading it.
+
+Only the metadata keys are read, skipping values: listing a folder of models must stay fast,
+and a full parse of a 262k-token vocabulary takes seconds.
+"""
 
 from __future__ import annotations
 
+import struct
 from functools import lru_cache
 from pathlib import Path
+from typing import BinaryIO
+
+# GGUF value types -> fixed size in bytes (8: string, 9: array are variable).
+_SIZES = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
+_STRING, _ARRAY = 8, 9
+
+
+def _u64(f: BinaryIO) -> int:
+    return struct.unpack("<Q", f.read(8))[0]
+
+
+def _skip_value(f: BinaryIO, kind: int) -> None:
+    if kind in _SIZES:
+        f.seek(_SIZES[kind], 1)
+    elif kind == _STRING:
+        f.seek(_u64(f), 1)
+    elif kind == _ARRAY:
+        inner = struct.unpack("<I", f.read(4))[0]
+        count = _u64(f)
+        if inner in _SIZES:
+            f.seek(_SIZES[inner] * count, 1)
+        else:
+            for _ in range(count):
+                _skip_value(f, inner)
+    else:
+        raise ValueError(f"unknown GGUF value type {kind}")
+
+
+def metadata_keys(path: Path) -> list[str]:
+    with path.open("rb") as f:
+        if f.read(4) != b"GGUF":
+            raise ValueError("not a GGUF file")
+        f.read(4)  # version
+        _u64(f)  # tensor count
+        keys = []
+        for _ in range(_u64(f)):
+            key = f.read(_u64(f)).decode("utf-8", errors="replace")
+            kind = struct.unpack("<I", f.read(4))[0]
+            _skip_value(f, kind)
+            keys.append(key)
+        return keys
 
 
 @lru_cache(maxsize=256)
 def _kind(path: str, mtime_ns: int) -> str:
-    from gguf import GGUFReader
-
     try:
-        reader = GGUFReader(path)
-    except Exception:  # an unreadable file is listed; loading it reports the real reason
-        return "chat"
-    keys = set(reader.fields)
+        keys = metadata_keys(Path(path))
+    except (OSError, ValueError, struct.error):
+        return "chat"  # unreadable files are still listed; loading one reports the reason
     # Embedding models state a pooling type (BERT-style encoders and converted embedders).
     return "embedding" if any(k.endswith(".pooling_type") for k in keys) else "chat"
 
