@@ -1,0 +1,169 @@
+"""Concurrent streaming throughput: continuous batching against the one-at-a-time baseline.
+
+Starts the server itself (once with N_PARALLEL=1, once with the N_PARALLEL under test), sends
+1, 2, 4, 8, 16 concurrent streaming chat requests of --tokens tokens each, and prints aggregate
+tokens/s, median and max time to first token, and the ratio against N_PARALLEL=1 measured in
+the same run. Then single-stream tokens/s through HTTP against in-process llama-cpp-python on
+the same prompt.
+
+    .venv/bin/python bench/concurrency.py [--parallel 8] [--tokens 64] [--levels 1,2,4,8,16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import requests
+
+REPO = Path(__file__).resolve().parents[1]
+MODEL = REPO / "models" / "gemma-3-270m-q4_k_m.gguf"
+PROMPT = "Write a long story about a lighthouse keeper and a storm."
+# End-of-turn and end-of-text are banned so that every stream runs its full length.
+NO_EOS = {"1": -100, "106": -100}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, n_parallel: int, threads: int):
+        self.port = free_port()
+        env = {**os.environ, "N_PARALLEL": str(n_parallel), "N_THREADS": str(threads),
+               "N_CTX": "1024", "LOG_LEVEL": "WARNING", "PYTHONPATH": str(REPO / "src"),
+               "MAX_QUEUE": "256", "MODELS_DIR": str(MODEL.parent)}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "slm_api", "serve", "--host", "127.0.0.1", "--port",
+             str(self.port)], env=env, cwd=REPO, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL)
+        self.url = f"http://127.0.0.1:{self.port}"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(f"{self.url}/health", timeout=10).status_code == 200:
+                    return
+            except (requests.ConnectionError, requests.Timeout):
+                time.sleep(0.3)
+        raise RuntimeError("server did not start")
+
+    def rss_mb(self) -> float:
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return 0.0
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+
+
+def one_stream(url: str, tokens: int, out: list, i: int) -> None:
+    body = {"messages": [{"role": "user", "content": f"{PROMPT} ({i})"}], "max_tokens": tokens,
+            "temperature": 0.7, "seed": i, "stream": True, "logit_bias": NO_EOS,
+            "stream_options": {"include_usage": True}}
+    start = time.perf_counter()
+    first = None
+    n_tokens = 0
+    finish = None
+    with requests.post(f"{url}/v1/chat/completions", json=body, stream=True, timeout=600) as r:
+        for line in r.iter_lines():
+            if not line.startswith(b"data: ") or line == b"data: [DONE]":
+                continue
+            event = json.loads(line[6:])
+            if event.get("usage"):
+                n_tokens = event["usage"]["completion_tokens"]
+            for choice in event.get("choices", []):
+                if choice["delta"].get("content") and first is None:
+                    first = time.perf_counter() - start
+                finish = choice.get("finish_reason") or finish
+    out[i] = (first or 0.0, n_tokens, finish, time.perf_counter() - start)
+
+
+def run_level(url: str, concurrency: int, tokens: int) -> dict:
+    out: list = [None] * concurrency
+    threads = [threading.Thread(target=one_stream, args=(url, tokens, out, i))
+               for i in range(concurrency)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - start
+    ttfts = [o[0] for o in out]
+    return {
+        "tok_s": sum(o[1] for o in out) / wall,
+        "ttft_med": statistics.median(ttfts) * 1000,
+        "ttft_max": max(ttfts) * 1000,
+        "short": sum(1 for o in out if o[1] < tokens),
+    }
+
+
+def in_process_tok_s(tokens: int, threads: int) -> float:
+    from llama_cpp import Llama
+
+    llm = Llama(str(MODEL), n_ctx=1024, n_threads=threads, verbose=False)
+    prompt = f"<start_of_turn>user\n{PROMPT} (0)<end_of_turn>\n<start_of_turn>model\n"
+    llm.create_completion(prompt, max_tokens=4)  # warm-up
+    start = time.perf_counter()
+    out = llm.create_completion(prompt, max_tokens=tokens, temperature=0.7, seed=0,
+                                logit_bias={1: -100.0, 106: -100.0})
+    rate = out["usage"]["completion_tokens"] / (time.perf_counter() - start)
+    llm.close()
+    return rate
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--parallel", type=int, default=8)
+    parser.add_argument("--tokens", type=int, default=64)
+    parser.add_argument("--levels", default="1,2,4,8,16")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
+    args = parser.parse_args()
+    levels = [int(x) for x in args.levels.split(",")]
+
+    results: dict[int, dict[int, dict]] = {}
+    rss: dict[int, tuple[float, float]] = {}
+    for n_parallel in (1, args.parallel):
+        server = Server(n_parallel, args.threads)
+        idle = server.rss_mb()
+        try:
+            run_level(server.url, 1, 8)  # warm-up
+            results[n_parallel] = {c: run_level(server.url, c, args.tokens) for c in levels}
+            rss[n_parallel] = (idle, server.rss_mb())
+        finally:
+            server.stop()
+
+    base, best = results[1], results[args.parallel]
+    print(f"\n{args.tokens}-token streams, N_PARALLEL={args.parallel} vs N_PARALLEL=1 "
+          f"({args.threads} threads)\n")
+    print("| concurrent | tok/s (1) | tok/s (N) | ratio | TTFT med ms (1) | TTFT med ms (N) "
+          "| TTFT max ms (N) | short streams (N) |")
+    print("|---|---|---|---|---|---|---|---|")
+    for c in levels:
+        b, n = base[c], best[c]
+        print(f"| {c} | {b['tok_s']:.0f} | {n['tok_s']:.0f} | {n['tok_s'] / b['tok_s']:.2f}x "
+              f"| {b['ttft_med']:.0f} | {n['ttft_med']:.0f} | {n['ttft_max']:.0f} "
+              f"| {n['short']} |")
+    for p, (idle, loaded) in rss.items():
+        print(f"\nRSS with N_PARALLEL={p}: {idle:.0f} MB idle, {loaded:.0f} MB after the run")
+
+    http_rate = best[1]["tok_s"]
+    local_rate = in_process_tok_s(args.tokens, args.threads)
+    print(f"\nsingle stream: HTTP {http_rate:.1f} tok/s, in-process llama-cpp-python "
+          f"{local_rate:.1f} tok/s, ratio {http_rate / local_rate:.2f}")
+
+
+if __name__ == "__main__":
+    main()
