@@ -77,6 +77,8 @@ def completions() -> Response:
                         yield envelope([choice(index, prompt_text, None, None)])
                     offset = len(prompt_text) if req.echo else 0
                     for chunk in iterate(run):
+                        if not chunk.text and not chunk.logprobs:
+                            continue
                         lps = (completion_logprobs(list(chunk.logprobs), req.logprobs, offset)
                                if req.logprobs is not None else None)
                         offset += len(chunk.text)

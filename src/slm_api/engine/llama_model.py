@@ -14,6 +14,7 @@ import llama_cpp
 from slm_api.config import Settings
 from slm_api.engine.chat_format import ChatFormatter, formatter_for
 from slm_api.engine.native import gpu_offload_supported, init_backend, take_recent_errors
+from slm_api.engine.prompt_cache import DiskPromptCache
 from slm_api.engine.sampling import Sampler
 from slm_api.engine.scheduler import Job, Scheduler, check_fits
 from slm_api.engine.types import (
@@ -123,6 +124,9 @@ class LoadedModel:
             max_queue=settings.max_queue, piece=self._piece,
             is_eog=lambda t: bool(llama_cpp.llama_vocab_is_eog(self._vocab, t)),
             reuse_prefix=settings.prompt_cache != "off",
+            disk=DiskPromptCache(settings.cache_dir / f"{model_id}-{path.stat().st_size}",
+                                 settings.cache_size_bytes)
+            if settings.prompt_cache == "disk" else None,
         )
         self._n_ctx = n_ctx
         self.info = ModelInfo(

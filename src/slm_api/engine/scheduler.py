@@ -9,6 +9,7 @@ a conversation) only evaluates what is new.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import queue
 import threading
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 
 import llama_cpp
 
+from slm_api.engine.prompt_cache import MIN_TOKENS, DiskPromptCache
 from slm_api.engine.sampling import Sampler, logits_row, logprob_of
 from slm_api.engine.stops import TextAssembler
 from slm_api.engine.types import (
@@ -28,6 +30,7 @@ from slm_api.engine.types import (
     GenerationRequest,
     InvalidRequest,
     QueueFull,
+    TokenLogprob,
 )
 
 log = logging.getLogger(__name__)
@@ -50,6 +53,8 @@ class Job:
         self.first_token_at: float | None = None
         self.generated = 0
         self.cached = 0
+        self.pending_ids: list[int] = []
+        self.pending_logprobs: list[TokenLogprob] = []
         self._out: queue.SimpleQueue[Chunk | Finished | EngineError] = queue.SimpleQueue()
         self._aborted = threading.Event()
 
@@ -71,8 +76,18 @@ class Job:
     def aborted(self) -> bool:
         return self._aborted.is_set()
 
-    def emit(self, chunk: Chunk) -> None:
-        self._out.put(chunk)
+    def emit(self, text: str) -> None:
+        """Send text with the tokens (and their logprobs) sampled since the last chunk: a token
+        whose text is held back (half a character, a possible stop string) rides along with
+        the next one, so every token reaches the client once."""
+        self._out.put(Chunk(text, tuple(self.pending_ids), tuple(self.pending_logprobs)))
+        self.pending_ids.clear()
+        self.pending_logprobs.clear()
+
+    def flush(self) -> None:
+        text = self.text.flush()
+        if text or self.pending_ids:
+            self.emit(text)
 
     def finish(self, reason: str) -> None:
         if self.sampler is not None:
@@ -117,6 +132,7 @@ class Scheduler:
         piece: Callable[[int], bytes],
         is_eog: Callable[[int], bool],
         reuse_prefix: bool = True,
+        disk: DiskPromptCache | None = None,
     ):
         self._ctx = ctx
         self._mem = llama_cpp.llama_get_memory(ctx)
@@ -126,6 +142,7 @@ class Scheduler:
         self._piece = piece
         self._is_eog = is_eog
         self._reuse = reuse_prefix
+        self._disk = disk
         self._slots = [_Slot(i) for i in range(n_parallel)]
         self._waiting: deque[Job] = deque()
         self._wake = threading.Condition()
@@ -234,6 +251,8 @@ class Scheduler:
                 llama_cpp.llama_memory_seq_cp(self._mem, donor.seq_id, slot.seq_id, 0, donated)
                 slot.cached = donor.cached[:donated]
                 keep = donated
+        if self._disk is not None:
+            keep = self._load_from_disk(slot, prompt, keep)
         # The last prompt token is always decoded again: its logits start the generation.
         keep = min(keep, len(prompt) - 1)
         if not llama_cpp.llama_memory_seq_rm(self._mem, slot.seq_id, keep, -1):
@@ -244,6 +263,36 @@ class Scheduler:
         slot.n_read = keep
         slot.next_token = None
         job.cached = keep
+
+    def _load_from_disk(self, slot: _Slot, prompt: list[int], keep: int) -> int:
+        assert self._disk is not None
+        key, n = self._disk.best(prompt)
+        if key is None or n < keep + MIN_TOKENS // 2:
+            return keep
+        data = self._disk.read(key)
+        if not data:
+            return keep
+        llama_cpp.llama_memory_seq_rm(self._mem, slot.seq_id, -1, -1)
+        buf = (ctypes.c_uint8 * len(data)).from_buffer_copy(data)
+        if llama_cpp.llama_state_seq_set_data(self._ctx, buf, len(data), slot.seq_id) == 0:
+            log.warning("prompt cache: could not restore a saved state; evaluating instead")
+            slot.cached.clear()
+            return 0
+        slot.cached = self._disk.tokens(key)
+        return n
+
+    def _save_to_disk(self, slot: _Slot, job: Job) -> None:
+        assert self._disk is not None
+        prompt = job.request.prompt
+        if job.sampler is not None and len(prompt) < MIN_TOKENS:
+            return
+        if self._disk.best(prompt)[1] >= len(prompt):
+            return
+        size = llama_cpp.llama_state_seq_get_size(self._ctx, slot.seq_id)
+        buf = (ctypes.c_uint8 * size)()
+        written = llama_cpp.llama_state_seq_get_data(self._ctx, buf, size, slot.seq_id)
+        if written:
+            self._disk.save(list(slot.cached), bytes(buf)[:written])
 
     def _release(self, slot: _Slot, reason: str = "", error: EngineError | None = None) -> None:
         job = slot.job
@@ -258,6 +307,8 @@ class Scheduler:
             slot.cached.clear()
             job.fail(error)
         else:
+            if self._disk is not None and reason in ("stop", "length"):
+                self._save_to_disk(slot, job)
             job.finish(reason)
 
     def _step(self) -> None:
@@ -325,20 +376,18 @@ class Scheduler:
         if job.first_token_at is None:
             job.first_token_at = now
         if self._is_eog(token):
-            tail = job.text.flush()
-            if tail:
-                job.emit(Chunk(tail))
+            job.flush()
             self._release(slot, "stop")
             return
         job.generated += 1
         n_probs = job.request.sampling.n_probs
-        lps = ()
         if n_probs > 0:
             logits = logits_row(self._ctx, slot.logit_row, job.sampler.n_vocab)
-            lps = (logprob_of(logits, token, n_probs, self._piece_text),)
+            job.pending_logprobs.append(logprob_of(logits, token, n_probs, self._piece_text))
+        job.pending_ids.append(token)
         text = job.text.feed(self._piece(token))
-        if text or lps:
-            job.emit(Chunk(text, (token,), lps))
+        if text:
+            job.emit(text)
         if job.text.stopped:
             self._release(slot, "stop")
             return
@@ -347,9 +396,7 @@ class Scheduler:
         if job.generated >= job.request.max_tokens or out_of_room or (
             deadline is not None and now >= deadline
         ):
-            tail = job.text.flush()
-            if tail:
-                job.emit(Chunk(tail))
+            job.flush()
             self._release(slot, "length")
             return
         slot.next_token = token
