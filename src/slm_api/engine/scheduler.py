@@ -158,8 +158,8 @@ class Scheduler:
             if not self._running:
                 job.finish("abort")
                 raise _Failed("the model is being unloaded")
-            busy = all(s.job is not None for s in self._slots)
-            if busy and len(self._waiting) >= self._max_queue:
+            free = sum(s.job is None for s in self._slots)
+            if len(self._waiting) >= free + self._max_queue:
                 job.finish("abort")
                 raise QueueFull(
                     f"server busy: {len(self._waiting)} requests already waiting; retry shortly"
