@@ -147,6 +147,18 @@ def test_llama_special_token_hint_picks_llama3():
     assert formatter_for(md, special_tokens={"<|start_header_id|>"}).name == "llama-3"
 
 
+def test_llama_architecture_with_other_bpe_vocab_is_not_guessed():
+    # e.g. SmolLM: llama architecture, GPT-2 style BPE, neither Llama 2 nor Llama 3 turns.
+    md = {"general.architecture": "llama", "tokenizer.ggml.model": "gpt2",
+          "tokenizer.ggml.pre": "smollm"}
+    with pytest.raises(ValueError, match="CHAT_FORMAT"):
+        formatter_for(md)
+    # An early Llama 3 conversion without a pre-tokenizer name, known by its vocabulary size.
+    md = {"general.architecture": "llama", "tokenizer.ggml.model": "gpt2",
+          "llama.vocab_size": "128256"}
+    assert formatter_for(md).name == "llama-3"
+
+
 def test_unknown_architecture_without_template_is_an_error():
     with pytest.raises(ValueError, match="CHAT_FORMAT"):
         formatter_for({"general.architecture": "mamba"})
@@ -253,6 +265,7 @@ def test_content_parts_are_joined():
         [{"role": "user", "content": [{"type": "text"}]}],
         [{"role": "user", "content": 5}],
         [{"role": "wizard", "content": "hi"}],
+        [{"role": ["user"], "content": "hi"}],
         [{"content": "hi"}],
         ["hi"],
         [],

@@ -185,3 +185,15 @@ def test_trim_and_lstrip_blocks_like_hf():
     fmt = jinja("{% for m in messages %}\n    {% if true %}\n{{ m.content }}\n    {% endif %}\n"
                 "{% endfor %}")
     assert fmt.render([{"role": "user", "content": "a"}]) == "a\n"
+
+
+def test_hf_template_features_namespace_generation_and_str_methods():
+    fmt = jinja(
+        "{% set ns = namespace(users=0) %}{% for m in messages %}"
+        "{% if m.role == 'user' %}{% set ns.users = ns.users + 1 %}{% endif %}"
+        "{% generation %}[{{ m.content.strip().split(' ')[0] | upper }}]{% endgeneration %}"
+        "{% endfor %}{{ ns.users }}|{{ (messages | last).content[::-1] }}"
+    )
+    prompt = fmt.render([{"role": "user", "content": " hello world"},
+                         {"role": "assistant", "content": "ok"}])
+    assert prompt == "[HELLO][OK]1|ko"

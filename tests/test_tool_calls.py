@@ -92,6 +92,18 @@ def test_invalid_call_kept_next_to_valid_one():
     assert content == "<tool_call>oops</tool_call>"
 
 
+def test_closing_tag_inside_an_argument_does_not_cut_the_call():
+    text = '<tool_call>{"name": "echo", "arguments": {"s": "a </tool_call> b"}}</tool_call> ok'
+    content, calls = parse_tool_calls(text)
+    assert json.loads(calls[0].arguments) == {"s": "a </tool_call> b"}
+    assert content == "ok"
+
+
+def test_text_between_json_and_closing_tag_makes_block_invalid():
+    text = '<tool_call>{"name": "a"} and more</tool_call>'
+    assert parse_tool_calls(text) == (text, [])
+
+
 def test_plain_text_is_unchanged():
     assert parse_tool_calls("  just text\n") == ("  just text\n", [])
     assert parse_tool_calls("") == ("", [])

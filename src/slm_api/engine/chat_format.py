@@ -100,7 +100,8 @@ def normalize_messages(messages: Any) -> list[dict[str, Any]]:
         where = f"messages[{i}]"
         if not isinstance(msg, dict):
             raise InvalidRequest(f"{where} must be an object", param="messages")
-        role = _ROLES.get(msg.get("role"))  # type: ignore[arg-type]
+        role = msg.get("role")
+        role = _ROLES.get(role) if isinstance(role, str) else None
         if role is None:
             raise InvalidRequest(f"{where}.role {msg.get('role')!r} is not one of "
                                  "system, developer, user, assistant, tool", param="messages")
@@ -287,12 +288,16 @@ def format_for_architecture(metadata: Mapping[str, str],
                             special_tokens: Collection[str] = ()) -> str | None:
     arch = metadata.get("general.architecture", "")
     if arch == "llama":
-        # Llama 3 ships a BPE vocabulary with header tokens; Llama 2 a SentencePiece one.
+        # Llama 3 ships a BPE vocabulary with header tokens; Llama 2 a SentencePiece one. Other
+        # BPE models that reuse the llama architecture (SmolLM, ...) match neither: no guess.
         if ("<|start_header_id|>" in special_tokens
                 or metadata.get("tokenizer.ggml.pre") in _LLAMA3_PRE
-                or metadata.get("tokenizer.ggml.model") == "gpt2"):
+                or (metadata.get("tokenizer.ggml.model") == "gpt2"
+                    and metadata.get("llama.vocab_size") == "128256")):
             return "llama-3"
-        return "llama-2"
+        if metadata.get("tokenizer.ggml.model", "llama") == "llama":
+            return "llama-2"
+        return None
     return ARCHITECTURE_FORMATS.get(arch)
 
 

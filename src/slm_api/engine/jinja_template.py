@@ -13,8 +13,10 @@ import json
 from datetime import datetime
 from typing import Any, NoReturn
 
-from jinja2 import TemplateError, meta
+from jinja2 import TemplateError, meta, nodes
 from jinja2.exceptions import SecurityError
+from jinja2.ext import Extension
+from jinja2.parser import Parser
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from slm_api.engine.types import InvalidRequest
@@ -29,6 +31,18 @@ class _StrictSandbox(ImmutableSandboxedEnvironment):
         # The stock sandbox returns an Undefined, which prints as "" and hides the attempt.
         raise SecurityError(f"access to attribute {attribute!r} of {type(obj).__name__!r} "
                             "is not allowed in a chat template")
+
+
+class _GenerationTag(Extension):
+    """`{% generation %}...{% endgeneration %}` (marks assistant text for training masks in
+    some Hugging Face templates): rendered as its plain body."""
+
+    tags = {"generation"}
+
+    def parse(self, parser: Parser) -> nodes.Node:
+        lineno = next(parser.stream).lineno
+        body = parser.parse_statements(("name:endgeneration",), drop_needle=True)
+        return nodes.Scope(body, lineno=lineno)
 
 
 def _raise_exception(message: str) -> NoReturn:
@@ -51,7 +65,7 @@ def _environment() -> ImmutableSandboxedEnvironment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=False,
-        extensions=["jinja2.ext.loopcontrols"],
+        extensions=["jinja2.ext.loopcontrols", _GenerationTag],
     )
     env.filters["tojson"] = _tojson
     env.globals["raise_exception"] = _raise_exception

@@ -9,7 +9,6 @@ streamed), and the JSON Schema that constrains a forced call (turned into a gram
 from __future__ import annotations
 
 import json
-import re
 import secrets
 from dataclasses import dataclass
 from typing import Any
@@ -104,15 +103,10 @@ def render_tool_response(content: str) -> str:
 
 # -- reply side ----------------------------------------------------------------------------
 
-# A call runs to its closing tag, or to the end of the text when generation stopped first.
-_CALL_RE = re.compile(re.escape(CALL_OPEN) + r"(.*?)(?:" + re.escape(CALL_CLOSE) + r"|\Z)", re.S)
+_DECODER = json.JSONDecoder()
 
 
-def _parse_one(body: str) -> ToolCall | None:
-    try:
-        obj = json.loads(body.strip())
-    except json.JSONDecodeError:
-        return None
+def _call_from(obj: Any) -> ToolCall | None:
     if not isinstance(obj, dict) or not isinstance(obj.get("name"), str) or not obj["name"]:
         return None
     args = obj.get("arguments", obj.get("parameters", {}))
@@ -126,6 +120,29 @@ def _parse_one(body: str) -> ToolCall | None:
     return ToolCall(id=new_call_id(), name=obj["name"], arguments=_compact(args))
 
 
+def _call_at(text: str, start: int) -> tuple[ToolCall, int] | None:
+    """The call whose <tool_call> tag starts at `start`, and where its block ends. The JSON is
+    decoded in place (not cut at the first closing tag), so an argument may contain the tag;
+    a missing closing tag is accepted when only whitespace follows (generation stopped)."""
+    pos = start + len(CALL_OPEN)
+    while pos < len(text) and text[pos].isspace():
+        pos += 1
+    try:
+        obj, pos = _DECODER.raw_decode(text, pos)
+    except json.JSONDecodeError:
+        return None
+    call = _call_from(obj)
+    if call is None:
+        return None
+    rest = text[pos:]
+    gap = len(rest) - len(rest.lstrip())
+    if rest.startswith(CALL_CLOSE, gap):
+        return call, pos + gap + len(CALL_CLOSE)
+    if not rest.strip():
+        return call, len(text)
+    return None
+
+
 def parse_tool_calls(text: str) -> tuple[str | None, list[ToolCall]]:
     """Split a reply into its content and its tool calls.
 
@@ -136,13 +153,17 @@ def parse_tool_calls(text: str) -> tuple[str | None, list[ToolCall]]:
     calls: list[ToolCall] = []
     outside: list[str] = []
     pos = 0
-    for match in _CALL_RE.finditer(text):
-        call = _parse_one(match.group(1))
-        if call is None:
+    at = text.find(CALL_OPEN)
+    while at >= 0:
+        found = _call_at(text, at)
+        if found is None:
+            at = text.find(CALL_OPEN, at + len(CALL_OPEN))
             continue
-        outside.append(text[pos : match.start()])
-        pos = match.end()
+        call, end = found
+        outside.append(text[pos:at])
         calls.append(call)
+        pos = end
+        at = text.find(CALL_OPEN, end)
     if not calls:
         return text, []
     outside.append(text[pos:])
