@@ -27,18 +27,11 @@ from slm_api.api.logprobs import chat_logprobs
 from slm_api.api.schemas import ChatCompletionRequest
 from slm_api.api.sse import sse_response
 from slm_api.api.structured import check_structured_output, response_format_grammar
-from slm_api.engine.chat_format import ToolCall, tool_call_schema
+from slm_api.engine.chat_format import tool_call_schema
 from slm_api.engine.grammar import schema_to_gbnf
 from slm_api.engine.llama_model import LoadedModel
 
 bp = Blueprint("chat", __name__)
-
-
-def _tool_calls_json(calls: list[ToolCall]) -> list[dict[str, Any]]:
-    return [
-        {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
-        for c in calls
-    ]
 
 
 def _plan(req: ChatCompletionRequest) -> tuple[list[dict[str, Any]] | None, str | None]:
@@ -96,6 +89,7 @@ class _Reply:
         self.created = int(time.time())
         self.model = model.info.id
         self.parse_tool_calls = model.chat.parse_tool_calls
+        self.tool_stream = model.chat.tool_stream
         self.req = req
         self.tools_active = tools_active
 
@@ -105,7 +99,7 @@ class _Reply:
             content, calls = self.parse_tool_calls(text)
             if calls:
                 message["content"] = content
-                message["tool_calls"] = _tool_calls_json(calls)
+                message["tool_calls"] = [c.to_openai() for c in calls]
                 return message, True
         return message, False
 
@@ -149,29 +143,27 @@ class _Reply:
 
     def stream(self, run: Run) -> Iterator[dict[str, Any]]:
         yield self._chunk({"role": "assistant", "content": ""})
-        held: list[str] = []
+        # With tools, text that may open a <tool_call> is held back until it is known.
+        calls_stream = self.tool_stream() if self.tools_active else None
         for chunk in iterate(run):
-            if self.tools_active:
-                # Tool calls are only known once the reply is complete; hold the text back.
-                held.append(chunk.text)
-                continue
-            if chunk.text or chunk.logprobs:
+            text = calls_stream.feed(chunk.text) if calls_stream else chunk.text
+            if text or chunk.logprobs:
                 logprobs = (
                     chat_logprobs(list(chunk.logprobs), self.req.top_logprobs)
                     if self.req.logprobs
                     else None
                 )
-                yield self._chunk({"content": chunk.text}, logprobs=logprobs)
+                yield self._chunk({"content": text}, logprobs=logprobs)
         finished = run.generation.result if run.generation else None
         reason = finish_reason(finished)
-        if held:
-            message, called = self._message("".join(held))
-            if message.get("content"):
-                yield self._chunk({"content": message["content"]})
-            if called:
+        if calls_stream:
+            rest, calls = calls_stream.finish()
+            if rest:
+                yield self._chunk({"content": rest})
+            for index, call in enumerate(calls):
+                yield self._chunk({"tool_calls": [{"index": index, **call.to_openai()}]})
+            if calls:
                 reason = "tool_calls"
-                for index, call in enumerate(message["tool_calls"]):
-                    yield self._chunk({"tool_calls": [{"index": index, **call}]})
         yield self._chunk({}, reason)
         if self.req.include_usage:
             yield {

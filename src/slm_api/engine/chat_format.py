@@ -1,231 +1,336 @@
-"""Messages (+ tools) to a prompt in the model's own format, and tool calls back out of a reply.
+"""Messages (+ tools) to a prompt in the model's own format.
 
-The template in the GGUF metadata (`tokenizer.chat_template`) is used when there is one. Files
-without one get a built-in format chosen by `general.architecture`, never a guess: an unknown
-architecture without a template is refused unless CHAT_FORMAT names a format.
+How the format is chosen (formatter_for):
+1. `override` (the CHAT_FORMAT setting) wins: a built-in name, or "jinja" for the GGUF template.
+2. Else the GGUF's `tokenizer.chat_template`, rendered in a Jinja2 sandbox ("jinja").
+3. Else a built-in format by `general.architecture` (gemma3 -> "gemma", qwen2/3 -> "chatml", ...).
+4. Else ValueError: an unknown model is never silently given some other model's format.
+
+BOS: the engine tokenizes prompts with add_special=True, so the tokenizer adds BOS itself when
+its vocabulary says so (tokenizer.ggml.add_bos_token). Prompts are therefore rendered WITHOUT a
+leading BOS in that case (a Jinja template's leading `{{ bos_token }}` is stripped), and with the
+BOS text (parsed as the special token, parse_special=True) only when the tokenizer adds none.
 """
 
 from __future__ import annotations
 
-import json
-import re
-import uuid
-from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Collection, Mapping
 from typing import Any
 
-from jinja2 import TemplateError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
-
-from slm_api.engine.chat_templates import BY_ARCHITECTURE, FORMATS, LLAMA_2, LLAMA_3
+from slm_api.engine.chat_templates import (
+    ARCHITECTURE_FORMATS,
+    BUILTIN_FORMATS,
+    BuiltinFormat,
+    Turn,
+    merge_same_role,
+)
+from slm_api.engine.jinja_template import JinjaTemplate
+from slm_api.engine.tool_calls import (
+    ToolCall,
+    ToolCallStream,
+    arguments_value,
+    parse_tool_calls,
+    render_tool_calls,
+    render_tool_response,
+    tool_call_schema,
+    tools_system_block,
+)
 from slm_api.engine.types import InvalidRequest
 
-TOOLS_PREAMBLE = (
-    "You may call one or more functions to assist with the user query. The function "
-    "signatures are within <tools></tools> XML tags:\n<tools>\n{tools}\n</tools>\n\n"
-    "For each function call, return a JSON object with the function name and arguments within "
-    '<tool_call></tool_call> XML tags:\n<tool_call>\n{{"name": <function-name>, '
-    '"arguments": <args-json-object>}}\n</tool_call>'
-)
-_TOOL_CALL = re.compile(r"<tool_call>\s*(.*?)\s*(?:</tool_call>|$)", re.S)
+__all__ = [
+    "FORMAT_NAMES",
+    "ChatFormatter",
+    "ToolCall",
+    "ToolCallStream",
+    "formatter_for",
+    "normalize_messages",
+    "parse_tool_calls",
+    "tool_call_schema",
+]
+
+FORMAT_NAMES: tuple[str, ...] = ("jinja", *BUILTIN_FORMATS)
+_ALIASES = {
+    "gemma2": "gemma", "gemma3": "gemma", "qwen": "chatml", "llama2": "llama-2",
+    "llama3": "llama-3", "phi3": "phi-3", "mistral-instruct": "mistral",
+}
+_ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant",
+          "tool": "tool", "function": "tool"}
+_LLAMA3_PRE = {"llama-bpe", "llama3", "llama-v3"}
+_END_MARKERS = ("<|im_end|>", "<end_of_turn>", "<|eot_id|>", "<|eom_id|>", "<|end|>",
+                "<|endoftext|>", "</s>")
 
 
-@dataclass
-class ToolCall:
-    id: str
-    name: str
-    arguments: str  # JSON text
+# -- messages ------------------------------------------------------------------------------
 
 
-def _raise(message: str) -> None:
-    raise TemplateError(message)
-
-
-def _environment() -> ImmutableSandboxedEnvironment:
-    # Templates come from model files downloaded off the internet: sandboxed, no attribute
-    # tricks reach Python internals.
-    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
-    env.globals["raise_exception"] = _raise
-    env.globals["strftime_now"] = lambda fmt: datetime.now().strftime(fmt)
-    env.filters["tojson"] = lambda v, indent=None: json.dumps(v, ensure_ascii=False,
-                                                              indent=indent)
-    return env
-
-
-_ENV = _environment()
-
-
-def _text(content: Any) -> str:
+def _content_text(content: Any, where: str) -> str:
+    """OpenAI content (a string, None, or a list of parts) as plain text."""
     if content is None:
         return ""
     if isinstance(content, str):
         return content
-    parts = []
-    for part in content:
-        if part.get("type") != "text":
-            raise InvalidRequest(f"content parts of type {part.get('type')!r} are not supported "
-                                 "by this server (text only)", param="messages")
-        parts.append(str(part.get("text", "")))
-    return "".join(parts)
+    if not isinstance(content, list):
+        raise InvalidRequest(f"{where}.content must be a string or a list of parts",
+                             param="messages")
+    texts = []
+    for j, part in enumerate(content):
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind == "text" and isinstance(part.get("text"), str):
+            texts.append(part["text"])
+        elif kind == "refusal" and isinstance(part.get("refusal"), str):
+            texts.append(part["refusal"])
+        elif kind in ("image_url", "input_image", "image", "input_audio", "file"):
+            raise InvalidRequest(
+                f"{where}.content[{j}] is of type {kind!r}; this server's models take text only",
+                param="messages",
+            )
+        else:
+            raise InvalidRequest(f"{where}.content[{j}] must be {{'type': 'text', 'text': ...}}",
+                                 param="messages")
+    return "\n".join(texts)
 
 
-def _call_text(call: Mapping[str, Any]) -> str:
-    fn = call.get("function", {})
-    args = fn.get("arguments", "{}")
-    if isinstance(args, str):
-        try:
-            args = json.loads(args)
-        except json.JSONDecodeError:
-            pass
-    return "<tool_call>\n" + json.dumps({"name": fn.get("name"), "arguments": args},
-                                        ensure_ascii=False) + "\n</tool_call>"
+def normalize_messages(messages: Any) -> list[dict[str, Any]]:
+    """Checked copies with string content and canonical roles (developer -> system,
+    function -> tool). Raises InvalidRequest(param="messages") naming the bad field."""
+    if not isinstance(messages, list) or not messages:
+        raise InvalidRequest("messages must be a non-empty list", param="messages")
+    out = []
+    for i, msg in enumerate(messages):
+        where = f"messages[{i}]"
+        if not isinstance(msg, dict):
+            raise InvalidRequest(f"{where} must be an object", param="messages")
+        role = msg.get("role")
+        role = _ROLES.get(role) if isinstance(role, str) else None
+        if role is None:
+            raise InvalidRequest(f"{where}.role {msg.get('role')!r} is not one of "
+                                 "system, developer, user, assistant, tool", param="messages")
+        norm: dict[str, Any] = {"role": role, "content": _content_text(msg.get("content"), where)}
+        calls = msg.get("tool_calls") if role == "assistant" else None
+        if calls:
+            if not isinstance(calls, list) or not all(
+                isinstance(c, dict) and isinstance(c.get("function"), dict) for c in calls
+            ):
+                raise InvalidRequest(f"{where}.tool_calls must be a list of "
+                                     "{'type': 'function', 'function': {...}}", param="messages")
+            norm["tool_calls"] = calls
+        for key in ("name", "tool_call_id"):
+            if isinstance(msg.get(key), str):
+                norm[key] = msg[key]
+        out.append(norm)
+    return out
+
+
+def to_turns(messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None) -> list[Turn]:
+    """Normalized messages as plain (role, text) turns for formats with no tool support:
+    the tools block joins the system text, calls become <tool_call> blocks in the assistant
+    turn and results <tool_response> blocks in a user turn."""
+    turns: list[Turn] = []
+    for msg in messages:
+        role, text = msg["role"], msg["content"]
+        if role == "assistant" and msg.get("tool_calls"):
+            calls = render_tool_calls(msg["tool_calls"])
+            text = f"{text.rstrip()}\n{calls}" if text.strip() else calls
+        elif role == "tool":
+            role, text = "user", render_tool_response(text)
+        turns.append((role, text))
+    if tools:
+        block = tools_system_block(tools)
+        if turns and turns[0][0] == "system":
+            first = turns[0][1].rstrip()
+            turns[0] = ("system", f"{first}\n\n{block}" if first else block)
+        else:
+            turns.insert(0, ("system", block))
+    return turns
+
+
+def _template_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Messages as Hugging Face templates expect them: tool call arguments as objects."""
+    out = []
+    for msg in messages:
+        msg = dict(msg)
+        if msg.get("tool_calls"):
+            msg["tool_calls"] = [
+                {
+                    "id": c.get("id", ""),
+                    "type": "function",
+                    "function": {
+                        "name": c["function"].get("name", ""),
+                        "arguments": arguments_value(c["function"].get("arguments")),
+                    },
+                }
+                for c in msg["tool_calls"]
+            ]
+        out.append(msg)
+    return out
+
+
+# -- formatters ----------------------------------------------------------------------------
 
 
 class ChatFormatter:
-    """Renders OpenAI messages for one model."""
+    name: str  # "jinja" when the GGUF's own template is used, else the fallback's name
+    stop: tuple[str, ...]  # end-of-turn strings to stop on
 
-    def __init__(self, name: str, template: str, stop: tuple[str, ...], *, system_role: bool,
-                 bos: str, eos: str):
-        self.name = name  # "jinja" for the file's own template, else the built-in's name
-        self.stop = stop  # end-of-turn strings to stop on
-        self._system_role = system_role
-        self._native_tools = name == "jinja" and "tools" in template
-        self._bos, self._eos = bos, eos
-        try:
-            self._template = _ENV.from_string(template)
-        except TemplateError as exc:
-            raise ValueError(f"the chat template does not parse: {exc}") from exc
-
-    def render(self, messages: list[dict[str, Any]], *, tools: list[dict[str, Any]] | None = None,
-               add_generation_prompt: bool = True) -> str:
-        msgs = self._normalise(messages, tools)
-        try:
-            prompt = self._template.render(
-                messages=msgs, tools=tools if self._native_tools else None,
-                add_generation_prompt=add_generation_prompt, bos_token=self._bos,
-                eos_token=self._eos,
-            )
-        except TemplateError as exc:
-            raise InvalidRequest(f"the chat template refused these messages: {exc}",
-                                 param="messages") from exc
-        # The tokenizer adds BOS itself; a template that writes it too would double it.
-        if self._bos and prompt.startswith(self._bos):
-            prompt = prompt[len(self._bos):]
-        return prompt
-
-    def _normalise(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None
-                   ) -> list[dict[str, Any]]:
-        system: list[str] = []
-        turns: list[dict[str, Any]] = []
-        for m in messages:
-            role = "system" if m["role"] == "developer" else m["role"]
-            text = _text(m.get("content"))
-            if role == "system":
-                system.append(text)
-            elif role == "assistant" and m.get("tool_calls"):
-                calls = "\n".join(_call_text(c) for c in m["tool_calls"])
-                turns.append({"role": "assistant", "content": f"{text}\n{calls}".strip()})
-            elif role == "tool":
-                block = f"<tool_response>\n{text}\n</tool_response>"
-                if turns and turns[-1].get("_tool"):
-                    turns[-1]["content"] += "\n" + block
-                else:
-                    turns.append({"role": "user", "content": block, "_tool": True})
-            else:
-                turns.append({"role": role, "content": text})
-        if tools and not self._native_tools:
-            specs = "\n".join(json.dumps(t, ensure_ascii=False) for t in tools)
-            system.append(TOOLS_PREAMBLE.format(tools=specs))
-        for t in turns:
-            t.pop("_tool", None)
-        if not system:
-            return turns
-        system_text = "\n\n".join(s for s in system if s)
-        if self._system_role:
-            return [{"role": "system", "content": system_text}, *turns]
-        # No system role (Gemma): the system text opens the first user turn, never dropped.
-        for t in turns:
-            if t["role"] == "user":
-                t["content"] = f"{system_text}\n\n{t['content']}"
-                return turns
-        return [{"role": "user", "content": system_text}, *turns]
+    def render(
+        self,
+        messages: list[dict[str, Any]],
+        *,
+        tools: list[dict[str, Any]] | None = None,
+        add_generation_prompt: bool = True,
+        tool_choice: Any = "auto",
+    ) -> str:
+        """The prompt text. tool_choice "none" leaves the tools out of the prompt.
+        Raises InvalidRequest for messages the format cannot take."""
+        raise NotImplementedError
 
     def parse_tool_calls(self, text: str) -> tuple[str | None, list[ToolCall]]:
+        """Split a reply into its plain content and the tool calls the model made."""
         return parse_tool_calls(text)
 
+    def tool_stream(self) -> ToolCallStream:
+        """A fresh splitter of streamed text into content deltas and end-of-reply tool calls."""
+        return ToolCallStream()
 
-def parse_tool_calls(text: str) -> tuple[str | None, list[ToolCall]]:
-    """Split a reply into its plain content and the `<tool_call>` blocks the model wrote."""
-    calls: list[ToolCall] = []
-    kept: list[str] = []
-    last = 0
-    for match in _TOOL_CALL.finditer(text):
-        try:
-            data = json.loads(match.group(1))
-            name = data["name"]
-            args = data.get("arguments", {})
-            if isinstance(args, str):
-                args = json.loads(args)
-            if not isinstance(name, str) or not isinstance(args, dict):
-                raise ValueError
-        except (ValueError, KeyError, TypeError):
-            continue  # not a well-formed call: leave it in the content
-        kept.append(text[last:match.start()])
-        last = match.end()
-        calls.append(ToolCall(f"call_{uuid.uuid4().hex[:24]}", name,
-                              json.dumps(args, ensure_ascii=False, separators=(",", ":"))))
-    kept.append(text[last:])
-    content = "".join(kept).strip()
-    return (content or None), calls
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name}>"
 
 
-def tool_call_schema(tools: list[dict[str, Any]], tool_choice: Any) -> dict[str, Any] | None:
-    """The JSON Schema of one forced call ("required" or a named function); None for auto."""
-    if tool_choice in (None, "auto", "none"):
+class BuiltinFormatter(ChatFormatter):
+    def __init__(self, fmt: BuiltinFormat, *, bos: str = "", eos: str = "",
+                 tokenizer_adds_bos: bool = True):
+        self.format = fmt
+        self.name = fmt.name
+        self.bos = bos or fmt.default_bos
+        self.eos = eos or fmt.default_eos
+        self.stop = fmt.stop
+        # The format wants a BOS first, and the tokenizer will not add one: write it out.
+        self.prefix = self.bos if fmt.default_bos and not tokenizer_adds_bos else ""
+
+    def render(self, messages: list[dict[str, Any]], *, tools: list[dict[str, Any]] | None = None,
+               add_generation_prompt: bool = True, tool_choice: Any = "auto") -> str:
+        msgs = normalize_messages(messages)
+        turns = to_turns(msgs, tools if tool_choice != "none" else None)
+        return self.prefix + self.format.render(turns, add_generation_prompt, self.bos, self.eos)
+
+
+class JinjaFormatter(ChatFormatter):
+    name = "jinja"
+
+    def __init__(self, template: str, *, bos: str = "", eos: str = "",
+                 tokenizer_adds_bos: bool = True):
+        self.template = JinjaTemplate(template)  # ValueError when it does not compile
+        self.bos, self.eos = bos, eos
+        self.strip_bos = tokenizer_adds_bos and bool(bos)
+        markers = [m for m in _END_MARKERS if m in template]
+        self.stop = tuple(dict.fromkeys([*markers, *([eos] if eos else [])]))
+
+    def render(self, messages: list[dict[str, Any]], *, tools: list[dict[str, Any]] | None = None,
+               add_generation_prompt: bool = True, tool_choice: Any = "auto") -> str:
+        msgs = normalize_messages(messages)
+        tools = tools if tools and tool_choice != "none" else None
+        context: dict[str, Any] = {
+            "add_generation_prompt": add_generation_prompt,
+            "bos_token": self.bos,
+            "eos_token": self.eos,
+        }
+        has_tool_messages = any(m["role"] == "tool" or m.get("tool_calls") for m in msgs)
+        if self.template.uses_tools:
+            context["messages"] = _template_messages(msgs)
+            if tools:
+                # Templates test `tools is defined` / `tools is not none`: pass only real tools.
+                context["tools"] = tools
+        elif tools or has_tool_messages:
+            turns = to_turns(msgs, tools)
+            if has_tool_messages:
+                turns = merge_same_role(turns)
+            context["messages"] = [{"role": r, "content": t} for r, t in turns]
+        else:
+            context["messages"] = msgs
+        text = self.template.render(**context)
+        if self.strip_bos and text.startswith(self.bos):
+            text = text[len(self.bos):]
+        return text
+
+
+# -- choosing ------------------------------------------------------------------------------
+
+
+def _as_bool(value: str | None) -> bool | None:
+    if value is None:
         return None
-    fns = [t["function"] for t in tools]
-    if isinstance(tool_choice, dict):
-        wanted = (tool_choice.get("function") or {}).get("name")
-        fns = [f for f in fns if f["name"] == wanted]
-        if not fns:
-            raise InvalidRequest(f"tool_choice names {wanted!r}, which is not in tools",
-                                 param="tool_choice")
-    elif tool_choice != "required":
-        raise InvalidRequest(f"unknown tool_choice {tool_choice!r}", param="tool_choice")
-    options = [
-        {"type": "object",
-         "properties": {"name": {"const": f["name"]},
-                        "arguments": f.get("parameters") or {"type": "object"}},
-         "required": ["name", "arguments"], "additionalProperties": False}
-        for f in fns
-    ]
-    return options[0] if len(options) == 1 else {"anyOf": options}
+    return str(value).strip().lower() in ("true", "1", "yes")
 
 
-def formatter_for(metadata: Mapping[str, str], override: str | None = None, *, bos: str = "",
-                  eos: str = "") -> ChatFormatter:
-    """The GGUF template when present, else by general.architecture; `override` (CHAT_FORMAT)
-    wins. Unknown architecture with no template: ValueError."""
-    template = metadata.get("tokenizer.chat_template")
+def tokenizer_adds_bos(metadata: Mapping[str, str]) -> bool:
+    """Whether llama.cpp's tokenizer adds BOS with add_special=True for this vocabulary:
+    the file's own flag, else llama.cpp's default (SentencePiece and Llama-3 BPE: yes)."""
+    flag = _as_bool(metadata.get("tokenizer.ggml.add_bos_token"))
+    if flag is not None:
+        return flag
+    return (metadata.get("tokenizer.ggml.model") == "llama"
+            or metadata.get("tokenizer.ggml.pre") in _LLAMA3_PRE)
+
+
+def canonical_format_name(name: str) -> str | None:
+    """The format a CHAT_FORMAT value names; None for "", "auto". ValueError when unknown."""
+    key = name.strip().lower().replace("_", "-")
+    if key in ("", "auto"):
+        return None
+    key = _ALIASES.get(key, key)
+    if key not in FORMAT_NAMES:
+        raise ValueError(f"unknown chat format {name!r}; valid values: {', '.join(FORMAT_NAMES)}"
+                         " (or 'auto')")
+    return key
+
+
+def format_for_architecture(metadata: Mapping[str, str],
+                            special_tokens: Collection[str] = ()) -> str | None:
     arch = metadata.get("general.architecture", "")
-    if override and override != "jinja":
-        if override not in FORMATS:
-            raise ValueError(f"unknown CHAT_FORMAT {override!r}; use one of "
-                             f"{', '.join(['jinja', *FORMATS])}")
-        fmt = FORMATS[override]
-    elif template:
-        return ChatFormatter("jinja", template, (eos,) if eos else (), system_role=True, bos=bos,
-                             eos=eos)
-    elif override == "jinja":
-        raise ValueError("CHAT_FORMAT=jinja but the file has no chat template")
-    elif arch == "llama":
-        fmt = LLAMA_3 if metadata.get("tokenizer.ggml.pre") in ("llama-bpe", "llama3") \
-            else LLAMA_2
-    elif arch in BY_ARCHITECTURE:
-        fmt = BY_ARCHITECTURE[arch]
-    else:
-        raise ValueError(f"the file has no chat template and architecture {arch!r} has no "
-                         "built-in format; set CHAT_FORMAT")
-    return ChatFormatter(fmt.name, fmt.template, fmt.stop, system_role=fmt.system_role, bos=bos,
-                         eos=eos)
+    if arch == "llama":
+        # Llama 3 ships a BPE vocabulary with header tokens; Llama 2 a SentencePiece one. Other
+        # BPE models that reuse the llama architecture (SmolLM, ...) match neither: no guess.
+        if ("<|start_header_id|>" in special_tokens
+                or metadata.get("tokenizer.ggml.pre") in _LLAMA3_PRE
+                or (metadata.get("tokenizer.ggml.model") == "gpt2"
+                    and metadata.get("llama.vocab_size") == "128256")):
+            return "llama-3"
+        if metadata.get("tokenizer.ggml.model", "llama") == "llama":
+            return "llama-2"
+        return None
+    return ARCHITECTURE_FORMATS.get(arch)
+
+
+def formatter_for(
+    metadata: Mapping[str, str],
+    override: str | None = None,
+    *,
+    bos: str = "",
+    eos: str = "",
+    add_bos: bool | None = None,
+    special_tokens: Collection[str] = (),
+) -> ChatFormatter:
+    """The GGUF template (tokenizer.chat_template) when present, else by general.architecture;
+    `override` (CHAT_FORMAT) wins. Unknown architecture with no template: ValueError.
+
+    bos/eos: the vocabulary's BOS/EOS token texts (passed to templates as bos_token/eos_token).
+    add_bos: whether the tokenizer adds BOS itself (llama_vocab_get_add_bos); None reads it from
+    the metadata. special_tokens: optional token texts from the vocabulary, a hint for llama-3.
+    """
+    template = metadata.get("tokenizer.chat_template") or None
+    adds_bos = tokenizer_adds_bos(metadata) if add_bos is None else add_bos
+    name = canonical_format_name(override) if override else None
+    if name == "jinja" or (name is None and template):
+        if not template:
+            raise ValueError("CHAT_FORMAT=jinja, but this GGUF has no tokenizer.chat_template; "
+                             f"use one of: {', '.join(BUILTIN_FORMATS)}")
+        return JinjaFormatter(template, bos=bos, eos=eos, tokenizer_adds_bos=adds_bos)
+    if name is None:
+        name = format_for_architecture(metadata, special_tokens)
+        if name is None:
+            arch = metadata.get("general.architecture") or "(none)"
+            raise ValueError(
+                f"this GGUF has no chat template and architecture {arch!r} has no built-in "
+                f"format; set CHAT_FORMAT to one of: {', '.join(BUILTIN_FORMATS)}"
+            )
+    return BuiltinFormatter(BUILTIN_FORMATS[name], bos=bos, eos=eos, tokenizer_adds_bos=adds_bos)

@@ -99,6 +99,7 @@ class LoadedModel:
                 self.metadata, options.chat_format or settings.chat_format,
                 bos=self._special_text(llama_cpp.llama_vocab_bos(self._vocab)),
                 eos=self._special_text(llama_cpp.llama_vocab_eos(self._vocab)),
+                add_bos=bool(llama_cpp.llama_vocab_get_add_bos(self._vocab)),
             )
         except ValueError as exc:
             raise ModelLoadError(f"{path.name}: {exc}", param="chat_format") from exc

@@ -1,0 +1,283 @@
+"""Tool calls in the Hermes/Qwen convention: `<tool_call>{"name": ..., "arguments": {...}}`
+then `</tool_call>`.
+
+Everything here is plain text and JSON: the prompt block that describes the tools, how earlier
+calls and results are written back into a prompt, parsing calls out of a reply (whole or
+streamed), and the JSON Schema that constrains a forced call (turned into a grammar elsewhere).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from slm_api.engine.types import InvalidRequest
+
+CALL_OPEN = "<tool_call>"
+CALL_CLOSE = "</tool_call>"
+RESPONSE_OPEN = "<tool_response>"
+RESPONSE_CLOSE = "</tool_response>"
+
+
+@dataclass
+class ToolCall:
+    id: str
+    name: str
+    arguments: str  # JSON text
+
+    def to_openai(self) -> dict[str, Any]:
+        """The message.tool_calls[] entry of a chat completion."""
+        return {
+            "id": self.id,
+            "type": "function",
+            "function": {"name": self.name, "arguments": self.arguments},
+        }
+
+
+def new_call_id() -> str:
+    return "call_" + secrets.token_hex(12)
+
+
+def _compact(value: Any) -> str:
+    # OpenAI sends arguments as compact JSON; non-ASCII stays readable.
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+# -- prompt side ---------------------------------------------------------------------------
+
+
+def function_of(tool: Any, index: int) -> dict[str, Any]:
+    """The `function` object of one OpenAI tool, checked enough to render and constrain it."""
+    if not isinstance(tool, dict) or tool.get("type", "function") != "function":
+        raise InvalidRequest(f"tools[{index}] must be {{'type': 'function', ...}}", param="tools")
+    fn = tool.get("function")
+    if not isinstance(fn, dict) or not isinstance(fn.get("name"), str) or not fn["name"]:
+        raise InvalidRequest(f"tools[{index}].function.name is required", param="tools")
+    return fn
+
+
+def tools_system_block(tools: list[dict[str, Any]]) -> str:
+    """Instructions + tool signatures, for formats whose template cannot render tools itself."""
+    lines = []
+    for i, tool in enumerate(tools):
+        fn = function_of(tool, i)
+        lines.append(json.dumps({"type": "function", "function": fn}, ensure_ascii=False))
+    signatures = "\n".join(lines)
+    return (
+        "# Tools\n\n"
+        "You can call the functions described below to help answer the user.\n"
+        "Their signatures are given as JSON inside <tools></tools> tags:\n"
+        f"<tools>\n{signatures}\n</tools>\n\n"
+        "To call a function, reply with a JSON object holding its name and arguments inside "
+        "<tool_call></tool_call> tags, one block per call:\n"
+        '<tool_call>\n{"name": <function-name>, "arguments": <arguments-json-object>}\n'
+        "</tool_call>"
+    )
+
+
+def arguments_value(arguments: Any) -> Any:
+    """Arguments as a JSON value: clients send a JSON string, templates want the object."""
+    if isinstance(arguments, str):
+        try:
+            return json.loads(arguments) if arguments.strip() else {}
+        except json.JSONDecodeError:
+            return arguments
+    return {} if arguments is None else arguments
+
+
+def render_tool_calls(tool_calls: list[dict[str, Any]]) -> str:
+    """An assistant message's tool_calls written back as <tool_call> blocks."""
+    blocks = []
+    for call in tool_calls:
+        fn = call.get("function", call) if isinstance(call, dict) else {}
+        body = {"name": fn.get("name", ""), "arguments": arguments_value(fn.get("arguments"))}
+        blocks.append(f"{CALL_OPEN}\n{json.dumps(body, ensure_ascii=False)}\n{CALL_CLOSE}")
+    return "\n".join(blocks)
+
+
+def render_tool_response(content: str) -> str:
+    return f"{RESPONSE_OPEN}\n{content}\n{RESPONSE_CLOSE}"
+
+
+# -- reply side ----------------------------------------------------------------------------
+
+_DECODER = json.JSONDecoder()
+
+
+def _call_from(obj: Any) -> ToolCall | None:
+    if not isinstance(obj, dict) or not isinstance(obj.get("name"), str) or not obj["name"]:
+        return None
+    args = obj.get("arguments", obj.get("parameters", {}))
+    if isinstance(args, str):
+        try:
+            args = json.loads(args) if args.strip() else {}
+        except json.JSONDecodeError:
+            return None
+    if not isinstance(args, dict):
+        return None
+    return ToolCall(id=new_call_id(), name=obj["name"], arguments=_compact(args))
+
+
+def _call_at(text: str, start: int) -> tuple[ToolCall, int] | None:
+    """The call whose <tool_call> tag starts at `start`, and where its block ends. The JSON is
+    decoded in place (not cut at the first closing tag), so an argument may contain the tag;
+    a missing closing tag is accepted when only whitespace follows (generation stopped)."""
+    pos = start + len(CALL_OPEN)
+    while pos < len(text) and text[pos].isspace():
+        pos += 1
+    try:
+        obj, pos = _DECODER.raw_decode(text, pos)
+    except json.JSONDecodeError:
+        return None
+    call = _call_from(obj)
+    if call is None:
+        return None
+    rest = text[pos:]
+    gap = len(rest) - len(rest.lstrip())
+    if rest.startswith(CALL_CLOSE, gap):
+        return call, pos + gap + len(CALL_CLOSE)
+    if not rest.strip():
+        return call, len(text)
+    return None
+
+
+def parse_tool_calls(text: str) -> tuple[str | None, list[ToolCall]]:
+    """Split a reply into its content and its tool calls.
+
+    With no valid call the text comes back unchanged. Otherwise content is the text outside the
+    calls, stripped, or None when nothing is left. A block whose JSON does not parse stays in the
+    content as written, so nothing the model said is lost.
+    """
+    calls: list[ToolCall] = []
+    outside: list[str] = []
+    pos = 0
+    at = text.find(CALL_OPEN)
+    while at >= 0:
+        found = _call_at(text, at)
+        if found is None:
+            at = text.find(CALL_OPEN, at + len(CALL_OPEN))
+            continue
+        call, end = found
+        outside.append(text[pos:at])
+        calls.append(call)
+        pos = end
+        at = text.find(CALL_OPEN, end)
+    if not calls:
+        return text, []
+    outside.append(text[pos:])
+    content = "".join(outside).strip()
+    return (content or None), calls
+
+
+def _partial_prefix_len(text: str, tag: str) -> int:
+    """Length of the longest tail of `text` that is a proper prefix of `tag`."""
+    for n in range(min(len(tag) - 1, len(text)), 0, -1):
+        if text.endswith(tag[:n]):
+            return n
+    return 0
+
+
+class ToolCallStream:
+    """Sorts streamed text into content to send now and tool calls to send at the end.
+
+    `feed(delta)` returns the text that is certainly content. Text that could still be the start
+    of `<tool_call>` is held back, and so is trailing whitespace (so a reply that is only calls
+    streams no stray newlines). Once `<tool_call>` appears, everything after it is held until
+    `finish()`, which parses it and returns the leftover content and the calls.
+    """
+
+    def __init__(self) -> None:
+        self._pending = ""  # held-back tail of the content part
+        self._calls = ""  # text from the first <tool_call> on
+        self._in_calls = False
+        self.sent_content = False
+
+    @property
+    def in_tool_call(self) -> bool:
+        return self._in_calls
+
+    def feed(self, delta: str) -> str:
+        if self._in_calls:
+            self._calls += delta
+            return ""
+        text = self._pending + delta
+        at = text.find(CALL_OPEN)
+        if at >= 0:
+            self._in_calls = True
+            self._calls = text[at:]
+            text = text[:at]
+            hold = len(text) - len(text.rstrip())
+        else:
+            partial = _partial_prefix_len(text, CALL_OPEN)
+            before = text[: len(text) - partial]
+            hold = partial + len(before) - len(before.rstrip())
+        ready, self._pending = text[: len(text) - hold], text[len(text) - hold :]
+        if ready:
+            self.sent_content = True
+        return ready
+
+    def finish(self) -> tuple[str, list[ToolCall]]:
+        """(content still to send, tool calls). Call once, after the last delta."""
+        if not self._in_calls:
+            rest, self._pending = self._pending, ""
+            return rest, []
+        content, calls = parse_tool_calls(self._calls)
+        if not calls:
+            # The tag was not a real call: it is content after all.
+            rest = self._pending + self._calls
+        elif content:
+            rest = self._pending + content if self.sent_content else content
+        else:
+            rest = ""
+        self._pending = self._calls = ""
+        return rest, calls
+
+
+# -- constrained calls ---------------------------------------------------------------------
+
+
+def tool_call_schema(tools: list[dict[str, Any]] | None, tool_choice: Any) -> dict[str, Any] | None:
+    """The JSON Schema of the single call a reply must be, or None when the model may choose.
+
+    "required" allows any of the tools; {"type": "function", "function": {"name": X}} only X;
+    "auto", "none" and None constrain nothing. One allowed function gives its object schema
+    directly, several an anyOf of them.
+    """
+    if tool_choice is None or tool_choice in ("auto", "none"):
+        return None
+    fns = [function_of(t, i) for i, t in enumerate(tools or [])]
+    if tool_choice == "required":
+        if not fns:
+            raise InvalidRequest("tool_choice 'required' needs a non-empty tools list",
+                                 param="tool_choice")
+        chosen = fns
+    elif isinstance(tool_choice, dict):
+        want = (tool_choice.get("function") or {}).get("name")
+        if tool_choice.get("type", "function") != "function" or not isinstance(want, str):
+            raise InvalidRequest(
+                "tool_choice must be 'none', 'auto', 'required' or "
+                "{'type': 'function', 'function': {'name': ...}}",
+                param="tool_choice",
+            )
+        chosen = [fn for fn in fns if fn["name"] == want]
+        if not chosen:
+            raise InvalidRequest(f"tool_choice names function {want!r}, which is not in tools",
+                                 param="tool_choice")
+        chosen = chosen[:1]
+    else:
+        raise InvalidRequest(f"unknown tool_choice {tool_choice!r}", param="tool_choice")
+    options = [_call_schema(fn) for fn in chosen]
+    return options[0] if len(options) == 1 else {"anyOf": options}
+
+
+def _call_schema(fn: dict[str, Any]) -> dict[str, Any]:
+    # Arguments are always a JSON object in the OpenAI API, so no parameters means any object.
+    params = fn.get("parameters") or {"type": "object"}
+    return {
+        "type": "object",
+        "properties": {"name": {"const": fn["name"]}, "arguments": params},
+        "required": ["name", "arguments"],
+        "additionalProperties": False,
+    }

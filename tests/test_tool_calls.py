@@ -1,0 +1,242 @@
+"""Parsing tool calls out of replies (whole and streamed) and the schema of a forced call."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+
+import jsonschema
+import pytest
+
+from slm_api.engine.tool_calls import ToolCallStream, parse_tool_calls, tool_call_schema
+from slm_api.engine.types import InvalidRequest
+
+ID = re.compile(r"^call_[0-9a-f]{24}$")
+
+
+def tool(name: str, parameters: dict | None = None) -> dict:
+    fn: dict = {"name": name, "description": f"{name} tool"}
+    if parameters is not None:
+        fn["parameters"] = parameters
+    return {"type": "function", "function": fn}
+
+
+WEATHER = tool("get_weather", {"type": "object", "properties": {"city": {"type": "string"}},
+                               "required": ["city"], "additionalProperties": False})
+TIME = tool("get_time")
+
+
+# -- parse_tool_calls ----------------------------------------------------------------------
+
+
+def test_single_call():
+    content, calls = parse_tool_calls(
+        '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>'
+    )
+    assert content is None
+    assert len(calls) == 1
+    assert calls[0].name == "get_weather"
+    assert calls[0].arguments == '{"city":"Paris"}'
+    assert ID.match(calls[0].id)
+    assert calls[0].to_openai()["function"] == {"name": "get_weather",
+                                                 "arguments": '{"city":"Paris"}'}
+
+
+def test_several_calls_with_text_around_them():
+    text = (
+        "Let me check.\n<tool_call>{\"name\": \"a\", \"arguments\": {}}</tool_call>\n"
+        "<tool_call>  {\"name\": \"b\", \"arguments\": {\"x\": [1, 2]}}  </tool_call> done"
+    )
+    content, calls = parse_tool_calls(text)
+    assert [c.name for c in calls] == ["a", "b"]
+    assert calls[1].arguments == '{"x":[1,2]}'
+    assert calls[0].id != calls[1].id
+    assert content == "Let me check.\n\n done"
+
+
+def test_missing_closing_tag_at_end():
+    content, calls = parse_tool_calls('<tool_call>{"name": "a", "arguments": {"q": "é"}}\n')
+    assert content is None
+    assert calls[0].arguments == '{"q":"é"}'
+
+
+def test_arguments_as_json_string_and_missing():
+    _, calls = parse_tool_calls(
+        '<tool_call>{"name": "a", "arguments": "{\\"k\\": 1}"}</tool_call>'
+        '<tool_call>{"name": "b"}</tool_call>'
+    )
+    assert [(c.name, c.arguments) for c in calls] == [("a", '{"k":1}'), ("b", "{}")]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"name": "a", "arguments": {"k": 1}',  # truncated JSON
+        "not json",
+        '["a"]',
+        '{"arguments": {}}',  # no name
+        '{"name": "a", "arguments": "not json"}',
+        '{"name": "a", "arguments": [1]}',
+    ],
+)
+def test_invalid_call_stays_content(body: str):
+    text = f"Hi <tool_call>{body}</tool_call>"
+    assert parse_tool_calls(text) == (text, [])
+
+
+def test_invalid_call_kept_next_to_valid_one():
+    text = '<tool_call>oops</tool_call><tool_call>{"name": "a"}</tool_call>'
+    content, calls = parse_tool_calls(text)
+    assert [c.name for c in calls] == ["a"]
+    assert content == "<tool_call>oops</tool_call>"
+
+
+def test_closing_tag_inside_an_argument_does_not_cut_the_call():
+    text = '<tool_call>{"name": "echo", "arguments": {"s": "a </tool_call> b"}}</tool_call> ok'
+    content, calls = parse_tool_calls(text)
+    assert json.loads(calls[0].arguments) == {"s": "a </tool_call> b"}
+    assert content == "ok"
+
+
+def test_text_between_json_and_closing_tag_makes_block_invalid():
+    text = '<tool_call>{"name": "a"} and more</tool_call>'
+    assert parse_tool_calls(text) == (text, [])
+
+
+def test_plain_text_is_unchanged():
+    assert parse_tool_calls("  just text\n") == ("  just text\n", [])
+    assert parse_tool_calls("") == ("", [])
+
+
+# -- ToolCallStream ------------------------------------------------------------------------
+
+
+def run_stream(pieces: list[str]) -> tuple[list[str], str, list]:
+    stream = ToolCallStream()
+    sent = [stream.feed(p) for p in pieces]
+    rest, calls = stream.finish()
+    return [s for s in sent if s], rest, calls
+
+
+def split_randomly(text: str, rng: random.Random) -> list[str]:
+    cuts = sorted(rng.sample(range(1, len(text)), k=min(len(text) - 1, rng.randint(1, 12))))
+    return [text[i:j] for i, j in zip([0, *cuts], [*cuts, len(text)], strict=True)]
+
+
+def test_stream_plain_text_flows_through():
+    sent, rest, calls = run_stream(["Hello", " wor", "ld."])
+    assert sent == ["Hello", " wor", "ld."] and rest == "" and calls == []
+
+
+def test_stream_holds_possible_tag_start_then_releases_it():
+    stream = ToolCallStream()
+    assert stream.feed("a <tool") == "a"
+    assert stream.feed("s are fun") == " <tools are fun"
+    assert stream.finish() == ("", [])
+
+
+def test_stream_holds_everything_from_the_tag():
+    stream = ToolCallStream()
+    assert stream.feed("Checking.\n<tool_") == "Checking."
+    assert stream.feed('call>{"name": "a", "arguments": {}}') == ""
+    assert stream.in_tool_call
+    assert stream.feed("</tool_call>") == ""
+    rest, calls = stream.finish()
+    assert rest == "" and [c.name for c in calls] == ["a"]
+
+
+def test_stream_only_call_sends_no_content():
+    sent, rest, calls = run_stream(["\n", "<tool_call>", '{"name": "a"}', "</tool_call>", "\n"])
+    assert sent == [] and rest == "" and len(calls) == 1
+
+
+def test_stream_bad_call_is_released_as_content_at_end():
+    sent, rest, calls = run_stream(["Hi ", "<tool_call>", "{oops", "</tool_call>"])
+    assert calls == []
+    assert "".join(sent) + rest == "Hi <tool_call>{oops</tool_call>"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Just a plain answer with <b>tags</b> and < signs.",
+        'Sure.\n<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>',
+        '<tool_call>{"name": "a", "arguments": {}}</tool_call><tool_call>{"name": "b"}',
+        "Broken <tool_call>{not json</tool_call> tail",
+        "ends with <tool_ca",
+    ],
+)
+def test_stream_agrees_with_whole_text_parsing(text: str):
+    rng = random.Random(text)
+    want_content, want_calls = parse_tool_calls(text)
+    for _ in range(30):
+        sent, rest, calls = run_stream(split_randomly(text, rng))
+        assert [(c.name, c.arguments) for c in calls] == [
+            (c.name, c.arguments) for c in want_calls
+        ]
+        streamed = "".join(sent) + rest
+        if want_calls:
+            assert streamed.strip() == (want_content or "")
+        else:
+            assert streamed == want_content
+
+
+# -- tool_call_schema ----------------------------------------------------------------------
+
+
+def call(name: str, arguments: dict) -> dict:
+    return {"name": name, "arguments": arguments}
+
+
+def test_schema_required_allows_any_tool():
+    schema = tool_call_schema([WEATHER, TIME], "required")
+    jsonschema.Draft202012Validator.check_schema(schema)
+    assert len(schema["anyOf"]) == 2
+    jsonschema.validate(call("get_weather", {"city": "Paris"}), schema)
+    jsonschema.validate(call("get_time", {"tz": "UTC"}), schema)
+    for bad in (
+        call("get_weather", {}),  # required city missing
+        call("get_weather", {"city": 3}),
+        call("nope", {}),
+        {"name": "get_time"},
+        call("get_time", []),  # arguments are always an object
+        {**call("get_time", {}), "extra": 1},
+    ):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(bad, schema)
+
+
+def test_schema_named_function_only():
+    schema = tool_call_schema([WEATHER, TIME], {"type": "function",
+                                                "function": {"name": "get_weather"}})
+    jsonschema.Draft202012Validator.check_schema(schema)
+    assert schema["properties"]["name"] == {"const": "get_weather"}
+    assert schema["properties"]["arguments"] == WEATHER["function"]["parameters"]
+    jsonschema.validate(call("get_weather", {"city": "Oslo"}), schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(call("get_time", {}), schema)
+    # The schema a constrained reply follows parses back into the same call.
+    reply = "<tool_call>" + json.dumps(call("get_weather", {"city": "Oslo"})) + "</tool_call>"
+    assert parse_tool_calls(reply)[1][0].arguments == '{"city":"Oslo"}'
+
+
+@pytest.mark.parametrize("choice", ["auto", "none", None])
+def test_schema_none_when_model_may_choose(choice):
+    assert tool_call_schema([WEATHER], choice) is None
+
+
+@pytest.mark.parametrize(
+    ("tools", "choice"),
+    [
+        ([WEATHER], {"type": "function", "function": {"name": "missing"}}),
+        ([], "required"),
+        (None, "required"),
+        ([WEATHER], "sometimes"),
+        ([WEATHER], {"type": "function"}),
+    ],
+)
+def test_schema_bad_tool_choice(tools, choice):
+    with pytest.raises(InvalidRequest) as err:
+        tool_call_schema(tools, choice)
+    assert err.value.param == "tool_choice" and err.value.status == 400
