@@ -14,58 +14,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
-import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import requests
+from server import MODEL, Server
 
-REPO = Path(__file__).resolve().parents[1]
-MODEL = REPO / "models" / "gemma-3-270m-q4_k_m.gguf"
 PROMPT = "Write a long story about a lighthouse keeper and a storm."
 # End-of-turn and end-of-text are banned so that every stream runs its full length.
 NO_EOS = {"1": -100, "106": -100}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    def __init__(self, n_parallel: int, threads: int):
-        self.port = free_port()
-        env = {**os.environ, "N_PARALLEL": str(n_parallel), "N_THREADS": str(threads),
-               "N_CTX": "1024", "LOG_LEVEL": "WARNING", "PYTHONPATH": str(REPO / "src"),
-               "MAX_QUEUE": "256", "MODELS_DIR": str(MODEL.parent)}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "slm_api", "serve", "--host", "127.0.0.1", "--port",
-             str(self.port)], env=env, cwd=REPO, stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL)
-        self.url = f"http://127.0.0.1:{self.port}"
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(f"{self.url}/health", timeout=10).status_code == 200:
-                    return
-            except (requests.ConnectionError, requests.Timeout):
-                time.sleep(0.3)
-        raise RuntimeError("server did not start")
-
-    def rss_mb(self) -> float:
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-        return 0.0
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=30)
 
 
 def one_stream(url: str, tokens: int, out: list, i: int) -> None:
@@ -136,7 +94,7 @@ def main() -> None:
     results: dict[int, dict[int, dict]] = {}
     rss: dict[int, tuple[float, float]] = {}
     for n_parallel in (1, args.parallel):
-        server = Server(n_parallel, args.threads)
+        server = Server(N_PARALLEL=n_parallel, N_THREADS=args.threads)
         idle = server.rss_mb()
         try:
             run_level(server.url, 1, 8)  # warm-up

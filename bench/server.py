@@ -1,0 +1,59 @@
+"""A slm-api server started for a benchmark, the way users start it."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+REPO = Path(__file__).resolve().parents[1]
+MODEL = REPO / "models" / "gemma-3-270m-q4_k_m.gguf"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """`python -m slm_api serve` on a free port, configured by environment variables."""
+
+    def __init__(self, **env_vars: object):
+        self.port = free_port()
+        env = {**os.environ, "N_CTX": "1024", "LOG_LEVEL": "WARNING", "MAX_QUEUE": "256",
+               "PYTHONPATH": str(REPO / "src"), "MODELS_DIR": str(MODEL.parent),
+               **{k: str(v) for k, v in env_vars.items()}}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "slm_api", "serve", "--host", "127.0.0.1", "--port",
+             str(self.port)], env=env, cwd=REPO, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL)
+        self.url = f"http://127.0.0.1:{self.port}"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(f"{self.url}/health", timeout=10).status_code == 200:
+                    return
+            except (requests.ConnectionError, requests.Timeout):
+                time.sleep(0.3)
+        self.stop()
+        raise RuntimeError("server did not start")
+
+    def rss_mb(self) -> float:
+        """Resident memory of the gunicorn worker (the process that holds the model)."""
+        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text()
+        total = 0.0
+        for pid in children.split() or [str(self.proc.pid)]:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) / 1024
+        return total
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
