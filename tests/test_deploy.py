@@ -60,7 +60,8 @@ def gunicorn_url(models_dir: Path):
 
 
 def readme_curl_examples() -> list[str]:
-    blocks = re.findall(r"```bash\n(.*?)```", README, flags=re.S)
+    quick_start = README.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```bash\n(.*?)```", quick_start, flags=re.S)
     return [b.strip() for b in blocks if b.strip().startswith("curl")]
 
 
