@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -74,3 +75,78 @@ def test_hub_unreachable_is_502(hub_server, monkeypatch):
     )
     assert r.status_code == 502, r.text
     assert not [p for p in models.iterdir() if p.is_file()]
+
+
+def wait_for_job(url: str, job_id: str, states=("done", "failed", "cancelled")) -> dict:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        job = requests.get(f"{url}/load/{job_id}", timeout=10).json()
+        if job["state"] in states:
+            return job
+        time.sleep(0.05)
+    raise AssertionError(f"job {job_id} still {job['state']}")
+
+
+def test_async_download_reports_progress(fake_hub, hub_server):
+    url, models = hub_server
+    data = b"GGUF" + bytes(2_000_000)
+    fake_hub.add_file("acme/big", "big.gguf", data)
+    fake_hub.delay_per_chunk = 0.01
+    r = requests.post(f"{url}/load", json={"repo_id": "acme/big", "filename": "big.gguf",
+                                           "async": True}, timeout=30)
+    assert r.status_code == 202
+    job_id = r.json()["job_id"]
+    seen = wait_for_job(url, job_id, states=("running",))
+    assert seen["bytes_total"] in (None, len(data))
+    job = wait_for_job(url, job_id)
+    assert job["state"] == "done", job
+    assert job["bytes_done"] == job["bytes_total"] == len(data)
+    assert (models / "big.gguf").stat().st_size == len(data)
+    assert requests.get(f"{url}/load/dl-nope", timeout=10).status_code == 404
+
+
+def test_cancelled_download_leaves_nothing(fake_hub, hub_server):
+    url, models = hub_server
+    # huggingface_hub reports progress every 10 MiB: 30 MB give a report before the end.
+    fake_hub.add_file("acme/big", "slow.gguf", b"GGUF" + bytes(30_000_000))
+    fake_hub.delay_per_chunk = 0.01
+    r = requests.post(f"{url}/load", json={"repo_id": "acme/big", "filename": "slow.gguf",
+                                           "async": True}, timeout=30)
+    job_id = r.json()["job_id"]
+    deadline = time.monotonic() + 30
+    while requests.get(f"{url}/load/{job_id}", timeout=10).json()["bytes_done"] == 0:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert requests.delete(f"{url}/load/{job_id}", timeout=10).status_code == 200
+    assert wait_for_job(url, job_id)["state"] == "cancelled"
+    assert not [p for p in models.iterdir() if p.is_file()]
+
+
+def test_dropped_connection_leaves_nothing(fake_hub, hub_server):
+    url, models = hub_server
+    fake_hub.add_file("acme/big", "broken.gguf", b"GGUF" + bytes(500_000))
+    fake_hub.drop_after = 100_000
+    r = requests.post(f"{url}/load", json={"repo_id": "acme/big", "filename": "broken.gguf"},
+                      timeout=120)
+    assert r.status_code == 502, r.text
+    assert not [p for p in models.iterdir() if p.is_file()]
+
+
+def test_allowlist_and_disk_space(fake_hub, tmp_path, monkeypatch):
+    import shutil
+
+    from slm_api import hub
+
+    fake_hub.add_file("acme/tiny", "tiny.gguf", b"GGUF" + bytes(64))
+    settings = make_settings(tmp_path, allowed_repos=("acme/other",))
+    with running_server(settings, load_model=False) as url:
+        r = requests.post(f"{url}/load", json={"repo_id": "acme/tiny", "filename": "tiny.gguf"},
+                          timeout=30)
+        assert r.status_code == 403 and r.json()["error"]["param"] == "repo_id"
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(hub.shutil, "disk_usage", lambda _: usage._replace(free=1000))
+    with running_server(make_settings(tmp_path), load_model=False) as url:
+        r = requests.post(f"{url}/load", json={"repo_id": "acme/tiny", "filename": "tiny.gguf"},
+                          timeout=30)
+        assert r.status_code == 507 and "disk" in r.json()["error"]["message"]
+    assert not [p for p in tmp_path.iterdir() if p.is_file()]
