@@ -47,9 +47,9 @@ def test_serve_flags_win_over_environment(models_dir: Path):
         body = None
         while time.monotonic() < deadline and proc.poll() is None:
             try:
-                body = requests.get(f"http://127.0.0.1:{port}/health", timeout=2).json()
+                body = requests.get(f"http://127.0.0.1:{port}/health", timeout=10).json()
                 break
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):
                 time.sleep(0.5)
         assert body is not None, "server did not start"
         assert body["model"] == model.stem

@@ -47,9 +47,9 @@ def gunicorn_url(models_dir: Path):
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             try:
-                if requests.get(f"{url}/health", timeout=2).status_code == 200:
+                if requests.get(f"{url}/health", timeout=10).status_code == 200:
                     break
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):
                 pass
             assert proc.poll() is None, "gunicorn exited"
             time.sleep(0.5)
