@@ -7,7 +7,18 @@ from typing import Any
 
 from flask import Flask
 
-from slm_api.api import admin, chat, completions, embeddings, extract, extras, health, models
+from slm_api import observability, security
+from slm_api.api import (
+    admin,
+    chat,
+    completions,
+    docs,
+    embeddings,
+    extract,
+    extras,
+    health,
+    models,
+)
 from slm_api.api.errors import register_error_handlers
 from slm_api.config import Settings
 from slm_api.default_model import ensure_default_model
@@ -31,7 +42,10 @@ def create_app(settings: Settings | None = None, *, load_model: bool = True) -> 
     app.extensions["slm_downloads"] = DownloadJobs(settings)
 
     register_error_handlers(app)
-    for module in (health, models, admin, chat, completions, embeddings, extract, extras):
+    # Request ids and the access log first: responses refused by security carry them too.
+    observability.init_app(app)
+    security.init_app(app)
+    for module in (health, models, admin, chat, completions, embeddings, extract, extras, docs):
         app.register_blueprint(module.bp)
 
     if load_model:

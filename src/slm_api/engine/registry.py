@@ -106,6 +106,18 @@ class Engine:
         with self._lock:
             return sum(e.pins for e in self._loaded.values())
 
+    def stats(self) -> dict[str, dict[str, int]]:
+        """Scheduler numbers per loaded model id ({"active", "queued", "n_parallel"}), for
+        /metrics. Read under the registry lock so no model is closed while being read."""
+        out: dict[str, dict[str, int]] = {}
+        with self._lock:
+            for model_id, entry in self._loaded.items():
+                try:
+                    out[model_id] = dict(entry.model.stats())
+                except Exception:  # a scrape must never fail because one model cannot answer
+                    log.debug("no stats from model %s", model_id, exc_info=True)
+        return out
+
     # -- loading ---------------------------------------------------------------------------
 
     def start(self) -> None:
