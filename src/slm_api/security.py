@@ -1,7 +1,7 @@
 """Who may call what: API keys, admin routes, per-client rate limits, CORS.
 
 Every route falls in one of three classes, decided by `route_policy(endpoint)`:
-- "open":  /health and /metrics (unless PROTECT_METRICS), the API docs, CORS preflights.
+- "open":  /health and /metrics (unless PROTECT_METRICS=1), the API docs, CORS preflights.
 - "admin": every route of an admin blueprint (ADMIN_BLUEPRINTS). Marking the blueprint rather
            than listing URLs means a route added there later is protected without a second edit.
 - "api":   everything else, unknown URLs included (a new route is protected by default).
@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from flask import Flask, g, request
 from flask_cors import CORS
+from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from slm_api.api.errors import APIError
@@ -27,9 +28,9 @@ from slm_api.config import Settings
 
 ADMIN_BLUEPRINTS = frozenset({"admin"})
 # Endpoints anyone may call; "metrics" ones only while PROTECT_METRICS is off.
-OPEN_ENDPOINTS = frozenset({"health.health", "static"})
+OPEN_ENDPOINTS = frozenset({"static"})
 OPEN_BLUEPRINTS = frozenset({"docs"})
-METRICS_ENDPOINTS = frozenset({"observability.metrics"})
+METRICS_ENDPOINTS = frozenset({"health.health", "observability.metrics"})
 # Headers a reverse proxy adds: a loopback connection carrying one was relayed for someone else.
 FORWARDING_HEADERS = ("X-Forwarded-For", "Forwarded", "X-Real-IP")
 
@@ -167,6 +168,19 @@ def _unauthorized(message: str) -> APIError:
     return APIError(401, message, code="invalid_api_key", headers={"WWW-Authenticate": "Bearer"})
 
 
+def check_body_size(max_bytes: int) -> None:
+    """413 for a body without Content-Length (chunked) that runs past MAX_REQUEST_BYTES.
+
+    Werkzeug caps such a stream at the limit but then just stops reading, so the view would see
+    a truncated body (a misleading 400 "not valid JSON"). Read it here, and if the cap was hit,
+    look one byte further in the raw input to tell "exactly at the limit" from "too large"."""
+    if request.content_length is not None or request.method in ("GET", "HEAD", "OPTIONS"):
+        return  # with Content-Length, Werkzeug itself refuses an oversized body
+    data = request.get_data(cache=True)
+    if len(data) >= max_bytes and request.environ["wsgi.input"].read(1):
+        raise RequestEntityTooLarge()
+
+
 def _authorize(keys: KeyRing, limiter: RateLimiter | None, settings: Settings) -> None:
     g.client_id = request.remote_addr or "unknown"
     if request.method == "OPTIONS":
@@ -235,6 +249,8 @@ def init_app(app: Flask) -> None:
     @app.before_request
     def _security() -> None:
         _authorize(keys, limiter, settings)
+        # After the key check: an anonymous client cannot make the server read its body.
+        check_body_size(settings.max_request_bytes)
 
     if settings.cors_origins:
         CORS(
