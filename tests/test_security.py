@@ -235,7 +235,7 @@ def test_max_tokens_cap(empty_dir):
 
 def test_queue_full_answers_503_at_once(models_dir):
     with running_server(make_settings(models_dir, n_parallel=1, max_queue=0)) as url:
-        first_chunk = threading.Event()
+        first_chunk, done = threading.Event(), threading.Event()
 
         def long_stream() -> None:
             body = {**CHAT, "max_tokens": 200, "stream": True, "temperature": 0}
@@ -243,6 +243,8 @@ def test_queue_full_answers_503_at_once(models_dir):
                                timeout=120) as r:
                 for _ in r.iter_lines():
                     first_chunk.set()
+                    if done.is_set():
+                        break  # hanging up aborts the generation
 
         worker = threading.Thread(target=long_stream)
         worker.start()
@@ -252,6 +254,7 @@ def test_queue_full_answers_503_at_once(models_dir):
             _is_error(r, 503, "queue_full")
             assert int(r.headers["Retry-After"]) >= 1
         finally:
+            done.set()
             worker.join(120)
 
 
