@@ -31,7 +31,7 @@ def create_app(settings: Settings | None = None, *, load_model: bool = True) -> 
     starts with no model (the tests of /health's 503, and fast admin-only apps)."""
     settings = settings or Settings.from_env()
     logging.basicConfig(level=settings.log_level.upper())
-    app = Flask(__name__)
+    app = Flask(__name__, static_folder=None)  # /docs serves its own assets
     app.config["SETTINGS"] = settings
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     app.json.sort_keys = False  # keep OpenAI's field order, readable in curl output

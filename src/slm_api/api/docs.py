@@ -40,6 +40,7 @@ REQUEST_BODIES: dict[str, type[BaseModel]] = {
     "extras.tokenize": schemas.TokenizeRequest,
     "extras.count": schemas.TokenizeRequest,
     "extras.detokenize": schemas.DetokenizeRequest,
+    "extras.apply_template": schemas.ApplyTemplateRequest,
     "admin.load": schemas.LoadRequest,
     "admin.reload": schemas.ReloadRequest,
     "admin.load_model": schemas.ModelLoadRequest,
