@@ -1,0 +1,214 @@
+"""Malformed and hostile input at every route (hypothesis, guided by /openapi.json).
+
+For each route the test sends bodies built from the route's request schema with hostile values
+mixed in (path traversal, huge and negative numbers, wrong types, control characters), arbitrary
+JSON, and raw bytes under various content types. Every answer must be a non-5xx (503 only for
+"no model loaded" / "queue full"), with no traceback in the body; nothing outside MODELS_DIR
+may be read or written; and a normal chat must still work at the end. It runs once against a
+server with no model and once against the real default model (generations capped at 8 tokens).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+import requests
+from http_server import MODEL, make_settings, running_server
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+EXAMPLES_PER_ROUTE = 20
+ALLOWED_503 = {"no_model_loaded", "queue_full"}
+BAIT = "BAIT-7f3a-do-not-read"
+# Several are chosen to be dangerous only if a check is missing: values in the middle of the
+# int range (say n_ctx = 2**20) are left out on purpose, as a real allocation of that size
+# could exhaust this machine's memory rather than fail.
+EDGE_INTS = [-(2**63), -(2**31), -1, 0, 1, 2, 16, 17, 2**31 - 1, 2**31, 2**32 + 16, 2**63,
+             10**30]
+EDGE_FLOATS = [-1e308, -2.5, -0.0, 0.5, 1.0, 2.0000001, 1e308]
+
+
+def _hostile_strings(outside: Path) -> list[str]:
+    return [
+        "", " ", "\x00", "nul\x00.gguf", "\u202e\u0000\ud7ff", "😀" * 10, "a" * 3000,
+        "../../etc/passwd", "/etc/passwd", "../../../../../../etc/hostname", "..\\..\\boot.ini",
+        "%2e%2e%2f%2e%2e%2fetc%2fpasswd", "file:///etc/passwd", "~/.ssh/id_rsa",
+        f"../{outside.name}/bait.gguf", str(outside / "bait.gguf"), f"../{outside.name}/bait",
+        MODEL, f"{MODEL}.gguf", "models/../" + MODEL + ".gguf", ".", "..", "/", "{{7*7}}",
+        "${jndi:ldap://127.0.0.1:9/x}", "<script>alert(1)</script>", "' OR 1=1 --", "null",
+        "root ::= [a]*", "-1", "1e999",
+    ]
+
+
+def _json_values(strings: list[str]) -> st.SearchStrategy:
+    scalars = (st.none() | st.booleans() | st.sampled_from(EDGE_INTS)
+               | st.integers(-3, 40) | st.sampled_from(EDGE_FLOATS)
+               | st.sampled_from(strings) | st.text(max_size=30))
+    return st.recursive(
+        scalars,
+        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
+            st.sampled_from(strings) | st.text(max_size=10), inner, max_size=4),
+        max_leaves=12,
+    )
+
+
+def _from_schema(schema: dict, defs: dict, strings: list[str], depth: int = 0):
+    """Values shaped like `schema` (enough to get past validation to the engine), each field
+    possibly swapped for any JSON value at all."""
+    anything = _json_values(strings)
+    if depth > 5:
+        return anything
+    if "$ref" in schema:
+        return _from_schema(defs[schema["$ref"].rsplit("/", 1)[1]], defs, strings, depth + 1)
+    if "anyOf" in schema:
+        return st.one_of([_from_schema(s, defs, strings, depth + 1) for s in schema["anyOf"]])
+    if "enum" in schema:
+        return st.sampled_from(schema["enum"])
+    if "const" in schema:
+        return st.just(schema["const"])
+    kind = schema.get("type")
+    if kind == "object" and schema.get("properties"):
+        props, required = schema["properties"], set(schema.get("required", ()))
+
+        def field(s: dict):
+            return _from_schema(s, defs, strings, depth + 1) | anything
+
+        return st.fixed_dictionaries(
+            {k: field(v) for k, v in props.items() if k in required},
+            optional={k: field(v) for k, v in props.items() if k not in required},
+        )
+    simple = {
+        "object": st.dictionaries(st.text(max_size=8), anything, max_size=3),
+        "array": st.lists(_from_schema(schema.get("items", {}), defs, strings, depth + 1),
+                          max_size=3),
+        "string": st.sampled_from(strings) | st.text(max_size=40),
+        "integer": st.sampled_from(EDGE_INTS) | st.integers(-3, 40),
+        "number": st.sampled_from(EDGE_FLOATS) | st.floats(-3, 3, allow_nan=False),
+        "boolean": st.booleans(),
+        "null": st.none(),
+    }
+    return simple.get(kind, anything)
+
+
+def _bodies(schema: dict | None, defs: dict, strings: list[str]):
+    anything = _json_values(strings)
+    shaped = _from_schema(schema, defs, strings) if schema else anything
+    encoded = (shaped | anything).map(lambda v: json.dumps(v).encode())
+    raw = st.binary(max_size=200) | st.sampled_from(
+        [b"", b"{", b"[1,2", b'{"a":' * 50, b"\xff\xfe", b"null", b'{"messages": NaN}'])
+    content_types = st.sampled_from(
+        ["application/json", "application/json", "text/plain", None,
+         "application/x-www-form-urlencoded", "multipart/form-data; boundary=x",
+         "application/json; charset=latin-1"])
+    return st.tuples(encoded | raw, content_types)
+
+
+def _snapshot(root: Path, skip: tuple[Path, ...]) -> dict[str, tuple[int, int]]:
+    files = {}
+    for path in root.rglob("*"):
+        if path.is_file() and not any(path.is_relative_to(s) for s in skip):
+            stat = path.stat()
+            files[str(path)] = (stat.st_size, stat.st_mtime_ns)
+    return files
+
+
+@pytest.fixture(scope="module", params=["no_model", "model"])
+def target(request, tmp_path_factory: pytest.TempPathFactory):
+    root = tmp_path_factory.mktemp(f"fuzz-{request.param}")
+    models, outside = root / "models", root / "outside"
+    models.mkdir()
+    outside.mkdir()
+    (outside / "bait.gguf").write_text(BAIT)
+    (outside / "bait").write_text(BAIT)
+    with_model = request.param == "model"
+    if with_model:
+        source = request.getfixturevalue("models_dir") / f"{MODEL}.gguf"
+        os.link(source, models / source.name)
+    overrides = dict(max_tokens_cap=8, request_timeout_s=5.0, n_parallel=2,
+                     allowed_repos=("slm-api-fuzz/never-generated",), max_request_bytes=65536)
+    config = make_settings(models, **overrides)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # belt and braces: nothing listens
+        with running_server(config, load_model=with_model) as url:
+            spec = requests.get(f"{url}/openapi.json", timeout=10).json()
+            skip = (models, config.hf_home, config.cache_dir)
+            before = _snapshot(root, skip)
+            yield dict(url=url, spec=spec, outside=outside, with_model=with_model,
+                       root=root, skip=skip, before=before)
+
+
+def _routes() -> list[tuple[str, str]]:
+    # The same walk of the url_map as /openapi.json; test_docs checks they agree.
+    from slm_api.app import create_app
+
+    folder = Path(os.environ.get("TMPDIR", "/tmp")) / "slm-api-fuzz-routes"
+    app = create_app(make_settings(folder), load_model=False)
+    return sorted(
+        (re.sub(r"<(?:[^:>]+:)?([^>]+)>", r"{\1}", rule.rule), method.lower())
+        for rule in app.url_map.iter_rules()
+        for method in rule.methods - {"HEAD", "OPTIONS"}
+    )
+
+
+def _check(r: requests.Response, route: str) -> None:
+    text = r.text
+    assert "Traceback" not in text and 'File "/' not in text, f"{route}: traceback leaked"
+    assert BAIT not in text and "root:x:0:0" not in text, f"{route}: a file outside leaked"
+    if r.status_code == 503 and route == "GET /health":
+        assert r.json()["status"] == "no_model"  # its documented "not ready" answer
+        return
+    if r.status_code >= 500:
+        code = r.json().get("error", {}).get("code") if r.headers.get(
+            "Content-Type", "").startswith("application/json") else None
+        assert r.status_code == 503 and code in ALLOWED_503, f"{route}: {r.status_code} {text}"
+    if r.status_code >= 400 and r.headers.get("Content-Type", "").startswith("application/json"):
+        assert set(r.json()["error"]) >= {"message", "type", "code"}, f"{route}: {text}"
+    if "text/event-stream" in r.headers.get("Content-Type", ""):
+        assert "internal_error" not in text, f"{route}: {text[-500:]}"
+
+
+@pytest.mark.parametrize("path, method", _routes())
+def test_hostile_input(target, path, method):
+    spec_op = target["spec"]["paths"][path][method]
+    defs = target["spec"]["components"]["schemas"]
+    schema = (spec_op.get("requestBody", {}).get("content", {}).get("application/json", {})
+              .get("schema"))
+    strings = _hostile_strings(target["outside"])
+    params = re.findall(r"{([^}]+)}", path)
+
+    @settings(max_examples=EXAMPLES_PER_ROUTE, deadline=None, derandomize=True, database=None,
+              suppress_health_check=list(HealthCheck))
+    @given(body=_bodies(schema, defs, strings),
+           args=st.lists(st.sampled_from(strings) | st.text(max_size=20),
+                         min_size=len(params), max_size=len(params)))
+    def one(body: tuple[bytes, str | None], args: list[str]) -> None:
+        url_path = path
+        for name, value in zip(params, args, strict=True):
+            url_path = url_path.replace("{" + name + "}", quote(value, safe="") or "x")
+        data, content_type = body
+        headers = {"Content-Type": content_type} if content_type else {}
+        r = requests.request(method.upper(), target["url"] + url_path, data=data,
+                             headers=headers, timeout=60)
+        _check(r, f"{method.upper()} {url_path}")
+
+    one()
+
+
+def test_still_serving_and_nothing_outside_touched(target):
+    # Runs after the fuzzing above (same module-scoped server).
+    chat = {"model": MODEL, "messages": [{"role": "user", "content": "Hello"}], "max_tokens": 4}
+    r = requests.post(f"{target['url']}/v1/chat/completions", json=chat, timeout=60)
+    if target["with_model"]:
+        assert r.status_code == 200, r.text
+        assert r.json()["choices"][0]["message"]["role"] == "assistant"
+    else:
+        assert r.status_code == 404 and r.json()["error"]["code"] == "model_not_found"
+    assert requests.get(f"{target['url']}/metrics", timeout=10).status_code == 200
+    assert (target["outside"] / "bait.gguf").read_text() == BAIT
+    after = _snapshot(target["root"], target["skip"])
+    assert after == target["before"], "files outside MODELS_DIR appeared or changed"
