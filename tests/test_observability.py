@@ -145,11 +145,13 @@ def test_generation_metrics_and_log(models_dir, access_log):
         # While a stream runs, the engine numbers show it in flight.
         started, done = threading.Event(), threading.Event()
         in_flight: list[float] = []
+        stream_ids: list[str | None] = []
 
         def stream() -> None:
             body = {**chat, "stream": True, "max_tokens": 200}
             with requests.post(f"{url}/v1/chat/completions", json=body, stream=True,
                                timeout=60, headers={"X-Request-ID": "gen-2"}) as resp:
+                stream_ids.append(resp.headers.get("X-Request-ID"))
                 for raw in resp.iter_lines():
                     # The first frame (the role) can precede the scheduler taking the job.
                     has_text = b'"content":"' in raw and b'"content":""' not in raw
@@ -166,6 +168,7 @@ def test_generation_metrics_and_log(models_dir, access_log):
         done.set()
         worker.join(60)
         assert in_flight == [1.0]
+        assert stream_ids == ["gen-2"]  # streams carry the id too
         assert access_log.wait_for("gen-2")["status"] == 200
 
         samples = _samples(url)

@@ -14,7 +14,7 @@ import requests
 from http_server import make_settings, running_server
 
 from slm_api.app import create_app
-from slm_api.security import generated_client_id, parse_keys
+from slm_api.security import RateLimiter, generated_client_id, parse_keys
 
 CHAT = {"messages": [{"role": "user", "content": "Say hi"}], "max_tokens": 2}
 # Routes the issue names as admin: each must be classed admin however the code is arranged.
@@ -64,6 +64,17 @@ def test_key_parsing_gives_stable_ids():
     assert keys["key_a"] == "team_a" and keys["key_c"] == "team_c"
     assert keys["key_b"] == generated_client_id("key_b") == parse_keys(("key_b",))["key_b"]
     assert keys["key_b"] != generated_client_id("key_a") and "key_b" not in keys["key_b"]
+
+
+def test_rate_limit_window_slides():
+    # The HTTP test below cannot wait a minute; the window's arithmetic is checked here.
+    limiter = RateLimiter(2)
+    assert limiter.check("c", now=100.0) == 0.0
+    assert limiter.check("c", now=130.0) == 0.0
+    assert limiter.check("c", now=150.0) == pytest.approx(10.0)  # first hit leaves at 160
+    assert limiter.check("c", now=160.5) == 0.0  # it has left: room for one
+    assert limiter.check("c", now=170.0) == pytest.approx(20.0)  # 130 leaves at 190
+    assert limiter.check("other", now=170.0) == 0.0
 
 
 def test_open_api_without_keys(empty_dir):
