@@ -7,7 +7,18 @@ from typing import Any
 
 from flask import Flask
 
-from slm_api.api import admin, chat, completions, embeddings, extract, extras, health, models
+from slm_api import observability, security
+from slm_api.api import (
+    admin,
+    chat,
+    completions,
+    docs,
+    embeddings,
+    extract,
+    extras,
+    health,
+    models,
+)
 from slm_api.api.errors import register_error_handlers
 from slm_api.config import Settings
 from slm_api.default_model import ensure_default_model
@@ -20,7 +31,7 @@ def create_app(settings: Settings | None = None, *, load_model: bool = True) -> 
     starts with no model (the tests of /health's 503, and fast admin-only apps)."""
     settings = settings or Settings.from_env()
     logging.basicConfig(level=settings.log_level.upper())
-    app = Flask(__name__)
+    app = Flask(__name__, static_folder=None)  # /docs serves its own assets
     app.config["SETTINGS"] = settings
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     app.json.sort_keys = False  # keep OpenAI's field order, readable in curl output
@@ -31,7 +42,10 @@ def create_app(settings: Settings | None = None, *, load_model: bool = True) -> 
     app.extensions["slm_downloads"] = DownloadJobs(settings)
 
     register_error_handlers(app)
-    for module in (health, models, admin, chat, completions, embeddings, extract, extras):
+    # Request ids and the access log first: responses refused by security carry them too.
+    observability.init_app(app)
+    security.init_app(app)
+    for module in (health, models, admin, chat, completions, embeddings, extract, extras, docs):
         app.register_blueprint(module.bp)
 
     if load_model:

@@ -66,6 +66,8 @@ class Settings:
     request_timeout_s: float = 300.0
     cors_origins: tuple[str, ...] = ()
     allowed_repos: tuple[str, ...] = ()
+    # Reverse proxies in front that append to X-Forwarded-For (0: the header is not believed).
+    trusted_proxy_hops: int = 0
 
     @property
     def default_model_path(self) -> Path:
@@ -110,6 +112,8 @@ class Settings:
             "PORT": 0 <= self.port <= 65535,
             "PROMPT_CACHE": self.prompt_cache in {"ram", "disk", "off"},
             "MAX_QUEUE": self.max_queue >= 0,
+            "TRUSTED_PROXY_HOPS": self.trusted_proxy_hops >= 0,
+            "RATE_LIMIT_RPM": self.rate_limit_rpm >= 0,
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:

@@ -24,6 +24,7 @@ from slm_api.engine import (
     TokenLogprob,
 )
 from slm_api.engine.llama_model import LoadedModel
+from slm_api.observability import GenerationRecorder, generation_recorder
 
 BodyT = TypeVar("BodyT", bound=BaseModel)
 
@@ -113,8 +114,12 @@ class Run:
         self._stack = ExitStack()
         self.model: LoadedModel = self._stack.enter_context(engine().use(model_id, options))
         self.generation: Generation | None = None
+        # Bound now: a streamed body finishes after the request context is gone.
+        self._record: GenerationRecorder | None = generation_recorder()
+        self._submitted = time.monotonic()
 
     def submit(self, req: GenerationRequest) -> Generation:
+        self._submitted = time.monotonic()
         self.generation = self.model.submit(req)
         return self.generation
 
@@ -122,6 +127,13 @@ class Run:
         if self.generation is not None and self.generation.result is None:
             self.generation.abort()
         self._stack.close()
+        # Metrics and the access log get this generation's tokens once (close may run twice).
+        record, self._record = self._record, None
+        result = self.generation.result if self.generation is not None else None
+        if record is not None and result is not None:
+            record(result.prompt_tokens, result.completion_tokens,
+                   result.time_to_first_token_s, time.monotonic() - self._submitted,
+                   result.finish_reason)
 
     def __enter__(self) -> Run:
         return self

@@ -30,6 +30,15 @@ from slm_api.engine.types import (
 log = logging.getLogger(__name__)
 
 
+def _is_file(path: Path) -> bool:
+    # Client-chosen names: too long (ENAMETOOLONG) or with NUL must read as "no such model",
+    # not escape as an exception and a 500.
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
+
+
 @dataclass
 class _Entry:
     model: LoadedModel
@@ -61,6 +70,8 @@ class Engine:
     def resolve_path(self, model_path: str | Path, param: str = "model_path") -> Path:
         """A client-given path, made absolute, refused unless it lies inside MODELS_DIR."""
         root = self.models_dir.resolve()
+        if "\x00" in str(model_path):  # os calls raise ValueError on NUL: refuse it as input
+            raise InvalidRequest(f"{param} must not contain NUL characters", param=param)
         raw = Path(model_path)
         candidate = (raw if raw.is_absolute() else root / raw).resolve()
         if not candidate.is_relative_to(root):
@@ -69,8 +80,8 @@ class Engine:
             if raw.is_absolute() or not alt.is_relative_to(root):
                 raise InvalidRequest(f"{param} must be inside MODELS_DIR ({root})", param=param)
             candidate = alt
-        if not candidate.is_file():
-            raise ModelNotFound(f"model file not found: {candidate.name}", param=param)
+        if not _is_file(candidate):
+            raise ModelNotFound(f"model file not found: {candidate.name[:100]}", param=param)
         return candidate
 
     def path_for_id(self, model_id: str) -> Path:
@@ -78,7 +89,7 @@ class Engine:
         if "/" in name or "\\" in name or name.startswith("."):
             raise ModelNotFound(f"The model `{model_id}` does not exist")
         path = self.models_dir / name
-        if not path.is_file():
+        if not _is_file(path):
             raise ModelNotFound(f"The model `{model_id}` does not exist")
         return path.resolve()
 
@@ -105,6 +116,18 @@ class Engine:
     def in_use(self) -> int:
         with self._lock:
             return sum(e.pins for e in self._loaded.values())
+
+    def stats(self) -> dict[str, dict[str, int]]:
+        """Scheduler numbers per loaded model id ({"active", "queued", "n_parallel"}), for
+        /metrics. Read under the registry lock so no model is closed while being read."""
+        out: dict[str, dict[str, int]] = {}
+        with self._lock:
+            for model_id, entry in self._loaded.items():
+                try:
+                    out[model_id] = dict(entry.model.stats())
+                except Exception:  # a scrape must never fail because one model cannot answer
+                    log.debug("no stats from model %s", model_id, exc_info=True)
+        return out
 
     # -- loading ---------------------------------------------------------------------------
 

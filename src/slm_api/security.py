@@ -1,0 +1,262 @@
+"""Who may call what: API keys, admin routes, per-client rate limits, CORS.
+
+Every route falls in one of three classes, decided by `route_policy(endpoint)`:
+- "open":  /health and /metrics (unless PROTECT_METRICS=1), the API docs, CORS preflights.
+- "admin": every route of an admin blueprint (ADMIN_BLUEPRINTS). Marking the blueprint rather
+           than listing URLs means a route added there later is protected without a second edit.
+- "api":   everything else, unknown URLs included (a new route is protected by default).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import math
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+
+from flask import Flask, g, request
+from flask_cors import CORS
+from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from slm_api.api.errors import APIError
+from slm_api.config import Settings
+
+ADMIN_BLUEPRINTS = frozenset({"admin"})
+# Endpoints anyone may call; "metrics" ones only while PROTECT_METRICS is off.
+OPEN_ENDPOINTS = frozenset({"static"})
+OPEN_BLUEPRINTS = frozenset({"docs"})
+METRICS_ENDPOINTS = frozenset({"health.health", "observability.metrics"})
+# Headers a reverse proxy adds: a loopback connection carrying one was relayed for someone else.
+FORWARDING_HEADERS = ("X-Forwarded-For", "Forwarded", "X-Real-IP")
+
+
+def _digest(key: str) -> bytes:
+    # Comparing fixed-length digests keeps compare_digest's time independent of key length.
+    return hashlib.sha256(key.encode("utf-8")).digest()
+
+
+def generated_client_id(key: str) -> str:
+    """A stable id for a key configured without one; reveals nothing usable about the key."""
+    return "client-" + hashlib.sha256(b"slm-api-client:" + key.encode("utf-8")).hexdigest()[:10]
+
+
+def parse_keys(entries: tuple[str, ...] | list[str]) -> dict[str, str]:
+    """`key` or `key:client_id` entries -> {key: client_id}. The id follows the last colon."""
+    keys: dict[str, str] = {}
+    for entry in entries:
+        entry = entry.strip()
+        key, sep, client = entry.rpartition(":")
+        if not sep or not key or not client.strip():
+            key, client = entry, ""
+        key, client = key.strip(), client.strip()
+        if key:
+            keys[key] = client or generated_client_id(key)
+    return keys
+
+
+@dataclass(frozen=True)
+class KeyRing:
+    """Configured keys as digests -> client id; `admin` holds the subset allowed admin routes."""
+
+    api: tuple[tuple[bytes, str], ...]
+    admin: tuple[tuple[bytes, str], ...]
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> KeyRing:
+        api = parse_keys(settings.openai_api_keys)
+        if settings.openai_api_key:
+            api.update(parse_keys((settings.openai_api_key,)))
+        admin = parse_keys(settings.admin_api_keys)
+        # An admin key also works as an API key: the operator should not need two.
+        api.update({k: v for k, v in admin.items() if k not in api})
+        return cls(
+            api=tuple((_digest(k), c) for k, c in api.items()),
+            admin=tuple((_digest(k), c) for k, c in admin.items()),
+        )
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.api)
+
+    @staticmethod
+    def _match(given: str, ring: tuple[tuple[bytes, str], ...]) -> str | None:
+        # Every key is compared (no early exit), so timing does not tell which one matched.
+        digest, found = _digest(given), None
+        for candidate, client in ring:
+            if hmac.compare_digest(digest, candidate):
+                found = client
+        return found
+
+    def client_for(self, given: str) -> str | None:
+        return self._match(given, self.api)
+
+    def admin_client_for(self, given: str) -> str | None:
+        return self._match(given, self.admin)
+
+
+def route_policy(endpoint: str | None, settings: Settings) -> str:
+    """"open", "admin" or "api" for a Flask endpoint name (None: no route matched)."""
+    if endpoint is None:
+        return "api"
+    blueprint = endpoint.rpartition(".")[0]
+    if blueprint in ADMIN_BLUEPRINTS:
+        return "admin"
+    if endpoint in OPEN_ENDPOINTS or blueprint in OPEN_BLUEPRINTS:
+        return "open"
+    if endpoint in METRICS_ENDPOINTS:
+        return "api" if settings.protect_metrics else "open"
+    return "api"
+
+
+def is_loopback(address: str | None) -> bool:
+    try:
+        ip = ipaddress.ip_address((address or "").split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_loopback
+
+
+def bearer_token() -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+class RateLimiter:
+    """Sliding one-minute window per client: at most `rpm` requests in any 60 seconds."""
+
+    WINDOW_S = 60.0
+
+    def __init__(self, rpm: int, *, max_clients: int = 10_000):
+        self.rpm = rpm
+        self.max_clients = max_clients
+        self._hits: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def check(self, client: str, now: float | None = None) -> float:
+        """Record a request; 0.0 if allowed, else seconds until the window has room again."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            hits = self._hits.get(client)
+            if hits is None:
+                if len(self._hits) >= self.max_clients:
+                    self._forget_idle(now)
+                hits = self._hits[client] = deque()
+            while hits and hits[0] <= now - self.WINDOW_S:
+                hits.popleft()
+            if len(hits) >= self.rpm:
+                return max(hits[0] + self.WINDOW_S - now, 0.001)
+            hits.append(now)
+            return 0.0
+
+    def _forget_idle(self, now: float) -> None:
+        # Bounded memory under many distinct clients (remote addresses when the API is open).
+        for client in [c for c, h in self._hits.items() if not h or h[-1] <= now - self.WINDOW_S]:
+            del self._hits[client]
+
+
+def _unauthorized(message: str) -> APIError:
+    return APIError(401, message, code="invalid_api_key", headers={"WWW-Authenticate": "Bearer"})
+
+
+def check_body_size(max_bytes: int) -> None:
+    """413 for a body without Content-Length (chunked) that runs past MAX_REQUEST_BYTES.
+
+    Werkzeug caps such a stream at the limit but then just stops reading, so the view would see
+    a truncated body (a misleading 400 "not valid JSON"). Read it here, and if the cap was hit,
+    look one byte further in the raw input to tell "exactly at the limit" from "too large"."""
+    if request.content_length is not None or request.method in ("GET", "HEAD", "OPTIONS"):
+        return  # with Content-Length, Werkzeug itself refuses an oversized body
+    data = request.get_data(cache=True)
+    if len(data) >= max_bytes and request.environ["wsgi.input"].read(1):
+        raise RequestEntityTooLarge()
+
+
+def _authorize(keys: KeyRing, limiter: RateLimiter | None, settings: Settings) -> None:
+    g.client_id = request.remote_addr or "unknown"
+    if request.method == "OPTIONS":
+        return  # CORS preflights carry no credentials by design
+    policy = route_policy(request.endpoint, settings)
+    if policy == "open":
+        return
+    token = bearer_token()
+    if keys.enabled:
+        if token is None:
+            raise _unauthorized("Missing API key: send `Authorization: Bearer <key>`")
+        client = keys.client_for(token)
+        if client is None:
+            raise _unauthorized("Incorrect API key provided")
+        g.client_id = client
+    if policy == "admin":
+        _authorize_admin(keys, token, settings)
+    if limiter is not None:
+        wait = limiter.check(g.client_id)
+        if wait:
+            raise APIError(
+                429,
+                f"Rate limit of {limiter.rpm} requests per minute reached; retry in "
+                f"{math.ceil(wait)} s",
+                code="rate_limit_exceeded",
+                headers={"Retry-After": str(math.ceil(wait))},
+            )
+
+
+def _authorize_admin(keys: KeyRing, token: str | None, settings: Settings) -> None:
+    if keys.admin:
+        if token is None:
+            raise _unauthorized("This admin route needs a key from ADMIN_API_KEYS")
+        client = keys.admin_client_for(token)
+        if client is None:
+            raise APIError(403, "This key may not use admin routes", code="admin_key_required")
+        g.client_id = client
+        return
+    # No admin keys: only this machine may download files or swap models. Behind a proxy every
+    # client looks like loopback, so a relayed request (forwarding headers) is refused unless
+    # TRUSTED_PROXY_HOPS made remote_addr the real client.
+    relayed = settings.trusted_proxy_hops == 0 and any(
+        h in request.headers for h in FORWARDING_HEADERS
+    )
+    if not is_loopback(request.remote_addr) or relayed:
+        raise APIError(
+            403,
+            "Admin routes are open to loopback clients only; set ADMIN_API_KEYS to use them "
+            "remotely",
+            code="admin_forbidden",
+        )
+
+
+def init_app(app: Flask) -> None:
+    """Install key checks, admin checks, the rate limiter and CORS on `app`."""
+    settings: Settings = app.config["SETTINGS"]
+    keys = KeyRing.from_settings(settings)
+    limiter = RateLimiter(settings.rate_limit_rpm) if settings.rate_limit_rpm > 0 else None
+    app.extensions["slm_keys"] = keys
+    app.extensions["slm_rate_limiter"] = limiter
+    if settings.trusted_proxy_hops > 0:
+        # Only then is X-Forwarded-For believed: a client could otherwise claim to be loopback.
+        hops = settings.trusted_proxy_hops
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
+
+    @app.before_request
+    def _security() -> None:
+        _authorize(keys, limiter, settings)
+        # After the key check: an anonymous client cannot make the server read its body.
+        check_body_size(settings.max_request_bytes)
+
+    if settings.cors_origins:
+        CORS(
+            app,
+            origins=list(settings.cors_origins),
+            allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+            expose_headers=["X-Request-ID", "Retry-After"],
+            max_age=600,
+        )
