@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response, current_app, jsonify
 
 from slm_api.api.generate import (
     Run,
@@ -39,7 +39,10 @@ def _prompts(prompt: Any) -> list[str | list[int]]:
 @bp.post("/v1/completions")
 def completions() -> Response:
     req = parse_body(CompletionRequest)
-    max_tokens = completion_budget(req.max_tokens)
+    # OpenAI's default of 16 tokens, never above this server's cap.
+    cap = current_app.config["SETTINGS"].max_tokens_cap
+    explicit = "max_tokens" in req.model_fields_set
+    max_tokens = completion_budget(req.max_tokens if explicit else min(16, cap))
     params = sampling_params(req, n_probs=req.logprobs or 0)
     cid, created = f"cmpl-{uuid.uuid4().hex}", int(time.time())
 

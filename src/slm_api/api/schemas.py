@@ -11,6 +11,11 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
+# Largest context a client may ask a model to be loaded with; the engine also refuses more
+# than the model was trained for.
+MAX_CTX = 131072
+
+
 class _Body(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
@@ -18,9 +23,9 @@ class _Body(BaseModel):
 class LoadModelConfigs(_Body):
     """Context options used when a request's model has to be loaded first."""
 
-    n_ctx: int | None = Field(None, ge=16)
-    n_threads: int | None = Field(None, ge=1)
-    n_batch: int | None = Field(None, ge=1)
+    n_ctx: int | None = Field(None, ge=16, le=MAX_CTX)
+    n_threads: int | None = Field(None, ge=1, le=256)
+    n_batch: int | None = Field(None, ge=1, le=8192)
     n_gpu_layers: int | None = Field(None, ge=-1)
     n_parallel: int | None = Field(None, ge=1, le=64)
     chat_format: str | None = None
@@ -176,9 +181,9 @@ class LoadRequest(_Body):
 
 class ReloadRequest(_Body):
     model_path: str = Field(min_length=1, max_length=1024)
-    n_threads: int | None = Field(None, ge=1)
-    n_ctx: int | None = Field(None, ge=16)
-    n_batch: int | None = Field(None, ge=1)
+    n_threads: int | None = Field(None, ge=1, le=256)
+    n_ctx: int | None = Field(None, ge=16, le=MAX_CTX)
+    n_batch: int | None = Field(None, ge=1, le=8192)
     n_gpu_layers: int | None = Field(None, ge=-1)
     n_parallel: int | None = Field(None, ge=1, le=64)
     chat_format: str | None = None

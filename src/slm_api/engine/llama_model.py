@@ -90,6 +90,11 @@ class LoadedModel:
         self._n_batch = options.n_batch or settings.n_batch
         n_ctx = options.n_ctx or settings.n_ctx
         n_parallel = options.n_parallel or settings.n_parallel
+        n_train = int(llama_cpp.llama_model_n_ctx_train(self._model))
+        if options.n_ctx and n_train and n_ctx > n_train:
+            # A client-chosen context beyond training only costs memory and gives garbage.
+            raise ModelLoadError(f"n_ctx {n_ctx} is above this model's trained context of "
+                                 f"{n_train}", param="n_ctx")
         arch = self.metadata.get("general.architecture", "unknown")
         model_id = path.stem
         is_embedding = model_id in settings.embedding_models or any(
