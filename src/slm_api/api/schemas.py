@@ -10,7 +10,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-
 # Largest context a client may ask a model to be loaded with; the engine also refuses more
 # than the model was trained for.
 MAX_CTX = 131072
