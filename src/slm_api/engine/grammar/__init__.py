@@ -1,29 +1,31 @@
-"""JSON Schema to GBNF, and the check of generated output against the schema. (STUB: to be built)"""
+"""JSON Schema to GBNF, and the check of generated output against the schema.
+
+`schema_to_gbnf` refuses (SchemaError, HTTP 400, `param` naming the keyword) what it cannot
+honour, and over-approximates a few keywords; callers must run `validation_errors` on the
+generated JSON, so an over-approximation can never become a silent success.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from slm_api.engine.types import InvalidRequest
+from .convert import Converter
+from .errors import SchemaError
+from .gbnf import literal
+from .validate import check_schema, validation_errors
 
-
-class SchemaError(InvalidRequest):
-    """The schema is not valid, or uses a keyword we refuse; the message names it."""
-
-    code = "invalid_schema"
+__all__ = ["SchemaError", "check_schema", "schema_to_gbnf", "validation_errors"]
 
 
 def schema_to_gbnf(schema: dict[str, Any] | bool, *, prefix: str = "", suffix: str = "") -> str:
     """A GBNF grammar (root rule `root`) whose language is the JSON texts that fit `schema`,
     optionally wrapped in literal `prefix`/`suffix` text (e.g. "<tool_call>" ... "</tool_call>")."""
-    raise NotImplementedError
-
-
-def check_schema(schema: Any) -> None:
-    """Raise SchemaError naming the problem when `schema` is not a valid JSON Schema."""
-    raise NotImplementedError
-
-
-def validation_errors(instance: Any, schema: dict[str, Any] | bool) -> list[str]:
-    """Empty when `instance` fits `schema` (formats checked too), else readable error messages."""
-    raise NotImplementedError
+    check_schema(schema)
+    conv = Converter(schema)
+    conv.base("ws")
+    value = conv.visit(schema, "root-value")
+    parts = [literal(prefix)] if prefix else []
+    parts += ["ws", value, "ws"]
+    if suffix:
+        parts.append(literal(suffix))
+    return f"root ::= {' '.join(parts)}\n" + conv.b.render()
