@@ -154,13 +154,11 @@ class Converter:
         types = schema.get("type")
         if types is None:
             types = [t for t, keys in IMPLIES.items() if any(k in schema for k in keys)]
-            if not types and schema.get("nullable") is not True:
+            if not types:
                 return self.base("value")  # no type-specific keyword: any JSON value
         elif isinstance(types, str):
             types = [types]
         types = list(types)
-        if schema.get("nullable") is True and "null" not in types:
-            types.append("null")
         if "number" in types and "integer" in types:
             types.remove("integer")
         if not types:
@@ -257,7 +255,7 @@ class Converter:
                 return '""'
             tail = self._elems(prefix, rest, lo, hi, i + 1, hint)
             seq = f"{sep}{prefix[i]} {tail}"
-            return seq if i < lo else self.b.add(f"{hint}-from{i}", f'({seq})?')
+            return seq if i < lo else self.b.add(f"{hint}-from{i}", f"({seq})?")
         if rest is None:
             if i < lo:
                 raise SchemaError("minItems exceeds the items allowed", param="minItems")
@@ -285,6 +283,10 @@ class Converter:
         props: dict[str, Any] = dict(schema.get("properties", {}))
         required = list(dict.fromkeys(schema.get("required", [])))
         extra = schema.get("additionalProperties")
+        if extra is None and not props:
+            # A bare object schema: any members. With declared properties and no explicit
+            # additionalProperties we only generate the declared ones (a subset that fits).
+            extra = True
         for name in required:
             if name not in props:
                 if extra is False:

@@ -60,8 +60,11 @@ def merge(a: Any, b: Any) -> Any:
         elif k == "enum":
             keep = {_key(x) for x in v}
             out[k] = [x for x in cur if _key(x) in keep]
-        elif k in ("items", "additionalProperties") and isinstance(cur, (dict, bool)) \
-                and isinstance(v, (dict, bool)):
+        elif (
+            k in ("items", "additionalProperties")
+            and isinstance(cur, (dict, bool))
+            and isinstance(v, (dict, bool))
+        ):
             out[k] = merge(cur, v)
         elif k in ("anyOf", "oneOf"):
             # (a1|a2) & (b1|b2) = a1&b1 | a1&b2 | ...

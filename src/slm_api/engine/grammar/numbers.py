@@ -8,7 +8,7 @@ import math
 # run on forever emitting digits.
 MAX_DIGITS = 18
 FRAC = '"." [0-9]{1,15}'
-EXP = '([eE] [-+]? [0-9]{1,3})'
+EXP = "([eE] [-+]? [0-9]{1,3})"
 
 
 def _same_len(lo: str, hi: str) -> str:
@@ -104,18 +104,21 @@ def number_grammar(schema: dict) -> str:
         return f'"-"? ("0" | [1-9] [0-9]{{0,{MAX_DIGITS - 1}}}) ({FRAC})? {EXP}?'
     lo, hi = _real_bounds(schema)
     alts = []
-    ilo = None if lo is None else math.ceil(lo)
-    ihi = None if hi is None else math.floor(hi)
+    ilo, ihi = int_bounds(schema)
     if ilo is None or ihi is None or ilo <= ihi:
         alts.append(int_range(ilo, ihi))
-    # Fractional values: integer part t = trunc(x) with trunc(lo) <= t <= trunc(hi).
-    tlo = None if lo is None else math.trunc(lo)
-    thi = None if hi is None else math.trunc(hi)
-    if lo is None or lo < 0:
-        # "-0.x": negative values above -1
-        alts.append(f'"-0" {FRAC}')
-    if tlo is None or thi is None or tlo <= thi:
-        alts.append(f"{int_range(tlo, thi)} {FRAC}")
+    # Non-integers t.f (t >= 0) lie in (t, t+1): it meets [lo, hi] when lo-1 < t < hi.
+    pos_lo = 0 if lo is None else max(0, math.floor(lo))
+    pos_hi = None if hi is None else math.ceil(hi) - 1
+    if pos_hi is None or pos_lo <= pos_hi:
+        alts.append(f"{int_range(pos_lo, pos_hi)} {FRAC}")
+    # -t.f lies in (-t-1, -t): it meets [lo, hi] when -hi-1 < t < -lo.
+    neg_lo = 0 if hi is None else max(0, math.floor(-hi))
+    neg_hi = None if lo is None else math.ceil(-lo) - 1
+    if neg_hi is None or neg_lo <= neg_hi:
+        alts.append(f'"-" {int_range(neg_lo, neg_hi)} {FRAC}')
+    if not alts:
+        raise ValueError("empty range")
     return "(" + " | ".join(alts) + ")"
 
 
