@@ -80,3 +80,41 @@ def test_validation_errors_formats():
     assert validation_errors({"a": 1}, {"type": "object", "required": ["b"]}) == [
         "(root): 'b' is a required property"
     ]
+
+
+def _deep(n: int) -> dict:
+    schema: dict = {"type": "string"}
+    for _ in range(n):
+        schema = {"type": "array", "items": schema}
+    return schema
+
+
+ODD = [
+    _deep(40),
+    {"enum": [f"v{i}" for i in range(300)]},
+    {
+        "type": "object",
+        "properties": {"\x01\n\t": {"type": "null"}, "a\u2028b": {}},
+        "required": ["\x01\n\t"],
+        "additionalProperties": {"type": "integer"},
+    },  # fmt: skip
+    {"type": "string", "minLength": 5000},
+    {"type": "string", "maxLength": 100000},
+    {"type": "array", "minItems": 3000},
+    {"type": "integer", "minimum": -(10**30), "maximum": 10**30},
+    {"type": "number", "minimum": 1e-9, "maximum": 1e300},
+    {"type": "string", "pattern": "(a|)+"},
+    {"type": "string", "pattern": r"[\]\[\\^-]"},
+    {"const": "\u0000\u001f\u007f\ud7ff\U0010ffff"},
+    {"type": "string", "format": "binary"},  # unknown formats are annotations
+]
+
+
+@pytest.mark.parametrize("schema", ODD, ids=[str(i) for i in range(len(ODD))])
+def test_odd_schemas_parse(engine, schema):
+    engine.check(schema_to_gbnf(schema))
+
+
+def test_too_deep_is_400():
+    with pytest.raises(SchemaError):
+        schema_to_gbnf(_deep(5000))

@@ -20,10 +20,13 @@ __all__ = ["SchemaError", "check_schema", "schema_to_gbnf", "validation_errors"]
 def schema_to_gbnf(schema: dict[str, Any] | bool, *, prefix: str = "", suffix: str = "") -> str:
     """A GBNF grammar (root rule `root`) whose language is the JSON texts that fit `schema`,
     optionally wrapped in literal `prefix`/`suffix` text (e.g. "<tool_call>" ... "</tool_call>")."""
-    check_schema(schema)
     conv = Converter(schema)
     conv.base("ws")
-    value = conv.visit(schema, "root-value")
+    try:
+        check_schema(schema)
+        value = conv.visit(schema, "root-value")
+    except RecursionError:
+        raise SchemaError("schema is nested too deeply", param="schema") from None
     parts = [literal(prefix)] if prefix else []
     parts += ["ws", value, "ws"]
     if suffix:

@@ -260,7 +260,7 @@ class Converter:
             if i < lo:
                 raise SchemaError("minItems exceeds the items allowed", param="minItems")
             return '""'
-        need = max(lo - i, 0)
+        need = min(max(lo - i, 0), MAX_BOUND)  # llama.cpp caps repetitions at 2000
         room = None if hi is None or hi - i > MAX_BOUND else hi - i
         if room == 0:
             return '""'

@@ -37,9 +37,10 @@ def check_schema(schema: Any) -> None:
     """Raise SchemaError naming the problem when `schema` is not a valid JSON Schema."""
     if not isinstance(schema, (dict, bool)):
         raise SchemaError("a JSON Schema must be an object or a boolean", param="schema")
-    cls = validator_class(schema)
     try:
-        cls.check_schema(schema)
+        validator_class(schema).check_schema(schema)
+    except RecursionError:
+        raise SchemaError("schema is nested too deeply", param="schema") from None
     except _JsSchemaError as exc:
         keyword = str(exc.validator) if exc.validator else "schema"
         raise SchemaError(
