@@ -45,7 +45,7 @@ def test_required_tool_call(client):
         tools=[WEATHER, TIME],
         tool_choice="required",
         temperature=0,
-        max_tokens=80,
+        max_tokens=150,
     )
     choice = reply.choices[0]
     assert choice.finish_reason == "tool_calls"
@@ -62,7 +62,7 @@ def test_named_tool_choice(client):
         messages=ASK,
         tools=[WEATHER, TIME],
         temperature=0,
-        max_tokens=80,
+        max_tokens=150,
         tool_choice={"type": "function", "function": {"name": "get_time"}},
     )
     call = reply.choices[0].message.tool_calls[0]
@@ -78,7 +78,7 @@ def test_streamed_tool_call_assembles(client):
         stream=True,
         tool_choice="required",
         temperature=0,
-        max_tokens=80,
+        max_tokens=150,
     )
     name, arguments, reasons = "", "", []
     for chunk in stream:

@@ -1,364 +1,362 @@
-"""JSON Schema (draft 7 and 2020-12 spellings) to a GBNF grammar.
+"""JSON Schema (draft 7 / 2020-12 spellings) to GBNF: the schema walk.
 
-Exact where GBNF can be exact; where it cannot, either the keyword is refused (SchemaError names
-it) or the grammar allows a little more than the schema and the `jsonschema` check after
-generation catches a mismatch. README.md lists which keyword gets which.
+Each visit returns a GBNF expression (often a rule name). What the grammar cannot express
+exactly is either refused (SchemaError naming the keyword) or over-approximated; in the latter
+case the caller's post-generation `validation_errors` check is what keeps the promise.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
-from slm_api.engine.grammar.formats import FORMATS
-from slm_api.engine.grammar.gbnf import PRIMITIVES, literal, with_dependencies
-from slm_api.engine.grammar.numbers import integer_range
-from slm_api.engine.grammar.regex import PatternError, pattern_to_gbnf
+from .errors import SchemaError
+from .formats import FORMATS
+from .gbnf import Builder, literal, repeat
+from .merge import merge_all
+from .numbers import int_bounds, int_range, number_grammar
+from .regex import MAX_BOUND, _negate, json_chars, pattern_body
+from .validate import validation_errors
 
-# Keywords we refuse: honouring them needs more than a context-free grammar, and ignoring
-# them would make the model fail the final check most of the time.
-REFUSED = ("not", "if", "then", "else", "dependentSchemas", "patternProperties",
-           "unevaluatedProperties", "unevaluatedItems", "propertyNames", "contains")
-# Keywords the grammar over-approximates; the post-generation check enforces them.
-CHECKED_AFTER = ("multipleOf", "uniqueItems", "minProperties", "maxProperties",
-                 "dependentRequired", "dependencies", "minContains", "maxContains")
-_ANNOTATIONS = {"description", "title", "examples", "default", "$comment", "$schema", "$id",
-                "deprecated", "readOnly", "writeOnly", "definitions", "$defs", "format",
-                "contentMediaType", "contentEncoding", "strict", "name", *CHECKED_AFTER}
-MAX_REPEAT = 100_000
-
-
-class Unsupported(ValueError):
-    def __init__(self, keyword: str, message: str):
-        super().__init__(message)
-        self.keyword = keyword
-
-
-def _json_literal(value: Any) -> str:
-    return literal(json.dumps(value, ensure_ascii=False, separators=(",", ":")))
+# Keywords whose meaning the grammar cannot carry and that we will not approximate.
+REFUSED = (
+    "not", "if", "then", "else", "patternProperties", "propertyNames", "dependentSchemas",
+    "dependentRequired", "dependencies", "unevaluatedProperties", "unevaluatedItems",
+    "contains", "minContains", "maxContains", "$dynamicRef", "$recursiveRef",
+)  # fmt: skip
+TYPES = ("object", "array", "string", "number", "integer", "boolean", "null")
+# Keywords that imply a type when `type` is missing (we then generate only that type: a
+# subset of what the schema allows, so the output still fits).
+IMPLIES = {
+    "object": ("properties", "required", "additionalProperties", "minProperties",
+               "maxProperties"),
+    "array": ("items", "prefixItems", "additionalItems", "minItems", "maxItems", "uniqueItems"),
+    "string": ("minLength", "maxLength", "pattern", "format"),
+    "number": ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf"),
+}  # fmt: skip
+SEP = 'ws "," ws'
+CHAR = r'[^\x22\x5C\x00-\x1F] | "\\" ([\x22\x5C/bfnrt] | "u" [0-9a-fA-F]{4})'
+BASE_RULES = {
+    "ws": '(" " | "\\n" " "{0,4})?',
+    "char": CHAR,
+    "string": '"\\"" char* "\\""',
+    "boolean": '"true" | "false"',
+    "null": '"null"',
+    "integer": int_range(None, None),
+    "number": number_grammar({}),
+    "value": "object | array | string | number | boolean | null",
+    "object": '"{" ws (string ws ":" ws value (ws "," ws string ws ":" ws value)*)? ws "}"',
+    "array": '"[" ws (value (ws "," ws value)*)? ws "]"',
+}
+BASE_DEPS = {
+    "string": ["char"], "value": ["object", "array", "string", "number", "boolean", "null"],
+    "object": ["ws", "string", "value"], "array": ["ws", "value"],
+}  # fmt: skip
 
 
 class Converter:
-    def __init__(self, root: Any):
+    def __init__(self, root: dict[str, Any] | bool) -> None:
         self.root = root
-        self.rules: dict[str, str] = {}
-        self._by_body: dict[str, str] = {}
-        self._refs: dict[str, str] = {}
+        self.b = Builder()
+        self.refs: dict[str, str] = {}
+        # Refs entered since the grammar last consumed a character: seeing one again means
+        # left recursion, which llama.cpp's grammar parser rejects.
+        self.bare: list[str] = []
 
-    # -- rules -------------------------------------------------------------------------------
-
-    def use(self, primitive: str) -> str:
-        for name in with_dependencies(primitive):
-            self.rules.setdefault(name, PRIMITIVES[name])
-        return primitive
-
-    def rule(self, hint: str, body: str) -> str:
-        if body in self._by_body:
-            return self._by_body[body]
-        name = self._fresh(hint)
-        self.rules[name] = body
-        self._by_body[body] = name
+    # -- base rules ---------------------------------------------------------------------
+    def base(self, name: str) -> str:
+        if name not in self.b.rules:
+            self.b.define(name, BASE_RULES[name])
+            for dep in BASE_DEPS.get(name, ()):
+                self.base(dep)
         return name
 
-    def _fresh(self, hint: str) -> str:
-        base = re.sub(r"[^a-zA-Z0-9]+", "-", hint).strip("-").lower() or "r"
-        if base[0].isdigit():
-            base = "r-" + base
-        name, n = base, 1
-        while name in self.rules or name in PRIMITIVES:
-            n += 1
-            name = f"{base}-{n}"
+    # -- refs -----------------------------------------------------------------------------
+    def resolve(self, ref: str) -> Any:
+        if ref == "#" or ref == "#/":
+            return self.root
+        if not ref.startswith("#/"):
+            raise SchemaError(f"$ref {ref!r}: only local refs (#/$defs/..., #/definitions/...)"
+                              " are supported", param="$ref")  # fmt: skip
+        node: Any = self.root
+        for raw in ref[2:].split("/"):
+            key = raw.replace("~1", "/").replace("~0", "~")
+            key = _percent_decode(key)
+            if isinstance(node, dict) and key in node:
+                node = node[key]
+            elif isinstance(node, list) and key.isdigit() and int(key) < len(node):
+                node = node[int(key)]
+            else:
+                raise SchemaError(f"$ref {ref!r} does not resolve", param="$ref")
+        return node
+
+    def ref(self, ref: str) -> str:
+        if ref in self.bare:
+            raise SchemaError(f"$ref {ref!r} recurses without consuming input", param="$ref")
+        if ref in self.refs:
+            return self.refs[ref]
+        target = self.resolve(ref)
+        name = self.b.reserve("ref-" + ref.rsplit("/", 1)[-1])
+        self.refs[ref] = name
+        self.bare.append(ref)
+        try:
+            self.b.define(name, self.visit(target, name))
+        finally:
+            self.bare.remove(ref)
         return name
 
-    # -- schemas -----------------------------------------------------------------------------
-
-    def visit(self, schema: Any, hint: str) -> str:
-        """A GBNF expression (usually a rule name) matching the JSON texts that fit `schema`."""
-        if schema is True or schema == {}:
-            return self.use("value")
-        if schema is False:
-            raise Unsupported("false", f"{hint}: the schema `false` accepts nothing")
+    def flatten(self, schema: Any) -> Any:
+        """Resolve top-level $ref (with siblings) and allOf into one merged schema."""
         if not isinstance(schema, dict):
-            raise Unsupported("type", f"{hint}: a schema must be an object or a boolean")
-        for keyword in REFUSED:
-            if keyword in schema:
-                raise Unsupported(keyword, f"{hint}: the keyword `{keyword}` is not supported")
+            return schema
+        parts = []
+        rest = dict(schema)
+        if "$ref" in rest:
+            parts.append(self.flatten(self.resolve(rest.pop("$ref"))))
+        for sub in rest.pop("allOf", []):
+            parts.append(self.flatten(sub))
+        if not parts:
+            return schema
+        return merge_all([rest, *parts])
+
+    # -- the walk ---------------------------------------------------------------------------
+    def visit(self, schema: Any, hint: str) -> str:
+        if schema is True or schema == {}:
+            return self.base("value")
+        if schema is False:
+            raise SchemaError("schema `false` accepts no value", param="schema")
+        if not isinstance(schema, dict):
+            raise SchemaError("a schema must be an object or a boolean", param="schema")
+        for key in REFUSED:
+            if key in schema:
+                raise SchemaError(f"JSON Schema keyword {key!r} is not supported", param=key)
         if "$ref" in schema:
-            return self._ref(schema["$ref"], hint)
+            significant = {k for k in schema if k not in _ANNOTATIONS}
+            if significant == {"$ref"}:
+                return self.ref(schema["$ref"])
+            return self.visit(self.flatten(schema), hint)
         if "allOf" in schema:
-            return self.visit(self._merge_all_of(schema), hint)
-        if "const" in schema:
-            return _json_literal(schema["const"])
-        if "enum" in schema:
-            if not schema["enum"]:
-                raise Unsupported("enum", f"{hint}: an empty enum accepts nothing")
-            return "( " + " | ".join(_json_literal(v) for v in schema["enum"]) + " )"
+            return self.visit(self.flatten(schema), hint)
+        if "const" in schema or "enum" in schema:
+            return self.enum(schema, hint)
         for key in ("anyOf", "oneOf"):
             if key in schema:
                 rest = {k: v for k, v in schema.items() if k != key}
-                alts = [self.visit(self._merge([rest, sub]) if _has_constraints(rest) else sub,
-                                   f"{hint}-{i}") for i, sub in enumerate(schema[key])]
-                return self.rule(hint, " | ".join(alts))
+                branches = []
+                for i, sub in enumerate(schema[key]):
+                    if sub is False:
+                        continue
+                    merged = merge_all([rest, self.flatten(sub)]) if rest else sub
+                    branches.append(self.visit(merged, f"{hint}-{i}"))
+                if not branches:
+                    raise SchemaError(f"{key} has no satisfiable branch", param=key)
+                return self.b.add(hint, " | ".join(branches))
         types = schema.get("type")
         if types is None:
-            types = _implied_type(schema)
-        if isinstance(types, list):
-            alts = [self._typed(schema, t, f"{hint}-{t}") for t in types]
-        else:
-            alts = [self._typed(schema, types, hint)] if types else [self.use("value")]
-        if schema.get("nullable") is True and "null" not in (types or []):
-            alts.append(self.use("null"))
-        return alts[0] if len(alts) == 1 else self.rule(hint, " | ".join(alts))
+            types = [t for t, keys in IMPLIES.items() if any(k in schema for k in keys)]
+            if not types:
+                return self.base("value")  # no type-specific keyword: any JSON value
+        elif isinstance(types, str):
+            types = [types]
+        types = list(types)
+        if "number" in types and "integer" in types:
+            types.remove("integer")
+        if not types:
+            raise SchemaError("`type` is an empty list", param="type")
+        alts = [self.typed(t, schema, hint) for t in types]
+        if len(alts) == 1:
+            return alts[0]
+        return self.b.add(hint, " | ".join(alts))
 
-    def _typed(self, schema: dict[str, Any], kind: str, hint: str) -> str:
-        if kind == "object":
-            return self._object(schema, hint)
-        if kind == "array":
-            return self._array(schema, hint)
-        if kind == "string":
-            return self._string(schema, hint)
-        if kind == "integer":
-            return self._integer(schema, hint)
-        if kind == "number":
-            return self._number(schema, hint)
-        if kind in ("boolean", "null"):
-            return self.use(kind)
-        raise Unsupported("type", f"{hint}: unknown type {kind!r}")
+    def typed(self, t: str, schema: dict[str, Any], hint: str) -> str:
+        if t == "object":
+            return self.obj(schema, hint)
+        if t == "array":
+            return self.arr(schema, hint)
+        if t == "string":
+            return self.string(schema, hint)
+        if t == "integer":
+            lo, hi = int_bounds(schema)
+            if lo is None and hi is None:
+                return self.base("integer")
+            if lo is not None and hi is not None and lo > hi:
+                raise SchemaError("no integer fits minimum/maximum", param="minimum")
+            return self.b.add(hint + "-int", int_range(lo, hi))
+        if t == "number":
+            if not any(k in schema for k in IMPLIES["number"][:4]):
+                return self.base("number")
+            return self.b.add(hint + "-num", number_grammar(schema))
+        if t in ("boolean", "null"):
+            return self.base(t)
+        raise SchemaError(f"unknown type {t!r}", param="type")
 
-    def _ref(self, ref: str, hint: str) -> str:
-        if ref in self._refs:
-            return self._refs[ref]
-        if not ref.startswith("#"):
-            raise Unsupported("$ref", f"{hint}: only local $ref (#/...) is supported")
-        target: Any = self.root
-        for part in ref[1:].split("/")[1:] if ref != "#" else []:
-            part = part.replace("~1", "/").replace("~0", "~")
-            if not isinstance(target, dict) or part not in target:
-                raise Unsupported("$ref", f"{hint}: $ref {ref} points at nothing")
-            target = target[part]
-        # Name the rule before visiting its body, so recursive schemas refer to it.
-        name = self._fresh("ref-" + ref.rsplit("/", 1)[-1])
-        self._refs[ref] = name
-        self.rules[name] = "(placeholder)"
-        self.rules[name] = self.visit(target, name)
-        return name
+    def enum(self, schema: dict[str, Any], hint: str) -> str:
+        values = [schema["const"]] if "const" in schema else list(schema["enum"])
+        # Keep only the values the whole schema accepts (this makes allOf of enums exact).
+        check = dict(schema)
+        for key in ("$defs", "definitions"):
+            if isinstance(self.root, dict) and key in self.root and key not in check:
+                check[key] = self.root[key]
+        fits = [v for v in values if not validation_errors(v, check)]
+        if not fits:
+            raise SchemaError("no value of enum/const fits the rest of the schema", param="enum")
+        alts = [literal(json.dumps(v, ensure_ascii=False, separators=(",", ":"))) for v in fits]
+        return self.b.add(hint + "-enum", " | ".join(dict.fromkeys(alts)))
 
-    def _resolve(self, schema: Any) -> Any:
-        seen = 0
-        while isinstance(schema, dict) and "$ref" in schema and seen < 32:
-            ref = schema["$ref"]
-            target: Any = self.root
-            for part in ref[1:].split("/")[1:]:
-                target = target[part.replace("~1", "/").replace("~0", "~")]
-            schema = {**target, **{k: v for k, v in schema.items() if k != "$ref"}}
-            seen += 1
-        return schema
-
-    def _merge_all_of(self, schema: dict[str, Any]) -> dict[str, Any]:
-        parts = [{k: v for k, v in schema.items() if k != "allOf"}, *schema["allOf"]]
-        return self._merge(parts)
-
-    def _merge(self, parts: list[Any]) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for raw in parts:
-            part = self._resolve(raw)
-            if part is True:
-                continue
-            if part is False:
-                raise Unsupported("allOf", "allOf contains `false`")
-            if "allOf" in part:
-                part = self._merge_all_of(part)
-            for key, value in part.items():
-                if key not in out:
-                    out[key] = value
-                elif key == "properties":
-                    props = dict(out[key])
-                    for name, sub in value.items():
-                        props[name] = self._merge([props[name], sub]) if name in props else sub
-                    out[key] = props
-                elif key == "required":
-                    out[key] = list(dict.fromkeys([*out[key], *value]))
-                elif key == "enum":
-                    out[key] = [v for v in out[key] if v in value]
-                elif key == "type":
-                    a = out[key] if isinstance(out[key], list) else [out[key]]
-                    b = value if isinstance(value, list) else [value]
-                    both = [t for t in a if t in b or (t == "integer" and "number" in b)]
-                    both += [t for t in b if t == "integer" and "number" in a and t not in both]
-                    if not both:
-                        raise Unsupported("allOf", "allOf combines types that never overlap")
-                    out[key] = both if len(both) > 1 else both[0]
-                elif key in ("minimum", "exclusiveMinimum", "minLength", "minItems"):
-                    out[key] = max(out[key], value)
-                elif key in ("maximum", "exclusiveMaximum", "maxLength", "maxItems"):
-                    out[key] = min(out[key], value)
-                else:
-                    out[key] = value
-        return out
-
-    # -- types -------------------------------------------------------------------------------
-
-    def _object(self, schema: dict[str, Any], hint: str) -> str:
-        props: dict[str, Any] = dict(schema.get("properties") or {})
-        required = list(schema.get("required") or [])
-        for name in required:
-            props.setdefault(name, True)
-        extra = schema.get("additionalProperties")
-        if not props:
-            if extra in (None, True):
-                return self.use("object")
-            if extra is False:
-                self.use("ws")
-                return self.rule(hint, '"{" ws "}"')
-        ws = self.use("ws")
-        kvs = []
-        for i, (name, sub) in enumerate(props.items()):
-            value = self.visit(sub, f"{hint}-{name or 'empty'}")
-            key = literal(json.dumps(name, ensure_ascii=False))
-            kvs.append((name in required, self.rule(f"{hint}-{name or 'empty'}-kv",
-                                                    f'{key} {ws} ":" {ws} {value}'), i))
-        extra_kv = None
-        if isinstance(extra, dict) or (extra is True):
-            value = self.visit(extra, f"{hint}-additional")
-            extra_kv = self.rule(f"{hint}-additional-kv",
-                                 f'{self.use("string")} {ws} ":" {ws} {value}')
-        # rest(i, first): the properties from i on, in the order given; optional ones may be
-        # skipped, and a comma goes before every property but the first one written.
-        memo: dict[tuple[int, bool], str] = {}
-
-        def rest(i: int, first: bool) -> str:
-            if (i, first) in memo:
-                return memo[(i, first)]
-            if i == len(kvs):
-                if extra_kv is None:
-                    body = '""'
-                elif first:
-                    body = f'( {extra_kv} ( "," {ws} {extra_kv} )* )?'
-                else:
-                    body = f'( "," {ws} {extra_kv} )*'
-            else:
-                req, kv, _ = kvs[i]
-                sep = "" if first else f'"," {ws} '
-                take = f"{sep}{kv} {ws} {rest(i + 1, False)}"
-                body = take if req else f"{take} | {rest(i + 1, first)}"
-            name = self.rule(f"{hint}-rest-{i}{'-first' if first else ''}", body)
-            memo[(i, first)] = name
-            return name
-
-        return self.rule(hint, f'"{{" {ws} {rest(0, True)} "}}"')
-
-    def _array(self, schema: dict[str, Any], hint: str) -> str:
-        ws = self.use("ws")
-        items = schema.get("items")
-        prefix = schema.get("prefixItems") or []
-        if isinstance(items, list):  # draft 7 tuple form
-            prefix, items = items, schema.get("additionalItems", True)
-        lo = int(schema.get("minItems", 0))
-        hi = None if schema.get("maxItems") is None else int(schema["maxItems"])
-        elems = [self.visit(s, f"{hint}-{i}") for i, s in enumerate(prefix)]
-        if hi is not None:
-            elems = elems[:hi]
-        item = None if items is False else self.visit(True if items is None else items,
-                                                      f"{hint}-item")
-        room = len(elems) if item is None else hi
-        if room is not None and lo > room:
-            raise Unsupported("minItems", f"{hint}: minItems cannot be met")
-        n = len(elems)
-        # Items after the tuple: between t_lo and t_hi of them.
-        tail = ""
-        t_lo = max(0, lo - n)
-        t_hi = None if hi is None else hi - n
-        if item is not None and t_hi != 0:
-            upper = "" if t_hi is None else str(t_hi)
-            if n:
-                tail = f'( "," {ws} {item} {ws} ){{{t_lo},{upper}}}'
-            else:
-                more_hi = "" if t_hi is None else str(t_hi - 1)
-                tail = f'{item} {ws} ( "," {ws} {item} {ws} ){{{max(t_lo - 1, 0)},{more_hi}}}'
-                if t_lo == 0:
-                    tail = f"( {tail} )?"
-        # The tuple, right-nested so that item i+1 can only follow item i; the tail comes
-        # only after the whole tuple.
-        body = tail
-        for i in range(n - 1, -1, -1):
-            sep = "" if i == 0 else f'"," {ws} '
-            body = f"{sep}{elems[i]} {ws} {body}".strip()
-            if i >= lo:
-                body = f"( {body} )?"
-        return self.rule(hint, f'"[" {ws} {body or chr(34) * 2} "]"')
-
-    def _string(self, schema: dict[str, Any], hint: str) -> str:
+    def string(self, schema: dict[str, Any], hint: str) -> str:
+        self.base("char")
         fmt = schema.get("format")
-        if "pattern" in schema:
-            try:
-                inner = pattern_to_gbnf(schema["pattern"])
-            except (PatternError, ValueError, IndexError) as exc:
-                raise Unsupported("pattern", f"{hint}: pattern {schema['pattern']!r} is not "
-                                  f"supported: {exc}") from exc
-            self.use("char")
-            return self.rule(hint, f'"\\"" {inner} "\\""')
         if fmt in FORMATS:
-            return self.rule(f"{hint}-{fmt}", f'"\\"" {FORMATS[fmt]} "\\""')
-        lo = int(schema.get("minLength", 0))
-        hi = schema.get("maxLength")
-        if hi is not None and lo > int(hi):
-            raise Unsupported("minLength", f"{hint}: minLength is above maxLength")
-        self.use("char")
-        if lo == 0 and hi is None:
-            return self.use("string")
-        reps = f"{{{lo},{'' if hi is None else int(hi)}}}"
-        return self.rule(hint, f'"\\"" char{reps} "\\""')
+            body = FORMATS[fmt]
+        elif "pattern" in schema:
+            body = pattern_body(schema["pattern"], "char")
+        else:
+            lo = min(int(schema.get("minLength", 0)), MAX_BOUND)
+            hi = schema.get("maxLength")
+            hi = None if hi is None or hi > MAX_BOUND else int(hi)
+            if hi is not None and lo > hi:
+                raise SchemaError("minLength is greater than maxLength", param="minLength")
+            if (lo, hi) == (0, None):
+                return self.base("string")
+            body = repeat("char", lo, hi)
+        return self.b.add(hint + "-str", f'"\\"" {body} "\\""')
 
-    def _integer(self, schema: dict[str, Any], hint: str) -> str:
-        lo, hi = _bounds(schema, integer=True)
-        if lo is None and hi is None:
-            return self.use("integer")
+    def arr(self, schema: dict[str, Any], hint: str) -> str:
+        self.base("ws")
+        saved, self.bare = self.bare, []
         try:
-            return self.rule(hint, integer_range(lo, hi))
-        except ValueError as exc:
-            raise Unsupported("minimum", f"{hint}: {exc}") from exc
+            prefix = schema.get("prefixItems")
+            items = schema.get("items", True)
+            if isinstance(items, list):  # draft 7 tuple form
+                prefix, items = items, schema.get("additionalItems", True)
+            prefix = list(prefix or [])
+            lo = int(schema.get("minItems", 0))
+            hi = schema.get("maxItems")
+            hi = None if hi is None else int(hi)
+            if hi is not None and lo > hi:
+                raise SchemaError("minItems is greater than maxItems", param="minItems")
+            if hi is not None:
+                prefix = prefix[:hi]
+            rules = [self.visit(s, f"{hint}-{i}") if s is not False else None
+                     for i, s in enumerate(prefix)]  # fmt: skip
+            rest = None if items is False else self.visit(items, f"{hint}-item")
+            elems = self._elems(rules, rest, lo, hi, 0, hint)
+            return self.b.add(hint + "-arr", f'"[" ws {elems} ws "]"')
+        finally:
+            self.bare = saved
 
-    def _number(self, schema: dict[str, Any], hint: str) -> str:
-        lo, _ = _bounds(schema, integer=False)
-        base = self.use("number")
-        if lo is not None and lo >= 0:
-            # Non-negative: no minus sign. Other bounds are checked after generation.
-            return self.rule(hint, PRIMITIVES["number"].removeprefix('"-"? '))
-        return base
+    def _elems(self, prefix, rest, lo, hi, i, hint) -> str:
+        """Elements from index i on, given i elements already emitted."""
+        sep = f"{SEP} " if i else ""
+        if i < len(prefix):
+            if prefix[i] is None:  # prefix item `false`: the array must end before it
+                if i < lo:
+                    raise SchemaError("minItems needs an item that is `false`", param="minItems")
+                return '""'
+            tail = self._elems(prefix, rest, lo, hi, i + 1, hint)
+            seq = f"{sep}{prefix[i]} {tail}"
+            return seq if i < lo else self.b.add(f"{hint}-from{i}", f"({seq})?")
+        if rest is None:
+            if i < lo:
+                raise SchemaError("minItems exceeds the items allowed", param="minItems")
+            return '""'
+        need = min(max(lo - i, 0), MAX_BOUND)  # llama.cpp caps repetitions at 2000
+        room = None if hi is None or hi - i > MAX_BOUND else hi - i
+        if room == 0:
+            return '""'
+        if i:
+            return repeat(f"{SEP} {rest}", need, room)
+        head_lo = max(need - 1, 0)
+        more = repeat(f"{SEP} {rest}", head_lo, None if room is None else room - 1)
+        body = f"{rest} {more}"
+        return body if need else f"({body})?"
+
+    def obj(self, schema: dict[str, Any], hint: str) -> str:
+        self.base("ws")
+        saved, self.bare = self.bare, []
+        try:
+            return self._obj(schema, hint)
+        finally:
+            self.bare = saved
+
+    def _obj(self, schema: dict[str, Any], hint: str) -> str:
+        props: dict[str, Any] = dict(schema.get("properties", {}))
+        required = list(dict.fromkeys(schema.get("required", [])))
+        extra = schema.get("additionalProperties")
+        if extra is None and not props:
+            # A bare object schema: any members. With declared properties and no explicit
+            # additionalProperties we only generate the declared ones (a subset that fits).
+            extra = True
+        for name in required:
+            if name not in props:
+                if extra is False:
+                    raise SchemaError(f"required property {name!r} is not allowed",
+                                      param="required")  # fmt: skip
+                props[name] = extra if isinstance(extra, dict) else True
+        entries = []
+        for name, sub in props.items():
+            if sub is False:
+                if name in required:
+                    raise SchemaError(f"required property {name!r} has schema false",
+                                      param="required")  # fmt: skip
+                continue
+            val = self.visit(sub, f"{hint}-{name}")
+            key = literal(json.dumps(name, ensure_ascii=False))
+            entries.append((self.b.add(f"{hint}-{name}-kv", f'{key} ws ":" ws {val}'),
+                            name in required))  # fmt: skip
+        extra_kv = None
+        if extra is not None and extra is not False:
+            val = self.visit(extra, f"{hint}-extra")
+            key = self.key_not_in(list(props), hint)
+            extra_kv = self.b.add(f"{hint}-extra-kv", f'{key} ws ":" ws {val}')
+        # rest[i]: properties from i on, something already emitted; first[i]: nothing yet.
+        n = len(entries)
+        rest = self.b.add(f"{hint}-rest", f"({SEP} {extra_kv})*") if extra_kv else '""'
+        first = f"({extra_kv} {rest})?" if extra_kv else '""'
+        for i in reversed(range(n)):
+            kv, req = entries[i]
+            if req:
+                new_rest = f"{SEP} {kv} {rest}"
+                new_first = f"{kv} {rest}"
+            else:
+                new_rest = f"({SEP} {kv})? {rest}"
+                new_first = f"{kv} {rest} | {first}"
+            rest = self.b.add(f"{hint}-r{i}", new_rest)
+            first = self.b.add(f"{hint}-f{i}", new_first)
+        return self.b.add(hint + "-obj", f'"{{" ws {first} ws "}}"')
+
+    def key_not_in(self, names: list[str], hint: str) -> str:
+        """A JSON string that is none of `names` (exact: a trie of the names' characters)."""
+        if not names:
+            return self.base("string")
+        trie: dict = {}
+        for name in names:
+            node = trie
+            for ch in name:
+                node = node.setdefault(ch, {})
+            node[""] = True
+        counter = [0]
+
+        def walk(node: dict) -> str:
+            alts = [] if "" in node else ['"\\""']
+            kids = [c for c in node if c]
+            for ch in kids:
+                alts.append(f"{json_chars([(ord(ch), ord(ch))])} {walk(node[ch])}")
+            others = [(ord(c), ord(c)) for c in kids]
+            alts.append(f'{json_chars(_negate(others))} char* "\\""')
+            counter[0] += 1
+            return self.b.add(f"{hint}-key{counter[0]}", " | ".join(alts))
+
+        self.base("char")
+        return f'"\\"" {walk(trie)}'
 
 
-def _has_constraints(schema: dict[str, Any]) -> bool:
-    return any(k not in _ANNOTATIONS for k in schema)
+_ANNOTATIONS = {"title", "description", "default", "examples", "$comment", "deprecated",
+                "readOnly", "writeOnly", "$schema", "$id", "$defs", "definitions",
+                "$anchor"}  # fmt: skip
 
 
-def _implied_type(schema: dict[str, Any]) -> str | None:
-    keys = set(schema)
-    if keys & {"properties", "required", "additionalProperties"}:
-        return "object"
-    if keys & {"items", "prefixItems", "minItems", "maxItems", "additionalItems"}:
-        return "array"
-    if keys & {"minLength", "maxLength", "pattern"} or schema.get("format") in FORMATS:
-        return "string"
-    if keys & {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"}:
-        return "number"
-    return None
+def _percent_decode(s: str) -> str:
+    from urllib.parse import unquote
 
-
-def _bounds(schema: dict[str, Any], integer: bool) -> tuple[float | None, float | None]:
-    lo = schema.get("minimum")
-    hi = schema.get("maximum")
-    ex_lo, ex_hi = schema.get("exclusiveMinimum"), schema.get("exclusiveMaximum")
-    step = 1 if integer else 0
-    # Draft 4 booleans and draft 6+ numbers both appear in the wild.
-    if ex_lo is True and lo is not None:
-        lo = lo + step if integer else lo
-    elif isinstance(ex_lo, int | float) and not isinstance(ex_lo, bool):
-        cand = (ex_lo + 1 if float(ex_lo).is_integer() else ex_lo) if integer else ex_lo
-        lo = cand if lo is None else max(lo, cand)
-    if ex_hi is True and hi is not None:
-        hi = hi - step if integer else hi
-    elif isinstance(ex_hi, int | float) and not isinstance(ex_hi, bool):
-        cand = (ex_hi - 1 if float(ex_hi).is_integer() else ex_hi) if integer else ex_hi
-        hi = cand if hi is None else min(hi, cand)
-    return lo, hi
+    return unquote(s)

@@ -1,63 +1,128 @@
-"""GBNF text: escaping literals and character classes, and the JSON building blocks."""
+"""GBNF text helpers: escaping that llama.cpp's grammar parser accepts, and a rule builder.
+
+llama.cpp's parser only knows the escapes \\x \\u \\U \\t \\r \\n \\\\ \\" \\[ \\] (anything else,
+e.g. "\\-", is a parse error), so every character that is not plainly safe is written as a
+numeric escape.
+"""
 
 from __future__ import annotations
 
+import re
 
-def _escape_char(ch: str, specials: str) -> str:
-    code = ord(ch)
-    if ch in specials or ch == "\\":
-        return "\\" + ch
-    if ch == "\n":
-        return "\\n"
-    if ch == "\r":
-        return "\\r"
-    if ch == "\t":
-        return "\\t"
-    if code < 0x20 or code == 0x7F:
-        return f"\\x{code:02X}"
-    return ch
+_ALNUM = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+_SAFE_LITERAL = set(_ALNUM + " _.,:;!?'`~@#$%&*()+={}<>/|^-")
+_SAFE_CLASS = set(_ALNUM + "_")
+
+
+def _esc(ch: str) -> str:
+    cp = ord(ch)
+    if cp < 0x80:
+        return f"\\x{cp:02X}"
+    if cp <= 0xFFFF:
+        return f"\\u{cp:04X}"
+    return f"\\U{cp:08X}"
 
 
 def literal(text: str) -> str:
-    """A GBNF string literal matching `text` exactly."""
-    return '"' + "".join(_escape_char(c, '"') for c in text) + '"'
+    """A GBNF terminal matching `text` exactly (empty text: an empty sequence)."""
+    if text == "":
+        return '""'
+    return '"' + "".join(c if c in _SAFE_LITERAL else _esc(c) for c in text) + '"'
 
 
 def class_char(ch: str) -> str:
-    """One character inside [...]."""
-    return _escape_char(ch, "]-^[")
+    return ch if ch in _SAFE_CLASS else _esc(ch)
 
 
-# JSON text pieces shared by every grammar. `ws` is bounded so that a small model cannot
-# loop on whitespace forever.
-PRIMITIVES: dict[str, str] = {
-    "ws": '( " " | "\\n" [ ]{0,8} )?',
-    "char": '[^"\\\\\\x00-\\x1F] | "\\\\" ( ["\\\\/bfnrt] | "u" [0-9a-fA-F]{4} )',
-    "string": '"\\"" char* "\\""',
-    "integer": '"-"? ( "0" | [1-9] [0-9]{0,17} )',
-    "number": '"-"? ( "0" | [1-9] [0-9]{0,17} ) ( "." [0-9]{1,17} )? '
-              '( [eE] [-+]? [0-9]{1,3} )?',
-    "boolean": '"true" | "false"',
-    "null": '"null"',
-    "value": "object | array | string | number | boolean | null",
-    "object": '"{" ws ( string ws ":" ws value ws ( "," ws string ws ":" ws value ws )* )? "}"',
-    "array": '"[" ws ( value ws ( "," ws value ws )* )? "]"',
-}
+def char_class(ranges: list[tuple[int, int]], negate: bool = False) -> str:
+    """A GBNF character class from inclusive code point ranges."""
+    parts = []
+    for lo, hi in ranges:
+        if lo == hi:
+            parts.append(class_char(chr(lo)))
+        else:
+            parts.append(f"{class_char(chr(lo))}-{class_char(chr(hi))}")
+    return "[" + ("^" if negate else "") + "".join(parts) + "]"
 
 
-def with_dependencies(name: str) -> list[str]:
-    """A primitive and every primitive its body names, in a stable order."""
-    order = ["ws", "char", "string", "integer", "number", "boolean", "null", "value", "object",
-             "array"]
-    deps = {"string": {"char"}, "value": {"object", "array", "string", "number", "boolean",
-                                          "null"},
-            "object": {"ws", "string", "value"}, "array": {"ws", "value"}}
-    seen: set[str] = set()
-    stack = [name]
-    while stack:
-        n = stack.pop()
-        if n in seen:
-            continue
-        seen.add(n)
-        stack.extend(deps.get(n, ()))
-    return [n for n in order if n in seen]
+def normalize_ranges(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for lo, hi in sorted(ranges):
+        if out and lo <= out[-1][1] + 1:
+            out[-1] = (out[-1][0], max(out[-1][1], hi))
+        else:
+            out.append((lo, hi))
+    return out
+
+
+def subtract_ranges(ranges: list[tuple[int, int]], remove: list[tuple[int, int]]):
+    out = []
+    for lo, hi in normalize_ranges(ranges):
+        segs = [(lo, hi)]
+        for rlo, rhi in remove:
+            nxt = []
+            for a, b in segs:
+                if rhi < a or rlo > b:
+                    nxt.append((a, b))
+                    continue
+                if a < rlo:
+                    nxt.append((a, rlo - 1))
+                if rhi < b:
+                    nxt.append((rhi + 1, b))
+            segs = nxt
+        out.extend(segs)
+    return normalize_ranges(out)
+
+
+def repeat(expr: str, lo: int, hi: int | None) -> str:
+    """`expr` repeated lo..hi times (hi None: unbounded), using GBNF's {m,n} syntax."""
+    if hi is not None and hi == 0:
+        return '""'
+    if (lo, hi) == (0, None):
+        return f"({expr})*"
+    if (lo, hi) == (1, None):
+        return f"({expr})+"
+    if (lo, hi) == (0, 1):
+        return f"({expr})?"
+    if hi is None:
+        return f"({expr}){{{lo},}}"
+    if lo == hi:
+        return f"({expr}){{{lo}}}"
+    return f"({expr}){{{lo},{hi}}}"
+
+
+class Builder:
+    """Collects named rules; identical bodies share one rule."""
+
+    def __init__(self) -> None:
+        self.rules: dict[str, str] = {}
+        self._by_body: dict[str, str] = {}
+
+    def name(self, hint: str) -> str:
+        base = re.sub(r"[^a-zA-Z0-9-]+", "-", hint).strip("-").lower() or "r"
+        base = base[:40]
+        name, i = base, 1
+        while name in self.rules:
+            i += 1
+            name = f"{base}-{i}"
+        return name
+
+    def reserve(self, hint: str) -> str:
+        """A fresh rule name whose body is set later (for recursion via $ref)."""
+        name = self.name(hint)
+        self.rules[name] = ""
+        return name
+
+    def define(self, name: str, body: str) -> str:
+        self.rules[name] = body
+        return name
+
+    def add(self, hint: str, body: str) -> str:
+        if body in self._by_body:
+            return self._by_body[body]
+        name = self.define(self.name(hint), body)
+        self._by_body[body] = name
+        return name
+
+    def render(self) -> str:
+        return "".join(f"{n} ::= {b}\n" for n, b in self.rules.items())

@@ -1,231 +1,264 @@
-"""A JSON Schema `pattern` (a regex subset) as GBNF over the *JSON text* of a string.
+"""A regex subset (JSON Schema `pattern`) compiled to a GBNF expression over JSON string content.
 
-The grammar matches the characters between the quotes as they appear in JSON, so a `"` in the
-value is `\\"` in the text and control characters are escapes. Supported: anchors, groups
-(capturing and `(?:...)`), alternation, classes with ranges and escapes, `.`, `\\d \\w \\s` and
-their negations, quantifiers `? * + {m} {m,} {m,n}` (lazy forms read as greedy). Unanchored
-patterns mean "contains". Lookarounds and backreferences are refused.
+The expression matches the *encoded* string body (between the quotes), so characters that JSON
+must escape (quote, backslash, control characters) appear in their escaped form.
+Unanchored patterns mean "contains", as JSON Schema's `pattern` uses a regex search.
 """
 
 from __future__ import annotations
 
-from slm_api.engine.grammar.gbnf import class_char, literal
+from .errors import SchemaError
+from .gbnf import char_class, literal, normalize_ranges, repeat, subtract_ranges
 
-ANY_JSON_CHAR = "char"  # the primitive rule: one JSON string character, escapes included
-_JSON_ESCAPES = {'"': '"\\\\\\""', "\\": '"\\\\\\\\"', "\n": '"\\\\n"', "\r": '"\\\\r"',
-                 "\t": '"\\\\t"', "\b": '"\\\\b"', "\f": '"\\\\f"'}
-_CLASS_ESCAPES = {
-    "d": [("0", "9")],
-    "w": [("a", "z"), ("A", "Z"), ("0", "9"), ("_", "_")],
-    "s": [(" ", " "), ("\t", "\t"), ("\n", "\n"), ("\r", "\r"), ("\f", "\f"), ("\v", "\v")],
-}
-_SIMPLE_ESCAPES = {"n": "\n", "r": "\r", "t": "\t", "f": "\f", "v": "\v", "0": "\0"}
+MAX_CP = 0x10FFFF
+# Repetition bounds above this are left unbounded (the post-generation check still applies).
+MAX_BOUND = 1000
 
-
-class PatternError(ValueError):
-    pass
+DIGIT = [(0x30, 0x39)]
+WORD = [(0x30, 0x39), (0x41, 0x5A), (0x5F, 0x5F), (0x61, 0x7A)]
+SPACE = [(0x09, 0x0D), (0x20, 0x20)]
+_SHORT_ESC = {0x08: "\\b", 0x0C: "\\f", 0x0A: "\\n", 0x0D: "\\r", 0x09: "\\t"}
+_JSON_SPECIAL = [(0x00, 0x1F), (0x22, 0x22), (0x5C, 0x5C)]
 
 
-def _char_text(ch: str) -> str:
-    """GBNF for one value character as it is written in JSON."""
-    if ch in _JSON_ESCAPES:
-        return _JSON_ESCAPES[ch]
-    if ord(ch) < 0x20:
-        return literal(f"\\u{ord(ch):04x}")
-    return literal(ch)
+def _negate(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    return subtract_ranges([(0, MAX_CP)], normalize_ranges(ranges))
 
 
-def _ranges_gbnf(ranges: list[tuple[str, str]], negated: bool) -> str:
-    """A character class over JSON text. Characters that JSON escapes (quote, backslash,
-    controls) cannot sit in a plain [...] class; they become escape-sequence alternatives."""
-    plain: list[str] = []
-    escaped: list[str] = []
-    for lo, hi in ranges:
-        for special in ('"', "\\"):
-            if lo <= special <= hi:
-                escaped.append(special)
-        if ord(lo) < 0x20:
-            for code in range(ord(lo), min(ord(hi), 0x1F) + 1):
-                escaped.append(chr(code))
-            lo = chr(0x20)
-            if lo > hi:
-                continue
-        plain.append(class_char(lo) if lo == hi else f"{class_char(lo)}-{class_char(hi)}")
-    if negated:
-        # Any JSON char except the listed ones; escapes only for quote/backslash not excluded.
-        alts = [f'[^"\\\\\\x00-\\x1F{"".join(plain)}]']
-        for special in ('"', "\\"):
-            if special not in escaped:
-                alts.append(_JSON_ESCAPES[special])
-        return "( " + " | ".join(alts) + " )"
+def json_chars(ranges: list[tuple[int, int]]) -> str:
+    """GBNF for one JSON-encoded character whose decoded code point lies in `ranges`."""
+    ranges = normalize_ranges(ranges)
     alts = []
-    if plain:
-        alts.append("[" + "".join(plain) + "]")
-    alts.extend(_char_text(c) for c in dict.fromkeys(escaped))
+    raw = subtract_ranges(ranges, _JSON_SPECIAL)
+    if raw:
+        alts.append(char_class(raw))
+    inside = {cp for lo, hi in ranges for cp in range(lo, min(hi, 0x5C) + 1) if cp <= 0x5C}
+    if 0x22 in inside:
+        alts.append(literal('\\"'))
+    if 0x5C in inside:
+        alts.append(literal("\\\\"))
+    controls = sorted(cp for cp in inside if cp < 0x20)
+    if len(controls) == 32:
+        alts.append('"\\\\" ([bfnrt] | "u00" [01] [0-9a-fA-F])')
+    else:
+        for cp in controls:
+            alts.append(literal(_SHORT_ESC.get(cp, f"\\u{cp:04x}")))
     if not alts:
-        raise PatternError("empty character class")
-    return alts[0] if len(alts) == 1 else "( " + " | ".join(alts) + " )"
+        raise SchemaError("pattern has a character class that matches nothing", param="pattern")
+    return alts[0] if len(alts) == 1 else "(" + " | ".join(alts) + ")"
 
 
 class _Parser:
-    def __init__(self, pattern: str):
-        self.p = pattern
+    def __init__(self, src: str) -> None:
+        self.s = src
         self.i = 0
 
-    def peek(self) -> str | None:
-        return self.p[self.i] if self.i < len(self.p) else None
+    def fail(self, why: str) -> SchemaError:
+        return SchemaError(f"pattern {self.s!r} is not supported: {why}", param="pattern")
 
-    def take(self) -> str:
-        ch = self.p[self.i]
-        self.i += 1
-        return ch
+    def peek(self, k: int = 0) -> str:
+        j = self.i + k
+        return self.s[j] if j < len(self.s) else ""
 
-    def alternation(self) -> str:
-        branches = [self.sequence()]
+    def parse(self):
+        node = self.alt()
+        if self.i != len(self.s):
+            raise self.fail(f"unbalanced ')' at {self.i}")
+        return node
+
+    def alt(self):
+        branches = [self.seq()]
         while self.peek() == "|":
-            self.take()
-            branches.append(self.sequence())
-        return branches[0] if len(branches) == 1 else "( " + " | ".join(branches) + " )"
+            self.i += 1
+            branches.append(self.seq())
+        return ("alt", branches)
 
-    def sequence(self) -> str:
-        items: list[str] = []
-        while self.peek() not in (None, "|", ")"):
+    def seq(self):
+        items = []
+        while self.peek() not in ("", "|", ")"):
             atom = self.atom()
-            if atom is None:
-                continue
-            items.append(self.quantified(atom))
-        return " ".join(items) if items else '""'
+            atom = self.quantifiers(atom)
+            items.append(atom)
+        return ("seq", items)
 
-    def quantified(self, atom: str) -> str:
-        ch = self.peek()
-        if ch in ("?", "*", "+"):
-            self.take()
-            out = f"{atom}{ch}"
-        elif ch == "{" and self._looks_like_bounds():
-            self.take()
-            end = self.p.index("}", self.i)
-            spec = self.p[self.i:end]
-            self.i = end + 1
-            lo, _, hi = spec.partition(",")
-            if "," not in spec:
-                out = f"{atom}{{{int(lo)}}}"
+    def quantifiers(self, atom):
+        while True:
+            c = self.peek()
+            if c in "*+?" and c:
+                self.i += 1
+                lo, hi = {"*": (0, None), "+": (1, None), "?": (0, 1)}[c]
+            elif c == "{" and self._brace():
+                lo, hi = self._brace()
+                self.i = self.s.index("}", self.i) + 1
             else:
-                out = f"{atom}{{{int(lo or 0)},{hi.strip()}}}"
-        else:
-            return atom
-        if self.peek() == "?":  # lazy: the language is the same
-            self.take()
-        if self.peek() in ("?", "*", "+"):
-            raise PatternError("nested quantifier")
-        return out
+                return atom
+            if atom[0] in ("bol", "eol"):
+                raise self.fail("quantified anchor")
+            if self.peek() in ("?", "+") and self.peek():
+                self.i += 1  # lazy / possessive: same language
+            atom = ("rep", atom, lo, hi)
 
-    def _looks_like_bounds(self) -> bool:
-        end = self.p.find("}", self.i)
-        spec = self.p[self.i + 1:end] if end > 0 else ""
-        lo, _, hi = spec.partition(",")
-        return end > 0 and lo.strip().isdigit() and (not hi.strip() or hi.strip().isdigit())
+    def _brace(self):
+        end = self.s.find("}", self.i)
+        if end < 0:
+            return None
+        body = self.s[self.i + 1 : end]
+        lo, comma, hi = body.partition(",")
+        if not (lo.isdigit() or (comma and lo == "")) or not (hi == "" or hi.isdigit()):
+            return None
+        if not lo and not hi:
+            return None
+        lo_n = int(lo) if lo else 0
+        hi_n = int(hi) if hi else (None if comma else lo_n)
+        if hi_n is not None and hi_n < lo_n:
+            raise self.fail("repetition {m,n} with n < m")
+        return lo_n, hi_n
 
-    def atom(self) -> str | None:
-        ch = self.take()
-        if ch == "(":
-            if self.p.startswith("?:", self.i):
-                self.i += 2
-            elif self.peek() == "?":
-                raise PatternError("lookarounds and named groups are not supported")
-            inner = self.alternation()
+    def atom(self):
+        c = self.peek()
+        self.i += 1
+        if c == "(":
+            if self.peek() == "?":
+                nxt = self.s[self.i : self.i + 3]
+                if nxt.startswith("?:"):
+                    self.i += 2
+                elif nxt.startswith("?P<") or (nxt.startswith("?<") and nxt[2:3] not in "=!"):
+                    self.i = self.s.index(">", self.i) + 1
+                elif nxt[:2] in ("?=", "?!") or nxt in ("?<=", "?<!"):
+                    raise self.fail("lookahead/lookbehind assertions")
+                else:
+                    raise self.fail(f"group construct '({nxt}'")
+            inner = self.alt()
             if self.peek() != ")":
-                raise PatternError("unbalanced parenthesis")
-            self.take()
-            return f"( {inner} )"
-        if ch == "[":
-            return self.char_class()
-        if ch == ".":
-            return _ranges_gbnf([("\n", "\n")], negated=True)
-        if ch == "\\":
-            return self.escape()
-        if ch in "^$":
-            raise PatternError("anchors are only supported at the start and end")
-        if ch in "*+?{":
-            if ch == "{" and not self._looks_like_bounds():
-                return _char_text(ch)
-            raise PatternError(f"quantifier {ch!r} with nothing to repeat")
-        if ch == ")":
-            raise PatternError("unbalanced parenthesis")
-        return _char_text(ch)
+                raise self.fail("missing ')'")
+            self.i += 1
+            return inner
+        if c == "[":
+            return self.cls()
+        if c == ".":
+            return ("set", _negate([(0x0A, 0x0A)]))
+        if c == "^":
+            return ("bol",)
+        if c == "$":
+            return ("eol",)
+        if c == "\\":
+            return self.escape(in_class=False)
+        if c in "*+?":
+            raise self.fail(f"nothing to repeat at {self.i - 1}")
+        if c == ")":
+            raise self.fail("unbalanced ')'")
+        return ("set", [(ord(c), ord(c))])
 
-    def escape(self) -> str:
-        if self.peek() is None:
-            raise PatternError("pattern ends with a backslash")
-        ch = self.take()
-        if ch.lower() in _CLASS_ESCAPES:
-            return _ranges_gbnf(_CLASS_ESCAPES[ch.lower()], negated=ch.isupper())
-        if ch.isdigit() and ch != "0":
-            raise PatternError("backreferences are not supported")
-        if ch in "bB":
-            raise PatternError("word boundaries are not supported")
-        if ch == "u":
-            code = self.p[self.i:self.i + 4]
-            self.i += 4
-            return _char_text(chr(int(code, 16)))
-        return _char_text(_SIMPLE_ESCAPES.get(ch, ch))
+    def escape(self, in_class: bool):
+        c = self.peek()
+        if not c:
+            raise self.fail("trailing backslash")
+        self.i += 1
+        classes = {"d": DIGIT, "w": WORD, "s": SPACE}
+        if c in classes:
+            return ("set", classes[c])
+        if c.lower() in classes:
+            return ("set", _negate(classes[c.lower()]))
+        simple = {"n": 0x0A, "t": 0x09, "r": 0x0D, "f": 0x0C, "v": 0x0B, "0": 0x00}
+        if c in simple:
+            return ("set", [(simple[c], simple[c])])
+        if c in "xu":
+            width = 2 if c == "x" else 4
+            digits = self.s[self.i : self.i + width]
+            try:
+                cp = int(digits, 16)
+            except ValueError:
+                raise self.fail(f"bad \\{c} escape") from None
+            if len(digits) != width:
+                raise self.fail(f"bad \\{c} escape")
+            self.i += width
+            return ("set", [(cp, cp)])
+        if not in_class and c in "AZ":
+            return ("bol",) if c == "A" else ("eol",)
+        if c == "b" and in_class:
+            return ("set", [(0x08, 0x08)])
+        if c.isalnum():
+            raise self.fail(f"escape \\{c} (word boundaries, backreferences, ...)")
+        return ("set", [(ord(c), ord(c))])
 
-    def class_item(self) -> str | list[tuple[str, str]]:
-        ch = self.take()
-        if ch == "\\":
-            esc = self.take()
-            if esc.lower() in _CLASS_ESCAPES and not esc.isupper():
-                return _CLASS_ESCAPES[esc.lower()]
-            if esc.lower() in _CLASS_ESCAPES:
-                raise PatternError("negated class escapes inside [...] are not supported")
-            return _SIMPLE_ESCAPES.get(esc, esc)
-        return ch
-
-    def char_class(self) -> str:
-        negated = self.peek() == "^"
-        if negated:
-            self.take()
-        ranges: list[tuple[str, str]] = []
+    def cls(self):
+        negate = False
+        if self.peek() == "^":
+            negate = True
+            self.i += 1
+        ranges: list[tuple[int, int]] = []
         first = True
         while True:
-            if self.peek() is None:
-                raise PatternError("unterminated character class")
-            if self.peek() == "]" and not first:
-                self.take()
+            c = self.peek()
+            if not c:
+                raise self.fail("missing ']'")
+            if c == "]" and not first:
+                self.i += 1
                 break
             first = False
-            item = self.class_item()
-            if isinstance(item, list):
-                ranges.extend(item)
-                continue
-            if self.peek() == "-" and self.i + 1 < len(self.p) and self.p[self.i + 1] != "]":
-                self.take()
-                hi = self.class_item()
-                if isinstance(hi, list) or hi < item:
-                    raise PatternError("bad range in character class")
-                ranges.append((item, hi))
+            lo_set = self._class_atom()
+            if self.peek() == "-" and self.peek(1) not in ("]", ""):
+                self.i += 1
+                hi_set = self._class_atom()
+                if len(lo_set) != 1 or len(hi_set) != 1 or lo_set[0][0] != lo_set[0][1]:
+                    raise self.fail("bad character range")
+                lo, hi = lo_set[0][0], hi_set[0][1]
+                if hi_set[0][0] != hi or hi < lo:
+                    raise self.fail("bad character range")
+                ranges.append((lo, hi))
             else:
-                ranges.append((item, item))
-        return _ranges_gbnf(ranges, negated)
+                ranges.extend(lo_set)
+        ranges = normalize_ranges(ranges)
+        return ("set", _negate(ranges) if negate else ranges)
+
+    def _class_atom(self) -> list[tuple[int, int]]:
+        c = self.peek()
+        self.i += 1
+        if c == "\\":
+            return self.escape(in_class=True)[1]
+        if c == "[" and self.peek() == ":":
+            raise self.fail("POSIX classes")
+        return [(ord(c), ord(c))]
 
 
-def pattern_to_gbnf(pattern: str) -> str:
-    """GBNF for the JSON text between the quotes of a string that matches `pattern`
-    (re.search semantics: unanchored ends may have any characters)."""
-    body = pattern
-    anchored_start = body.startswith("^")
-    if anchored_start:
-        body = body[1:]
-    anchored_end = body.endswith("$") and not body.endswith("\\$")
-    if anchored_end:
-        body = body[:-1]
-    parser = _Parser(body)
-    expr = parser.alternation()
-    if parser.i != len(body):
-        raise PatternError("unbalanced parenthesis")
-    parts = []
-    if not anchored_start:
-        parts.append(f"{ANY_JSON_CHAR}*")
-    parts.append(f"( {expr} )")
-    if not anchored_end:
-        parts.append(f"{ANY_JSON_CHAR}*")
-    return " ".join(parts)
+def _emit(node) -> str:
+    kind = node[0]
+    if kind == "set":
+        return json_chars(node[1])
+    if kind == "seq":
+        parts = [_emit(n) for n in node[1]]
+        return " ".join(parts) if parts else '""'
+    if kind == "alt":
+        if len(node[1]) == 1:
+            return "(" + _emit(node[1][0]) + ")"
+        return "(" + " | ".join(_emit(b) for b in node[1]) + ")"
+    if kind == "rep":
+        _, inner, lo, hi = node
+        if hi is not None and hi > MAX_BOUND:
+            hi = None
+        lo = min(lo, MAX_BOUND)
+        return repeat(_emit(inner), lo, hi)
+    raise SchemaError("pattern anchors (^, $) are only supported at the start/end", param="pattern")
+
+
+def pattern_body(pattern: str, any_char: str) -> str:
+    """GBNF for the string body of strings that `pattern` matches (by search semantics).
+
+    `any_char` is the rule name of one arbitrary JSON string character.
+    """
+    top = _Parser(pattern).parse()
+    alts = []
+    for branch in top[1]:
+        items = list(branch[1])
+        start = bool(items) and items[0][0] == "bol"
+        if start:
+            items = items[1:]
+        end = bool(items) and items[-1][0] == "eol"
+        if end:
+            items = items[:-1]
+        parts = [] if start else [f"{any_char}*"]
+        parts.append(_emit(("seq", items)))
+        if not end:
+            parts.append(f"{any_char}*")
+        alts.append(" ".join(p for p in parts if p != '""') or '""')
+    return alts[0] if len(alts) == 1 else "(" + " | ".join(alts) + ")"

@@ -1,0 +1,11 @@
+"""The one error type the grammar package raises."""
+
+from __future__ import annotations
+
+from slm_api.engine.types import InvalidRequest
+
+
+class SchemaError(InvalidRequest):
+    """The schema is not valid, or uses a keyword we refuse; the message names it."""
+
+    code = "invalid_schema"
