@@ -30,7 +30,7 @@ TIME = {
         "description": "Current time in a timezone",
         "parameters": {
             "type": "object",
-            "properties": {"tz": {"type": "string"}},
+            "properties": {"tz": {"type": "string", "maxLength": 40}},
             "required": ["tz"],
         },
     },
