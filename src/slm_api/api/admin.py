@@ -104,8 +104,7 @@ def unload_model(model_id: str) -> Response:
 @bp.post("/restore_cache")
 def restore_cache() -> Response:
     req = parse_body(RestoreCacheRequest)
-    messages = [m.model_dump(exclude_none=True) for m in req.messages]
-    tools = [t.model_dump(exclude_none=True) for t in req.tools] if req.tools else None
+    messages, tools = req.message_dicts(), req.tool_dicts()
     with engine().use(req.model) as model:
         prompt = model.tokenize(model.chat.render(messages, tools=tools))
         cached = model.warm(prompt)

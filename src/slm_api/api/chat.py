@@ -36,7 +36,7 @@ bp = Blueprint("chat", __name__)
 
 def _plan(req: ChatCompletionRequest) -> tuple[list[dict[str, Any]] | None, str | None]:
     """Which tools the prompt shows, and the grammar (if any) that constrains the reply."""
-    tools = [t.model_dump(exclude_none=True) for t in req.tools] if req.tools else None
+    tools = req.tool_dicts()
     choice = req.tool_choice if req.tool_choice is not None else ("auto" if tools else "none")
     if choice != "none" and not tools:
         raise APIError(400, "tool_choice needs a non-empty tools list", param="tool_choice")
@@ -60,7 +60,7 @@ def chat_completions() -> Response:
     max_tokens = completion_budget(req.completion_limit)
     tools, grammar = _plan(req)
     n_probs = max(1, req.top_logprobs or 0) if req.logprobs else 0
-    messages = [m.model_dump(exclude_none=True) for m in req.messages]
+    messages = req.message_dicts()
 
     run = Run(req.model, load_options(req.load_model_configs))
     try:

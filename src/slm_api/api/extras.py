@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify
 
-from slm_api.api.errors import APIError
 from slm_api.api.generate import engine, parse_body
 from slm_api.api.schemas import ApplyTemplateRequest, DetokenizeRequest, TokenizeRequest
 
@@ -30,16 +29,13 @@ def count() -> Response:
 def detokenize() -> Response:
     req = parse_body(DetokenizeRequest)
     with engine().use(req.model) as model:
-        if any(t < 0 or t >= model.info.n_vocab for t in req.tokens):
-            raise APIError(400, f"token ids must be in [0, {model.info.n_vocab})", param="tokens")
         return jsonify({"text": model.detokenize(req.tokens)})
 
 
 @bp.post("/apply-template")
 def apply_template() -> Response:
     req = parse_body(ApplyTemplateRequest)
-    messages = [m.model_dump(exclude_none=True) for m in req.messages]
-    tools = [t.model_dump(exclude_none=True) for t in req.tools] if req.tools else None
+    messages, tools = req.message_dicts(), req.tool_dicts()
     with engine().use(req.model) as model:
         prompt = model.chat.render(messages, tools=tools, add_generation_prompt=True)
         return jsonify({"prompt": prompt, "chat_format": model.chat.name})

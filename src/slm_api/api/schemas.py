@@ -100,6 +100,19 @@ class Tool(_Body):
     function: FunctionDef
 
 
+class _MessagesBody(_Body):
+    """A body that carries chat messages and tools, as plain dicts for the chat formatter."""
+
+    messages: list[ChatMessage] = Field(min_length=1)
+    tools: list[Tool] | None = None
+
+    def message_dicts(self) -> list[dict[str, Any]]:
+        return [m.model_dump(exclude_none=True) for m in self.messages]
+
+    def tool_dicts(self) -> list[dict[str, Any]] | None:
+        return [t.model_dump(exclude_none=True) for t in self.tools] if self.tools else None
+
+
 class JSONSchemaFormat(_Body):
     name: str = "response"
     description: str | None = None
@@ -118,10 +131,8 @@ class ResponseFormat(_Body):
         return self
 
 
-class ChatCompletionRequest(SamplingFields):
-    messages: list[ChatMessage] = Field(min_length=1)
+class ChatCompletionRequest(SamplingFields, _MessagesBody):
     max_completion_tokens: int | None = Field(None, gt=0)
-    tools: list[Tool] | None = None
     tool_choice: Literal["none", "auto", "required"] | dict[str, Any] | None = None
     response_format: ResponseFormat | None = None
     logprobs: bool = False
@@ -208,10 +219,8 @@ class DetokenizeRequest(_Body):
     tokens: list[int]
 
 
-class ApplyTemplateRequest(_Body):
+class ApplyTemplateRequest(_MessagesBody):
     model: str | None = None
-    messages: list[ChatMessage] = Field(min_length=1)
-    tools: list[Tool] | None = None
 
 
 class RestoreCacheRequest(ApplyTemplateRequest):
