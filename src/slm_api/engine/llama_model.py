@@ -110,16 +110,20 @@ class LoadedModel:
             raise ModelLoadError(f"{path.name}: {exc}", param="chat_format") from exc
 
         cparams = llama_cpp.llama_context_default_params()
-        # One KV pool shared by all sequences, each request limited to n_ctx of it; the full
-        # sliding-window cache lets a sequence keep a prefix and drop the rest (prompt reuse).
+        # One KV pool shared by all sequences (a prefix can be shared between them), each
+        # request limited to n_ctx of it; the full sliding-window cache lets a sequence keep a
+        # prefix and drop the rest (prompt reuse).
         cparams.n_ctx = n_ctx * n_parallel
         cparams.n_batch = max(self._n_batch, n_parallel)
         cparams.n_ubatch = cparams.n_batch
         cparams.n_seq_max = n_parallel
         cparams.n_threads = self._threads
         cparams.n_threads_batch = self._threads
+        # At most one logits row per sequence per step: llama.cpp would otherwise reserve a
+        # vocabulary-sized row (1 MiB for Gemma) for every token of a batch.
+        cparams.n_outputs_max = n_parallel
         cparams.kv_unified = True
-        cparams.swa_full = True
+        cparams.swa_full = settings.prompt_cache != "off"
         cparams.no_perf = True
         self._ctx = llama_cpp.llama_init_from_model(self._model, cparams)
         if not self._ctx:
