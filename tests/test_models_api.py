@@ -92,3 +92,16 @@ def test_tokenize_round_trip(server):
     assert text == "Hello world"
     r = requests.post(f"{server}/extras/detokenize", json={"tokens": [-1]}, timeout=30)
     assert r.status_code == 400
+
+
+def test_embedding_models_are_listed_by_their_metadata(tmp_path, models_dir):
+    from ggufs import write_tiny_gguf
+
+    os.link(next(models_dir.glob("*.gguf")), tmp_path / "chat-model.gguf")
+    write_tiny_gguf(tmp_path / "tiny-embedder.gguf", bert__pooling_type=1)
+    with running_server(make_settings(tmp_path), load_model=False) as url:
+        chat = requests.get(f"{url}/v1/models/chat", timeout=10).json()["data"]
+        embed = requests.get(f"{url}/v1/models/embeddings", timeout=10).json()["data"]
+    assert [m["id"] for m in chat] == ["chat-model"]
+    assert [m["id"] for m in embed] == ["tiny-embedder"]
+    assert embed[0]["kind"] == "embedding"

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from ggufs import write_tiny_gguf
 from http_server import make_settings, running_server
 
 
@@ -19,6 +20,7 @@ def reload_server(models_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     (folder / "corrupt.gguf").write_bytes(b"GGUF" + os.urandom(4096))
     with default.open("rb") as src:
         (folder / "truncated.gguf").write_bytes(src.read(1_000_000))
+    write_tiny_gguf(folder / "not-a-model.gguf", arch="no-such-architecture")
     with running_server(make_settings(folder)) as url:
         yield url
 
@@ -58,6 +60,7 @@ def test_reload_to_another_file(reload_server):
         ("missing.gguf", 404),
         ("corrupt.gguf", 400),
         ("truncated.gguf", 400),
+        ("not-a-model.gguf", 400),
         ("../../etc/passwd", 400),
         ("/etc/passwd", 400),
         ("../" * 12 + "etc/hostname", 400),
@@ -67,7 +70,9 @@ def test_failed_reload_keeps_the_old_model(reload_server, target, status):
     before = requests.get(f"{reload_server}/health", timeout=10).json()["model"]
     r = requests.post(f"{reload_server}/reload", json={"model_path": target}, timeout=120)
     assert r.status_code == status, r.text
-    assert r.json()["error"]["message"]
+    message = r.json()["error"]["message"]
+    if target == "not-a-model.gguf":  # llama.cpp's own reason reaches the client
+        assert "no-such-architecture" in message, message
     assert requests.get(f"{reload_server}/health", timeout=10).json()["model"] == before
     assert chat_ok(reload_server) == before
 
