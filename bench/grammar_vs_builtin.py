@@ -48,6 +48,9 @@ def worker(which: str, model: str, indices: list[int], fast: bool) -> None:
         if key in done:  # resumable: an earlier (interrupted) run measured this one
             print("RESULT", json.dumps([i, *done[key]]), flush=True)
             continue
+        if STOP.exists():  # lets an operator end a long run early; the rest count as not-run
+            print("RESULT", json.dumps([i, "not-run", ""]), flush=True)
+            continue
         print(f"START {i}", flush=True)
         try:
             if which == "ours":
@@ -84,6 +87,7 @@ def worker(which: str, model: str, indices: list[int], fast: bool) -> None:
 
 
 LOG = ROOT / "build" / "grammar_bench.jsonl"
+STOP = ROOT / "build" / "grammar_bench.STOP"
 
 
 def _key(name: str, schema) -> str:
