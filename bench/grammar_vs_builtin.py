@@ -41,8 +41,16 @@ def worker(which: str, model: str, indices: list[int], fast: bool) -> None:
 
     llm = Llama(model_path=model, n_ctx=2048, n_threads=2, verbose=False, seed=0)
     vocab = llama_cpp.llama_model_get_vocab(llm._model.model)
+    done = _cached(which, fast)
     for i in indices:
         name, schema = SCHEMAS[i]
+        key = _key(name, schema)
+        if key in done:  # resumable: an earlier (interrupted) run measured this one
+            print("RESULT", json.dumps([i, *done[key]]), flush=True)
+            continue
+        if STOP.exists():  # lets an operator end a long run early; the rest count as not-run
+            print("RESULT", json.dumps([i, "not-run", ""]), flush=True)
+            continue
         print(f"START {i}", flush=True)
         try:
             if which == "ours":
@@ -75,6 +83,33 @@ def worker(which: str, model: str, indices: list[int], fast: bool) -> None:
             except ValueError:
                 status = "violated"
         print("RESULT", json.dumps([i, status, text[:200]]), flush=True)
+        _log(which, fast, key, status, text[:200])
+
+
+LOG = ROOT / "build" / "grammar_bench.jsonl"
+STOP = ROOT / "build" / "grammar_bench.STOP"
+
+
+def _key(name: str, schema) -> str:
+    return name + ":" + json.dumps(schema, sort_keys=True)
+
+
+def _cached(which: str, fast: bool) -> dict[str, tuple[str, str]]:
+    """Results of earlier runs (delete build/grammar_bench.jsonl to measure afresh)."""
+    out = {}
+    if LOG.exists():
+        for line in LOG.read_text().splitlines():
+            rec = json.loads(line)
+            if rec["which"] == which and rec["fast"] == fast:
+                out[rec["key"]] = (rec["status"], rec["text"])
+    return out
+
+
+def _log(which: str, fast: bool, key: str, status: str, text: str) -> None:
+    LOG.parent.mkdir(exist_ok=True)
+    rec = {"which": which, "fast": fast, "key": key, "status": status, "text": text}
+    with LOG.open("a") as f:
+        f.write(json.dumps(rec) + "\n")
 
 
 def _fast_greedy(llm, vocab, grammar, prompt: str) -> tuple[str, str]:
@@ -163,6 +198,7 @@ def main() -> None:
     ap.add_argument("--indices")
     ap.add_argument("--limit", type=int)
     ap.add_argument("--json")
+    ap.add_argument("--only", choices=["ours", "builtin"])
     ap.add_argument("--fast", action="store_true", help="same greedy picks, checked best-first")
     args = ap.parse_args()
     if args.worker:
@@ -175,7 +211,7 @@ def main() -> None:
     indices = list(range(len(SCHEMAS)))[: args.limit]
     table = {}
     everything = {}
-    for which in ("ours", "builtin"):
+    for which in [args.only] if args.only else ["ours", "builtin"]:
         res = run(which, model, indices, args.fast)
         everything[which] = {SCHEMAS[i][0]: res[i] for i in indices}
         table[which] = Counter(status for status, _ in res.values())
