@@ -117,7 +117,14 @@ def main() -> None:
     for p, (idle, loaded) in rss.items():
         print(f"\nRSS with N_PARALLEL={p}: {idle:.0f} MB idle, {loaded:.0f} MB after the run")
 
-    http_rate = best[1]["tok_s"]
+    single = best[1] if 1 in best else None
+    if single is None:
+        server = Server(N_PARALLEL=args.parallel, N_THREADS=args.threads)
+        try:
+            single = run_level(server.url, 1, args.tokens)
+        finally:
+            server.stop()
+    http_rate = single["tok_s"]
     local_rate = in_process_tok_s(args.tokens, args.threads)
     print(f"\nsingle stream: HTTP {http_rate:.1f} tok/s, in-process llama-cpp-python "
           f"{local_rate:.1f} tok/s, ratio {http_rate / local_rate:.2f}")

@@ -41,7 +41,7 @@ class Settings:
     n_ctx: int = 4096  # per sequence
     n_batch: int = 512
     n_gpu_layers: int = 0
-    n_parallel: int = 4
+    n_parallel: int = 8
     chat_format: str | None = None  # None: template from the GGUF, else by architecture
     max_loaded_models: int = 1
     embedding_models: tuple[str, ...] = ()
