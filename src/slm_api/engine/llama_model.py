@@ -13,10 +13,11 @@ import llama_cpp
 
 from slm_api.config import Settings
 from slm_api.engine.chat_format import ChatFormatter, formatter_for
+from slm_api.engine.job import Job
 from slm_api.engine.native import gpu_offload_supported, init_backend, take_recent_errors
 from slm_api.engine.prompt_cache import DiskPromptCache
 from slm_api.engine.sampling import Sampler
-from slm_api.engine.scheduler import Job, Scheduler, check_fits
+from slm_api.engine.scheduler import Scheduler, check_fits
 from slm_api.engine.types import (
     Generation,
     GenerationRequest,
