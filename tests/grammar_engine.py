@@ -59,6 +59,8 @@ class GrammarEngine:
         return buf.raw[:n]
 
     def sampler(self, gbnf: str):
+        # The log callback is process-wide and a server in this process may have taken it.
+        L.llama_log_set(_quiet_log, ctypes.c_void_p())
         _LOG.clear()
         smpl = L.llama_sampler_init_grammar(self.vocab, gbnf.encode("utf-8"), b"root")
         if not smpl:

@@ -43,13 +43,14 @@ def _on_log(level: int, text: bytes, _user: ctypes.c_void_p) -> None:
 
 
 def init_backend() -> None:
+    """Initialise llama.cpp once, and (again on every call) route its log here: the log
+    callback is process-wide, and other code in the process may have replaced it."""
     global _initialised
     with _init_lock:
-        if _initialised:
-            return
         llama_cpp.llama_log_set(_on_log, ctypes.c_void_p(0))
-        llama_cpp.llama_backend_init()
-        _initialised = True
+        if not _initialised:
+            llama_cpp.llama_backend_init()
+            _initialised = True
 
 
 def take_recent_errors() -> str:
