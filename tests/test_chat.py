@@ -169,3 +169,14 @@ def test_disconnect_stops_the_generation(server):
             break
         time.sleep(0.1)
     assert requests.get(f"{server}/health", timeout=10).json()["requests_in_flight"] == 0
+
+
+def test_restore_cache_prewarms_a_long_system_prompt(server):
+    system = "You answer questions about the museum's opening hours. " * 30
+    messages = [{"role": "system", "content": system}, {"role": "user", "content": "Hi"}]
+    r = requests.post(f"{server}/restore_cache", json={"messages": messages}, timeout=60)
+    assert r.status_code == 200 and r.json()["prompt_tokens"] > 300
+    body = {"messages": messages[:1] + [{"role": "user", "content": "Open on Monday?"}],
+            "max_tokens": 2}
+    usage = requests.post(f"{server}/v1/chat/completions", json=body, timeout=60).json()["usage"]
+    assert usage["prompt_tokens_details"]["cached_tokens"] > 300
