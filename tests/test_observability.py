@@ -113,7 +113,16 @@ def test_metrics_without_model(empty_dir):
             requests.get(f"{url}/v1/models", timeout=10)
         requests.get(f"{url}/v1/models/x", timeout=10)  # 404, counted under the template
         requests.get(f"{url}/missing/route", timeout=10)
+        # A request is counted when its response closes, just after the client got it.
+        deadline = time.monotonic() + 5
         samples = _samples(url)
+        while time.monotonic() < deadline and (
+                _value(samples, "slm_requests_total", route="<unmatched>", method="GET",
+                       status="404") == 0
+                or _value(samples, "slm_requests_total", route="/v1/models", method="GET",
+                          status="200") < 3):
+            time.sleep(0.05)
+            samples = _samples(url)
         assert _value(samples, "slm_requests_total", route="/v1/models", method="GET",
                       status="200") == 3
         assert _value(samples, "slm_requests_total", route="/v1/models/<path:model_id>",
