@@ -7,7 +7,7 @@ import json
 import jsonschema
 import requests
 from http_server import MODEL
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 ASK = [{"role": "user", "content": "Describe a fictional person: name and age."}]
 
@@ -50,8 +50,9 @@ def test_json_schema(client):
 
 def test_sdk_parse_with_pydantic(client):
     class Person(BaseModel):
-        name: str
-        age: int
+        # Bounds reach the grammar, so the reply always completes within max_tokens.
+        name: str = Field(max_length=30)
+        age: int = Field(ge=0, le=120)
 
     reply = client.chat.completions.parse(
         model=MODEL, messages=ASK, response_format=Person, temperature=0, max_tokens=80
