@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -43,3 +44,12 @@ def running_server(settings: Settings, *, load_model: bool = True) -> Iterator[s
     finally:
         server.shutdown()
         app.extensions["slm_engine"].close()
+
+
+def model_folder(folder: Path, models_dir: Path, *aliases: str) -> Path:
+    """`folder` holding the default model under its own name and under each alias (hard links:
+    no copies of 250 MB)."""
+    default = next(models_dir.glob("*.gguf"))
+    for name in (default.name, *aliases):
+        os.link(default, folder / name)
+    return folder

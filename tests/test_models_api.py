@@ -7,15 +7,13 @@ from pathlib import Path
 
 import pytest
 import requests
-from http_server import make_settings, running_server
+from http_server import make_settings, model_folder, running_server
 
 
 @pytest.fixture(scope="module")
 def two_models(models_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     folder = tmp_path_factory.mktemp("two-models")
-    default = next(models_dir.glob("*.gguf"))
-    os.link(default, folder / default.name)
-    os.link(default, folder / "other.gguf")
+    model_folder(folder, models_dir, "other.gguf")
     with running_server(make_settings(folder, max_loaded_models=1)) as url:
         yield url
 

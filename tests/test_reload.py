@@ -8,15 +8,14 @@ from pathlib import Path
 import pytest
 import requests
 from ggufs import write_tiny_gguf
-from http_server import make_settings, running_server
+from http_server import make_settings, model_folder, running_server
 
 
 @pytest.fixture(scope="module")
 def reload_server(models_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     folder = tmp_path_factory.mktemp("reload-models")
+    model_folder(folder, models_dir, "second-copy.gguf")
     default = next(models_dir.glob("*.gguf"))
-    os.link(default, folder / default.name)
-    os.link(default, folder / "second-copy.gguf")
     (folder / "corrupt.gguf").write_bytes(b"GGUF" + os.urandom(4096))
     with default.open("rb") as src:
         (folder / "truncated.gguf").write_bytes(src.read(1_000_000))

@@ -9,7 +9,7 @@ from flask import Blueprint, Response, current_app, jsonify
 
 from slm_api.api.generate import engine
 from slm_api.engine import ModelNotFound
-from slm_api.engine.gguf_info import model_kind
+from slm_api.engine.gguf_info import file_kind
 
 bp = Blueprint("models", __name__)
 
@@ -18,9 +18,7 @@ def _kind(path: Path) -> str:
     loaded = {m.id: m for m in engine().loaded()}
     if path.stem in loaded:
         return loaded[path.stem].kind
-    if path.stem in current_app.config["SETTINGS"].embedding_models:
-        return "embedding"
-    return model_kind(path)
+    return file_kind(path, current_app.config["SETTINGS"].embedding_models)
 
 
 def _openai_model(path: Path) -> dict[str, Any]:

@@ -7,6 +7,7 @@ and a full parse of a 262k-token vocabulary takes seconds.
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
 from typing import BinaryIO
@@ -52,16 +53,24 @@ def metadata_keys(path: Path) -> list[str]:
         return keys
 
 
+def declares_pooling(keys: Iterable[str]) -> bool:
+    """Embedding models state a pooling type (BERT-style encoders and converted embedders)."""
+    return any(k.endswith(".pooling_type") for k in keys)
+
+
+def model_kind(model_id: str, keys: Iterable[str], embedding_ids: Iterable[str]) -> str:
+    """"embedding" when EMBEDDING_MODELS names the model or its metadata declares pooling."""
+    return "embedding" if model_id in embedding_ids or declares_pooling(keys) else "chat"
+
+
 @lru_cache(maxsize=256)
-def _kind(path: str, mtime_ns: int) -> str:
+def _keys(path: str, mtime_ns: int) -> tuple[str, ...]:
     try:
-        keys = metadata_keys(Path(path))
+        return tuple(metadata_keys(Path(path)))
     except (OSError, ValueError, struct.error):
-        return "chat"  # unreadable files are still listed; loading one reports the reason
-    # Embedding models state a pooling type (BERT-style encoders and converted embedders).
-    return "embedding" if any(k.endswith(".pooling_type") for k in keys) else "chat"
+        return ()  # unreadable files are still listed; loading one reports the reason
 
 
-def model_kind(path: Path) -> str:
-    """"embedding" when the file's metadata says it pools token vectors, else "chat"."""
-    return _kind(str(path), path.stat().st_mtime_ns)
+def file_kind(path: Path, embedding_ids: Iterable[str]) -> str:
+    """model_kind() of a file on disk, from its header alone."""
+    return model_kind(path.stem, _keys(str(path), path.stat().st_mtime_ns), embedding_ids)

@@ -13,6 +13,7 @@ import llama_cpp
 
 from slm_api.config import Settings
 from slm_api.engine.chat_format import ChatFormatter, formatter_for
+from slm_api.engine.gguf_info import declares_pooling, model_kind
 from slm_api.engine.job import Job
 from slm_api.engine.native import gpu_offload_supported, init_backend, take_recent_errors
 from slm_api.engine.prompt_cache import DiskPromptCache
@@ -98,8 +99,6 @@ class LoadedModel:
                                  f"{n_train}", param="n_ctx")
         arch = self.metadata.get("general.architecture", "unknown")
         model_id = path.stem
-        is_embedding = model_id in settings.embedding_models or any(
-            k.endswith(".pooling_type") for k in self.metadata)
         try:
             self.chat: ChatFormatter = formatter_for(
                 self.metadata, options.chat_format or settings.chat_format,
@@ -142,7 +141,8 @@ class LoadedModel:
         self._n_ctx = n_ctx
         self.info = ModelInfo(
             id=model_id, path=path, n_ctx=n_ctx, architecture=arch, chat_format=self.chat.name,
-            kind="embedding" if is_embedding else "chat", size_bytes=path.stat().st_size,
+            kind=model_kind(model_id, self.metadata, settings.embedding_models),
+            size_bytes=path.stat().st_size,
             n_params=int(llama_cpp.llama_model_n_params(self._model)), n_vocab=self.n_vocab,
             gpu_layers=gpu,
         )
@@ -250,8 +250,7 @@ class LoadedModel:
             cparams.n_seq_max = 1
             cparams.n_threads = cparams.n_threads_batch = self._threads
             cparams.embeddings = True
-            if llama_cpp.LLAMA_POOLING_TYPE_UNSPECIFIED == cparams.pooling_type and not any(
-                    k.endswith(".pooling_type") for k in self.metadata):
+            if not declares_pooling(self.metadata):
                 cparams.pooling_type = llama_cpp.LLAMA_POOLING_TYPE_MEAN
             cparams.no_perf = True
             ctx = llama_cpp.llama_init_from_model(self._model, cparams)
