@@ -37,7 +37,7 @@ def worker(which: str, model: str, indices: list[int], fast: bool) -> None:
     from grammar_schemas import SCHEMAS
     from llama_cpp import Llama, LlamaGrammar
 
-    from slm_api.engine.grammar import SchemaError, schema_to_gbnf, validation_errors
+    from slm_api.grammar import SchemaError, schema_to_gbnf, validation_errors
 
     llm = Llama(model_path=model, n_ctx=2048, n_threads=2, verbose=False, seed=0)
     vocab = llama_cpp.llama_model_get_vocab(llm._model.model)

@@ -17,7 +17,7 @@ from slm_api.engine import (
     SamplingParams,
 )
 from slm_api.engine.llama_model import LoadedModel
-from slm_api.engine.stops import TextAssembler
+from slm_api.prompting.stops import TextAssembler
 
 GREEDY = SamplingParams(temperature=0)
 TOPICS = ["rivers", "bread", "chess", "volcanoes", "owls", "trains", "tea", "glass"]

@@ -8,7 +8,7 @@ import pytest
 from grammar_cases import CASES, OVERAPPROX, REFUSED
 from grammar_engine import GrammarEngine
 
-from slm_api.engine.grammar import SchemaError, check_schema, schema_to_gbnf, validation_errors
+from slm_api.grammar import SchemaError, check_schema, schema_to_gbnf, validation_errors
 
 
 @pytest.fixture(scope="session")

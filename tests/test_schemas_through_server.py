@@ -7,7 +7,7 @@ import pytest
 import requests
 from grammar_cases import CASES
 
-from slm_api.engine.grammar import validation_errors
+from slm_api.grammar import validation_errors
 
 # Every sixth case: plain types, consts with escapes, patterns, formats, bounds, arrays, refs...
 SAMPLE = CASES[::6]

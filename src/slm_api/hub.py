@@ -25,14 +25,14 @@ from huggingface_hub.errors import (
 )
 
 from slm_api.config import Settings
-from slm_api.engine.types import EngineError
+from slm_api.errors import SlmError
 
 _REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.-]{0,95}$")
 _FILENAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,250}\.gguf$")
 DISK_MARGIN_BYTES = 256 * 1024**2
 
 
-class DownloadError(EngineError):
+class DownloadError(SlmError):
     status = 400
     code = "invalid_download"
 
@@ -83,7 +83,7 @@ def _endpoint() -> str | None:
     return os.environ.get("HF_ENDPOINT") or None
 
 
-def _translate(exc: Exception, repo_id: str, filename: str, revision: str | None) -> EngineError:
+def _translate(exc: Exception, repo_id: str, filename: str, revision: str | None) -> SlmError:
     if isinstance(exc, RevisionNotFoundError):
         return DownloadNotFound(f"revision {revision!r} not found in {repo_id}",
                                 param="revision")
@@ -205,7 +205,7 @@ class DownloadJobs:
                          bytes_done=path.stat().st_size, bytes_total=path.stat().st_size)
         except DownloadCancelled:
             self._update(job_id, state="cancelled")
-        except EngineError as exc:
+        except SlmError as exc:
             self._update(job_id, state="failed", error=exc.message)
         except Exception as exc:  # noqa: BLE001 - a job must always end in a state
             self._update(job_id, state="failed", error=f"{type(exc).__name__}: {exc}")

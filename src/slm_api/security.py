@@ -23,7 +23,7 @@ from flask_cors import CORS
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from slm_api.api.errors import APIError
+from slm_api.errors import APIError
 from slm_api.config import Settings
 
 ADMIN_BLUEPRINTS = frozenset({"admin"})

@@ -9,7 +9,7 @@ from dataclasses import asdict
 
 from flask import Blueprint, Response, current_app, jsonify
 
-from slm_api.api.errors import APIError
+from slm_api.errors import APIError
 from slm_api.api.generate import engine, load_options, parse_body
 from slm_api.api.schemas import (
     LoadRequest,

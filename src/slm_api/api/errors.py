@@ -8,46 +8,11 @@ from flask import Flask, Response, jsonify
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
-from slm_api.engine.types import EngineError
+from slm_api.errors import SlmError, error_type
+
+__all__ = ["error_response", "register_error_handlers", "validation_message"]
 
 log = logging.getLogger(__name__)
-
-# OpenAI's `type` field by status; clients (the openai SDK) map statuses to exception classes,
-# the type string is what humans read.
-_TYPES = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    403: "permission_error",
-    404: "not_found_error",
-    405: "invalid_request_error",
-    408: "timeout_error",
-    413: "invalid_request_error",
-    415: "invalid_request_error",
-    429: "rate_limit_error",
-    502: "upstream_error",
-    503: "server_overloaded",
-    507: "insufficient_storage",
-}
-
-
-class APIError(Exception):
-    """An error raised by the HTTP layer itself (the engine raises EngineError)."""
-
-    def __init__(
-        self,
-        status: int,
-        message: str,
-        *,
-        param: str | None = None,
-        code: str | None = None,
-        headers: dict[str, str] | None = None,
-    ):
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.param = param
-        self.code = code
-        self.headers = headers or {}
 
 
 def error_response(
@@ -61,9 +26,7 @@ def error_response(
     body = {
         "error": {
             "message": message,
-            "type": _TYPES.get(
-                status, "server_error" if status >= 500 else "invalid_request_error"
-            ),
+            "type": error_type(status),
             "param": param,
             "code": code,
         }
@@ -97,17 +60,10 @@ def validation_message(exc: ValidationError) -> tuple[str, str | None]:
 
 
 def register_error_handlers(app: Flask) -> None:
-    @app.errorhandler(APIError)
-    def _api_error(exc: APIError) -> Response:
+    @app.errorhandler(SlmError)
+    def _slm_error(exc: SlmError) -> Response:
         return error_response(
             exc.status, exc.message, param=exc.param, code=exc.code, headers=exc.headers
-        )
-
-    @app.errorhandler(EngineError)
-    def _engine_error(exc: EngineError) -> Response:
-        headers = {"Retry-After": "1"} if exc.status in (429, 503) else None
-        return error_response(
-            exc.status, exc.message, param=exc.param, code=exc.code, headers=headers
         )
 
     @app.errorhandler(ValidationError)

@@ -7,7 +7,7 @@ import time
 
 from flask import Blueprint, Response, jsonify
 
-from slm_api.api.errors import APIError
+from slm_api.errors import APIError
 from slm_api.api.generate import (
     Run,
     build_request,

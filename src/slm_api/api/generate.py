@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 from flask import current_app, request
 from pydantic import BaseModel
 
-from slm_api.api.errors import APIError
+from slm_api.errors import APIError
 from slm_api.api.schemas import LoadModelConfigs, SamplingFields
 from slm_api.engine import (
     Chunk,

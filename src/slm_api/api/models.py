@@ -9,7 +9,7 @@ from flask import Blueprint, Response, current_app, jsonify
 
 from slm_api.api.generate import engine
 from slm_api.engine import ModelNotFound
-from slm_api.engine.gguf_info import file_kind
+from slm_api.gguf_info import file_kind
 
 bp = Blueprint("models", __name__)
 

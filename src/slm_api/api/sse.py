@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Response
 
-from slm_api.engine.types import EngineError
+from slm_api.errors import SlmError
 
 
 def _frame(payload: dict[str, Any]) -> str:
@@ -16,18 +16,15 @@ def _frame(payload: dict[str, Any]) -> str:
 
 
 def sse_response(events: Iterable[dict[str, Any]]) -> Response:
-    """Stream `events` as `data: {json}` frames, then `data: [DONE]`. An engine error after the
+    """Stream `events` as `data: {json}` frames, then `data: [DONE]`. Any SlmError after the
     stream has started can no longer change the status, so it goes out as an error frame."""
 
     def body() -> Iterator[str]:
         try:
             for event in events:
                 yield _frame(event)
-        except EngineError as exc:
-            yield _frame(
-                {"error": {"message": exc.message, "type": "server_error", "param": exc.param,
-                           "code": exc.code}}
-            )
+        except SlmError as exc:
+            yield _frame(exc.body())
         finally:
             # Closing the events generator is what aborts the generation on disconnect.
             close = getattr(events, "close", None)

@@ -6,19 +6,21 @@ for the duration of one request (`with engine.use(model_id) as model:`).
 
 from slm_api.engine.llama_model import gpu_offload_supported
 from slm_api.engine.registry import Engine
-from slm_api.engine.types import (
-    Chunk,
+from slm_api.errors import (
     EngineError,
-    Finished,
-    Generation,
-    GenerationRequest,
     InvalidRequest,
-    LoadOptions,
-    ModelInfo,
     ModelLoadError,
     ModelNotFound,
     NoModelLoaded,
     QueueFull,
+)
+from slm_api.engine.types import (
+    Chunk,
+    Finished,
+    Generation,
+    GenerationRequest,
+    LoadOptions,
+    ModelInfo,
     SamplingParams,
     TokenLogprob,
 )

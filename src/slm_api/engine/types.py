@@ -11,51 +11,6 @@ from pathlib import Path
 from typing import Protocol
 
 
-class EngineError(Exception):
-    """Base for errors the HTTP layer turns into OpenAI error envelopes."""
-
-    status = 500
-    code: str | None = None
-    param: str | None = None
-
-    def __init__(self, message: str, *, param: str | None = None, code: str | None = None):
-        super().__init__(message)
-        self.message = message
-        if param is not None:
-            self.param = param
-        if code is not None:
-            self.code = code
-
-
-class ModelNotFound(EngineError):
-    status = 404
-    code = "model_not_found"
-    param = "model"
-
-
-class ModelLoadError(EngineError):
-    """The file exists but llama.cpp cannot load it (corrupt, wrong format, too big)."""
-
-    status = 400
-    code = "model_load_failed"
-
-
-class NoModelLoaded(EngineError):
-    status = 503
-    code = "no_model_loaded"
-
-
-class InvalidRequest(EngineError):
-    """Bad input the engine can only see once it has tokens (prompt too long, bad grammar)."""
-
-    status = 400
-    code = "invalid_request"
-
-
-class QueueFull(EngineError):
-    status = 503
-    code = "queue_full"
-
 
 @dataclass(frozen=True)
 class SamplingParams:

@@ -13,7 +13,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from slm_api.engine.types import InvalidRequest
+from slm_api.errors import InvalidRequest
 
 CALL_OPEN = "<tool_call>"
 CALL_CLOSE = "</tool_call>"

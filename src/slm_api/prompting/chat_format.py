@@ -17,15 +17,15 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from typing import Any
 
-from slm_api.engine.chat_templates import (
+from slm_api.prompting.chat_templates import (
     ARCHITECTURE_FORMATS,
     BUILTIN_FORMATS,
     BuiltinFormat,
     Turn,
     merge_same_role,
 )
-from slm_api.engine.jinja_template import JinjaTemplate
-from slm_api.engine.tool_calls import (
+from slm_api.prompting.jinja_template import JinjaTemplate
+from slm_api.prompting.tool_calls import (
     ToolCall,
     ToolCallStream,
     arguments_value,
@@ -35,7 +35,7 @@ from slm_api.engine.tool_calls import (
     tool_call_schema,
     tools_system_block,
 )
-from slm_api.engine.types import InvalidRequest
+from slm_api.errors import InvalidRequest
 
 __all__ = [
     "FORMAT_NAMES",

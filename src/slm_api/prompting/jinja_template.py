@@ -19,7 +19,7 @@ from jinja2.ext import Extension
 from jinja2.parser import Parser
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from slm_api.engine.types import InvalidRequest
+from slm_api.errors import InvalidRequest
 
 
 class _TemplateRaised(TemplateError):

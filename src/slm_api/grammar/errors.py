@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from slm_api.engine.types import InvalidRequest
+from slm_api.errors import InvalidRequest
 
 
 class SchemaError(InvalidRequest):
