@@ -1,7 +1,7 @@
 """Who may call what: API keys, admin routes, per-client rate limits, CORS.
 
 Every route falls in one of three classes, decided by `route_policy(endpoint)`:
-- "open":  /health and /metrics (unless PROTECT_METRICS=1), the API docs, CORS preflights.
+- "open":  /health, /ready and /metrics (unless PROTECT_METRICS=1), the API docs, CORS preflights.
 - "admin": every route of an admin blueprint (ADMIN_BLUEPRINTS). Marking the blueprint rather
            than listing URLs means a route added there later is protected without a second edit.
 - "api":   everything else, unknown URLs included (a new route is protected by default).
@@ -30,7 +30,7 @@ ADMIN_BLUEPRINTS = frozenset({"admin"})
 # Endpoints anyone may call; "metrics" ones only while PROTECT_METRICS is off.
 OPEN_ENDPOINTS = frozenset({"static"})
 OPEN_BLUEPRINTS = frozenset({"docs"})
-METRICS_ENDPOINTS = frozenset({"health.health", "observability.metrics"})
+METRICS_ENDPOINTS = frozenset({"health.health", "health.ready", "observability.metrics"})
 # Headers a reverse proxy adds: a loopback connection carrying one was relayed for someone else.
 FORWARDING_HEADERS = ("X-Forwarded-For", "Forwarded", "X-Real-IP")
 

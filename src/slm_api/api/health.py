@@ -1,4 +1,5 @@
-"""GET /health: is a model loaded, which, and how long the server has been up."""
+"""GET /health (is a model loaded, which, and for how long) and GET /ready (should a balancer
+send traffic here)."""
 
 from __future__ import annotations
 
@@ -29,4 +30,12 @@ def health() -> tuple[Response, int]:
         "gpu_offload": gpu_offload_supported(),
         "uptime_s": round(time.time() - eng.started_at, 1),
     }
+    return jsonify(body), 200 if active else 503
+
+
+@bp.get("/ready")
+def ready() -> tuple[Response, int]:
+    """Readiness, for balancers and Kubernetes: 200 only when this replica should get traffic."""
+    active = engine().active
+    body = {"status": "ready" if active else "no_model", "model": active.id if active else None}
     return jsonify(body), 200 if active else 503
