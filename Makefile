@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint bench clean
+.PHONY: install system-deps run test lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,7 +21,10 @@ models/gemma-3-270m-q4_k_m.gguf: $(STAMP)
 run: install models/gemma-3-270m-q4_k_m.gguf
 	$(BIN)/gunicorn slm_api.app:app
 
-test: install
+system-deps:
+	bash scripts/system-deps.sh
+
+test: install system-deps
 	$(BIN)/python -m pytest -q
 
 lint: install
