@@ -64,6 +64,8 @@ class Settings:
     max_request_bytes: int = 1024 * 1024
     max_tokens_cap: int = 4096
     request_timeout_s: float = 300.0
+    # Constrained output closes within max_tokens (and loops are steered to the close).
+    structured_budget: bool = True
     cors_origins: tuple[str, ...] = ()
     allowed_repos: tuple[str, ...] = ()
     # Reverse proxies in front that append to X-Forwarded-For (0: the header is not believed).

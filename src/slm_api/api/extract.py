@@ -27,6 +27,15 @@ DEFAULT_INSTRUCTIONS = (
 )
 
 
+def _too_small(max_tokens: int, needed: int) -> APIError:
+    # The client's budget, not a server fault: a 400 that says what would fit.
+    return APIError(
+        400, f"max_tokens is {max_tokens}, but the shortest JSON that fits this schema takes "
+        f"{needed} tokens; raise max_tokens to at least {needed}",
+        param="max_tokens", code="max_tokens_too_small",
+    )
+
+
 @bp.post("/v1/extract")
 def extract() -> Response:
     started = time.perf_counter()
@@ -43,15 +52,19 @@ def extract() -> Response:
     ]
     sampling = SamplingParams(temperature=req.temperature, seed=req.seed, grammar=grammar)
     with Run(req.model) as run:
+        needed = run.model.min_output_tokens(grammar)
+        if max_tokens is not None and max_tokens < needed:
+            raise _too_small(max_tokens, needed)
         prompt = run.model.tokenize(run.model.chat.render(messages, add_generation_prompt=True))
-        run.submit(build_request(run.model, prompt, max_tokens, sampling, run.model.chat.stop))
+        built = build_request(run.model, prompt, max_tokens, sampling, run.model.chat.stop)
+        run.submit(built)
         out = collect(run.generation)
         model_id = run.model.info.id
     if out.finished is not None and out.finished.finish_reason == "length":
-        raise APIError(
-            502, "the output reached max_tokens before the JSON was complete; raise max_tokens",
-            param="max_tokens", code="output_truncated",
-        )
+        if out.finished.completion_tokens < built.max_tokens:
+            raise APIError(504, "the generation ran past REQUEST_TIMEOUT_S before the JSON was "
+                           "complete", code="timeout")
+        raise _too_small(built.max_tokens, needed)
     data = parse_and_validate(out.text, schema)
     return jsonify(
         {

@@ -120,6 +120,17 @@ class Sampler:
         llama_cpp.llama_sampler_accept(self.chain, token)
         return token
 
+    def force(self, token: int) -> bool:
+        """Advance past a token chosen without sampling (fast-forward, steering). False, with
+        nothing changed, when the grammar refuses it: accepting a refused token would break
+        llama.cpp's grammar state."""
+        if self.grammar is not None:
+            if not self._grammar_allows(token, 0.0):
+                return False
+            llama_cpp.llama_sampler_accept(self.grammar, token)
+        llama_cpp.llama_sampler_accept(self.chain, token)
+        return True
+
     def close(self) -> None:
         if self.chain:
             llama_cpp.llama_sampler_free(self.chain)

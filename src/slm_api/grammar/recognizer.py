@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 MAX_DEPTH = 256
 _ESCAPES = {"t": "\t", "r": "\r", "n": "\n", "\\": "\\", '"': '"', "[": "[", "]": "]"}
@@ -372,3 +373,9 @@ class Grammar:
 
     def accepts(self, text: str) -> bool:
         return self.is_complete(self.advance(self.start(), text))
+
+
+@lru_cache(maxsize=64)
+def compiled(text: str) -> Grammar:
+    """The compiled grammar of `text`, shared by requests with the same schema."""
+    return Grammar(text)
