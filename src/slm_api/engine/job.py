@@ -8,10 +8,10 @@ import time
 from collections.abc import Iterator
 
 from slm_api.engine.sampling import Sampler
+from slm_api.engine.types import Chunk, Finished, GenerationRequest, TokenLogprob
+from slm_api.errors import EngineError
 from slm_api.grammar.budget import BudgetGuide
 from slm_api.prompting.stops import TextAssembler
-from slm_api.errors import EngineError
-from slm_api.engine.types import Chunk, Finished, GenerationRequest, TokenLogprob
 
 
 class GenerationFailed(EngineError):
