@@ -10,7 +10,7 @@ import pytest
 from grammar_cases import CASES
 
 from slm_api.grammar import schema_to_gbnf, validation_errors
-from slm_api.grammar.budget import BudgetGuide, looping
+from slm_api.grammar.budget import BudgetGuide, Decision, looping
 from slm_api.grammar.recognizer import Grammar
 
 CONVERTIBLE = [c for c in CASES if c.ok]
@@ -128,3 +128,12 @@ def test_looping():
     assert looping([1, 2, 3, 4] * 4) and not looping([1, 2, 3, 4] * 3)
     assert looping(list(range(16)) * 3) and not looping(list(range(17)) * 3)
     assert not looping([1, 2, 3])
+
+
+def test_trailing_whitespace_after_a_whole_value_ends_the_output():
+    g = _grammar({"type": "object"})
+    guide = BudgetGuide(g, 50, _tokenize, _piece)
+    for ch in "{}":
+        assert guide.on_sampled(ord(ch)).keep
+    # The object is whole: a newline (only trailing whitespace may follow) ends it.
+    assert guide.on_sampled(ord("\n")) == Decision(keep=False, end=True)

@@ -130,6 +130,16 @@ class BudgetGuide:
         self.stacks = stacks
         self.generated += 1
         self.ids.append(token)
+        if cost == 0 and self.grammar.is_complete(stacks):
+            # The value is whole: only trailing whitespace could follow. End now rather than
+            # spend the budget on it and report "length" for a complete reply.
+            text = self._piece(token)
+            if not text.strip():
+                self.active = False
+                return Decision(keep=False, end=True)
+            if left == 0:
+                self.active = False
+                return Decision(end=True)
         if self._steer_loops and cost > 0 and looping(self.ids):
             return self._steer()
         return KEEP
