@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import Flask
 
-from slm_api import observability, security
+from slm_api import observability, security, state
 from slm_api.api import (
     admin,
     chat,
@@ -32,14 +32,12 @@ def create_app(settings: Settings | None = None, *, load_model: bool = True) -> 
     settings = settings or Settings.from_env()
     logging.basicConfig(level=settings.log_level.upper())
     app = Flask(__name__, static_folder=None)  # /docs serves its own assets
-    app.config["SETTINGS"] = settings
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     app.json.sort_keys = False  # keep OpenAI's field order, readable in curl output
 
     settings.models_dir.mkdir(parents=True, exist_ok=True)
     engine = Engine(settings)
-    app.extensions["slm_engine"] = engine
-    app.extensions["slm_downloads"] = DownloadJobs(settings)
+    state.init_app(app, settings, engine, DownloadJobs(settings))
 
     register_error_handlers(app)
     # Request ids and the access log first: responses refused by security carry them too.

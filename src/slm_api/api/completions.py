@@ -7,21 +7,13 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Blueprint, Response, jsonify
 
-from slm_api.api.generate import (
-    Run,
-    build_request,
-    collect,
-    completion_budget,
-    finish_reason,
-    iterate,
-    load_options,
-    parse_body,
-    sampling_params,
-    usage,
-)
+from slm_api import state
+from slm_api.api.body import completion_budget, parse_body
 from slm_api.api.logprobs import completion_logprobs
+from slm_api.api.reply import finish_reason, usage
+from slm_api.api.run import Run, build_request, collect, iterate
 from slm_api.api.schemas import CompletionRequest
 from slm_api.api.sse import sse_response
 
@@ -40,10 +32,10 @@ def _prompts(prompt: Any) -> list[str | list[int]]:
 def completions() -> Response:
     req = parse_body(CompletionRequest)
     # OpenAI's default of 16 tokens, never above this server's cap.
-    cap = current_app.config["SETTINGS"].max_tokens_cap
+    cap = state.settings().max_tokens_cap
     explicit = "max_tokens" in req.model_fields_set
     max_tokens = completion_budget(req.max_tokens if explicit else min(16, cap))
-    params = sampling_params(req, n_probs=req.logprobs or 0)
+    params = req.to_sampling_params(n_probs=req.logprobs or 0)
     cid, created = f"cmpl-{uuid.uuid4().hex}", int(time.time())
 
     # Submit every prompt before reading any: with batching they generate side by side.
@@ -51,7 +43,7 @@ def completions() -> Response:
     texts: list[str] = []
     try:
         for prompt in _prompts(req.prompt):
-            run = Run(req.model, load_options(req.load_model_configs))
+            run = Run(req.model, req.to_load_options())
             runs.append(run)
             if isinstance(prompt, str):
                 tokens, text = run.model.tokenize(prompt), prompt

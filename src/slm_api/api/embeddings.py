@@ -8,9 +8,10 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify
 
-from slm_api.errors import APIError
-from slm_api.api.generate import engine, parse_body
+from slm_api import state
+from slm_api.api.body import parse_body
 from slm_api.api.schemas import EmbeddingRequest
+from slm_api.errors import APIError
 
 bp = Blueprint("embeddings", __name__)
 
@@ -33,7 +34,7 @@ def _encode(vector: list[float], fmt: str) -> list[float] | str:
 @bp.post("/v1/embeddings")
 def embeddings() -> Response:
     req = parse_body(EmbeddingRequest)
-    with engine().use(req.model) as model:
+    with state.engine().use(req.model) as model:
         token_lists = [
             model.tokenize(item) if isinstance(item, str) else item for item in _inputs(req.input)
         ]

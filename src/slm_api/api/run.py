@@ -1,4 +1,4 @@
-"""What chat, completions and extract share: pin a model, build a generation, run it."""
+"""The generation run: pin a model, submit a generation to it, collect or iterate its chunks."""
 
 from __future__ import annotations
 
@@ -6,16 +6,10 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
 
-from flask import current_app, request
-from pydantic import BaseModel
-
-from slm_api.errors import APIError
-from slm_api.api.schemas import LoadModelConfigs, SamplingFields
+from slm_api import state
 from slm_api.engine import (
     Chunk,
-    Engine,
     Finished,
     Generation,
     GenerationRequest,
@@ -26,66 +20,6 @@ from slm_api.engine import (
 from slm_api.engine.llama_model import LoadedModel
 from slm_api.observability import GenerationRecorder, generation_recorder
 
-BodyT = TypeVar("BodyT", bound=BaseModel)
-
-
-def engine() -> Engine:
-    return current_app.extensions["slm_engine"]
-
-
-def parse_body(model: type[BodyT]) -> BodyT:
-    """The JSON body validated as `model`; malformed JSON and wrong shapes become 400s."""
-    data = request.get_json(silent=True)
-    if data is None:
-        raw = request.get_data(cache=True)
-        if not raw.strip():
-            raise APIError(400, "The request body is empty; send a JSON object")
-        raise APIError(400, "The request body is not valid JSON", code="invalid_json")
-    if not isinstance(data, dict):
-        raise APIError(400, "The request body must be a JSON object", code="invalid_json")
-    return model.model_validate(data)
-
-
-def load_options(configs: LoadModelConfigs | None) -> LoadOptions | None:
-    if configs is None:
-        return None
-    return LoadOptions(**configs.model_dump(exclude_none=True))
-
-
-def sampling_params(
-    req: SamplingFields, *, grammar: str | None = None, n_probs: int = 0
-) -> SamplingParams:
-    bias = None
-    if req.logit_bias:
-        try:
-            bias = {int(k): float(v) for k, v in req.logit_bias.items()}
-        except ValueError as exc:
-            raise APIError(400, "logit_bias keys must be token ids", param="logit_bias") from exc
-    return SamplingParams(
-        temperature=req.temperature,
-        top_p=req.top_p,
-        top_k=req.top_k,
-        min_p=req.min_p,
-        seed=req.seed,
-        presence_penalty=req.presence_penalty,
-        frequency_penalty=req.frequency_penalty,
-        repeat_penalty=req.repeat_penalty,
-        grammar=grammar,
-        logit_bias=bias,
-        n_probs=n_probs,
-    )
-
-
-def completion_budget(requested: int | None, param: str = "max_tokens") -> int | None:
-    """The caller's max_tokens checked against MAX_TOKENS_CAP; None lets the engine fill the
-    context (still capped)."""
-    cap = current_app.config["SETTINGS"].max_tokens_cap
-    if requested is not None and requested > cap:
-        raise APIError(
-            400, f"{param} is {requested}, above this server's cap of {cap}", param=param
-        )
-    return requested
-
 
 def build_request(
     model: LoadedModel,
@@ -94,7 +28,7 @@ def build_request(
     sampling: SamplingParams,
     stop: list[str] | tuple[str, ...] = (),
 ) -> GenerationRequest:
-    settings = current_app.config["SETTINGS"]
+    settings = state.settings()
     if max_tokens is None:
         max_tokens = max(1, min(settings.max_tokens_cap, model.info.n_ctx - len(prompt)))
     return GenerationRequest(
@@ -112,7 +46,7 @@ class Run:
 
     def __init__(self, model_id: str | None, options: LoadOptions | None = None):
         self._stack = ExitStack()
-        self.model: LoadedModel = self._stack.enter_context(engine().use(model_id, options))
+        self.model: LoadedModel = self._stack.enter_context(state.engine().use(model_id, options))
         self.generation: Generation | None = None
         # Bound now: a streamed body finishes after the request context is gone.
         self._record: GenerationRecorder | None = generation_recorder()
@@ -160,23 +94,6 @@ def collect(generation: Generation) -> Collected:
     out.text = "".join(parts)
     out.finished = generation.result
     return out
-
-
-def usage(finished: Finished | None) -> dict[str, Any]:
-    if finished is None:
-        return {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
-    return {
-        "prompt_tokens": finished.prompt_tokens,
-        "completion_tokens": finished.completion_tokens,
-        "total_tokens": finished.prompt_tokens + finished.completion_tokens,
-        "prompt_tokens_details": {"cached_tokens": finished.cached_tokens},
-    }
-
-
-def finish_reason(finished: Finished | None) -> str:
-    # "abort" only happens when the client is gone; nobody reads it, but keep the field valid.
-    reason = finished.finish_reason if finished else "stop"
-    return reason if reason in ("stop", "length", "tool_calls") else "stop"
 
 
 def iterate(run: Run) -> Iterator[Chunk]:
