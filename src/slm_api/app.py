@@ -1,9 +1,9 @@
-"""The Flask application factory, and `app` for `gunicorn slm_api.app:app`."""
+"""The Flask application factory. `slm-api serve` runs it under gunicorn; any other WSGI
+server can call it (`gunicorn 'slm_api.app:create_app()'`)."""
 
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from flask import Flask
 
@@ -51,12 +51,3 @@ def create_app(settings: Settings | None = None, *, load_model: bool = True) -> 
         engine.start()
     return app
 
-
-def __getattr__(name: str) -> Any:
-    # Built on first access, so importing this module (tests, tools) loads no model;
-    # gunicorn's `slm_api.app:app` reaches here.
-    if name == "app":
-        global app
-        app = create_app()
-        return app
-    raise AttributeError(name)
