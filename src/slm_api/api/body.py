@@ -3,7 +3,7 @@ this server's settings."""
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from flask import request
 from pydantic import BaseModel
@@ -25,6 +25,16 @@ def parse_body(model: type[BodyT]) -> BodyT:
     if not isinstance(data, dict):
         raise APIError(400, "The request body must be a JSON object", code="invalid_json")
     return model.model_validate(data)
+
+
+def one_or_many(value: Any) -> list[str | list[int]]:
+    """OpenAI's "a prompt or a list of prompts" (completions' `prompt`, embeddings' `input`):
+    a string, a list of strings, a token list, or a list of token lists, as a list of items."""
+    if isinstance(value, str):
+        return [value]
+    if all(isinstance(v, int) for v in value):
+        return [list(value)]
+    return list(value)
 
 
 def completion_budget(requested: int | None, param: str = "max_tokens") -> int | None:

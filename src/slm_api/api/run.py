@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 
 from slm_api import state
@@ -74,6 +74,18 @@ class Run:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+@contextmanager
+def close_on_error(runs: list[Run]) -> Iterator[None]:
+    """Close `runs` (those in the list when it fails) if the block raises; on success they stay
+    open, since the response body reads them after the view returns."""
+    try:
+        yield
+    except BaseException:
+        for run in runs:
+            run.close()
+        raise
 
 
 @dataclass
