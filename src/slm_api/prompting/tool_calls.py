@@ -172,12 +172,6 @@ def parse_tool_calls(text: str) -> tuple[str | None, list[ToolCall]]:
     return (content or None), calls
 
 
-def _partial_prefix_len(text: str, tag: str) -> int:
-    """Length of the longest tail of `text` that is a proper prefix of `tag`."""
-    for n in range(min(len(tag) - 1, len(text)), 0, -1):
-        if text.endswith(tag[:n]):
-            return n
-    return 0
 
 
 # -- constrained calls ---------------------------------------------------------------------

@@ -19,12 +19,12 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from slm_api.prompting.stops import partial_suffix
 from slm_api.prompting.tool_calls import (
     CALL_CLOSE,
     CALL_OPEN,
     ToolCall,
     _call_at,
-    _partial_prefix_len,
     new_call_id,
     parse_tool_calls,
 )
@@ -97,7 +97,7 @@ class ToolCallDeltas:
         text = self._pending + delta
         at = text.find(CALL_OPEN)
         if at < 0:
-            partial = _partial_prefix_len(text, CALL_OPEN)
+            partial = partial_suffix(text, (CALL_OPEN,))
             before = text[: len(text) - partial]
             hold = partial + len(before) - len(before.rstrip())
         else:
