@@ -66,6 +66,8 @@ class Settings:
     request_timeout_s: float = 300.0
     # Constrained output closes within max_tokens (and loops are steered to the close).
     structured_budget: bool = True
+    # Who computes grammar token masks: llguidance (fast) or llama (llama.cpp's GBNF sampler).
+    grammar_engine: str = "llguidance"
     cors_origins: tuple[str, ...] = ()
     allowed_repos: tuple[str, ...] = ()
     # Reverse proxies in front that append to X-Forwarded-For (0: the header is not believed).
@@ -113,6 +115,7 @@ class Settings:
             "MAX_LOADED_MODELS": self.max_loaded_models >= 1,
             "PORT": 0 <= self.port <= 65535,
             "PROMPT_CACHE": self.prompt_cache in {"ram", "disk", "off"},
+            "GRAMMAR_ENGINE": self.grammar_engine in {"llguidance", "llama"},
             "MAX_QUEUE": self.max_queue >= 0,
             "TRUSTED_PROXY_HOPS": self.trusted_proxy_hops >= 0,
             "RATE_LIMIT_RPM": self.rate_limit_rpm >= 0,
