@@ -66,6 +66,9 @@ class Settings:
     request_timeout_s: float = 300.0
     # Constrained output closes within max_tokens (and loops are steered to the close).
     structured_budget: bool = True
+    # Tokens the grammar forces (keys, punctuation, the rest of an enum value) are appended
+    # without sampling and decoded together with the next step (needs GRAMMAR_ENGINE=llguidance).
+    structured_fast_forward: bool = True
     # Who computes grammar token masks: llguidance (fast) or llama (llama.cpp's GBNF sampler).
     grammar_engine: str = "llguidance"
     cors_origins: tuple[str, ...] = ()

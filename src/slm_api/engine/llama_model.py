@@ -91,6 +91,7 @@ class LoadedModel:
         self._threads = options.n_threads or settings.threads
         self._n_batch = options.n_batch or settings.n_batch
         self._budget = settings.structured_budget
+        self._fast_forward = settings.structured_fast_forward
         self._masks = MaskTokenizer(self._vocab, self.n_vocab) \
             if settings.grammar_engine == "llguidance" else None
         n_ctx = options.n_ctx or settings.n_ctx
@@ -210,6 +211,7 @@ class LoadedModel:
         matcher = self._masks.matcher(grammar) if grammar is not None and self._masks else None
         sampler = Sampler(self._vocab, self.n_vocab, request.sampling, matcher)
         job = Job(request, sampler, guide)
+        job.fast_forward = self._fast_forward
         assert self._scheduler is not None
         self._scheduler.submit(job)
         return job
