@@ -93,8 +93,9 @@ def summary(times: list[float]) -> dict[str, float]:
 
 def main() -> None:
     import llguidance
-    import llguidance.llamacpp
     from llguidance.gbnf_to_lark import gbnf_to_lark
+
+    from slm_api.engine.masks import _tokenizer
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--limit", type=int, default=len(CASES))
@@ -106,7 +107,8 @@ def main() -> None:
     vocab = llama_cpp.llama_model_get_vocab(model)
     n_vocab = llama_cpp.llama_vocab_n_tokens(vocab)
     t = time.perf_counter()
-    tokenizer = llguidance.llamacpp.lltokenizer_from_vocab(vocab)
+    tokenizer = _tokenizer(vocab, [llama_cpp.llama_vocab_eos(vocab),
+                                   llama_cpp.llama_vocab_eot(vocab)])
     tok_s = time.perf_counter() - t
     engines: dict[str, dict] = {k: {"grammars": 0, "texts": 0, "times": []}
                                 for k in ("gbnf", "llg-gbnf", "llg-schema")}

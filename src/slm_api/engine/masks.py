@@ -13,6 +13,7 @@ does not take, generation uses llama.cpp's grammar sampler as before.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import threading
 from typing import Any
@@ -24,7 +25,6 @@ log = logging.getLogger(__name__)
 
 try:
     import llguidance
-    import llguidance.llamacpp
     from llguidance.gbnf_to_lark import gbnf_to_lark
 except ImportError:  # pragma: no cover - llguidance is a dependency; tolerated if missing
     llguidance = None
@@ -47,8 +47,7 @@ class MaskTokenizer:
 
     def _build(self, vocab: llama_cpp.llama_vocab_p, eog: list[int]) -> None:
         try:
-            self._tokenizer = llguidance.llamacpp.lltokenizer_from_vocab(
-                vocab, eos_token=list(dict.fromkeys(eog)))
+            self._tokenizer = _tokenizer(vocab, list(dict.fromkeys(eog)))
         except Exception:  # never fatal: llama.cpp's grammar sampler still works
             log.exception("llguidance tokenizer could not be built; using llama.cpp grammars")
         finally:
@@ -71,6 +70,26 @@ class MaskTokenizer:
             log.debug("llguidance refused a grammar: %s", m.get_error())
             return None
         return Matcher(m, self.n_vocab)
+
+
+def _tokenizer(vocab: llama_cpp.llama_vocab_p, eog: list[int]) -> Any:
+    """llguidance.llamacpp.lltokenizer_from_vocab, on llama_vocab_get_attr (its deprecated
+    llama_token_get_attr warns once per token: 262k warnings for Gemma)."""
+    buf = ctypes.create_string_buffer(16 * 1024)
+    tokens: list[bytes] = []
+    special = llama_cpp.LLAMA_TOKEN_ATTR_CONTROL
+    for token in range(llama_cpp.llama_vocab_n_tokens(vocab)):
+        n = llama_cpp.llama_token_to_piece(vocab, token, buf, len(buf), 0, True)
+        tok = bytes(buf[:n])
+        attr = llama_cpp.llama_vocab_get_attr(vocab, token)
+        # Control tokens (and user-defined ones that look like them) are special to llguidance.
+        if attr & special or (attr & llama_cpp.LLAMA_TOKEN_ATTR_USER_DEFINED
+                              and tok.startswith(b"<") and tok.endswith(b">")):
+            tok = b"\xff" + tok
+        tokens.append(tok)
+    fptr = ctypes.cast(llama_cpp.llama_cpp._lib.llama_tokenize, ctypes.c_void_p).value
+    return llguidance.LLTokenizer.from_llamacpp(tokens=tokens, vocab_ptr=vocab,
+                                                tokenize_fptr=fptr, eos_token=eog)
 
 
 class Matcher:
