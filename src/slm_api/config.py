@@ -68,6 +68,8 @@ class Settings:
     allowed_repos: tuple[str, ...] = ()
     # Reverse proxies in front that append to X-Forwarded-For (0: the header is not believed).
     trusted_proxy_hops: int = 0
+    # Host names served without a key (DNS rebinding guard); empty: loopback, HOST, hostname.
+    allowed_hosts: tuple[str, ...] = ()
 
     @property
     def default_model_path(self) -> Path:

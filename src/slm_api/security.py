@@ -1,4 +1,4 @@
-"""Who may call what: API keys, admin routes, per-client rate limits, CORS.
+"""Who may call what: API keys, admin routes, allowed Host names, per-client rate limits, CORS.
 
 Every route falls in one of three classes, decided by `route_policy(endpoint)`:
 - "open":  /health, /ready and /metrics (unless PROTECT_METRICS=1), the API docs, CORS preflights.
@@ -23,8 +23,9 @@ from flask_cors import CORS
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from slm_api.errors import APIError
 from slm_api.config import Settings
+from slm_api.errors import APIError
+from slm_api.hosts import HostAllowlist
 
 ADMIN_BLUEPRINTS = frozenset({"admin"})
 # Endpoints anyone may call; "metrics" ones only while PROTECT_METRICS is off.
@@ -181,13 +182,25 @@ def check_body_size(max_bytes: int) -> None:
         raise RequestEntityTooLarge()
 
 
-def _authorize(keys: KeyRing, limiter: RateLimiter | None, settings: Settings) -> None:
+def _authorize(
+    keys: KeyRing, hosts: HostAllowlist, limiter: RateLimiter | None, settings: Settings
+) -> None:
     g.client_id = request.remote_addr or "unknown"
     if request.method == "OPTIONS":
         return  # CORS preflights carry no credentials by design
     policy = route_policy(request.endpoint, settings)
     if policy == "open":
         return
+    # Where no key is asked for, being on this machine is the credential; a page in the user's
+    # browser can borrow that by DNS rebinding, but not its Host header.
+    trusts_position = not keys.enabled or (policy == "admin" and not keys.admin)
+    if trusts_position and not hosts.allows(request.headers.get("Host")):
+        raise APIError(
+            403,
+            "Host header not in ALLOWED_HOSTS; without API keys this server answers only to the "
+            "names in ALLOWED_HOSTS (add this name there, or configure API keys)",
+            code="host_not_allowed",
+        )
     token = bearer_token()
     if keys.enabled:
         if token is None:
@@ -238,6 +251,7 @@ def init_app(app: Flask) -> None:
     """Install key checks, admin checks, the rate limiter and CORS on `app`."""
     settings: Settings = app.config["SETTINGS"]
     keys = KeyRing.from_settings(settings)
+    hosts = HostAllowlist(settings.allowed_hosts, settings.host)
     limiter = RateLimiter(settings.rate_limit_rpm) if settings.rate_limit_rpm > 0 else None
     app.extensions["slm_keys"] = keys
     app.extensions["slm_rate_limiter"] = limiter
@@ -248,7 +262,7 @@ def init_app(app: Flask) -> None:
 
     @app.before_request
     def _security() -> None:
-        _authorize(keys, limiter, settings)
+        _authorize(keys, hosts, limiter, settings)
         # After the key check: an anonymous client cannot make the server read its body.
         check_body_size(settings.max_request_bytes)
 
