@@ -152,6 +152,9 @@ def generation_recorder() -> GenerationRecorder:
         return _noop_recorder
     metrics: Metrics = current_app.extensions["slm_metrics"]
     stats: RequestStats = g.setdefault("slm_stats", RequestStats())
+    # Tokens-per-minute limits (ratelimit.py) count what a generation used, once it has ended.
+    charge = current_app.extensions.get("slm_charge_tokens")
+    client = g.get("client_id")
 
     def record(
         prompt_tokens: int, completion_tokens: int, ttft_s: float | None, duration_s: float,
@@ -171,6 +174,8 @@ def generation_recorder() -> GenerationRecorder:
         stats.generations += 1
         if stats.ttft_s is None:
             stats.ttft_s = ttft_s
+        if charge is not None and client:
+            charge(client, prompt_tokens + completion_tokens)
 
     return record
 

@@ -10,7 +10,9 @@ from werkzeug.exceptions import HTTPException
 
 from slm_api.errors import SlmError, error_type
 
-__all__ = ["error_response", "register_error_handlers", "validation_message"]
+__all__ = [
+    "error_response", "register_error_handlers", "slm_error_response", "validation_message"
+]
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +40,13 @@ def error_response(
     return response
 
 
+def slm_error_response(exc: SlmError) -> Response:
+    """The response for an SlmError, for error handlers of other exception types."""
+    return error_response(
+        exc.status, exc.message, param=exc.param, code=exc.code, headers=exc.headers
+    )
+
+
 _TYPE_TAGS = {"str", "int", "float", "bool", "dict", "list", "none", "__root__"}
 
 
@@ -62,9 +71,7 @@ def validation_message(exc: ValidationError) -> tuple[str, str | None]:
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(SlmError)
     def _slm_error(exc: SlmError) -> Response:
-        return error_response(
-            exc.status, exc.message, param=exc.param, code=exc.code, headers=exc.headers
-        )
+        return slm_error_response(exc)
 
     @app.errorhandler(ValidationError)
     def _validation_error(exc: ValidationError) -> Response:
