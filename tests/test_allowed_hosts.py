@@ -57,9 +57,15 @@ def test_rebinding_refused_on_admin_and_user_routes(empty_dir):
                                headers=REBOUND, timeout=10))
         _refused(requests.post(f"{url}/v1/chat/completions", json=CHAT,
                                headers={"Host": f"attacker.example:{_port(url)}"}, timeout=10))
+        # Names that merely look local are names all the same: rebinding can use them.
+        for name in ("127.0.0.1.nip.io", "localhost.attacker.example", "0x7f000001.example"):
+            _refused(requests.post(f"{url}/v1/chat/completions", json=CHAT,
+                                   headers={"Host": name}, timeout=10))
         # The same requests under the server's own names pass security (the view answers).
+        # Addresses are never a rebinding Host (a page whose URL is an address came from it).
         for host in (f"localhost:{_port(url)}", f"127.0.0.1:{_port(url)}", f"[::1]:{_port(url)}",
-                     "localhost", f"{socket.gethostname()}:{_port(url)}"):
+                     "localhost", f"{socket.gethostname()}:{_port(url)}", "192.168.1.5:8000",
+                     "[fd00::5]:8000"):
             r = requests.post(f"{url}/reload", json={"model_path": "x.gguf"},
                               headers={"Host": host}, timeout=10)
             assert (r.status_code, r.json()["error"]["code"]) == (404, "model_not_found"), host

@@ -62,4 +62,18 @@ class HostAllowlist:
         if self.any or host_header is None:
             # No Host at all is an HTTP/1.0 tool, never a browser: rebinding always sends one.
             return True
-        return host_without_port(host_header) in self.hosts
+        host = host_without_port(host_header)
+        # Rebinding needs a name: a browser sends an address as Host only for a page loaded
+        # from that address, i.e. from this server. So `http://192.168.1.5:8000` from the LAN
+        # keeps working without listing every address the machine has.
+        return host in self.hosts or is_address(host)
+
+
+def is_address(host: str) -> bool:
+    """True for an IPv4 address or a bracketed IPv6 address (as `normalize` writes them)."""
+    bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    try:
+        ipaddress.ip_address(bare)
+    except ValueError:
+        return False
+    return True
