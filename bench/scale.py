@@ -41,9 +41,14 @@ def models_dir() -> Path:
     return assemble(REPO / "models" / MODEL_NAME).parent
 
 
-def throughput(n: int, total: int, concurrency: int, max_tokens: int) -> dict:
+def threads_for(n: int, fixed: int) -> int:
+    return fixed or max(1, (os.cpu_count() or 2) // n)
+
+
+def throughput(n: int, total: int, concurrency: int, max_tokens: int, threads: int) -> dict:
     with tempfile.TemporaryDirectory() as work, Cluster(
-        models_dir(), Path(work), n, N_PARALLEL="4", OPENAI_API_KEYS=f"{KEY}:bench"
+        models_dir(), Path(work), n, N_PARALLEL="4", OPENAI_API_KEYS=f"{KEY}:bench",
+        N_THREADS=str(threads_for(n, threads)),
     ) as cluster:
         def one(i: int) -> int:
             r = requests.post(f"{cluster.url}/v1/chat/completions", timeout=300, headers={
@@ -63,8 +68,11 @@ def throughput(n: int, total: int, concurrency: int, max_tokens: int) -> dict:
 
 
 def affinity(conversations: int, turns: int, use_hash: bool) -> dict:
+    # N_PARALLEL=4: every conversation fits in the slots of any one replica, so a miss is the
+    # balancer's doing, not an eviction.
     with tempfile.TemporaryDirectory() as work, Cluster(
-        models_dir(), Path(work), 3, affinity=use_hash, OPENAI_API_KEYS=f"{KEY}:bench"
+        models_dir(), Path(work), 3, affinity=use_hash, OPENAI_API_KEYS=f"{KEY}:bench",
+        N_PARALLEL="4",
     ) as cluster:
         prompt = cached = 0
         latencies: list[float] = []
@@ -120,9 +128,14 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=24)
     parser.add_argument("--concurrency", type=int, default=6)
     parser.add_argument("--max-tokens", type=int, default=32)
-    parser.add_argument("--conversations", type=int, default=6)
+    # 4, not 3: with 3 conversations over 3 replicas, round-robin would by chance send each
+    # conversation to the same replica every turn.
+    parser.add_argument("--conversations", type=int, default=4)
     parser.add_argument("--turns", type=int, default=4)
     parser.add_argument("--calls", type=int, default=1000)
+    parser.add_argument("--threads", type=int, default=0,
+                        help="N_THREADS of every replica (default: cores / replicas)")
+    parser.add_argument("--replicas", default="1,2,3")
     parser.add_argument("--skip", default="", help="comma list of: throughput,affinity,redis")
     args = parser.parse_args()
     skip = set(args.skip.split(","))
@@ -133,10 +146,10 @@ def main() -> None:
         print("| replicas | N_THREADS each | seconds | tokens/s (all) | tokens/s per replica | "
               "ratio to 1 |\n| --- | --- | --- | --- | --- | --- |")
         base = None
-        for n in (1, 2, 3):
-            row = throughput(n, args.requests, args.concurrency, args.max_tokens)
+        for n in (int(r) for r in args.replicas.split(",")):
+            row = throughput(n, args.requests, args.concurrency, args.max_tokens, args.threads)
             base = base or row["tokens_per_s"]
-            print(f"| {n} | {max(1, (os.cpu_count() or 2) // n)} | {row['seconds']:.1f} | "
+            print(f"| {n} | {threads_for(n, args.threads)} | {row['seconds']:.1f} | "
                   f"{row['tokens_per_s']:.1f} | {row['per_replica']:.1f} | "
                   f"{row['tokens_per_s'] / base:.2f} |", flush=True)
     if "affinity" not in skip:

@@ -149,7 +149,8 @@ def test_streams_arrive_unbuffered(cluster):
     # tokens are made (tens of ms apart on one thread).
     assert len(through) >= 10
     assert through[-1] - through[1] > 0.2, through
-    assert through[1] < 0.6 * through[-1], through
+    separate = sum(b - a > 0.005 for a, b in zip(through, through[1:], strict=False))
+    assert separate >= 5, through
     print(f"\nfirst token: direct {direct[1] * 1000:.0f} ms, through nginx "
           f"{through[1] * 1000:.0f} ms")
 
