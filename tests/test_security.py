@@ -13,6 +13,7 @@ import pytest
 import requests
 from http_server import make_settings, running_server
 
+from slm_api import state
 from slm_api.app import create_app
 from slm_api.security import generated_client_id, parse_keys
 
@@ -77,7 +78,7 @@ def test_rate_limit_window_slides(empty_dir, monkeypatch):
     monkeypatch.setattr(limits.storage.memory, "time", types.SimpleNamespace(
         time=lambda: clock.now))
     app = create_app(make_settings(empty_dir, rate_limit_rpm=2), load_model=False)
-    rl = app.extensions["slm_rate_limits"]
+    rl = state.rate_limits(app)
     item, strategy = rl.limiter.limit_manager.application_limits[0].limit, rl.limiter.limiter
 
     def allowed(at: float, client: str = "c") -> bool:

@@ -19,14 +19,15 @@ import math
 import time
 from collections.abc import Callable
 
-from flask import Flask, Response, current_app, g, request
+from flask import Flask, Response, g, request
 from flask_limiter import Limiter, RateLimitExceeded
 from limits import RateLimitItemPerMinute
 from limits.errors import StorageError
 from limits.strategies import FixedWindowRateLimiter
-from prometheus_client import Counter
+from prometheus_client import CollectorRegistry, Counter
 
-from slm_api.api.errors import slm_error_response
+from slm_api import state
+from slm_api.api.errors import error_response
 from slm_api.config import Settings
 from slm_api.errors import APIError
 
@@ -37,7 +38,6 @@ KEY_PREFIX = "slm"
 # request must not hang on it.
 REDIS_TIMEOUT_S = 0.5
 
-TokenCharge = Callable[[str, int], None]
 
 
 def duration(seconds: float) -> str:
@@ -79,10 +79,11 @@ class RateLimits:
         self.limiter.init_app(app)
         self.tokens = FixedWindowRateLimiter(self.limiter.storage)
         self.tokens_item = RateLimitItemPerMinute(max(self.tpm, 1))
+        metrics = state.metrics(app)
         self.storage_errors = Counter(
             "slm_rate_limit_storage_errors",
             "Rate-limit store calls that failed (requests passed or got 503 per RATE_LIMIT_FAIL)",
-            registry=app.extensions["slm_metrics"].registry,
+            registry=metrics.registry if metrics is not None else CollectorRegistry(),
         )
         self._last_log = 0.0
 
@@ -175,8 +176,7 @@ def init_app(app: Flask, settings: Settings, exempt: Callable[[], bool]) -> Rate
     if not (settings.rate_limit_rpm or settings.rate_limit_tpm):
         return None
     limits = RateLimits(app, settings, exempt)
-    app.extensions["slm_rate_limits"] = limits
-    app.extensions["slm_charge_tokens"] = limits.charge_tokens
+    state.set_rate_limits(app, limits)
 
     @app.before_request
     def _after_request_limit() -> None:
@@ -204,7 +204,7 @@ def init_app(app: Flask, settings: Settings, exempt: Callable[[], bool]) -> Rate
         except StorageError:
             wait = 1.0
         wait_s = max(math.ceil(wait), 1)
-        return slm_error_response(APIError(
+        return error_response(APIError(
             429,
             f"Rate limit of {limits.rpm} requests per minute reached; retry in {wait_s} s",
             code="rate_limit_exceeded",
@@ -215,11 +215,7 @@ def init_app(app: Flask, settings: Settings, exempt: Callable[[], bool]) -> Rate
     def _store_down(exc: StorageError) -> Response:
         # Reached only with RATE_LIMIT_FAIL=closed (open swallows the error in flask-limiter).
         limits.storage_failed(exc)
-        return slm_error_response(limits.unavailable())
+        return error_response(limits.unavailable())
 
     return limits
 
-
-def token_charge() -> TokenCharge | None:
-    """The charge function bound to this app, for code that runs after the request ends."""
-    return current_app.extensions.get("slm_charge_tokens")

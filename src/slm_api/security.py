@@ -19,7 +19,7 @@ from flask_cors import CORS
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from slm_api import ratelimit
+from slm_api import ratelimit, state
 from slm_api.config import Settings
 from slm_api.errors import APIError
 from slm_api.hosts import HostAllowlist
@@ -201,10 +201,10 @@ def _authorize_admin(keys: KeyRing, token: str | None, settings: Settings) -> No
 
 def init_app(app: Flask) -> None:
     """Install key checks, admin checks, Host checks, rate limits and CORS on `app`."""
-    settings: Settings = app.config["SETTINGS"]
+    settings = state.settings(app)
     keys = KeyRing.from_settings(settings)
     hosts = HostAllowlist(settings.allowed_hosts, settings.host)
-    app.extensions["slm_keys"] = keys
+    state.set_keys(app, keys)
     if settings.trusted_proxy_hops > 0:
         # Only then is X-Forwarded-For believed: a client could otherwise claim to be loopback.
         hops = settings.trusted_proxy_hops
