@@ -154,6 +154,10 @@ def generation_recorder() -> GenerationRecorder:
     if metrics is None:
         return _noop_recorder
     stats: RequestStats = g.setdefault("slm_stats", RequestStats())
+    # Tokens-per-minute limits (ratelimit.py) count what a generation used, once it has ended.
+    limits = state.rate_limits()
+    charge = limits.charge_tokens if limits is not None else None
+    client = g.get("client_id")
 
     def record(
         prompt_tokens: int, completion_tokens: int, ttft_s: float | None, duration_s: float,
@@ -173,6 +177,8 @@ def generation_recorder() -> GenerationRecorder:
         stats.generations += 1
         if stats.ttft_s is None:
             stats.ttft_s = ttft_s
+        if charge is not None and client:
+            charge(client, prompt_tokens + completion_tokens)
 
     return record
 
