@@ -115,3 +115,10 @@ class QueueFull(EngineError):
     status = 503
     code = "queue_full"
 
+
+
+class Draining(EngineError):
+    """The server is shutting down (SIGTERM): new work goes to another replica."""
+
+    status = 503
+    code = "draining"

@@ -204,7 +204,16 @@ class LoadedModel:
 
     def stats(self) -> dict[str, int]:
         return self._scheduler.stats() if self._scheduler else {
-            "active": 0, "queued": 0, "n_parallel": 0}
+            "active": 0, "queued": 0, "n_parallel": 0, "max_queue": 0}
+
+    @property
+    def loop_alive(self) -> bool:
+        """False once the decode loop thread has died (an embedding model has none)."""
+        return self._scheduler is None or self._scheduler.alive
+
+    def drain(self, deadline: float) -> None:
+        if self._scheduler is not None:
+            self._scheduler.drain(deadline)
 
     # -- embeddings --------------------------------------------------------------------------
 
