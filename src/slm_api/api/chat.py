@@ -107,7 +107,8 @@ class _Reply:
         message, called = self._message(out.text)
         reason = "tool_calls" if called else finish_reason(out.finished)
         if not called and reason == "stop":
-            check_structured_output(self.req.response_format, out.text)
+            check_structured_output(self.req.response_format, out.text,
+                                    client_stop=bool(self.req.stop))
         choice: dict[str, Any] = {
             "index": 0,
             "message": message,

@@ -54,7 +54,7 @@ def completions() -> Response:
             run = Run(req.model, load_options(req.load_model_configs))
             runs.append(run)
             if isinstance(prompt, str):
-                tokens, text = run.model.tokenize(prompt), prompt
+                tokens, text = run.model.tokenize(prompt, param="prompt"), prompt
             else:
                 tokens, text = prompt, run.model.detokenize(prompt)
             texts.append(text)

@@ -35,7 +35,8 @@ def embeddings() -> Response:
     req = parse_body(EmbeddingRequest)
     with engine().use(req.model) as model:
         token_lists = [
-            model.tokenize(item) if isinstance(item, str) else item for item in _inputs(req.input)
+            model.tokenize(item, param="input") if isinstance(item, str) else item
+            for item in _inputs(req.input)
         ]
         too_long = [i for i, toks in enumerate(token_lists) if len(toks) > model.info.n_ctx]
         if too_long:

@@ -43,14 +43,16 @@ def extract() -> Response:
     ]
     sampling = SamplingParams(temperature=req.temperature, seed=req.seed, grammar=grammar)
     with Run(req.model) as run:
-        prompt = run.model.tokenize(run.model.chat.render(messages, add_generation_prompt=True))
+        prompt = run.model.tokenize(run.model.chat.render(messages, add_generation_prompt=True),
+                                    param="text")
         run.submit(build_request(run.model, prompt, max_tokens, sampling, run.model.chat.stop))
         out = collect(run.generation)
         model_id = run.model.info.id
     if out.finished is not None and out.finished.finish_reason == "length":
+        # The client chose max_tokens: a 4xx, not a server fault.
         raise APIError(
-            502, "the output reached max_tokens before the JSON was complete; raise max_tokens",
-            param="max_tokens", code="output_truncated",
+            400, f"the output reached max_tokens ({out.finished.completion_tokens}) before the "
+            "JSON was complete; raise max_tokens", param="max_tokens", code="output_truncated",
         )
     data = parse_and_validate(out.text, schema)
     return jsonify(

@@ -15,14 +15,16 @@ bp = Blueprint("extras", __name__, url_prefix="/extras")
 def tokenize() -> Response:
     req = parse_body(TokenizeRequest)
     with engine().use(req.model) as model:
-        return jsonify({"tokens": model.tokenize(req.input, add_special=req.add_special)})
+        tokens = model.tokenize(req.input, add_special=req.add_special, param=None)
+        return jsonify({"tokens": tokens})
 
 
 @bp.post("/tokenize/count")
 def count() -> Response:
     req = parse_body(TokenizeRequest)
     with engine().use(req.model) as model:
-        return jsonify({"count": len(model.tokenize(req.input, add_special=req.add_special))})
+        tokens = model.tokenize(req.input, add_special=req.add_special, param=None)
+        return jsonify({"count": len(tokens)})
 
 
 @bp.post("/detokenize")
