@@ -140,7 +140,6 @@ def test_stream_holds_everything_from_the_tag():
     stream = ToolCallStream()
     assert stream.feed("Checking.\n<tool_") == "Checking."
     assert stream.feed('call>{"name": "a", "arguments": {}}') == ""
-    assert stream.in_tool_call
     assert stream.feed("</tool_call>") == ""
     rest, calls = stream.finish()
     assert rest == "" and [c.name for c in calls] == ["a"]

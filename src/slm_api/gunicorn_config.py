@@ -1,5 +1,6 @@
-"""Gunicorn settings: one worker process (it owns the model), many threads (connections), and
-the worker class of worker.py (a probe lane, admission at the door, a drain on SIGTERM)."""
+"""Gunicorn settings for `slm-api serve`: one worker process (it owns the model), many threads
+(connections), and the worker class of worker.py (a probe lane, admission at the door, a drain
+on SIGTERM)."""
 
 from __future__ import annotations
 

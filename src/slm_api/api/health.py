@@ -10,7 +10,7 @@ import time
 
 from flask import Blueprint, Response, jsonify
 
-from slm_api.api.generate import engine
+from slm_api import state
 from slm_api.engine import gpu_offload_supported
 
 bp = Blueprint("health", __name__)
@@ -23,7 +23,7 @@ def health() -> tuple[Response, int]:
     200 while a model is loaded and every decode loop runs; 503 with `status` "no_model" (start
     one with POST /reload) or "engine_loop_dead" (restart the process). Reads registry state
     only: never waits on a generation or a load."""
-    eng = engine()
+    eng = state.engine()
     active = eng.active
     loops_alive = eng.loops_alive()
     status = "ok" if active else "no_model"
@@ -46,7 +46,7 @@ def health() -> tuple[Response, int]:
 
 
 def _not_ready_reason() -> str | None:
-    eng = engine()
+    eng = state.engine()
     if eng.draining:
         return "draining"
     if eng.active is None:
@@ -68,7 +68,7 @@ def ready() -> tuple[Response, int]:
     below MAX_QUEUE and the server is not draining after SIGTERM. Otherwise 503 with the reason
     in `status` ("no_model", "queue_full", "draining", "engine_loop_dead")."""
     reason = _not_ready_reason()
-    active = engine().active
+    active = state.engine().active
     body = {"status": reason or "ready", "model": active.id if active else None}
     response = jsonify(body)
     if reason is not None:

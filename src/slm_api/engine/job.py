@@ -13,9 +13,8 @@ from slm_api.errors import EngineError
 from slm_api.prompting.stops import TextAssembler
 
 
-class GenerationFailed(EngineError):
-    status = 500
-    code = "generation_failed"
+class GenerationFailed(EngineError, status=500, code="generation_failed"):
+    """A decode step failed, or the model was unloaded under the request."""
 
 
 class Job:

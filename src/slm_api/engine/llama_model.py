@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 
 __all__ = ["LoadedModel", "gpu_offload_supported"]
 
+# A vocabulary with this special token is Llama 3's, whatever the metadata says of its tokenizer.
+LLAMA3_HINTS = ("<|start_header_id|>",)
+
 
 def _read_metadata(model: llama_cpp.llama_model_p) -> dict[str, str]:
     meta: dict[str, str] = {}
@@ -59,6 +62,7 @@ class LoadedModel:
         self._ctx = None
         self._scheduler: Scheduler | None = None
         self._longest_piece: int | None = None  # bytes, measured on the first long prompt
+        self._n_ctx = 0  # set once the context exists; 0: no prompt check while loading
         n_gpu_layers = settings.n_gpu_layers if options.n_gpu_layers is None else \
             options.n_gpu_layers
         if n_gpu_layers != 0 and not gpu_offload_supported():
@@ -100,6 +104,7 @@ class LoadedModel:
                 bos=self._special_text(llama_cpp.llama_vocab_bos(self._vocab)),
                 eos=self._special_text(llama_cpp.llama_vocab_eos(self._vocab)),
                 add_bos=bool(llama_cpp.llama_vocab_get_add_bos(self._vocab)),
+                special_tokens=self._special_tokens(LLAMA3_HINTS),
             )
         except ValueError as exc:
             raise ModelLoadError(f"{path.name}: {exc}", param="chat_format") from exc
@@ -153,7 +158,7 @@ class LoadedModel:
                  param: str | None = "messages") -> list[int]:
         """Token ids of `text`. With `param` set (a prompt), text that cannot fit the context
         whatever its tokens are is refused before tokenizing (about 1 s per MB on 2 cores)."""
-        if param is not None and len(text) > self._n_ctx * 4:
+        if param is not None and self._n_ctx and len(text) > self._n_ctx * 4:
             self._check_prompt_chars(len(text), param)
         data = text.encode("utf-8")
         size = len(data) + 8
@@ -185,6 +190,10 @@ class LoadedModel:
             n = llama_cpp.llama_token_to_piece(self._vocab, token, buf, len(buf), 0, special)
         return buf.raw[:n]
 
+    def _special_tokens(self, texts: tuple[str, ...]) -> set[str]:
+        """Those of `texts` that are one token of this vocabulary (its special tokens)."""
+        return {t for t in texts if len(self.tokenize(t, add_special=False)) == 1}
+
     def _special_text(self, token: int) -> str:
         return self._piece(token, special=True).decode("utf-8", errors="replace") if token >= 0 \
             else ""
@@ -212,12 +221,12 @@ class LoadedModel:
         return job
 
     def warm(self, prompt: list[int]) -> int:
-        """Evaluate `prompt` into the prompt cache without generating; returns tokens cached."""
+        """Evaluate `prompt` into the prompt cache without generating; returns how many of its
+        tokens the cache already held (as a request's `cached_tokens` counts them)."""
         self.check_tokens(prompt)
         check_fits(GenerationRequest(prompt=prompt, max_tokens=1), self._n_ctx)
         assert self._scheduler is not None
-        self._scheduler.warm(prompt)
-        return len(prompt)
+        return self._scheduler.warm(prompt)
 
     def stats(self) -> dict[str, int]:
         return self._scheduler.stats() if self._scheduler else {
