@@ -79,6 +79,10 @@ def register_error_handlers(app: Flask) -> None:
         if status == 400 and "JSON" in (exc.description or ""):
             message = "The request body is not valid JSON"
         headers = {k: v for k, v in exc.get_headers() if k.lower() != "content-type"}
+        if "Allow" in headers:
+            # HEAD and OPTIONS are HTTP's own; Allow names the methods /openapi.json documents.
+            allowed = [m.strip() for m in headers["Allow"].split(",")]
+            headers["Allow"] = ", ".join(m for m in allowed if m not in ("HEAD", "OPTIONS"))
         return error_response(APIError(status, message, headers=headers))
 
     @app.errorhandler(Exception)

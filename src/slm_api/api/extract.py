@@ -8,7 +8,9 @@ import time
 from flask import Blueprint, Response, jsonify
 
 from slm_api.api.body import completion_budget, parse_body
+from slm_api.api.contract import contract
 from slm_api.api.reply import usage
+from slm_api.api.responses import ExtractResult
 from slm_api.api.run import Run, build_request, collect
 from slm_api.api.schemas import ExtractRequest
 from slm_api.api.structured import ANY_OBJECT, parse_and_validate, schema_grammar
@@ -23,7 +25,12 @@ DEFAULT_INSTRUCTIONS = (
 
 
 @bp.post("/v1/extract")
+@contract(body=ExtractRequest, response=ExtractResult)
 def extract() -> Response:
+    """Extract JSON from text.
+
+    Text in, JSON that fits `schema` out (checked against it). Output cut off by
+    `max_tokens` is a 400 `output_truncated`."""
     started = time.perf_counter()
     req = parse_body(ExtractRequest)
     schema = req.schema_ if req.schema_ is not None else ANY_OBJECT

@@ -11,12 +11,15 @@ import time
 from flask import Blueprint, Response, jsonify
 
 from slm_api import state
+from slm_api.api.contract import contract
+from slm_api.api.responses import Health, Ready
 from slm_api.engine import gpu_offload_supported
 
 bp = Blueprint("health", __name__)
 
 
 @bp.get("/health")
+@contract(response=Health)
 def health() -> tuple[Response, int]:
     """Liveness and the loaded model.
 
@@ -61,6 +64,7 @@ def _not_ready_reason() -> str | None:
 
 
 @bp.get("/ready")
+@contract(response=Ready)
 def ready() -> tuple[Response, int]:
     """Readiness, for balancers and Kubernetes.
 
