@@ -30,6 +30,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from slm_api import state
+from slm_api.api.contract import contract
 
 ACCESS_LOGGER = "slm_api.access"
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -215,7 +216,9 @@ def _access_logger() -> logging.Logger:
 
 
 @bp.get("/metrics")
+@contract(content_type="text/plain")
 def metrics() -> Response:
+    """Prometheus metrics."""
     return Response(state.metrics().render(), mimetype=None,  # type: ignore[union-attr]
                     content_type=CONTENT_TYPE_LATEST)
 
