@@ -74,6 +74,9 @@ class Scheduler:
         self._waiting: deque[Job] = deque()
         self._wake = threading.Condition()
         self._running = True
+        # Tokens sampled since load, aborted generations included: how a client (or a test)
+        # sees whether the loop still decodes for a request that has gone away.
+        self._tokens_sampled = 0
         self._batch = llama_cpp.llama_batch_init(self._n_batch, 0, 1)
         self._thread = threading.Thread(target=self._loop, name="slm-scheduler", daemon=True)
         self._thread.start()
@@ -100,6 +103,7 @@ class Scheduler:
                 "active": sum(s.job is not None for s in self._slots),
                 "queued": len(self._waiting),
                 "n_parallel": len(self._slots),
+                "tokens_sampled": self._tokens_sampled,
             }
 
     def warm(self, prompt: list[int]) -> int:
@@ -299,6 +303,7 @@ class Scheduler:
         except EngineError as exc:
             self._release(slot, error=exc)
             return
+        self._tokens_sampled += 1
         now = time.monotonic()
         if job.first_token_at is None:
             job.first_token_at = now
