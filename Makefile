@@ -19,7 +19,7 @@ models/gemma-3-270m-q4_k_m.gguf: $(STAMP)
 	$(BIN)/slm-api fetch-default-model
 
 run: install models/gemma-3-270m-q4_k_m.gguf
-	$(BIN)/gunicorn slm_api.app:app
+	$(BIN)/slm-api serve
 
 system-deps:
 	bash scripts/system-deps.sh

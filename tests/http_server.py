@@ -10,6 +10,7 @@ from pathlib import Path
 
 from werkzeug.serving import make_server
 
+from slm_api import state
 from slm_api.app import create_app
 from slm_api.config import Settings
 
@@ -43,7 +44,7 @@ def running_server(settings: Settings, *, load_model: bool = True) -> Iterator[s
         yield f"http://127.0.0.1:{server.server_port}"
     finally:
         server.shutdown()
-        app.extensions["slm_engine"].close()
+        state.engine(app).close()
 
 
 def metric(url: str, name: str, **labels: str) -> float:

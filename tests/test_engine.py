@@ -17,7 +17,7 @@ from slm_api.engine import (
     SamplingParams,
 )
 from slm_api.engine.llama_model import LoadedModel
-from slm_api.engine.scheduler import _common_prefix
+from slm_api.engine.slots import common_prefix
 from slm_api.prompting.stops import TextAssembler
 
 GREEDY = SamplingParams(temperature=0)
@@ -107,7 +107,7 @@ def test_a_shared_prefix_is_reused(batched, model_path, tmp_path):
     assert greedy_run(batched, fruit)[2].cached_tokens == len(batched.tokenize(fruit)) - 1
     warm_ids, _, warm = greedy_run(batched, prompt)
     # Everything up to where the two questions part is reused, only the rest is evaluated.
-    assert warm.cached_tokens == _common_prefix(batched.tokenize(fruit), batched.tokenize(prompt))
+    assert warm.cached_tokens == common_prefix(batched.tokenize(fruit), batched.tokenize(prompt))
     assert agree_until_near_tie(cold_ids, cold_margins, warm_ids) >= 4
 
 

@@ -1,4 +1,5 @@
-"""Gunicorn settings: one worker process (it owns the model), many threads (connections)."""
+"""Gunicorn settings for `slm-api serve`: one worker process (it owns the model), many threads
+(connections)."""
 
 from __future__ import annotations
 

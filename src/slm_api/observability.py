@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from flask import Blueprint, Flask, Response, current_app, g, has_request_context, request
+from flask import Blueprint, Flask, Response, g, has_request_context, request
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -28,6 +28,8 @@ from prometheus_client import (
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+from slm_api import state
 
 ACCESS_LOGGER = "slm_api.access"
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -46,7 +48,7 @@ bp = Blueprint("observability", __name__)
 
 
 class Metrics:
-    """The app's metrics; one instance per app, in app.extensions["slm_metrics"]."""
+    """The app's metrics; one instance per app, reached through `state.metrics()`."""
 
     def __init__(self, engine: Any):
         self.registry = CollectorRegistry()
@@ -153,9 +155,9 @@ def generation_recorder() -> GenerationRecorder:
     """`record(prompt_tokens, completion_tokens, ttft_s, duration_s, finish_reason)`, bound to
     this app and request. Take it while the request context exists: a streamed body runs after
     the context is gone, and the recorder keeps working there."""
-    if not has_request_context() or "slm_metrics" not in current_app.extensions:
+    metrics = state.metrics() if has_request_context() else None
+    if metrics is None:
         return _noop_recorder
-    metrics: Metrics = current_app.extensions["slm_metrics"]
     stats: RequestStats = g.setdefault("slm_stats", RequestStats())
 
     def record(
@@ -213,16 +215,16 @@ def _access_logger() -> logging.Logger:
 
 @bp.get("/metrics")
 def metrics() -> Response:
-    return Response(current_app.extensions["slm_metrics"].render(), mimetype=None,
+    return Response(state.metrics().render(), mimetype=None,  # type: ignore[union-attr]
                     content_type=CONTENT_TYPE_LATEST)
 
 
 def init_app(app: Flask) -> None:
     """Request ids, access log and /metrics. Call before security.init_app so that responses
     refused by it still carry a request id and are counted."""
-    metrics_ = Metrics(app.extensions["slm_engine"])
-    app.extensions["slm_metrics"] = metrics_
-    log_prompts = app.config["SETTINGS"].log_prompts
+    metrics_ = Metrics(state.engine(app))
+    state.set_metrics(app, metrics_)
+    log_prompts = state.settings(app).log_prompts
     access = _access_logger()
     app.register_blueprint(bp)
 

@@ -23,8 +23,9 @@ from flask_cors import CORS
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from slm_api.errors import APIError
+from slm_api import state
 from slm_api.config import Settings
+from slm_api.errors import APIError
 
 ADMIN_BLUEPRINTS = frozenset({"admin"})
 # Endpoints anyone may call; "metrics" ones only while PROTECT_METRICS is off.
@@ -236,11 +237,10 @@ def _authorize_admin(keys: KeyRing, token: str | None, settings: Settings) -> No
 
 def init_app(app: Flask) -> None:
     """Install key checks, admin checks, the rate limiter and CORS on `app`."""
-    settings: Settings = app.config["SETTINGS"]
+    settings = state.settings(app)
     keys = KeyRing.from_settings(settings)
     limiter = RateLimiter(settings.rate_limit_rpm) if settings.rate_limit_rpm > 0 else None
-    app.extensions["slm_keys"] = keys
-    app.extensions["slm_rate_limiter"] = limiter
+    state.set_keys(app, keys)
     if settings.trusted_proxy_hops > 0:
         # Only then is X-Forwarded-For believed: a client could otherwise claim to be loopback.
         hops = settings.trusted_proxy_hops

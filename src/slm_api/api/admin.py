@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Blueprint, Response, jsonify
 
-from slm_api.errors import APIError
-from slm_api.api.generate import engine, load_options, parse_body
+from slm_api import state
+from slm_api.api.body import parse_body
 from slm_api.api.schemas import (
     LoadRequest,
     ModelLoadRequest,
@@ -18,7 +18,8 @@ from slm_api.api.schemas import (
     RestoreCacheRequest,
     SetModelRequest,
 )
-from slm_api.engine import LoadOptions, ModelInfo
+from slm_api.engine import ModelInfo
+from slm_api.errors import APIError
 from slm_api.hub import download_gguf, validate_request
 
 bp = Blueprint("admin", __name__)
@@ -30,17 +31,13 @@ def _info(info: ModelInfo) -> dict:
     return data
 
 
-def _jobs():
-    return current_app.extensions["slm_downloads"]
-
-
 @bp.post("/load")
 def load() -> tuple[Response, int]:
     req = parse_body(LoadRequest)
-    settings = current_app.config["SETTINGS"]
+    settings = state.settings()
     validate_request(req.repo_id, req.filename, req.revision, settings)
     if req.async_:
-        job_id = _jobs().start(req.repo_id, req.filename, req.revision)
+        job_id = state.downloads().start(req.repo_id, req.filename, req.revision)
         return jsonify({"status": "accepted", "job_id": job_id, "poll": f"/load/{job_id}"}), 202
     path = download_gguf(req.repo_id, req.filename, req.revision, settings)
     rel = path.name
@@ -57,7 +54,7 @@ def load() -> tuple[Response, int]:
 
 @bp.get("/load/<job_id>")
 def load_job(job_id: str) -> Response:
-    job = _jobs().get(job_id)
+    job = state.downloads().get(job_id)
     if job is None:
         raise APIError(404, f"no download job {job_id}", param="job_id", code="job_not_found")
     return jsonify(job)
@@ -65,37 +62,35 @@ def load_job(job_id: str) -> Response:
 
 @bp.delete("/load/<job_id>")
 def cancel_load_job(job_id: str) -> Response:
-    if not _jobs().cancel(job_id):
+    if not state.downloads().cancel(job_id):
         raise APIError(404, f"no download job {job_id}", param="job_id", code="job_not_found")
-    return jsonify(_jobs().get(job_id))
+    return jsonify(state.downloads().get(job_id))
 
 
 @bp.post("/reload")
 def reload() -> Response:
     req = parse_body(ReloadRequest)
-    options = LoadOptions(**req.model_dump(exclude_none=True, exclude={"model_path"}))
-    info = engine().reload(req.model_path, options)
+    info = state.engine().reload(req.model_path, req.to_load_options())
     return jsonify({"status": "reloaded", "model": _info(info)})
 
 
 @bp.post("/v1/models")
 def load_model() -> Response:
     req = parse_body(ModelLoadRequest)
-    options = LoadOptions(**req.model_dump(exclude_none=True, exclude={"model"}))
-    info = engine().load(req.model, options)
+    info = state.engine().load(req.model, req.to_load_options())
     return jsonify({"status": "loaded", "model": _info(info)})
 
 
 @bp.post("/setModel")
 def set_model() -> Response:
     req = parse_body(SetModelRequest)
-    info = engine().load(req.model_name, load_options(req.load_model_configs), activate=True)
+    info = state.engine().load(req.model_name, req.to_load_options(), activate=True)
     return jsonify({"status": "loaded", "model": _info(info)})
 
 
 @bp.delete("/v1/models/<path:model_id>")
 def unload_model(model_id: str) -> Response:
-    eng = engine()
+    eng = state.engine()
     eng.path_for_id(model_id)  # 404 for an id that names no file
     unloaded = eng.unload(model_id.removesuffix(".gguf"))
     return jsonify({"id": model_id, "object": "model", "deleted": unloaded})
@@ -105,7 +100,7 @@ def unload_model(model_id: str) -> Response:
 def restore_cache() -> Response:
     req = parse_body(RestoreCacheRequest)
     messages, tools = req.message_dicts(), req.tool_dicts()
-    with engine().use(req.model) as model:
+    with state.engine().use(req.model) as model:
         prompt = model.tokenize(model.chat.render(messages, tools=tools))
         cached = model.warm(prompt)
         model_id = model.info.id

@@ -9,27 +9,17 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify
 
-from slm_api.errors import APIError
-from slm_api.api.generate import (
-    Collected,
-    Run,
-    build_request,
-    collect,
-    completion_budget,
-    finish_reason,
-    iterate,
-    load_options,
-    parse_body,
-    sampling_params,
-    usage,
-)
+from slm_api.api.body import completion_budget, parse_body
 from slm_api.api.logprobs import chat_logprobs
+from slm_api.api.reply import finish_reason, usage
+from slm_api.api.run import Collected, Run, build_request, close_on_error, collect, iterate
 from slm_api.api.schemas import ChatCompletionRequest
 from slm_api.api.sse import sse_response
 from slm_api.api.structured import check_structured_output, response_format_grammar
-from slm_api.prompting.chat_format import tool_call_schema
-from slm_api.grammar import schema_to_gbnf
 from slm_api.engine.llama_model import LoadedModel
+from slm_api.errors import APIError
+from slm_api.grammar import schema_to_gbnf
+from slm_api.prompting.chat_format import tool_call_schema
 
 bp = Blueprint("chat", __name__)
 
@@ -62,16 +52,13 @@ def chat_completions() -> Response:
     n_probs = max(1, req.top_logprobs or 0) if req.logprobs else 0
     messages = req.message_dicts()
 
-    run = Run(req.model, load_options(req.load_model_configs))
-    try:
+    run = Run(req.model, req.to_load_options())
+    with close_on_error([run]):
         prompt = run.model.chat.render(messages, tools=tools, add_generation_prompt=True)
         tokens = run.model.tokenize(prompt)
         stops = [*(req.stop or []), *run.model.chat.stop]
-        params = sampling_params(req, grammar=grammar, n_probs=n_probs)
+        params = req.to_sampling_params(grammar=grammar, n_probs=n_probs)
         run.submit(build_request(run.model, tokens, max_tokens, params, stops))
-    except BaseException:
-        run.close()
-        raise
 
     reply = _Reply(run.model, req, tools_active=tools is not None)
     if req.stream:

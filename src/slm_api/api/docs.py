@@ -22,6 +22,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 from werkzeug.routing import Rule
 
+from slm_api import state
 from slm_api.api import schemas
 from slm_api.security import route_policy
 
@@ -119,7 +120,7 @@ def _operation(app: Flask, rule: Rule, method: str, keys_on: bool) -> dict[str, 
         op["responses"]["200"]["content"]["text/event-stream"] = {
             "schema": {"type": "string", "description": "`data: {json}` frames, then [DONE]"}
         }
-    policy = route_policy(endpoint, app.config["SETTINGS"])
+    policy = route_policy(endpoint, state.settings(app))
     if policy == "admin":
         op["description"] = (
             "Admin route: needs a key from ADMIN_API_KEYS, or a loopback client when none is set."
@@ -131,7 +132,8 @@ def _operation(app: Flask, rule: Rule, method: str, keys_on: bool) -> dict[str, 
 
 def build_spec(app: Flask) -> dict[str, Any]:
     """The OpenAPI 3.1 document for every route of `app`."""
-    keys_on = bool(app.extensions.get("slm_keys") and app.extensions["slm_keys"].enabled)
+    keys = state.keys(app)
+    keys_on = bool(keys and keys.enabled)
     paths: dict[str, dict[str, Any]] = {}
     for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
         if rule.endpoint == "static":
@@ -168,10 +170,7 @@ def build_spec(app: Flask) -> dict[str, Any]:
 @bp.get("/openapi.json")
 def openapi() -> Response:
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    spec = app.extensions.get("slm_openapi")
-    if spec is None:  # routes are fixed once serving starts: build once
-        spec = app.extensions["slm_openapi"] = build_spec(app)
-    return jsonify(spec)
+    return jsonify(state.openapi_spec(app, build_spec))
 
 
 _SWAGGER_PAGE = """<!doctype html>

@@ -4,23 +4,15 @@ from __future__ import annotations
 
 import base64
 import struct
-from typing import Any
 
 from flask import Blueprint, Response, jsonify
 
-from slm_api.errors import APIError
-from slm_api.api.generate import engine, parse_body
+from slm_api import state
+from slm_api.api.body import one_or_many, parse_body
 from slm_api.api.schemas import EmbeddingRequest
+from slm_api.errors import APIError
 
 bp = Blueprint("embeddings", __name__)
-
-
-def _inputs(value: Any) -> list[str | list[int]]:
-    if isinstance(value, str):
-        return [value]
-    if all(isinstance(v, int) for v in value):
-        return [list(value)]
-    return list(value)
 
 
 def _encode(vector: list[float], fmt: str) -> list[float] | str:
@@ -33,10 +25,9 @@ def _encode(vector: list[float], fmt: str) -> list[float] | str:
 @bp.post("/v1/embeddings")
 def embeddings() -> Response:
     req = parse_body(EmbeddingRequest)
-    with engine().use(req.model) as model:
-        token_lists = [
-            model.tokenize(item) if isinstance(item, str) else item for item in _inputs(req.input)
-        ]
+    with state.engine().use(req.model) as model:
+        token_lists = [model.tokenize(item) if isinstance(item, str) else item
+                       for item in one_or_many(req.input)]
         too_long = [i for i, toks in enumerate(token_lists) if len(toks) > model.info.n_ctx]
         if too_long:
             raise APIError(

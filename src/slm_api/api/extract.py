@@ -7,18 +7,13 @@ import time
 
 from flask import Blueprint, Response, jsonify
 
-from slm_api.errors import APIError
-from slm_api.api.generate import (
-    Run,
-    build_request,
-    collect,
-    completion_budget,
-    parse_body,
-    usage,
-)
+from slm_api.api.body import completion_budget, parse_body
+from slm_api.api.reply import usage
+from slm_api.api.run import Run, build_request, collect
 from slm_api.api.schemas import ExtractRequest
 from slm_api.api.structured import ANY_OBJECT, parse_and_validate, schema_grammar
 from slm_api.engine import SamplingParams
+from slm_api.errors import APIError
 
 bp = Blueprint("extract", __name__)
 

@@ -7,7 +7,7 @@ import time
 
 from flask import Blueprint, Response, jsonify
 
-from slm_api.api.generate import engine
+from slm_api import state
 from slm_api.engine import gpu_offload_supported
 
 bp = Blueprint("health", __name__)
@@ -16,7 +16,7 @@ bp = Blueprint("health", __name__)
 @bp.get("/health")
 def health() -> tuple[Response, int]:
     # Reads registry state only: never waits on a generation or a load.
-    eng = engine()
+    eng = state.engine()
     active = eng.active
     body = {
         "status": "ok" if active else "no_model",
@@ -36,6 +36,6 @@ def health() -> tuple[Response, int]:
 @bp.get("/ready")
 def ready() -> tuple[Response, int]:
     """Readiness, for balancers and Kubernetes: 200 only when this replica should get traffic."""
-    active = engine().active
+    active = state.engine().active
     body = {"status": "ready" if active else "no_model", "model": active.id if active else None}
     return jsonify(body), 200 if active else 503

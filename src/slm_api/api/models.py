@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Blueprint, Response, jsonify
 
-from slm_api.api.generate import engine
+from slm_api import state
 from slm_api.engine import ModelNotFound
 from slm_api.gguf_info import file_kind
 
@@ -15,10 +15,10 @@ bp = Blueprint("models", __name__)
 
 
 def _kind(path: Path) -> str:
-    loaded = {m.id: m for m in engine().loaded()}
+    loaded = {m.id: m for m in state.engine().loaded()}
     if path.stem in loaded:
         return loaded[path.stem].kind
-    return file_kind(path, current_app.config["SETTINGS"].embedding_models)
+    return file_kind(path, state.settings().embedding_models)
 
 
 def _openai_model(path: Path) -> dict[str, Any]:
@@ -28,14 +28,14 @@ def _openai_model(path: Path) -> dict[str, Any]:
         "created": int(path.stat().st_mtime),
         "owned_by": "slm-api",
         "kind": _kind(path),
-        "loaded": engine().is_loaded(path.stem),
+        "loaded": state.engine().is_loaded(path.stem),
         "size_bytes": path.stat().st_size,
     }
 
 
 @bp.get("/models")
 def list_models() -> Response:
-    eng = engine()
+    eng = state.engine()
     active = eng.active
     return jsonify(
         {
@@ -53,24 +53,25 @@ def list_models() -> Response:
 
 @bp.get("/v1/models")
 def openai_models() -> Response:
-    return jsonify({"object": "list", "data": [_openai_model(p) for p in engine().model_files()]})
+    data = [_openai_model(p) for p in state.engine().model_files()]
+    return jsonify({"object": "list", "data": data})
 
 
 @bp.get("/v1/models/chat")
 def chat_models() -> Response:
-    data = [_openai_model(p) for p in engine().model_files()]
+    data = [_openai_model(p) for p in state.engine().model_files()]
     return jsonify({"object": "list", "data": [m for m in data if m["kind"] == "chat"]})
 
 
 @bp.get("/v1/models/embeddings")
 def embedding_models() -> Response:
-    data = [_openai_model(p) for p in engine().model_files()]
+    data = [_openai_model(p) for p in state.engine().model_files()]
     return jsonify({"object": "list", "data": [m for m in data if m["kind"] == "embedding"]})
 
 
 @bp.get("/v1/models/<path:model_id>")
 def openai_model(model_id: str) -> Response:
     try:
-        return jsonify(_openai_model(engine().path_for_id(model_id)))
+        return jsonify(_openai_model(state.engine().path_for_id(model_id)))
     except ModelNotFound:
         raise ModelNotFound(f"The model `{model_id}` does not exist") from None

@@ -10,6 +10,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from slm_api.engine.types import LoadOptions, SamplingParams
+from slm_api.errors import APIError
+
 # Largest context a client may ask a model to be loaded with; the engine also refuses more
 # than the model was trained for.
 MAX_CTX = 131072
@@ -28,6 +31,11 @@ class LoadModelConfigs(_Body):
     n_gpu_layers: int | None = Field(None, ge=-1)
     n_parallel: int | None = Field(None, ge=1, le=64)
     chat_format: str | None = None
+
+    def to_load_options(self) -> LoadOptions:
+        # Only these fields: subclasses (reload, load) add the model they name.
+        fields = set(LoadModelConfigs.model_fields)
+        return LoadOptions(**self.model_dump(exclude_none=True, include=fields))
 
 
 class SamplingFields(_Body):
@@ -61,6 +69,32 @@ class SamplingFields(_Body):
     @property
     def include_usage(self) -> bool:
         return bool((self.stream_options or {}).get("include_usage"))
+
+    def to_load_options(self) -> LoadOptions | None:
+        return self.load_model_configs.to_load_options() if self.load_model_configs else None
+
+    def to_sampling_params(self, *, grammar: str | None = None, n_probs: int = 0) -> SamplingParams:
+        bias = None
+        if self.logit_bias:
+            try:
+                bias = {int(k): float(v) for k, v in self.logit_bias.items()}
+            except ValueError as exc:
+                raise APIError(
+                    400, "logit_bias keys must be token ids", param="logit_bias"
+                ) from exc
+        return SamplingParams(
+            temperature=self.temperature,
+            top_p=self.top_p,
+            top_k=self.top_k,
+            min_p=self.min_p,
+            seed=self.seed,
+            presence_penalty=self.presence_penalty,
+            frequency_penalty=self.frequency_penalty,
+            repeat_penalty=self.repeat_penalty,
+            grammar=grammar,
+            logit_bias=bias,
+            n_probs=n_probs,
+        )
 
 
 class FunctionCall(_Body):
@@ -189,14 +223,8 @@ class LoadRequest(_Body):
     async_: bool = Field(False, alias="async")
 
 
-class ReloadRequest(_Body):
+class ReloadRequest(LoadModelConfigs):
     model_path: str = Field(min_length=1, max_length=1024)
-    n_threads: int | None = Field(None, ge=1, le=256)
-    n_ctx: int | None = Field(None, ge=16, le=MAX_CTX)
-    n_batch: int | None = Field(None, ge=1, le=8192)
-    n_gpu_layers: int | None = Field(None, ge=-1)
-    n_parallel: int | None = Field(None, ge=1, le=64)
-    chat_format: str | None = None
 
 
 class ModelLoadRequest(LoadModelConfigs):
@@ -206,6 +234,9 @@ class ModelLoadRequest(LoadModelConfigs):
 class SetModelRequest(_Body):
     model_name: str = Field(min_length=1, max_length=255)
     load_model_configs: LoadModelConfigs | None = None
+
+    def to_load_options(self) -> LoadOptions | None:
+        return self.load_model_configs.to_load_options() if self.load_model_configs else None
 
 
 class TokenizeRequest(_Body):

@@ -8,14 +8,13 @@ import time
 from collections.abc import Iterator
 
 from slm_api.engine.sampling import Sampler
-from slm_api.prompting.stops import TextAssembler
-from slm_api.errors import EngineError
 from slm_api.engine.types import Chunk, Finished, GenerationRequest, TokenLogprob
+from slm_api.errors import EngineError
+from slm_api.prompting.stops import TextAssembler
 
 
-class GenerationFailed(EngineError):
-    status = 500
-    code = "generation_failed"
+class GenerationFailed(EngineError, status=500, code="generation_failed"):
+    """A decode step failed, or the model was unloaded under the request."""
 
 
 class Job:

@@ -12,19 +12,22 @@ from pathlib import Path
 import llama_cpp
 
 from slm_api.config import Settings
-from slm_api.prompting.chat_format import ChatFormatter, formatter_for
-from slm_api.gguf_info import declares_pooling, model_kind
 from slm_api.engine.job import Job
 from slm_api.engine.native import gpu_offload_supported, init_backend, take_recent_errors
 from slm_api.engine.prompt_cache import DiskPromptCache
 from slm_api.engine.sampling import Sampler
 from slm_api.engine.scheduler import Scheduler, check_fits
-from slm_api.errors import InvalidRequest, ModelLoadError
 from slm_api.engine.types import Generation, GenerationRequest, LoadOptions, ModelInfo
+from slm_api.errors import InvalidRequest, ModelLoadError
+from slm_api.gguf_info import declares_pooling, model_kind
+from slm_api.prompting.chat_format import ChatFormatter, formatter_for
 
 log = logging.getLogger(__name__)
 
 __all__ = ["LoadedModel", "gpu_offload_supported"]
+
+# A vocabulary with this special token is Llama 3's, whatever the metadata says of its tokenizer.
+LLAMA3_HINTS = ("<|start_header_id|>",)
 
 
 def _read_metadata(model: llama_cpp.llama_model_p) -> dict[str, str]:
@@ -99,6 +102,7 @@ class LoadedModel:
                 bos=self._special_text(llama_cpp.llama_vocab_bos(self._vocab)),
                 eos=self._special_text(llama_cpp.llama_vocab_eos(self._vocab)),
                 add_bos=bool(llama_cpp.llama_vocab_get_add_bos(self._vocab)),
+                special_tokens=self._special_tokens(LLAMA3_HINTS),
             )
         except ValueError as exc:
             raise ModelLoadError(f"{path.name}: {exc}", param="chat_format") from exc
@@ -168,6 +172,10 @@ class LoadedModel:
             n = llama_cpp.llama_token_to_piece(self._vocab, token, buf, len(buf), 0, special)
         return buf.raw[:n]
 
+    def _special_tokens(self, texts: tuple[str, ...]) -> set[str]:
+        """Those of `texts` that are one token of this vocabulary (its special tokens)."""
+        return {t for t in texts if len(self.tokenize(t, add_special=False)) == 1}
+
     def _special_text(self, token: int) -> str:
         return self._piece(token, special=True).decode("utf-8", errors="replace") if token >= 0 \
             else ""
@@ -195,12 +203,12 @@ class LoadedModel:
         return job
 
     def warm(self, prompt: list[int]) -> int:
-        """Evaluate `prompt` into the prompt cache without generating; returns tokens cached."""
+        """Evaluate `prompt` into the prompt cache without generating; returns how many of its
+        tokens the cache already held (as a request's `cached_tokens` counts them)."""
         self.check_tokens(prompt)
         check_fits(GenerationRequest(prompt=prompt, max_tokens=1), self._n_ctx)
         assert self._scheduler is not None
-        self._scheduler.warm(prompt)
-        return len(prompt)
+        return self._scheduler.warm(prompt)
 
     def stats(self) -> dict[str, int]:
         return self._scheduler.stats() if self._scheduler else {

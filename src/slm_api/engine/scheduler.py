@@ -15,36 +15,18 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import llama_cpp
 
 from slm_api.engine.job import GenerationFailed, Job
 from slm_api.engine.prompt_cache import MIN_TOKENS, DiskPromptCache
 from slm_api.engine.sampling import logits_row, logprob_of
-from slm_api.errors import EngineError, InvalidRequest, QueueFull
+from slm_api.engine.slots import Slot as _Slot
+from slm_api.engine.slots import place
 from slm_api.engine.types import GenerationRequest
+from slm_api.errors import EngineError, InvalidRequest, QueueFull
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class _Slot:
-    seq_id: int
-    cached: list[int] = field(default_factory=list)  # tokens whose KV this sequence holds
-    job: Job | None = None
-    n_read: int = 0  # prompt tokens already in the cache
-    next_token: int | None = None  # sampled, not yet decoded
-    logit_row: int = -1  # row of this step's logits that belongs to this slot
-    last_used: float = 0.0
-
-
-def _common_prefix(a: list[int], b: list[int]) -> int:
-    n = min(len(a), len(b))
-    i = 0
-    while i < n and a[i] == b[i]:
-        i += 1
-    return i
 
 
 class Scheduler:
@@ -167,21 +149,13 @@ class Scheduler:
 
     def _place(self, job: Job, free: list[_Slot]) -> None:
         prompt = job.request.prompt
-        slot = min(free, key=lambda s: s.last_used)
-        keep = 0
-        if self._reuse:
-            best = max(free, key=lambda s: (_common_prefix(s.cached, prompt), -s.last_used))
-            keep = _common_prefix(best.cached, prompt)
-            donor = max(self._slots, key=lambda s: _common_prefix(s.cached, prompt))
-            donated = _common_prefix(donor.cached, prompt)
-            if keep > 0:
-                slot = best
-            if donated > keep + 16 and donor is not slot:
-                # Another sequence (maybe still running) holds a longer prefix: share its cells.
-                llama_cpp.llama_memory_seq_rm(self._mem, slot.seq_id, -1, -1)
-                llama_cpp.llama_memory_seq_cp(self._mem, donor.seq_id, slot.seq_id, 0, donated)
-                slot.cached = donor.cached[:donated]
-                keep = donated
+        placement = place(prompt, free, self._slots, reuse=self._reuse)
+        slot, keep, donor = placement.slot, placement.keep, placement.donor
+        if donor is not None:
+            # Another sequence (maybe still running) holds a longer prefix: share its cells.
+            llama_cpp.llama_memory_seq_rm(self._mem, slot.seq_id, -1, -1)
+            llama_cpp.llama_memory_seq_cp(self._mem, donor.seq_id, slot.seq_id, 0, keep)
+            slot.cached = donor.cached[:keep]
         if self._disk is not None:
             keep = self._load_from_disk(slot, prompt, keep)
         # The last prompt token is always decoded again: its logits start the generation.

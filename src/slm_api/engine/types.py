@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Protocol
 
 
-
 @dataclass(frozen=True)
 class SamplingParams:
     temperature: float = 0.8
@@ -99,5 +98,4 @@ class LoadOptions:
     n_batch: int | None = None
     n_gpu_layers: int | None = None
     n_parallel: int | None = None
-    embedding: bool | None = None
     chat_format: str | None = None

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from slm_api.errors import InvalidRequest
+from slm_api.prompting.stops import partial_suffix
 
 CALL_OPEN = "<tool_call>"
 CALL_CLOSE = "</tool_call>"
@@ -171,14 +172,6 @@ def parse_tool_calls(text: str) -> tuple[str | None, list[ToolCall]]:
     return (content or None), calls
 
 
-def _partial_prefix_len(text: str, tag: str) -> int:
-    """Length of the longest tail of `text` that is a proper prefix of `tag`."""
-    for n in range(min(len(tag) - 1, len(text)), 0, -1):
-        if text.endswith(tag[:n]):
-            return n
-    return 0
-
-
 class ToolCallStream:
     """Sorts streamed text into content to send now and tool calls to send at the end.
 
@@ -194,10 +187,6 @@ class ToolCallStream:
         self._in_calls = False
         self.sent_content = False
 
-    @property
-    def in_tool_call(self) -> bool:
-        return self._in_calls
-
     def feed(self, delta: str) -> str:
         if self._in_calls:
             self._calls += delta
@@ -210,7 +199,7 @@ class ToolCallStream:
             text = text[:at]
             hold = len(text) - len(text.rstrip())
         else:
-            partial = _partial_prefix_len(text, CALL_OPEN)
+            partial = partial_suffix(text, (CALL_OPEN,))
             before = text[: len(text) - partial]
             hold = partial + len(before) - len(before.rstrip())
         ready, self._pending = text[: len(text) - hold], text[len(text) - hold :]
