@@ -261,7 +261,8 @@ class LoadedModel:
 
     def stats(self) -> dict[str, int]:
         return self._scheduler.stats() if self._scheduler else {
-            "active": 0, "queued": 0, "n_parallel": 0, "max_queue": 0}
+            "active": 0, "queued": 0, "n_parallel": 0, "max_queue": 0,
+            "tokens_sampled": 0}
 
     @property
     def loop_alive(self) -> bool:

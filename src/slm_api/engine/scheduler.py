@@ -58,6 +58,9 @@ class Scheduler:
         self._wake = threading.Condition()
         self._running = True
         self._drain_deadline: float | None = None  # set by drain(): every generation ends by it
+        # Tokens sampled since load, aborted generations included: how a client (or a test)
+        # sees whether the loop still decodes for a request that has gone away.
+        self._tokens_sampled = 0
         self._batch = llama_cpp.llama_batch_init(self._n_batch, 0, 1)
         self._thread = threading.Thread(target=self._loop, name="slm-scheduler", daemon=True)
         self._thread.start()
@@ -93,6 +96,7 @@ class Scheduler:
                 "queued": len(self._waiting),
                 "n_parallel": len(self._slots),
                 "max_queue": self._max_queue,
+                "tokens_sampled": self._tokens_sampled,
             }
 
     @property
@@ -313,6 +317,7 @@ class Scheduler:
         except EngineError as exc:
             self._release(slot, error=exc)
             return
+        self._tokens_sampled += 1
         now = time.monotonic()
         if job.first_token_at is None:
             job.first_token_at = now
