@@ -10,8 +10,10 @@ from typing import Any
 from flask import Blueprint, Response, jsonify
 
 from slm_api.api.body import completion_budget, parse_body
+from slm_api.api.contract import contract
 from slm_api.api.logprobs import chat_logprobs
 from slm_api.api.reply import finish_reason, usage
+from slm_api.api.responses import ChatCompletion, ChatCompletionChunk
 from slm_api.api.run import Collected, Run, build_request, close_on_error, collect, iterate
 from slm_api.api.schemas import ChatCompletionRequest
 from slm_api.api.sse import sse_response
@@ -45,7 +47,13 @@ def _plan(req: ChatCompletionRequest) -> tuple[list[dict[str, Any]] | None, str 
 
 
 @bp.post("/v1/chat/completions")
+@contract(body=ChatCompletionRequest, response=ChatCompletion, stream=ChatCompletionChunk)
 def chat_completions() -> Response:
+    """Create a chat completion.
+
+    Messages in, an assistant message (or tool calls) out, as OpenAI's API. With
+    `"stream": true` the reply comes as Server-Sent Events. `response_format` (json_object,
+    json_schema) and forced `tool_choice` constrain the output with a grammar."""
     req = parse_body(ChatCompletionRequest)
     max_tokens = completion_budget(req.completion_limit)
     tools, grammar = _plan(req)
@@ -96,7 +104,8 @@ class _Reply:
         if called and reason != "length":
             reason = "tool_calls"
         if not called and reason == "stop":
-            check_structured_output(self.req.response_format, out.text)
+            check_structured_output(self.req.response_format, out.text,
+                                    client_stop=bool(self.req.stop))
         choice: dict[str, Any] = {
             "index": 0,
             "message": message,

@@ -8,7 +8,9 @@ import time
 from flask import Blueprint, Response, jsonify
 
 from slm_api.api.body import completion_budget, parse_body
+from slm_api.api.contract import contract
 from slm_api.api.reply import usage
+from slm_api.api.responses import ExtractResult
 from slm_api.api.run import Run, build_request, collect
 from slm_api.api.schemas import ExtractRequest
 from slm_api.api.structured import ANY_OBJECT, parse_and_validate, schema_grammar
@@ -32,7 +34,12 @@ def _too_small(max_tokens: int, needed: int) -> APIError:
 
 
 @bp.post("/v1/extract")
+@contract(body=ExtractRequest, response=ExtractResult)
 def extract() -> Response:
+    """Extract JSON from text.
+
+    Text in, JSON that fits `schema` out (checked against it). A `max_tokens` below the
+    shortest JSON that fits is a 400 `max_tokens_too_small` naming the budget needed."""
     started = time.perf_counter()
     req = parse_body(ExtractRequest)
     schema = req.schema_ if req.schema_ is not None else ANY_OBJECT
@@ -50,7 +57,8 @@ def extract() -> Response:
         needed = run.model.min_output_tokens(grammar)
         if max_tokens is not None and max_tokens < needed:
             raise _too_small(max_tokens, needed)
-        prompt = run.model.tokenize(run.model.chat.render(messages, add_generation_prompt=True))
+        prompt = run.model.tokenize(run.model.chat.render(messages, add_generation_prompt=True),
+                                    param="text")
         built = build_request(run.model, prompt, max_tokens, sampling, run.model.chat.stop)
         run.submit(built)
         out = collect(run.generation)

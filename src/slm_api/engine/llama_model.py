@@ -64,6 +64,8 @@ class LoadedModel:
         self._embed_ctx = None
         self._ctx = None
         self._scheduler: Scheduler | None = None
+        self._longest_piece: int | None = None  # bytes, measured on the first long prompt
+        self._n_ctx = 0  # set once the context exists; 0: no prompt check while loading
         n_gpu_layers = settings.n_gpu_layers if options.n_gpu_layers is None else \
             options.n_gpu_layers
         if n_gpu_layers != 0 and not gpu_offload_supported():
@@ -159,8 +161,12 @@ class LoadedModel:
 
     # -- tokens ------------------------------------------------------------------------------
 
-    def tokenize(self, text: str, *, add_special: bool = True, parse_special: bool = True
-                 ) -> list[int]:
+    def tokenize(self, text: str, *, add_special: bool = True, parse_special: bool = True,
+                 param: str | None = "messages") -> list[int]:
+        """Token ids of `text`. With `param` set (a prompt), text that cannot fit the context
+        whatever its tokens are is refused before tokenizing (about 1 s per MB on 2 cores)."""
+        if param is not None and self._n_ctx and len(text) > self._n_ctx * 4:
+            self._check_prompt_chars(len(text), param)
         data = text.encode("utf-8")
         size = len(data) + 8
         while True:
@@ -170,6 +176,18 @@ class LoadedModel:
             if n >= 0:
                 return list(buf[:n])
             size = -n
+
+    def _check_prompt_chars(self, n_chars: int, param: str) -> None:
+        # No token is longer than the vocabulary's longest piece, so a text with more characters
+        # than n_ctx times that length needs more tokens than the context holds.
+        if self._longest_piece is None:
+            self._longest_piece = max(1, max(len(self._piece(t)) for t in range(self.n_vocab)))
+        limit = self._n_ctx * self._longest_piece
+        if n_chars > limit:
+            raise InvalidRequest(
+                f"the prompt has {n_chars} characters; this model's context of {self._n_ctx} "
+                f"tokens holds at most {limit} ({self._longest_piece} per token at most)",
+                param=param, code="context_length_exceeded")
 
     def _piece(self, token: int, special: bool = False) -> bytes:
         buf = ctypes.create_string_buffer(64)
@@ -250,7 +268,17 @@ class LoadedModel:
 
     def stats(self) -> dict[str, int]:
         return self._scheduler.stats() if self._scheduler else {
-            "active": 0, "queued": 0, "n_parallel": 0}
+            "active": 0, "queued": 0, "n_parallel": 0, "max_queue": 0,
+            "tokens_sampled": 0}
+
+    @property
+    def loop_alive(self) -> bool:
+        """False once the decode loop thread has died (an embedding model has none)."""
+        return self._scheduler is None or self._scheduler.alive
+
+    def drain(self, deadline: float) -> None:
+        if self._scheduler is not None:
+            self._scheduler.drain(deadline)
 
     # -- embeddings --------------------------------------------------------------------------
 

@@ -24,7 +24,7 @@ from slm_api.engine.sampling import logits_row, logprob_of
 from slm_api.engine.slots import Slot as _Slot
 from slm_api.engine.slots import place
 from slm_api.engine.types import GenerationRequest, TokenLogprob
-from slm_api.errors import EngineError, InvalidRequest, QueueFull
+from slm_api.errors import Draining, EngineError, InvalidRequest, QueueFull
 from slm_api.grammar.budget import KEEP, Decision
 
 log = logging.getLogger(__name__)
@@ -57,6 +57,10 @@ class Scheduler:
         self._waiting: deque[Job] = deque()
         self._wake = threading.Condition()
         self._running = True
+        self._drain_deadline: float | None = None  # set by drain(): every generation ends by it
+        # Tokens sampled since load, aborted generations included: how a client (or a test)
+        # sees whether the loop still decodes for a request that has gone away.
+        self._tokens_sampled = 0
         self._batch = llama_cpp.llama_batch_init(self._n_batch, 0, 1)
         self._thread = threading.Thread(target=self._loop, name="slm-scheduler", daemon=True)
         self._thread.start()
@@ -68,6 +72,14 @@ class Scheduler:
             if not self._running:
                 job.finish("abort")
                 raise GenerationFailed("the model is being unloaded")
+            if self._drain_deadline is not None:
+                job.finish("abort")
+                raise Draining("the server is shutting down; retry on another replica")
+            if any(j.aborted for j in self._waiting):
+                # Clients that left while waiting must not keep new ones out.
+                for gone in [j for j in self._waiting if j.aborted]:
+                    self._waiting.remove(gone)
+                    gone.finish("abort")
             free = sum(s.job is None for s in self._slots)
             if len(self._waiting) >= free + self._max_queue:
                 job.finish("abort")
@@ -83,7 +95,25 @@ class Scheduler:
                 "active": sum(s.job is not None for s in self._slots),
                 "queued": len(self._waiting),
                 "n_parallel": len(self._slots),
+                "max_queue": self._max_queue,
+                "tokens_sampled": self._tokens_sampled,
             }
+
+    @property
+    def alive(self) -> bool:
+        """Whether the decode loop thread still runs (liveness)."""
+        return self._thread.is_alive()
+
+    def drain(self, deadline: float) -> None:
+        """Shutting down: refuse new jobs, fail the waiting ones with 503 (they have not
+        started), and end every running one by `deadline` with finish_reason "length"."""
+        with self._wake:
+            self._drain_deadline = deadline
+            waiting, self._waiting = list(self._waiting), deque()
+            self._wake.notify()
+        for job in waiting:
+            job.fail(Draining("the server is shutting down before this request started; "
+                              "retry on another replica"))
 
     def warm(self, prompt: list[int]) -> int:
         """Evaluate `prompt` into a free sequence's cache without generating anything; returns
@@ -287,6 +317,7 @@ class Scheduler:
         except EngineError as exc:
             self._release(slot, error=exc)
             return
+        self._tokens_sampled += 1
         now = time.monotonic()
         if job.first_token_at is None:
             job.first_token_at = now
@@ -391,6 +422,8 @@ class Scheduler:
         job = slot.job
         assert job is not None
         deadline = job.request.deadline
+        if self._drain_deadline is not None:
+            deadline = min(deadline or self._drain_deadline, self._drain_deadline)
         out_of_room = len(slot.cached) + pending >= self._n_ctx
         if job.generated >= job.request.max_tokens or out_of_room or (
             deadline is not None and now >= deadline
