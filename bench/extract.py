@@ -108,7 +108,7 @@ def main() -> None:
     args = ap.parse_args()
     modes = {"seq": ("sequential", args.rounds, 1), "conc": ("8 concurrent", 8, 8)}
     for name in args.configs.split(","):
-        server = Server(N_PARALLEL="8", N_CTX="1024", **CONFIGS[name])
+        server = Server(N_PARALLEL="8", N_CTX="1024", REQUEST_TIMEOUT_S="1800", **CONFIGS[name])
         try:
             time.sleep(15)  # llguidance builds its tokenizer in the background
             constrained(server.url)  # warm-up: model pages, prompt cache of the instructions
