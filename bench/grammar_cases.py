@@ -6,7 +6,7 @@ the output did not parse or fit), cut (the JSON was not complete within max_toke
 budget on, a 400 max_tokens_too_small; off, the old 502 output_truncated), refused (400 for the
 schema itself), crashed (no answer or another 5xx).
 
-    PYTHONPATH=src python bench/grammar_cases.py [--budget on|off] [--limit N]
+    PYTHONPATH=src python bench/grammar_cases.py [--budget on|off] [--step K] [--limit N]
 """
 
 from __future__ import annotations
@@ -59,12 +59,14 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--budget", choices=["on", "off"], default="on")
     ap.add_argument("--limit", type=int, default=len(CASES))
+    ap.add_argument("--step", type=int, default=1, help="every step-th case (a spread)")
     ap.add_argument("--concurrency", type=int, default=8)
     args = ap.parse_args()
-    cases = CASES[: args.limit]
+    cases = CASES[:: args.step][: args.limit]
     server = Server(STRUCTURED_BUDGET="1" if args.budget == "on" else "0", N_PARALLEL="8",
-                    N_CTX="2048")
+                    N_CTX="2048", REQUEST_TIMEOUT_S="1800")
     try:
+        time.sleep(15)  # llguidance builds its tokenizer in the background
         started = time.perf_counter()
         with ThreadPoolExecutor(args.concurrency) as pool:
             results = list(pool.map(lambda c: outcome(server.url, c.schema), cases))

@@ -65,8 +65,8 @@ def extract() -> Response:
         model_id = run.model.info.id
     if out.finished is not None and out.finished.finish_reason == "length":
         if out.finished.completion_tokens < built.max_tokens:
-            raise APIError(504, "the generation ran past REQUEST_TIMEOUT_S before the JSON was "
-                           "complete", code="timeout")
+            raise APIError(504, "the generation was cut short (REQUEST_TIMEOUT_S, or the server "
+                           "shutting down) before the JSON was complete", code="timeout")
         raise _too_small(built.max_tokens, needed)
     data = parse_and_validate(out.text, schema)
     return jsonify(
