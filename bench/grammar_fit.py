@@ -6,7 +6,7 @@ the output did not parse or fit), cut (the JSON was not complete within max_toke
 budget on, a 400 max_tokens_too_small; off, the old 502 output_truncated), refused (400 for the
 schema itself), crashed (no answer or another 5xx).
 
-    PYTHONPATH=src python bench/grammar_cases.py [--budget on|off] [--step K] [--limit N]
+    PYTHONPATH=src python bench/grammar_fit.py [--budget on|off] [--step K] [--limit N]
 """
 
 from __future__ import annotations
