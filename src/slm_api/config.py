@@ -68,6 +68,13 @@ class Settings:
     max_request_bytes: int = 1024 * 1024
     max_tokens_cap: int = 4096
     request_timeout_s: float = 300.0
+    # Constrained output closes within max_tokens (and loops are steered to the close).
+    structured_budget: bool = True
+    # SIGTERM: running generations get this long to finish before they end as "length".
+    drain_timeout_s: float = 30.0
+    # gunicorn request threads; 0: N_PARALLEL + MAX_QUEUE + 32, so the engine's queue limit
+    # (a quick 503) is reached before every thread is held by a waiting stream.
+    http_threads: int = 0
     cors_origins: tuple[str, ...] = ()
     allowed_repos: tuple[str, ...] = ()
     # Reverse proxies in front that append to X-Forwarded-For (0: the header is not believed).
@@ -78,6 +85,10 @@ class Settings:
     @property
     def default_model_path(self) -> Path:
         return self.model_path or self.models_dir / DEFAULT_MODEL_FILE
+
+    @property
+    def request_threads(self) -> int:
+        return self.http_threads or self.n_parallel + self.max_queue + 32
 
     @property
     def threads(self) -> int:
@@ -123,6 +134,8 @@ class Settings:
             "RATE_LIMIT_TPM": self.rate_limit_tpm >= 0,
             "RATE_LIMIT_FAIL": self.rate_limit_fail in {"open", "closed"},
             "RATE_LIMIT_STORAGE_URI": "://" in self.rate_limit_storage_uri,
+            "DRAIN_TIMEOUT_S": self.drain_timeout_s >= 0,
+            "HTTP_THREADS": self.http_threads >= 0,
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:

@@ -26,10 +26,11 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from slm_api import state
+from slm_api.api.contract import contract
 
 ACCESS_LOGGER = "slm_api.access"
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -122,11 +123,16 @@ class _EngineCollector(Collector):
         slots = GaugeMetricFamily(
             "slm_parallel_slots", "Sequences a model generates side by side", labels=["model"]
         )
+        sampled = CounterMetricFamily(
+            "slm_tokens_sampled", "Tokens the decode loop sampled, for every generation "
+            "(aborted ones included) since the model was loaded", labels=["model"],
+        )
         for model_id, s in stats.items():
             in_flight.add_metric([model_id], s.get("active", 0))
             queued.add_metric([model_id], s.get("queued", 0))
             slots.add_metric([model_id], s.get("n_parallel", 0))
-        return [models, info, pinned, in_flight, queued, slots]
+            sampled.add_metric([model_id], s.get("tokens_sampled", 0))
+        return [models, info, pinned, in_flight, queued, slots, sampled]
 
 
 @dataclass
@@ -215,7 +221,9 @@ def _access_logger() -> logging.Logger:
 
 
 @bp.get("/metrics")
+@contract(content_type="text/plain")
 def metrics() -> Response:
+    """Prometheus metrics."""
     return Response(state.metrics().render(), mimetype=None,  # type: ignore[union-attr]
                     content_type=CONTENT_TYPE_LATEST)
 
