@@ -139,6 +139,19 @@ def test_rpm_limit_holds_exactly_across_replicas(cluster):
     assert len({served[rid][-1] for rid in ids}) >= 2, "the requests did not spread"
 
 
+def test_client_address_reaches_the_replicas(cluster):
+    # nginx appends the client to X-Forwarded-For and the replicas trust one hop
+    # (TRUSTED_PROXY_HOPS=1): a client on this machine is a local admin through the balancer...
+    auth = {"Authorization": "Bearer k-stream"}
+    r = requests.get(f"{cluster.url}/load/no-such-job", headers=auth, timeout=30)
+    assert (r.status_code, r.json()["error"]["code"]) == (404, "job_not_found")
+    # ...and a header the client forges does not make a remote client of it, nor the reverse:
+    # the hop nginx appended is the one believed.
+    forged = {**auth, "X-Forwarded-For": "203.0.113.9"}
+    r = requests.get(f"{cluster.url}/load/no-such-job", headers=forged, timeout=30)
+    assert r.json()["error"]["code"] == "job_not_found"
+
+
 def test_streams_arrive_unbuffered(cluster):
     def frame_times(url: str) -> list[float]:
         started = time.monotonic()
