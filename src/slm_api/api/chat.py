@@ -9,7 +9,6 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify
 
-from slm_api.errors import APIError
 from slm_api.api.generate import (
     Collected,
     Run,
@@ -27,9 +26,10 @@ from slm_api.api.logprobs import chat_logprobs
 from slm_api.api.schemas import ChatCompletionRequest
 from slm_api.api.sse import sse_response
 from slm_api.api.structured import check_structured_output, response_format_grammar
-from slm_api.prompting.chat_format import tool_call_schema
-from slm_api.grammar import schema_to_gbnf
 from slm_api.engine.llama_model import LoadedModel
+from slm_api.errors import APIError
+from slm_api.grammar import schema_to_gbnf
+from slm_api.prompting.chat_format import tool_call_schema
 
 bp = Blueprint("chat", __name__)
 
