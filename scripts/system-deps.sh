@@ -6,6 +6,7 @@ set -uo pipefail
 
 # command-to-look-for:debian-package
 NEEDED=(
+  chromium:chromium  # tests/test_web_page.py drives the page at / with playwright
 )
 
 missing=()
