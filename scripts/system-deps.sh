@@ -6,6 +6,8 @@ set -uo pipefail
 
 # command-to-look-for:debian-package
 NEEDED=(
+  redis-server:redis-server
+  nginx:nginx
   chromium:chromium  # tests/test_web_page.py drives the page at / with playwright
 )
 

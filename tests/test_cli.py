@@ -78,3 +78,17 @@ def test_fetch_default_model(tmp_path: Path):
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(EMBEDDED_MODELS)
     for path in written:
         assert sha256_file(path) == EMBEDDED_MODELS[path.name].sha256
+
+
+def test_serve_flags_go_into_settings_not_the_environment(monkeypatch):
+    from argparse import Namespace
+
+    from slm_api.cli import _settings
+
+    monkeypatch.setenv("PORT", "1")
+    monkeypatch.setenv("LOG_LEVEL", "DEBUG")
+    args = Namespace(host="127.0.0.1", port=8123, model="~/m.gguf", log_level=None)
+    settings = _settings(args)
+    assert (settings.host, settings.port, settings.log_level) == ("127.0.0.1", 8123, "DEBUG")
+    assert settings.model_path == Path.home() / "m.gguf"
+    assert os.environ["PORT"] == "1" and "MODEL_PATH" not in os.environ

