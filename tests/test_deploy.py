@@ -84,6 +84,37 @@ def test_readme_curl_example_works(gunicorn_url, example):
         assert "error" not in body, body
 
 
+def readme_replies() -> list[tuple[str, str]]:
+    """(curl command, the reply the README shows under it) from the quick start."""
+    quick_start = README.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```bash\n(curl [^`]*)```\n\n```(?:json|text)\n([^`]*)```", quick_start)
+
+
+def test_readme_shows_replies():
+    assert len(readme_replies()) >= 3
+
+
+@pytest.mark.parametrize(("example", "shown"), readme_replies())
+def test_readme_shows_the_real_replies(gunicorn_url, example, shown):
+    # The replies under the examples are what the default model answers (temperature 0).
+    command = example.replace("\\\n", " ").replace("http://localhost:8000", gunicorn_url)
+    out = subprocess.run(shlex.split(command), capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    if "/v1/extract" in command:
+        data = re.search(r'"data": (\{.*?\}), "usage"', shown).group(1)
+        assert json.loads(out.stdout)["data"] == json.loads(data)
+        return
+    contents = re.findall(r'"content": ?"((?:[^"\\]|\\.)*)"', shown)
+    expected = "".join(json.loads(f'"{c}"') for c in contents)
+    if '"stream": true' in command:
+        frames = [json.loads(line[6:]) for line in out.stdout.splitlines()
+                  if line.startswith("data: {")]
+        got = "".join(f["choices"][0]["delta"].get("content", "") for f in frames if f["choices"])
+    else:
+        got = json.loads(out.stdout)["choices"][0]["message"]["content"]
+    assert got == expected
+
+
 def test_gunicorn_serves_health_during_a_stream(gunicorn_url):
     body = {
         "messages": [{"role": "user", "content": "Count to fifty."}],
