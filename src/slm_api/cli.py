@@ -49,8 +49,9 @@ def _write_embedded_models(settings: Settings) -> None:
     still starts and says why it has no model."""
     from slm_api.default_model import DefaultModelError, ensure_default_models, is_embedded
 
-    if not is_embedded(settings.default_model_path, settings):
-        return
+    path = settings.default_model_path
+    if path.is_file() or not is_embedded(path, settings):
+        return  # not a first start: the folder is the operator's to arrange
     try:
         ensure_default_models(settings)
     except (DefaultModelError, OSError) as exc:
