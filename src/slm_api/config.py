@@ -10,7 +10,10 @@ from typing import Any
 
 from dotenv import dotenv_values
 
-DEFAULT_MODEL_FILE = "gemma-3-270m-q4_k_m.gguf"
+# The two models written into MODELS_DIR from PyPI (slm_api.default_model).
+SMOLLM2_MODEL_FILE = "smollm2-135m-instruct-q4_1.gguf"
+GEMMA_MODEL_FILE = "gemma-3-270m-q4_k_m.gguf"
+DEFAULT_MODEL_FILE = SMOLLM2_MODEL_FILE  # chosen by bench/model_eval.py (docs/models.md)
 
 
 class SettingsError(ValueError):
