@@ -53,6 +53,20 @@ def running_server(settings: Settings, *, load_model: bool = True) -> Iterator[s
         state.engine(app).close()
 
 
+def metric(url: str, name: str, **labels: str) -> float:
+    """One sample of GET /metrics (0.0 when absent), e.g. metric(url, "slm_queue_depth",
+    model=MODEL)."""
+    import requests
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = requests.get(f"{url}/metrics", timeout=10).text
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return sample.value
+    return 0.0
+
+
 def model_folder(folder: Path, models_dir: Path, *aliases: str) -> Path:
     """`folder` holding the default model under its own name and under each alias (hard links:
     no copies of 250 MB)."""

@@ -26,7 +26,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from slm_api import state
@@ -123,11 +123,16 @@ class _EngineCollector(Collector):
         slots = GaugeMetricFamily(
             "slm_parallel_slots", "Sequences a model generates side by side", labels=["model"]
         )
+        sampled = CounterMetricFamily(
+            "slm_tokens_sampled", "Tokens the decode loop sampled, for every generation "
+            "(aborted ones included) since the model was loaded", labels=["model"],
+        )
         for model_id, s in stats.items():
             in_flight.add_metric([model_id], s.get("active", 0))
             queued.add_metric([model_id], s.get("queued", 0))
             slots.add_metric([model_id], s.get("n_parallel", 0))
-        return [models, info, pinned, in_flight, queued, slots]
+            sampled.add_metric([model_id], s.get("tokens_sampled", 0))
+        return [models, info, pinned, in_flight, queued, slots, sampled]
 
 
 @dataclass
@@ -155,6 +160,10 @@ def generation_recorder() -> GenerationRecorder:
     if metrics is None:
         return _noop_recorder
     stats: RequestStats = g.setdefault("slm_stats", RequestStats())
+    # Tokens-per-minute limits (ratelimit.py) count what a generation used, once it has ended.
+    limits = state.rate_limits()
+    charge = limits.charge_tokens if limits is not None else None
+    client = g.get("client_id")
 
     def record(
         prompt_tokens: int, completion_tokens: int, ttft_s: float | None, duration_s: float,
@@ -174,6 +183,8 @@ def generation_recorder() -> GenerationRecorder:
         stats.generations += 1
         if stats.ttft_s is None:
             stats.ttft_s = ttft_s
+        if charge is not None and client:
+            charge(client, prompt_tokens + completion_tokens)
 
     return record
 

@@ -14,6 +14,7 @@ from slm_api import state
 from slm_api.api.contract import contract
 from slm_api.api.responses import Health, Ready
 from slm_api.engine import gpu_offload_supported
+from slm_api.gguf_info import fingerprint
 
 bp = Blueprint("health", __name__)
 
@@ -37,6 +38,8 @@ def health() -> tuple[Response, int]:
         "model_loaded": active is not None,
         "model": active.id if active else None,
         "model_path": str(active.path) if active else None,
+        # Replicas behind a balancer: same id and fingerprint means the same file.
+        "model_fingerprint": fingerprint(active.path) if active else None,
         "n_ctx": active.n_ctx if active else None,
         "chat_format": active.chat_format if active else None,
         "loaded_models": [m.id for m in eng.loaded()],

@@ -20,6 +20,8 @@ from slm_api.engine.scheduler import Scheduler, check_fits
 from slm_api.engine.types import Generation, GenerationRequest, LoadOptions, ModelInfo
 from slm_api.errors import InvalidRequest, ModelLoadError
 from slm_api.gguf_info import declares_pooling, model_kind
+from slm_api.grammar.budget import BudgetGuide
+from slm_api.grammar.recognizer import GrammarSyntaxError, compiled
 from slm_api.prompting.chat_format import ChatFormatter, formatter_for
 
 log = logging.getLogger(__name__)
@@ -89,6 +91,7 @@ class LoadedModel:
         self.n_vocab = llama_cpp.llama_vocab_n_tokens(self._vocab)
         self._threads = options.n_threads or settings.threads
         self._n_batch = options.n_batch or settings.n_batch
+        self._budget = settings.structured_budget
         n_ctx = options.n_ctx or settings.n_ctx
         n_parallel = options.n_parallel or settings.n_parallel
         n_train = int(llama_cpp.llama_model_n_ctx_train(self._model))
@@ -215,10 +218,38 @@ class LoadedModel:
         llama.cpp cannot parse) or QueueFull, before any token is sampled."""
         self.check_tokens(request.prompt)
         check_fits(request, self._n_ctx)
-        job = Job(request, Sampler(self._vocab, self.n_vocab, request.sampling))
+        grammar = request.sampling.grammar
+        guide = None
+        if grammar is not None and self._budget:
+            guide = self._guide(grammar, request.max_tokens)
+        job = Job(request, Sampler(self._vocab, self.n_vocab, request.sampling), guide)
         assert self._scheduler is not None
         self._scheduler.submit(job)
         return job
+
+    def spell(self, text: str) -> list[int]:
+        """Tokens whose pieces are exactly `text` (a tokenizer that adds a space prefix would
+        change the text: then one token per character)."""
+        ids = self.tokenize(text, add_special=False, parse_special=False)
+        if b"".join(map(self._piece, ids)) == text.encode("utf-8"):
+            return ids
+        return [t for ch in text for t in self.tokenize(ch, add_special=False,
+                                                         parse_special=False)]
+
+    def _guide(self, grammar: str, max_tokens: int) -> BudgetGuide | None:
+        try:
+            return BudgetGuide(compiled(grammar), max_tokens, self.spell, self._piece)
+        except GrammarSyntaxError as exc:  # llama.cpp has the last word on the grammar
+            log.warning("budget guide off for a grammar it cannot read: %s", exc)
+            return None
+
+    def min_output_tokens(self, grammar: str) -> int:
+        """Tokens of the shortest output `grammar` allows (0 when it cannot be told)."""
+        try:
+            g = compiled(grammar)
+        except GrammarSyntaxError:
+            return 0
+        return len(self.spell(g.completion(g.start()) or ""))
 
     def warm(self, prompt: list[int]) -> int:
         """Evaluate `prompt` into the prompt cache without generating; returns how many of its
@@ -230,7 +261,8 @@ class LoadedModel:
 
     def stats(self) -> dict[str, int]:
         return self._scheduler.stats() if self._scheduler else {
-            "active": 0, "queued": 0, "n_parallel": 0, "max_queue": 0}
+            "active": 0, "queued": 0, "n_parallel": 0, "max_queue": 0,
+            "tokens_sampled": 0}
 
     @property
     def loop_alive(self) -> bool:

@@ -113,7 +113,8 @@ class Engine:
             return sum(e.pins for e in self._loaded.values())
 
     def stats(self) -> dict[str, dict[str, int]]:
-        """Scheduler numbers per loaded model id ({"active", "queued", "n_parallel"}), for
+        """Scheduler numbers per loaded model id ({"active", "queued", "n_parallel",
+        "tokens_sampled"}), for
         /metrics. Read under the registry lock so no model is closed while being read."""
         out: dict[str, dict[str, int]] = {}
         with self._lock:
