@@ -53,14 +53,12 @@ def test_nested_schema_extraction_fits(server):
 def test_no_schema_gives_a_json_object(server):
     r = requests.post(
         f"{server}/v1/extract",
-        json={"text": TEXT, "max_tokens": 120, "instructions": "List the items bought."},
+        json={"text": TEXT, "max_tokens": 300, "instructions": "List the items bought."},
         timeout=120,
     )
-    assert r.status_code in (200, 502), r.text
-    if r.status_code == 200:
-        assert isinstance(r.json()["data"], dict)
-    else:  # only a truncated object may fail, and it must say so
-        assert r.json()["error"]["code"] == "output_truncated"
+    assert r.status_code == 200, r.text
+    assert isinstance(r.json()["data"], dict)
+    assert r.json()["usage"]["completion_tokens"] <= 300
 
 
 def test_invalid_schema_is_refused_with_its_problem(server):
