@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install system-deps run test lint bench clean
+.PHONY: install system-deps run test test-scale lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ system-deps:
 
 test: install system-deps
 	$(BIN)/python -m pytest -q
+
+# Three replicas behind nginx with a shared Redis, on loopback (a few minutes; see docs/scaling.md).
+test-scale: install system-deps
+	SLM_TEST_SCALE=1 $(BIN)/python -m pytest -q tests/test_scale.py
 
 lint: install
 	$(BIN)/ruff check src tests bench

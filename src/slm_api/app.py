@@ -7,7 +7,7 @@ import logging
 
 from flask import Flask
 
-from slm_api import observability, security, state
+from slm_api import lifecycle, observability, security, state
 from slm_api.api import (
     admin,
     chat,
@@ -43,6 +43,7 @@ def create_app(settings: Settings | None = None, *, load_model: bool = True) -> 
     # Request ids and the access log first: responses refused by security carry them too.
     observability.init_app(app)
     security.init_app(app)
+    lifecycle.init_app(app)
     for module in (health, models, admin, chat, completions, embeddings, extract, extras, docs):
         app.register_blueprint(module.bp)
 

@@ -116,3 +116,10 @@ class InvalidRequest(EngineError, status=400, code="invalid_request"):
 class QueueFull(EngineError, status=503, code="queue_full"):
     """MAX_QUEUE requests already wait for a sequence."""
 
+
+
+class Draining(EngineError):
+    """The server is shutting down (SIGTERM): new work goes to another replica."""
+
+    status = 503
+    code = "draining"

@@ -30,6 +30,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from slm_api import state
+from slm_api.api.contract import contract
 
 ACCESS_LOGGER = "slm_api.access"
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -159,6 +160,10 @@ def generation_recorder() -> GenerationRecorder:
     if metrics is None:
         return _noop_recorder
     stats: RequestStats = g.setdefault("slm_stats", RequestStats())
+    # Tokens-per-minute limits (ratelimit.py) count what a generation used, once it has ended.
+    limits = state.rate_limits()
+    charge = limits.charge_tokens if limits is not None else None
+    client = g.get("client_id")
 
     def record(
         prompt_tokens: int, completion_tokens: int, ttft_s: float | None, duration_s: float,
@@ -178,6 +183,8 @@ def generation_recorder() -> GenerationRecorder:
         stats.generations += 1
         if stats.ttft_s is None:
             stats.ttft_s = ttft_s
+        if charge is not None and client:
+            charge(client, prompt_tokens + completion_tokens)
 
     return record
 
@@ -214,7 +221,9 @@ def _access_logger() -> logging.Logger:
 
 
 @bp.get("/metrics")
+@contract(content_type="text/plain")
 def metrics() -> Response:
+    """Prometheus metrics."""
     return Response(state.metrics().render(), mimetype=None,  # type: ignore[union-attr]
                     content_type=CONTENT_TYPE_LATEST)
 

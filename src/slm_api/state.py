@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from slm_api.engine import Engine
     from slm_api.hub import DownloadJobs
     from slm_api.observability import Metrics
+    from slm_api.ratelimit import RateLimits
     from slm_api.security import KeyRing
 
 _SETTINGS = "SETTINGS"
@@ -25,6 +26,7 @@ _DOWNLOADS = "slm_downloads"
 _METRICS = "slm_metrics"
 _KEYS = "slm_keys"
 _OPENAPI = "slm_openapi"
+_RATE_LIMITS = "slm_rate_limits"
 
 
 def _app(app: Flask | None) -> Flask:
@@ -64,6 +66,15 @@ def set_keys(app: Flask, keys: KeyRing) -> None:
 
 def keys(app: Flask | None = None) -> KeyRing | None:
     return _app(app).extensions.get(_KEYS)
+
+
+def set_rate_limits(app: Flask, limits: RateLimits) -> None:
+    app.extensions[_RATE_LIMITS] = limits
+
+
+def rate_limits(app: Flask | None = None) -> RateLimits | None:
+    """None when RATE_LIMIT_RPM and RATE_LIMIT_TPM are both off."""
+    return _app(app).extensions.get(_RATE_LIMITS)
 
 
 def openapi_spec(app: Flask, build: Callable[[Flask], dict[str, Any]]) -> dict[str, Any]:

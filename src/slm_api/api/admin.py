@@ -11,6 +11,8 @@ from flask import Blueprint, Response, jsonify
 
 from slm_api import state
 from slm_api.api.body import parse_body
+from slm_api.api.contract import contract
+from slm_api.api.responses import AdminResult, DownloadJob, ModelDeleted
 from slm_api.api.schemas import (
     LoadRequest,
     ModelLoadRequest,
@@ -32,7 +34,11 @@ def _info(info: ModelInfo) -> dict:
 
 
 @bp.post("/load")
+@contract(body=LoadRequest, response=AdminResult, statuses=(202,))
 def load() -> tuple[Response, int]:
+    """Download a GGUF file from the Hugging Face Hub.
+
+    `"async": true` answers 202 with a job id to poll."""
     req = parse_body(LoadRequest)
     settings = state.settings()
     validate_request(req.repo_id, req.filename, req.revision, settings)
@@ -53,7 +59,9 @@ def load() -> tuple[Response, int]:
 
 
 @bp.get("/load/<job_id>")
+@contract(response=DownloadJob)
 def load_job(job_id: str) -> Response:
+    """Poll a download job."""
     job = state.downloads().get(job_id)
     if job is None:
         raise APIError(404, f"no download job {job_id}", param="job_id", code="job_not_found")
@@ -61,35 +69,45 @@ def load_job(job_id: str) -> Response:
 
 
 @bp.delete("/load/<job_id>")
+@contract(response=DownloadJob)
 def cancel_load_job(job_id: str) -> Response:
+    """Cancel a download job."""
     if not state.downloads().cancel(job_id):
         raise APIError(404, f"no download job {job_id}", param="job_id", code="job_not_found")
     return jsonify(state.downloads().get(job_id))
 
 
 @bp.post("/reload")
+@contract(body=ReloadRequest, response=AdminResult)
 def reload() -> Response:
+    """Load a GGUF file and make it the active model."""
     req = parse_body(ReloadRequest)
     info = state.engine().reload(req.model_path, req.to_load_options())
     return jsonify({"status": "reloaded", "model": _info(info)})
 
 
 @bp.post("/v1/models")
+@contract(body=ModelLoadRequest, response=AdminResult)
 def load_model() -> Response:
+    """Load a model from MODELS_DIR."""
     req = parse_body(ModelLoadRequest)
     info = state.engine().load(req.model, req.to_load_options())
     return jsonify({"status": "loaded", "model": _info(info)})
 
 
 @bp.post("/setModel")
+@contract(body=SetModelRequest, response=AdminResult)
 def set_model() -> Response:
+    """Load a model and make it the default."""
     req = parse_body(SetModelRequest)
     info = state.engine().load(req.model_name, req.to_load_options(), activate=True)
     return jsonify({"status": "loaded", "model": _info(info)})
 
 
 @bp.delete("/v1/models/<path:model_id>")
+@contract(response=ModelDeleted)
 def unload_model(model_id: str) -> Response:
+    """Unload a model from memory."""
     eng = state.engine()
     eng.path_for_id(model_id)  # 404 for an id that names no file
     unloaded = eng.unload(model_id.removesuffix(".gguf"))
@@ -97,7 +115,9 @@ def unload_model(model_id: str) -> Response:
 
 
 @bp.post("/restore_cache")
+@contract(body=RestoreCacheRequest, response=AdminResult)
 def restore_cache() -> Response:
+    """Pre-fill the prompt cache with messages."""
     req = parse_body(RestoreCacheRequest)
     messages, tools = req.message_dicts(), req.tool_dicts()
     with state.engine().use(req.model) as model:

@@ -10,8 +10,10 @@ from typing import Any
 from flask import Blueprint, Response, jsonify
 
 from slm_api.api.body import completion_budget, parse_body
+from slm_api.api.contract import contract
 from slm_api.api.logprobs import chat_logprobs
 from slm_api.api.reply import finish_reason, usage
+from slm_api.api.responses import ChatCompletion, ChatCompletionChunk
 from slm_api.api.run import Collected, Run, build_request, close_on_error, collect, iterate
 from slm_api.api.schemas import ChatCompletionRequest
 from slm_api.api.sse import sse_response
@@ -45,7 +47,13 @@ def _plan(req: ChatCompletionRequest) -> tuple[list[dict[str, Any]] | None, str 
 
 
 @bp.post("/v1/chat/completions")
+@contract(body=ChatCompletionRequest, response=ChatCompletion, stream=ChatCompletionChunk)
 def chat_completions() -> Response:
+    """Create a chat completion.
+
+    Messages in, an assistant message (or tool calls) out, as OpenAI's API. With
+    `"stream": true` the reply comes as Server-Sent Events. `response_format` (json_object,
+    json_schema) and forced `tool_choice` constrain the output with a grammar."""
     req = parse_body(ChatCompletionRequest)
     max_tokens = completion_budget(req.completion_limit)
     tools, grammar = _plan(req)
@@ -75,26 +83,29 @@ class _Reply:
         self.id = f"chatcmpl-{uuid.uuid4().hex}"
         self.created = int(time.time())
         self.model = model.info.id
-        self.parse_tool_calls = model.chat.parse_tool_calls
+        self.split_reply = model.chat.split_reply
         self.tool_stream = model.chat.tool_stream
         self.req = req
         self.tools_active = tools_active
 
-    def _message(self, text: str) -> tuple[dict[str, Any], bool]:
+    def _message(self, text: str, cut: bool) -> tuple[dict[str, Any], bool]:
         message: dict[str, Any] = {"role": "assistant", "content": text}
         if self.tools_active:
-            content, calls = self.parse_tool_calls(text)
+            content, calls = self.split_reply(text, cut)
+            message["content"] = content
             if calls:
-                message["content"] = content
                 message["tool_calls"] = [c.to_openai() for c in calls]
                 return message, True
         return message, False
 
     def complete(self, out: Collected) -> dict[str, Any]:
-        message, called = self._message(out.text)
-        reason = "tool_calls" if called else finish_reason(out.finished)
+        reason = finish_reason(out.finished)
+        message, called = self._message(out.text, reason == "length")
+        if called and reason != "length":
+            reason = "tool_calls"
         if not called and reason == "stop":
-            check_structured_output(self.req.response_format, out.text)
+            check_structured_output(self.req.response_format, out.text,
+                                    client_stop=bool(self.req.stop))
         choice: dict[str, Any] = {
             "index": 0,
             "message": message,
@@ -130,26 +141,28 @@ class _Reply:
 
     def stream(self, run: Run) -> Iterator[dict[str, Any]]:
         yield self._chunk({"role": "assistant", "content": ""})
-        # With tools, text that may open a <tool_call> is held back until it is known.
-        calls_stream = self.tool_stream() if self.tools_active else None
+        # With tools, markup becomes tool_calls deltas and never reaches the content.
+        calls = self.tool_stream() if self.tools_active else None
         for chunk in iterate(run):
-            text = calls_stream.feed(chunk.text) if calls_stream else chunk.text
-            if text or chunk.logprobs:
-                logprobs = (
-                    chat_logprobs(list(chunk.logprobs), self.req.top_logprobs)
-                    if self.req.logprobs
-                    else None
-                )
-                yield self._chunk({"content": text}, logprobs=logprobs)
+            deltas = calls.feed(chunk.text) if calls else [{"content": chunk.text}]
+            logprobs = (
+                chat_logprobs(list(chunk.logprobs), self.req.top_logprobs)
+                if self.req.logprobs and chunk.logprobs
+                else None
+            )
+            if logprobs and not deltas:
+                deltas = [{"content": ""}]
+            for delta in deltas:
+                if delta.get("content") == "" and logprobs is None:
+                    continue
+                yield self._chunk(_openai_delta(delta), logprobs=logprobs)
+                logprobs = None
         finished = run.generation.result if run.generation else None
         reason = finish_reason(finished)
-        if calls_stream:
-            rest, calls = calls_stream.finish()
-            if rest:
-                yield self._chunk({"content": rest})
-            for index, call in enumerate(calls):
-                yield self._chunk({"tool_calls": [{"index": index, **call.to_openai()}]})
-            if calls:
+        if calls:
+            for delta in calls.finish(cut=reason == "length"):
+                yield self._chunk(_openai_delta(delta))
+            if calls.calls and reason != "length":
                 reason = "tool_calls"
         yield self._chunk({}, reason)
         if self.req.include_usage:
@@ -162,3 +175,9 @@ class _Reply:
                 "usage": usage(finished),
             }
 
+
+
+def _openai_delta(delta: dict[str, Any]) -> dict[str, Any]:
+    if "tool_call" in delta:
+        return {"tool_calls": [delta["tool_call"]]}
+    return delta

@@ -11,8 +11,10 @@ from flask import Blueprint, Response, jsonify
 
 from slm_api import state
 from slm_api.api.body import completion_budget, one_or_many, parse_body
+from slm_api.api.contract import contract
 from slm_api.api.logprobs import completion_logprobs
 from slm_api.api.reply import finish_reason, usage
+from slm_api.api.responses import Completion
 from slm_api.api.run import Run, build_request, close_on_error, collect, iterate
 from slm_api.api.schemas import CompletionRequest
 from slm_api.api.sse import sse_response
@@ -22,7 +24,11 @@ bp = Blueprint("completions", __name__)
 
 
 @bp.post("/v1/completions")
+@contract(body=CompletionRequest, response=Completion, stream=Completion)
 def completions() -> Response:
+    """Create a text completion (the legacy API).
+
+    A prompt (text or token ids, one or several) in, its continuation out."""
     req = parse_body(CompletionRequest)
     # OpenAI's default of 16 tokens, never above this server's cap.
     cap = state.settings().max_tokens_cap
@@ -38,7 +44,7 @@ def completions() -> Response:
             run = Run(req.model, req.to_load_options())
             runs.append(run)
             if isinstance(prompt, str):
-                tokens, text = run.model.tokenize(prompt), prompt
+                tokens, text = run.model.tokenize(prompt, param="prompt"), prompt
             else:
                 tokens, text = prompt, run.model.detokenize(prompt)
             texts.append(text)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, Response, jsonify
+from flask import Flask, Response, g, has_request_context, jsonify
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
@@ -45,9 +45,21 @@ def validation_message(exc: ValidationError) -> tuple[str, str | None]:
     return (f"{loc}: {msg}" if loc else msg), (loc or None)
 
 
+def request_id() -> str | None:
+    return g.get("request_id") if has_request_context() else None
+
+
+def log_server_error(exc: SlmError, request_id: str | None) -> None:
+    """A 5xx is the server's fault by definition: each one is logged with its request id, so an
+    operator can find the client's report in the log."""
+    if exc.status >= 500 and exc.status != 503:  # 503 is load shedding, counted in /metrics
+        log.error("%d %s: %s (request %s)", exc.status, exc.code, exc.message, request_id)
+
+
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(SlmError)
     def _slm_error(exc: SlmError) -> Response:
+        log_server_error(exc, request_id())
         return error_response(exc)
 
     @app.errorhandler(ValidationError)
@@ -67,10 +79,14 @@ def register_error_handlers(app: Flask) -> None:
         if status == 400 and "JSON" in (exc.description or ""):
             message = "The request body is not valid JSON"
         headers = {k: v for k, v in exc.get_headers() if k.lower() != "content-type"}
+        if "Allow" in headers:
+            # HEAD and OPTIONS are HTTP's own; Allow names the methods /openapi.json documents.
+            allowed = [m.strip() for m in headers["Allow"].split(",")]
+            headers["Allow"] = ", ".join(m for m in allowed if m not in ("HEAD", "OPTIONS"))
         return error_response(APIError(status, message, headers=headers))
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:
         # Never leak a traceback to the client; the log has it.
-        log.exception("unhandled error")
+        log.exception("unhandled error (request %s)", request_id())
         return error_response(SlmError("Internal server error", code="internal_error"))

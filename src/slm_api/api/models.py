@@ -8,6 +8,8 @@ from typing import Any
 from flask import Blueprint, Response, jsonify
 
 from slm_api import state
+from slm_api.api.contract import contract
+from slm_api.api.responses import LocalModels, Model, ModelList
 from slm_api.engine import ModelNotFound
 from slm_api.gguf_info import file_kind
 
@@ -34,7 +36,9 @@ def _openai_model(path: Path) -> dict[str, Any]:
 
 
 @bp.get("/models")
+@contract(response=LocalModels)
 def list_models() -> Response:
+    """List the GGUF files in MODELS_DIR and the active model."""
     eng = state.engine()
     active = eng.active
     return jsonify(
@@ -52,25 +56,33 @@ def list_models() -> Response:
 
 
 @bp.get("/v1/models")
+@contract(response=ModelList)
 def openai_models() -> Response:
+    """List models (OpenAI shape)."""
     data = [_openai_model(p) for p in state.engine().model_files()]
     return jsonify({"object": "list", "data": data})
 
 
 @bp.get("/v1/models/chat")
+@contract(response=ModelList)
 def chat_models() -> Response:
+    """List chat models."""
     data = [_openai_model(p) for p in state.engine().model_files()]
     return jsonify({"object": "list", "data": [m for m in data if m["kind"] == "chat"]})
 
 
 @bp.get("/v1/models/embeddings")
+@contract(response=ModelList)
 def embedding_models() -> Response:
+    """List embedding models."""
     data = [_openai_model(p) for p in state.engine().model_files()]
     return jsonify({"object": "list", "data": [m for m in data if m["kind"] == "embedding"]})
 
 
 @bp.get("/v1/models/<path:model_id>")
+@contract(response=Model)
 def openai_model(model_id: str) -> Response:
+    """Retrieve a model."""
     try:
         return jsonify(_openai_model(state.engine().path_for_id(model_id)))
     except ModelNotFound:

@@ -6,7 +6,7 @@ parallel_tool_calls, ...) that change nothing for a local model.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -17,9 +17,16 @@ from slm_api.errors import APIError
 # than the model was trained for.
 MAX_CTX = 131072
 
+# What the JSON Schema can say is said there, so the document and the validation agree.
+TokenId = Annotated[int, Field(ge=0)]
+TokenIds = Annotated[list[TokenId], Field(min_length=1)]
+NonEmptyText = Annotated[str, Field(min_length=1)]
+TokenIdKey = Annotated[str, Field(pattern=r"^[0-9]+$")]
+
 
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    # strict: "5" is not 5 and 1.0 is not an integer, as the document says (OpenAI refuses both).
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, strict=True)
 
 
 class LoadModelConfigs(_Body):
@@ -49,10 +56,10 @@ class SamplingFields(_Body):
     presence_penalty: float = Field(0.0, ge=-2.0, le=2.0)
     frequency_penalty: float = Field(0.0, ge=-2.0, le=2.0)
     repeat_penalty: float = Field(1.0, gt=0.0)
-    stop: str | list[str] | None = None
+    stop: str | Annotated[list[str], Field(max_length=4)] | None = None
     stream: bool = False
     stream_options: dict[str, Any] | None = None
-    logit_bias: dict[str, float] | None = None
+    logit_bias: dict[TokenIdKey, float] | None = None
     n: int = Field(1, ge=1, le=1, description="Only one choice per request is supported")
     load_model_configs: LoadModelConfigs | None = None
 
@@ -117,8 +124,10 @@ class ChatMessage(_Body):
 
     @model_validator(mode="after")
     def _content_present(self) -> ChatMessage:
+        # The document allows null content on every role; null reads as an empty message
+        # (only an assistant turn with tool calls keeps it null).
         if self.content is None and not (self.role == "assistant" and self.tool_calls):
-            raise ValueError(f"a {self.role} message needs content")
+            self.content = ""
         return self
 
 
@@ -178,7 +187,8 @@ class ChatCompletionRequest(SamplingFields, _MessagesBody):
 
 
 class CompletionRequest(SamplingFields):
-    prompt: str | list[str] | list[int] | list[list[int]]
+    prompt: str | Annotated[list[str], Field(min_length=1)] | TokenIds | Annotated[
+        list[TokenIds], Field(min_length=1)]
     echo: bool = False
     logprobs: int | None = Field(None, ge=0, le=20)
     max_tokens: int | None = Field(16, gt=0)
@@ -194,7 +204,8 @@ class CompletionRequest(SamplingFields):
 
 class EmbeddingRequest(_Body):
     model: str | None = None
-    input: str | list[str] | list[int] | list[list[int]]
+    input: NonEmptyText | Annotated[list[NonEmptyText], Field(min_length=1)] | TokenIds | Annotated[
+        list[TokenIds], Field(min_length=1)]
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: int | None = Field(None, gt=0)
 
@@ -247,7 +258,7 @@ class TokenizeRequest(_Body):
 
 class DetokenizeRequest(_Body):
     model: str | None = None
-    tokens: list[int]
+    tokens: list[TokenId]
 
 
 class ApplyTemplateRequest(_MessagesBody):

@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import Response
 
+from slm_api.api.errors import log_server_error, request_id
 from slm_api.errors import SlmError
 
 
@@ -18,12 +19,14 @@ def _frame(payload: dict[str, Any]) -> str:
 def sse_response(events: Iterable[dict[str, Any]]) -> Response:
     """Stream `events` as `data: {json}` frames, then `data: [DONE]`. Any SlmError after the
     stream has started can no longer change the status, so it goes out as an error frame."""
+    rid = request_id()  # the body runs after the request context is gone
 
     def body() -> Iterator[str]:
         try:
             for event in events:
                 yield _frame(event)
         except SlmError as exc:
+            log_server_error(exc, rid)
             yield _frame(exc.body())
         finally:
             # Closing the events generator is what aborts the generation on disconnect.

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from slm_api.engine.sampling import Sampler
 from slm_api.engine.types import Chunk, Finished, GenerationRequest, TokenLogprob
 from slm_api.errors import EngineError
+from slm_api.grammar.budget import BudgetGuide
 from slm_api.prompting.stops import TextAssembler
 
 
@@ -20,9 +21,11 @@ class GenerationFailed(EngineError, status=500, code="generation_failed"):
 class Job:
     """A submitted request: the HTTP thread iterates it, the loop thread feeds it."""
 
-    def __init__(self, request: GenerationRequest, sampler: Sampler | None):
+    def __init__(self, request: GenerationRequest, sampler: Sampler | None,
+                 guide: BudgetGuide | None = None):
         self.request = request
         self.sampler = sampler  # None: only fill the cache with the prompt (warm-up)
+        self.guide = guide  # a constrained generation's closing planner
         self.text = TextAssembler(request.stop)
         self.result: Finished | None = None
         self.submitted = time.monotonic()

@@ -20,6 +20,8 @@ from slm_api.engine.scheduler import Scheduler, check_fits
 from slm_api.engine.types import Generation, GenerationRequest, LoadOptions, ModelInfo
 from slm_api.errors import InvalidRequest, ModelLoadError
 from slm_api.gguf_info import declares_pooling, model_kind
+from slm_api.grammar.budget import BudgetGuide
+from slm_api.grammar.recognizer import GrammarSyntaxError, compiled
 from slm_api.prompting.chat_format import ChatFormatter, formatter_for
 
 log = logging.getLogger(__name__)
@@ -61,6 +63,8 @@ class LoadedModel:
         self._embed_ctx = None
         self._ctx = None
         self._scheduler: Scheduler | None = None
+        self._longest_piece: int | None = None  # bytes, measured on the first long prompt
+        self._n_ctx = 0  # set once the context exists; 0: no prompt check while loading
         n_gpu_layers = settings.n_gpu_layers if options.n_gpu_layers is None else \
             options.n_gpu_layers
         if n_gpu_layers != 0 and not gpu_offload_supported():
@@ -87,6 +91,7 @@ class LoadedModel:
         self.n_vocab = llama_cpp.llama_vocab_n_tokens(self._vocab)
         self._threads = options.n_threads or settings.threads
         self._n_batch = options.n_batch or settings.n_batch
+        self._budget = settings.structured_budget
         n_ctx = options.n_ctx or settings.n_ctx
         n_parallel = options.n_parallel or settings.n_parallel
         n_train = int(llama_cpp.llama_model_n_ctx_train(self._model))
@@ -152,8 +157,12 @@ class LoadedModel:
 
     # -- tokens ------------------------------------------------------------------------------
 
-    def tokenize(self, text: str, *, add_special: bool = True, parse_special: bool = True
-                 ) -> list[int]:
+    def tokenize(self, text: str, *, add_special: bool = True, parse_special: bool = True,
+                 param: str | None = "messages") -> list[int]:
+        """Token ids of `text`. With `param` set (a prompt), text that cannot fit the context
+        whatever its tokens are is refused before tokenizing (about 1 s per MB on 2 cores)."""
+        if param is not None and self._n_ctx and len(text) > self._n_ctx * 4:
+            self._check_prompt_chars(len(text), param)
         data = text.encode("utf-8")
         size = len(data) + 8
         while True:
@@ -163,6 +172,18 @@ class LoadedModel:
             if n >= 0:
                 return list(buf[:n])
             size = -n
+
+    def _check_prompt_chars(self, n_chars: int, param: str) -> None:
+        # No token is longer than the vocabulary's longest piece, so a text with more characters
+        # than n_ctx times that length needs more tokens than the context holds.
+        if self._longest_piece is None:
+            self._longest_piece = max(1, max(len(self._piece(t)) for t in range(self.n_vocab)))
+        limit = self._n_ctx * self._longest_piece
+        if n_chars > limit:
+            raise InvalidRequest(
+                f"the prompt has {n_chars} characters; this model's context of {self._n_ctx} "
+                f"tokens holds at most {limit} ({self._longest_piece} per token at most)",
+                param=param, code="context_length_exceeded")
 
     def _piece(self, token: int, special: bool = False) -> bytes:
         buf = ctypes.create_string_buffer(64)
@@ -197,10 +218,38 @@ class LoadedModel:
         llama.cpp cannot parse) or QueueFull, before any token is sampled."""
         self.check_tokens(request.prompt)
         check_fits(request, self._n_ctx)
-        job = Job(request, Sampler(self._vocab, self.n_vocab, request.sampling))
+        grammar = request.sampling.grammar
+        guide = None
+        if grammar is not None and self._budget:
+            guide = self._guide(grammar, request.max_tokens)
+        job = Job(request, Sampler(self._vocab, self.n_vocab, request.sampling), guide)
         assert self._scheduler is not None
         self._scheduler.submit(job)
         return job
+
+    def spell(self, text: str) -> list[int]:
+        """Tokens whose pieces are exactly `text` (a tokenizer that adds a space prefix would
+        change the text: then one token per character)."""
+        ids = self.tokenize(text, add_special=False, parse_special=False)
+        if b"".join(map(self._piece, ids)) == text.encode("utf-8"):
+            return ids
+        return [t for ch in text for t in self.tokenize(ch, add_special=False,
+                                                         parse_special=False)]
+
+    def _guide(self, grammar: str, max_tokens: int) -> BudgetGuide | None:
+        try:
+            return BudgetGuide(compiled(grammar), max_tokens, self.spell, self._piece)
+        except GrammarSyntaxError as exc:  # llama.cpp has the last word on the grammar
+            log.warning("budget guide off for a grammar it cannot read: %s", exc)
+            return None
+
+    def min_output_tokens(self, grammar: str) -> int:
+        """Tokens of the shortest output `grammar` allows (0 when it cannot be told)."""
+        try:
+            g = compiled(grammar)
+        except GrammarSyntaxError:
+            return 0
+        return len(self.spell(g.completion(g.start()) or ""))
 
     def warm(self, prompt: list[int]) -> int:
         """Evaluate `prompt` into the prompt cache without generating; returns how many of its
@@ -212,7 +261,17 @@ class LoadedModel:
 
     def stats(self) -> dict[str, int]:
         return self._scheduler.stats() if self._scheduler else {
-            "active": 0, "queued": 0, "n_parallel": 0, "tokens_sampled": 0}
+            "active": 0, "queued": 0, "n_parallel": 0, "max_queue": 0,
+            "tokens_sampled": 0}
+
+    @property
+    def loop_alive(self) -> bool:
+        """False once the decode loop thread has died (an embedding model has none)."""
+        return self._scheduler is None or self._scheduler.alive
+
+    def drain(self, deadline: float) -> None:
+        if self._scheduler is not None:
+            self._scheduler.drain(deadline)
 
     # -- embeddings --------------------------------------------------------------------------
 

@@ -23,8 +23,9 @@ from slm_api.engine.prompt_cache import MIN_TOKENS, DiskPromptCache
 from slm_api.engine.sampling import logits_row, logprob_of
 from slm_api.engine.slots import Slot as _Slot
 from slm_api.engine.slots import place
-from slm_api.engine.types import GenerationRequest
-from slm_api.errors import EngineError, InvalidRequest, QueueFull
+from slm_api.engine.types import GenerationRequest, TokenLogprob
+from slm_api.errors import Draining, EngineError, InvalidRequest, QueueFull
+from slm_api.grammar.budget import KEEP, Decision
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,7 @@ class Scheduler:
         self._waiting: deque[Job] = deque()
         self._wake = threading.Condition()
         self._running = True
+        self._drain_deadline: float | None = None  # set by drain(): every generation ends by it
         # Tokens sampled since load, aborted generations included: how a client (or a test)
         # sees whether the loop still decodes for a request that has gone away.
         self._tokens_sampled = 0
@@ -70,6 +72,14 @@ class Scheduler:
             if not self._running:
                 job.finish("abort")
                 raise GenerationFailed("the model is being unloaded")
+            if self._drain_deadline is not None:
+                job.finish("abort")
+                raise Draining("the server is shutting down; retry on another replica")
+            if any(j.aborted for j in self._waiting):
+                # Clients that left while waiting must not keep new ones out.
+                for gone in [j for j in self._waiting if j.aborted]:
+                    self._waiting.remove(gone)
+                    gone.finish("abort")
             free = sum(s.job is None for s in self._slots)
             if len(self._waiting) >= free + self._max_queue:
                 job.finish("abort")
@@ -85,8 +95,25 @@ class Scheduler:
                 "active": sum(s.job is not None for s in self._slots),
                 "queued": len(self._waiting),
                 "n_parallel": len(self._slots),
+                "max_queue": self._max_queue,
                 "tokens_sampled": self._tokens_sampled,
             }
+
+    @property
+    def alive(self) -> bool:
+        """Whether the decode loop thread still runs (liveness)."""
+        return self._thread.is_alive()
+
+    def drain(self, deadline: float) -> None:
+        """Shutting down: refuse new jobs, fail the waiting ones with 503 (they have not
+        started), and end every running one by `deadline` with finish_reason "length"."""
+        with self._wake:
+            self._drain_deadline = deadline
+            waiting, self._waiting = list(self._waiting), deque()
+            self._wake.notify()
+        for job in waiting:
+            job.fail(Draining("the server is shutting down before this request started; "
+                              "retry on another replica"))
 
     def warm(self, prompt: list[int]) -> int:
         """Evaluate `prompt` into a free sequence's cache without generating anything; returns
@@ -166,7 +193,8 @@ class Scheduler:
         del slot.cached[keep:]
         slot.job = job
         slot.n_read = keep
-        slot.next_token = None
+        slot.feed = []
+        slot.end_after = None
         job.cached = keep
 
     def _load_from_disk(self, slot: _Slot, prompt: list[int], keep: int) -> int:
@@ -202,7 +230,8 @@ class Scheduler:
     def _release(self, slot: _Slot, reason: str = "", error: EngineError | None = None) -> None:
         job = slot.job
         slot.job = None
-        slot.next_token = None
+        slot.feed = []
+        slot.end_after = None
         slot.last_used = time.monotonic()
         if job is None:
             return
@@ -223,18 +252,27 @@ class Scheduler:
         for slot in active:
             if slot.job.aborted:
                 self._release(slot, "abort")
-        # Generating sequences first: one token each keeps every stream moving.
+        # Generating sequences first: their next token (or forced run) keeps every stream moving.
+        ending: list[_Slot] = []
         for slot in active:
-            if slot.job is not None and slot.next_token is not None:
-                self._put(n, slot.next_token, len(slot.cached), slot.seq_id, True)
-                slot.cached.append(slot.next_token)
-                slot.next_token = None
-                slot.logit_row = n
+            slot.logit_row = -1
+            feed = slot.feed
+            if slot.job is None or not feed or n + len(feed) > self._n_batch:
+                continue
+            last = len(feed) - 1
+            for i, tok in enumerate(feed):
+                self._put(n, tok, len(slot.cached), slot.seq_id,
+                          i == last and slot.end_after is None)
+                slot.cached.append(tok)
                 n += 1
+            slot.feed = []
+            if slot.end_after is None:
+                slot.logit_row = n - 1
             else:
-                slot.logit_row = -1
+                ending.append(slot)
         for slot in active:
-            if slot.job is None or slot.logit_row >= 0:
+            if slot.job is None or slot.logit_row >= 0 or slot.n_read == len(
+                    slot.job.request.prompt):
                 continue
             prompt = slot.job.request.prompt
             take = min(len(prompt) - slot.n_read, self._n_batch - n)
@@ -254,6 +292,8 @@ class Scheduler:
         rc = llama_cpp.llama_decode(self._ctx, batch)
         if rc != 0:
             raise RuntimeError(f"llama_decode returned {rc}")
+        for slot in ending:
+            self._release(slot, slot.end_after or "stop")
         for slot in active:
             if slot.job is not None and slot.logit_row >= 0:
                 self._sample(slot)
@@ -285,27 +325,78 @@ class Scheduler:
             job.flush()
             self._release(slot, "stop")
             return
+        guide = job.guide
+        decision = guide.on_sampled(token) if guide is not None else KEEP
+        if decision is KEEP:
+            self._emit(slot, token, slot.logit_row)
+            if slot.job is not None and not self._ended(slot, now, 1):
+                slot.feed = [token]
+            return
+        self._apply(slot, token, decision, now)
+
+    def _apply(self, slot: _Slot, token: int, decision: Decision, now: float) -> None:
+        """Carry out a budget guide's decision: tokens forced after (or instead of) the sampled
+        one are emitted like sampled ones and decoded together in the next step."""
+        job = slot.job
+        assert job is not None and job.sampler is not None
+        forced = list(decision.force)
+        if not decision.end and not all(job.sampler.force(t) for t in forced):
+            # llama.cpp's grammar disagrees with the recognizer: trust llama.cpp from here on.
+            assert job.guide is not None
+            job.guide.active = False
+            forced = []
+        feed = ([token] if decision.keep else []) + forced
+        for i, tok in enumerate(feed):
+            self._emit(slot, tok, slot.logit_row if i == 0 and decision.keep else -1)
+            if slot.job is None:
+                return
+        if decision.end:
+            job.flush()
+            if feed:
+                slot.feed, slot.end_after = feed, "stop"
+            else:
+                self._release(slot, "stop")
+            return
+        if not self._ended(slot, now, len(feed)):
+            slot.feed = feed
+
+    def _emit(self, slot: _Slot, token: int, row: int) -> None:
+        """Count a token of the output and send its text; `row` is its logits row (-1: forced,
+        no distribution behind it)."""
+        job = slot.job
+        assert job is not None and job.sampler is not None
         job.generated += 1
         n_probs = job.request.sampling.n_probs
         if n_probs > 0:
-            logits = logits_row(self._ctx, slot.logit_row, job.sampler.n_vocab)
-            job.pending_logprobs.append(logprob_of(logits, token, n_probs, self._piece_text))
+            if row >= 0:
+                logits = logits_row(self._ctx, row, job.sampler.n_vocab)
+                job.pending_logprobs.append(logprob_of(logits, token, n_probs, self._piece_text))
+            else:
+                text = self._piece_text(token)
+                job.pending_logprobs.append(TokenLogprob(text, 0.0, list(text.encode()), []))
         job.pending_ids.append(token)
         text = job.text.feed(self._piece(token))
         if text:
             job.emit(text)
         if job.text.stopped:
             self._release(slot, "stop")
-            return
+
+    def _ended(self, slot: _Slot, now: float, pending: int) -> bool:
+        """Release the slot with "length" when max_tokens, the context or the deadline is
+        reached, `pending` tokens still to be decoded."""
+        job = slot.job
+        assert job is not None
         deadline = job.request.deadline
-        out_of_room = len(slot.cached) + 1 >= self._n_ctx
+        if self._drain_deadline is not None:
+            deadline = min(deadline or self._drain_deadline, self._drain_deadline)
+        out_of_room = len(slot.cached) + pending >= self._n_ctx
         if job.generated >= job.request.max_tokens or out_of_room or (
             deadline is not None and now >= deadline
         ):
             job.flush()
             self._release(slot, "length")
-            return
-        slot.next_token = token
+            return True
+        return False
 
     def _piece_text(self, token: int) -> str:
         return self._piece(token).decode("utf-8", errors="replace")

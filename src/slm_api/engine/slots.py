@@ -32,7 +32,10 @@ class Slot:
     cached: list[int] = field(default_factory=list)  # tokens whose KV this sequence holds
     job: Job | None = None
     n_read: int = 0  # prompt tokens already in the cache
-    next_token: int | None = None  # sampled, not yet decoded
+    # Sampled or forced tokens not yet decoded; logits are wanted after the last one unless
+    # the generation ends once they are in the cache (`end_after` is its finish reason).
+    feed: list[int] = field(default_factory=list)
+    end_after: str | None = None
     logit_row: int = -1  # row of this step's logits that belongs to this slot
     last_used: float = 0.0
 
