@@ -80,6 +80,5 @@ def fake_hub(monkeypatch: pytest.MonkeyPatch):
 
     hub = FakeHub()
     monkeypatch.setenv("HF_ENDPOINT", hub.url)
-    monkeypatch.setenv("HF_HUB_DISABLE_XET", "1")
     yield hub
     hub.close()
