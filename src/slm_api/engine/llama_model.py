@@ -13,6 +13,7 @@ import llama_cpp
 
 from slm_api.config import Settings
 from slm_api.engine.job import Job
+from slm_api.engine.masks import MaskTokenizer
 from slm_api.engine.native import gpu_offload_supported, init_backend, take_recent_errors
 from slm_api.engine.prompt_cache import DiskPromptCache
 from slm_api.engine.sampling import Sampler
@@ -92,6 +93,9 @@ class LoadedModel:
         self._threads = options.n_threads or settings.threads
         self._n_batch = options.n_batch or settings.n_batch
         self._budget = settings.structured_budget
+        self._fast_forward = settings.structured_fast_forward
+        self._masks = MaskTokenizer(self._vocab, self.n_vocab) \
+            if settings.grammar_engine == "llguidance" else None
         n_ctx = options.n_ctx or settings.n_ctx
         n_parallel = options.n_parallel or settings.n_parallel
         n_train = int(llama_cpp.llama_model_n_ctx_train(self._model))
@@ -222,7 +226,10 @@ class LoadedModel:
         guide = None
         if grammar is not None and self._budget:
             guide = self._guide(grammar, request.max_tokens)
-        job = Job(request, Sampler(self._vocab, self.n_vocab, request.sampling), guide)
+        matcher = self._masks.matcher(grammar) if grammar is not None and self._masks else None
+        sampler = Sampler(self._vocab, self.n_vocab, request.sampling, matcher)
+        job = Job(request, sampler, guide)
+        job.fast_forward = self._fast_forward
         assert self._scheduler is not None
         self._scheduler.submit(job)
         return job
