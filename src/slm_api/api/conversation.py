@@ -1,0 +1,138 @@
+"""The chat request-to-engine path that every chat-shaped API shares (chat completions,
+Anthropic Messages, OpenAI Responses): which tools the prompt shows, the grammar that constrains
+the reply, rendering and submitting the prompt, and splitting a reply into text and tool calls.
+
+Each API family only translates its own request into a `Turn` (OpenAI chat messages and tools,
+the lingua franca of the chat formatter) and the engine's output back into its own shape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from slm_api.api.generate import Run, build_request, load_options
+from slm_api.api.schemas import LoadModelConfigs, ResponseFormat
+from slm_api.api.structured import check_structured_output, response_format_grammar
+from slm_api.engine import Chunk, SamplingParams
+from slm_api.errors import APIError
+from slm_api.grammar import schema_to_gbnf
+from slm_api.prompting.chat_format import ToolCall, tool_call_schema
+
+
+def plan_tools(
+    tools: list[dict[str, Any]] | None,
+    tool_choice: Any,
+    response_format: ResponseFormat | None,
+) -> tuple[list[dict[str, Any]] | None, str | None]:
+    """Which tools the prompt shows, and the grammar (if any) that constrains the reply: a forced
+    tool_choice becomes a grammar for one <tool_call> block, a response format one for JSON."""
+    choice = tool_choice if tool_choice is not None else ("auto" if tools else "none")
+    if choice != "none" and not tools:
+        raise APIError(400, "tool_choice needs a non-empty tools list", param="tool_choice")
+    grammar = response_format_grammar(response_format)
+    if tools and choice != "none":
+        schema = tool_call_schema(tools, choice)
+        if schema is not None:
+            if grammar is not None:
+                raise APIError(
+                    400, "response_format cannot be combined with a forced tool_choice",
+                    param="response_format",
+                )
+            grammar = schema_to_gbnf(schema, prefix="<tool_call>", suffix="</tool_call>")
+        return tools, grammar
+    return None, grammar
+
+
+@dataclass
+class Turn:
+    """One chat-shaped request, in the chat formatter's terms."""
+
+    model: str | None
+    messages: list[dict[str, Any]]
+    sampling: SamplingParams
+    max_tokens: int | None = None
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: Any = None
+    response_format: ResponseFormat | None = None
+    stop: list[str] = field(default_factory=list)
+    load_configs: LoadModelConfigs | None = None
+
+
+class ChatRun(Run):
+    """A Run for a Turn: the model pinned, the prompt rendered and (after `start`) submitted."""
+
+    def __init__(self, turn: Turn):
+        super().__init__(turn.model, load_options(turn.load_configs))
+        try:
+            self.turn = turn
+            self.tools, self.grammar = plan_tools(
+                turn.tools, turn.tool_choice, turn.response_format
+            )
+            prompt = self.model.chat.render(
+                turn.messages, tools=self.tools, add_generation_prompt=True
+            )
+            self.prompt_tokens = self.model.tokenize(prompt)
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def tools_active(self) -> bool:
+        return self.tools is not None
+
+    def start(self) -> ChatRun:
+        try:
+            stops = [*self.turn.stop, *self.model.chat.stop]
+            params = replace(self.turn.sampling, grammar=self.grammar)
+            self.submit(build_request(
+                self.model, self.prompt_tokens, self.turn.max_tokens, params, stops
+            ))
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def split(self, text: str) -> tuple[str | None, list[ToolCall]]:
+        """A finished reply as (content, tool calls); content is the whole text without tools."""
+        if self.tools_active:
+            return self.model.chat.parse_tool_calls(text)
+        return text, []
+
+    def check_output(self, text: str) -> None:
+        """The structured-output guarantee for a reply that ended normally without a call."""
+        check_structured_output(self.turn.response_format, text)
+
+
+def start_turn(turn: Turn) -> ChatRun:
+    return ChatRun(turn).start()
+
+
+@dataclass
+class TextPiece:
+    text: str
+    chunk: Chunk | None = None
+
+
+@dataclass
+class CallsFound:
+    """The end of a streamed reply: leftover content and the tool calls it made."""
+
+    rest: str
+    calls: list[ToolCall]
+
+
+def stream_pieces(run: ChatRun, chunks: Iterator[Chunk]) -> Iterator[TextPiece | CallsFound]:
+    """A reply's text as it comes, then once its tool calls. With tools, text that may open a
+    <tool_call> is held back until it is known."""
+    calls_stream = run.model.chat.tool_stream() if run.tools_active else None
+    for chunk in chunks:
+        text = calls_stream.feed(chunk.text) if calls_stream else chunk.text
+        if text or chunk.logprobs:
+            yield TextPiece(text, chunk)
+    if calls_stream is not None:
+        rest, calls = calls_stream.finish()
+        yield CallsFound(rest, calls)
+    else:
+        yield CallsFound("", [])
