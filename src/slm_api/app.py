@@ -17,6 +17,7 @@ from slm_api.api import (
     extract,
     extras,
     health,
+    messages,
     models,
 )
 from slm_api.api.errors import register_error_handlers
@@ -45,7 +46,8 @@ def create_app(settings: Settings | None = None, *, load_model: bool = True) -> 
     # Request ids and the access log first: responses refused by security carry them too.
     observability.init_app(app)
     security.init_app(app)
-    for module in (health, models, admin, chat, completions, embeddings, extract, extras, docs):
+    for module in (health, models, admin, chat, completions, messages, embeddings, extract,
+                   extras, docs):
         app.register_blueprint(module.bp)
 
     if load_model:

@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, Response, jsonify
+from flask import Flask, Response, jsonify, request
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
-from slm_api.errors import SlmError, error_type
+from slm_api.errors import SlmError, anthropic_error_body, error_type
 
 __all__ = ["error_response", "register_error_handlers", "validation_message"]
 
 log = logging.getLogger(__name__)
+
+# Blueprints that speak Anthropic's API: their errors, 401s and 429s included, use its envelope.
+ANTHROPIC_BLUEPRINTS = frozenset({"messages"})
+
+
+def anthropic_shaped() -> bool:
+    return request.blueprint in ANTHROPIC_BLUEPRINTS
 
 
 def error_response(
@@ -23,14 +30,17 @@ def error_response(
     code: str | None = None,
     headers: dict[str, str] | None = None,
 ) -> Response:
-    body = {
-        "error": {
-            "message": message,
-            "type": error_type(status),
-            "param": param,
-            "code": code,
+    if anthropic_shaped():
+        body = anthropic_error_body(status, message)
+    else:
+        body = {
+            "error": {
+                "message": message,
+                "type": error_type(status),
+                "param": param,
+                "code": code,
+            }
         }
-    }
     response = jsonify(body)
     response.status_code = status
     for key, value in (headers or {}).items():

@@ -70,7 +70,8 @@ class Job:
         if self.sampler is not None:
             self.sampler.close()
         ttft = None if self.first_token_at is None else self.first_token_at - self.submitted
-        self._out.put(Finished(reason, len(self.request.prompt), self.generated, self.cached, ttft))
+        self._out.put(Finished(reason, len(self.request.prompt), self.generated, self.cached, ttft,
+                               self.text.matched))
 
     def fail(self, error: EngineError) -> None:
         if self.sampler is not None:
