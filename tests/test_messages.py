@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import anthropic
 import jsonschema
 import pytest
 import requests
-from http_server import MODEL, make_settings, running_server
+from http_server import MODEL
 
 WEATHER = {
     "name": "get_weather",
@@ -121,16 +119,10 @@ def test_errors_use_anthropics_shape(claude, server):
                                                   "message": "max_tokens: Field required"}}
 
 
-@pytest.fixture(scope="module")
-def keyed(models_dir: Path):
-    with running_server(make_settings(models_dir, openai_api_key="sk-test")) as url:
-        yield url
-
-
-def test_x_api_key_authenticates(keyed):
-    good = anthropic.Anthropic(base_url=keyed, api_key="sk-test", max_retries=0)
+def test_x_api_key_authenticates(keyed_server):
+    good = anthropic.Anthropic(base_url=keyed_server, api_key="sk-alice", max_retries=0)
     assert good.messages.count_tokens(model=MODEL, messages=ASK).input_tokens > 0
-    bad = anthropic.Anthropic(base_url=keyed, api_key="wrong", max_retries=0)
+    bad = anthropic.Anthropic(base_url=keyed_server, api_key="wrong", max_retries=0)
     with pytest.raises(anthropic.AuthenticationError) as refused:
         bad.messages.count_tokens(model=MODEL, messages=ASK)
     assert refused.value.body["error"]["type"] == "authentication_error"

@@ -19,6 +19,7 @@ from slm_api.api import (
     health,
     messages,
     models,
+    responses,
 )
 from slm_api.api.errors import register_error_handlers
 from slm_api.config import Settings
@@ -46,8 +47,8 @@ def create_app(settings: Settings | None = None, *, load_model: bool = True) -> 
     # Request ids and the access log first: responses refused by security carry them too.
     observability.init_app(app)
     security.init_app(app)
-    for module in (health, models, admin, chat, completions, messages, embeddings, extract,
-                   extras, docs):
+    for module in (health, models, admin, chat, completions, messages, responses, embeddings,
+                   extract, extras, docs):
         app.register_blueprint(module.bp)
 
     if load_model:

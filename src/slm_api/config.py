@@ -68,6 +68,11 @@ class Settings:
     allowed_repos: tuple[str, ...] = ()
     # Reverse proxies in front that append to X-Forwarded-For (0: the header is not believed).
     trusted_proxy_hops: int = 0
+    # Agents APIs: stored Responses (SQLite under data_dir) and choices per request.
+    data_dir: Path = Path("data")
+    responses_ttl_s: float = 30 * 24 * 3600.0
+    responses_max_stored: int = 10000
+    max_n: int = 8
 
     @property
     def default_model_path(self) -> Path:
@@ -114,6 +119,9 @@ class Settings:
             "MAX_QUEUE": self.max_queue >= 0,
             "TRUSTED_PROXY_HOPS": self.trusted_proxy_hops >= 0,
             "RATE_LIMIT_RPM": self.rate_limit_rpm >= 0,
+            "RESPONSES_TTL_S": self.responses_ttl_s > 0,
+            "RESPONSES_MAX_STORED": self.responses_max_stored >= 1,
+            "MAX_N": self.max_n >= 1,
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:

@@ -22,7 +22,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 from werkzeug.routing import Rule
 
-from slm_api.api import messages_schemas, schemas
+from slm_api.api import messages_schemas, responses_schemas, schemas
 from slm_api.security import route_policy
 
 bp = Blueprint("docs", __name__)
@@ -48,10 +48,11 @@ REQUEST_BODIES: dict[str, type[BaseModel]] = {
     "admin.restore_cache": schemas.RestoreCacheRequest,
     "messages.create_message": messages_schemas.MessagesRequest,
     "messages.count_tokens": messages_schemas.CountTokensRequest,
+    "responses.create_response": responses_schemas.ResponseRequest,
 }
 # Endpoints that answer text/event-stream when the body says "stream": true.
 STREAMING = frozenset({"chat.chat_completions", "completions.completions",
-                       "messages.create_message"})
+                       "messages.create_message", "responses.create_response"})
 _METHODS = ("get", "post", "put", "patch", "delete")
 _ARG = re.compile(r"<(?:[a-zA-Z_]+(?:\([^)]*\))?:)?([a-zA-Z_][a-zA-Z0-9_]*)>")
 
