@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
+from slm_api.errors import InvalidRequest
 from slm_api.prompting.chat_format import (
     FORMAT_NAMES,
     ChatFormatter,
     formatter_for,
     normalize_messages,
 )
-from slm_api.errors import InvalidRequest
 
 GEMMA_MD = {
     "general.architecture": "gemma3",

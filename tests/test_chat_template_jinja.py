@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from slm_api.prompting.chat_format import formatter_for
 from slm_api.errors import InvalidRequest
+from slm_api.prompting.chat_format import formatter_for
 
 # A ChatML template in the Hugging Face style that knows about tools, written for this test.
 CHATML_TOOLS = """{{ bos_token }}

@@ -9,8 +9,8 @@ import re
 import jsonschema
 import pytest
 
-from slm_api.prompting.tool_calls import ToolCallStream, parse_tool_calls, tool_call_schema
 from slm_api.errors import InvalidRequest
+from slm_api.prompting.tool_calls import ToolCallStream, parse_tool_calls, tool_call_schema
 
 ID = re.compile(r"^call_[0-9a-f]{24}$")
 

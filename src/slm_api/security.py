@@ -23,8 +23,8 @@ from flask_cors import CORS
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from slm_api.errors import APIError
 from slm_api.config import Settings
+from slm_api.errors import APIError
 
 ADMIN_BLUEPRINTS = frozenset({"admin"})
 # Endpoints anyone may call; "metrics" ones only while PROTECT_METRICS is off.

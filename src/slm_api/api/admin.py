@@ -9,7 +9,6 @@ from dataclasses import asdict
 
 from flask import Blueprint, Response, current_app, jsonify
 
-from slm_api.errors import APIError
 from slm_api.api.generate import engine, load_options, parse_body
 from slm_api.api.schemas import (
     LoadRequest,
@@ -19,6 +18,7 @@ from slm_api.api.schemas import (
     SetModelRequest,
 )
 from slm_api.engine import LoadOptions, ModelInfo
+from slm_api.errors import APIError
 from slm_api.hub import download_gguf, validate_request
 
 bp = Blueprint("admin", __name__)

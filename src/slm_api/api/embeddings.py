@@ -8,9 +8,9 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify
 
-from slm_api.errors import APIError
 from slm_api.api.generate import engine, parse_body
 from slm_api.api.schemas import EmbeddingRequest
+from slm_api.errors import APIError
 
 bp = Blueprint("embeddings", __name__)
 

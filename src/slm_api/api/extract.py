@@ -7,7 +7,6 @@ import time
 
 from flask import Blueprint, Response, jsonify
 
-from slm_api.errors import APIError
 from slm_api.api.generate import (
     Run,
     build_request,
@@ -19,6 +18,7 @@ from slm_api.api.generate import (
 from slm_api.api.schemas import ExtractRequest
 from slm_api.api.structured import ANY_OBJECT, parse_and_validate, schema_grammar
 from slm_api.engine import SamplingParams
+from slm_api.errors import APIError
 
 bp = Blueprint("extract", __name__)
 

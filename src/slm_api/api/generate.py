@@ -11,7 +11,6 @@ from typing import Any, TypeVar
 from flask import current_app, request
 from pydantic import BaseModel
 
-from slm_api.errors import APIError
 from slm_api.api.schemas import LoadModelConfigs, SamplingFields
 from slm_api.engine import (
     Chunk,
@@ -24,6 +23,7 @@ from slm_api.engine import (
     TokenLogprob,
 )
 from slm_api.engine.llama_model import LoadedModel
+from slm_api.errors import APIError
 from slm_api.observability import GenerationRecorder, generation_recorder
 
 BodyT = TypeVar("BodyT", bound=BaseModel)

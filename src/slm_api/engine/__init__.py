@@ -6,14 +6,6 @@ for the duration of one request (`with engine.use(model_id) as model:`).
 
 from slm_api.engine.llama_model import gpu_offload_supported
 from slm_api.engine.registry import Engine
-from slm_api.errors import (
-    EngineError,
-    InvalidRequest,
-    ModelLoadError,
-    ModelNotFound,
-    NoModelLoaded,
-    QueueFull,
-)
 from slm_api.engine.types import (
     Chunk,
     Finished,
@@ -23,6 +15,14 @@ from slm_api.engine.types import (
     ModelInfo,
     SamplingParams,
     TokenLogprob,
+)
+from slm_api.errors import (
+    EngineError,
+    InvalidRequest,
+    ModelLoadError,
+    ModelNotFound,
+    NoModelLoaded,
+    QueueFull,
 )
 
 __all__ = [

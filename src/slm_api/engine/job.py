@@ -8,9 +8,9 @@ import time
 from collections.abc import Iterator
 
 from slm_api.engine.sampling import Sampler
-from slm_api.prompting.stops import TextAssembler
-from slm_api.errors import EngineError
 from slm_api.engine.types import Chunk, Finished, GenerationRequest, TokenLogprob
+from slm_api.errors import EngineError
+from slm_api.prompting.stops import TextAssembler
 
 
 class GenerationFailed(EngineError):

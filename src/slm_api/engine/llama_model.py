@@ -12,15 +12,15 @@ from pathlib import Path
 import llama_cpp
 
 from slm_api.config import Settings
-from slm_api.prompting.chat_format import ChatFormatter, formatter_for
-from slm_api.gguf_info import declares_pooling, model_kind
 from slm_api.engine.job import Job
 from slm_api.engine.native import gpu_offload_supported, init_backend, take_recent_errors
 from slm_api.engine.prompt_cache import DiskPromptCache
 from slm_api.engine.sampling import Sampler
 from slm_api.engine.scheduler import Scheduler, check_fits
-from slm_api.errors import InvalidRequest, ModelLoadError
 from slm_api.engine.types import Generation, GenerationRequest, LoadOptions, ModelInfo
+from slm_api.errors import InvalidRequest, ModelLoadError
+from slm_api.gguf_info import declares_pooling, model_kind
+from slm_api.prompting.chat_format import ChatFormatter, formatter_for
 
 log = logging.getLogger(__name__)
 

@@ -18,8 +18,8 @@ from pathlib import Path
 
 from slm_api.config import Settings
 from slm_api.engine.llama_model import LoadedModel
-from slm_api.errors import EngineError, InvalidRequest, ModelNotFound, NoModelLoaded
 from slm_api.engine.types import LoadOptions, ModelInfo
+from slm_api.errors import EngineError, InvalidRequest, ModelNotFound, NoModelLoaded
 
 log = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ from collections.abc import Callable
 import llama_cpp
 import numpy as np
 
-from slm_api.errors import InvalidRequest
 from slm_api.engine.types import SamplingParams, TokenLogprob
+from slm_api.errors import InvalidRequest
 
 _TOKEN_DATA = np.dtype([("id", np.int32), ("logit", np.float32), ("p", np.float32)], align=True)
 PENALTY_LAST_N = 64

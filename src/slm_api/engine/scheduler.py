@@ -22,8 +22,8 @@ import llama_cpp
 from slm_api.engine.job import GenerationFailed, Job
 from slm_api.engine.prompt_cache import MIN_TOKENS, DiskPromptCache
 from slm_api.engine.sampling import logits_row, logprob_of
-from slm_api.errors import EngineError, InvalidRequest, QueueFull
 from slm_api.engine.types import GenerationRequest
+from slm_api.errors import EngineError, InvalidRequest, QueueFull
 
 log = logging.getLogger(__name__)
 

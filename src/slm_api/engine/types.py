@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Protocol
 
 
-
 @dataclass(frozen=True)
 class SamplingParams:
     temperature: float = 0.8

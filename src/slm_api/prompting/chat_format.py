@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from typing import Any
 
+from slm_api.errors import InvalidRequest
 from slm_api.prompting.chat_templates import (
     ARCHITECTURE_FORMATS,
     BUILTIN_FORMATS,
@@ -35,7 +36,6 @@ from slm_api.prompting.tool_calls import (
     tool_call_schema,
     tools_system_block,
 )
-from slm_api.errors import InvalidRequest
 
 __all__ = [
     "FORMAT_NAMES",
