@@ -9,10 +9,11 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify
 
+from slm_api.api.conversation import collect_choices
 from slm_api.api.generate import (
     Run,
     build_request,
-    collect,
+    choice_count,
     completion_budget,
     finish_reason,
     iterate,
@@ -24,6 +25,7 @@ from slm_api.api.generate import (
 from slm_api.api.logprobs import completion_logprobs
 from slm_api.api.schemas import CompletionRequest
 from slm_api.api.sse import sse_response
+from slm_api.engine import Finished
 
 bp = Blueprint("completions", __name__)
 
@@ -44,6 +46,7 @@ def completions() -> Response:
     explicit = "max_tokens" in req.model_fields_set
     max_tokens = completion_budget(req.max_tokens if explicit else min(16, cap))
     params = sampling_params(req, n_probs=req.logprobs or 0)
+    n = choice_count(req.n)
     cid, created = f"cmpl-{uuid.uuid4().hex}", int(time.time())
 
     # Submit every prompt before reading any: with batching they generate side by side.
@@ -58,7 +61,8 @@ def completions() -> Response:
             else:
                 tokens, text = prompt, run.model.detokenize(prompt)
             texts.append(text)
-            run.submit(build_request(run.model, tokens, max_tokens, params, req.stop or ()))
+            run.submit_choices(
+                build_request(run.model, tokens, max_tokens, params, req.stop or ()), n)
     except BaseException:
         for run in runs:
             run.close()
@@ -74,20 +78,23 @@ def completions() -> Response:
 
     if req.stream:
         def events() -> Iterator[dict[str, Any]]:
+            # Prompt p's choice j is choice p * n + j; a prompt's choices arrive interleaved.
             try:
-                for index, (run, prompt_text) in enumerate(zip(runs, texts, strict=True)):
+                for p, (run, prompt_text) in enumerate(zip(runs, texts, strict=True)):
                     if req.echo:
-                        yield envelope([choice(index, prompt_text, None, None)])
-                    offset = len(prompt_text) if req.echo else 0
-                    for chunk in iterate(run):
-                        if not chunk.text and not chunk.logprobs:
+                        for j in range(n):
+                            yield envelope([choice(p * n + j, prompt_text, None, None)])
+                    offsets = [len(prompt_text) if req.echo else 0] * n
+                    for j, item in iterate(run):
+                        if isinstance(item, Finished):
+                            yield envelope([choice(p * n + j, "", None, finish_reason(item))])
                             continue
-                        lps = (completion_logprobs(list(chunk.logprobs), req.logprobs, offset)
+                        if not item.text and not item.logprobs:
+                            continue
+                        lps = (completion_logprobs(list(item.logprobs), req.logprobs, offsets[j])
                                if req.logprobs is not None else None)
-                        offset += len(chunk.text)
-                        yield envelope([choice(index, chunk.text, lps, None)])
-                    result = run.generation.result if run.generation else None
-                    yield envelope([choice(index, "", None, finish_reason(result))])
+                        offsets[j] += len(item.text)
+                        yield envelope([choice(p * n + j, item.text, lps, None)])
             finally:
                 for run in runs:
                     run.close()
@@ -95,16 +102,17 @@ def completions() -> Response:
         return sse_response(events())
 
     choices, totals = [], {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
-    for index, (run, prompt_text) in enumerate(zip(runs, texts, strict=True)):
+    for p, (run, prompt_text) in enumerate(zip(runs, texts, strict=True)):
         with run:
-            out = collect(run.generation)
-        text = prompt_text + out.text if req.echo else out.text
-        lps = None
-        if req.logprobs is not None:
-            lps = completion_logprobs(out.logprobs, req.logprobs,
-                                      len(prompt_text) if req.echo else 0)
-        choices.append(choice(index, text, lps, finish_reason(out.finished)))
-        for key, value in usage(out.finished).items():
+            outs = collect_choices(run.generation)
+        for j, out in enumerate(outs):
+            text = prompt_text + out.text if req.echo else out.text
+            lps = None
+            if req.logprobs is not None:
+                lps = completion_logprobs(out.logprobs, req.logprobs,
+                                          len(prompt_text) if req.echo else 0)
+            choices.append(choice(p * n + j, text, lps, finish_reason(out.finished)))
+        for key, value in usage(run.generation.result).items():
             if key in totals:
                 totals[key] += value
     return jsonify(envelope(choices, usage=totals))

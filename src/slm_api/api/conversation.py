@@ -12,10 +12,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from slm_api.api.generate import Run, build_request, load_options
+from slm_api.api.generate import Collected, Run, build_request, load_options
 from slm_api.api.schemas import LoadModelConfigs, ResponseFormat
 from slm_api.api.structured import check_structured_output, response_format_grammar
-from slm_api.engine import Chunk, SamplingParams
+from slm_api.engine import Choices, Chunk, Finished, SamplingParams
 from slm_api.errors import APIError
 from slm_api.grammar import schema_to_gbnf
 from slm_api.prompting.chat_format import ToolCall, tool_call_schema
@@ -82,13 +82,17 @@ class ChatRun(Run):
     def tools_active(self) -> bool:
         return self.tools is not None
 
-    def start(self) -> ChatRun:
+    def start(self, n: int | None = None) -> ChatRun:
+        """Submit one generation, or with `n` that many choices (a Choices stream)."""
         try:
             stops = [*self.turn.stop, *self.model.chat.stop]
             params = replace(self.turn.sampling, grammar=self.grammar)
-            self.submit(build_request(
-                self.model, self.prompt_tokens, self.turn.max_tokens, params, stops
-            ))
+            req = build_request(self.model, self.prompt_tokens, self.turn.max_tokens, params,
+                                stops)
+            if n is None:
+                self.submit(req)
+            else:
+                self.submit_choices(req, n)
         except BaseException:
             self.close()
             raise
@@ -105,8 +109,8 @@ class ChatRun(Run):
         check_structured_output(self.turn.response_format, text)
 
 
-def start_turn(turn: Turn) -> ChatRun:
-    return ChatRun(turn).start()
+def start_turn(turn: Turn, n: int | None = None) -> ChatRun:
+    return ChatRun(turn).start(n)
 
 
 @dataclass
@@ -123,16 +127,45 @@ class CallsFound:
     calls: list[ToolCall]
 
 
+class ReplySplitter:
+    """One streamed reply's text as it comes, and its tool calls at the end. With tools, text
+    that may open a <tool_call> is held back until it is known."""
+
+    def __init__(self, run: ChatRun):
+        self._calls = run.model.chat.tool_stream() if run.tools_active else None
+
+    def feed(self, text: str) -> str:
+        return self._calls.feed(text) if self._calls else text
+
+    def finish(self) -> CallsFound:
+        if self._calls is None:
+            return CallsFound("", [])
+        rest, calls = self._calls.finish()
+        return CallsFound(rest, calls)
+
+
 def stream_pieces(run: ChatRun, chunks: Iterator[Chunk]) -> Iterator[TextPiece | CallsFound]:
-    """A reply's text as it comes, then once its tool calls. With tools, text that may open a
-    <tool_call> is held back until it is known."""
-    calls_stream = run.model.chat.tool_stream() if run.tools_active else None
+    """A single reply's text pieces, then once its CallsFound."""
+    splitter = ReplySplitter(run)
     for chunk in chunks:
-        text = calls_stream.feed(chunk.text) if calls_stream else chunk.text
+        text = splitter.feed(chunk.text)
         if text or chunk.logprobs:
             yield TextPiece(text, chunk)
-    if calls_stream is not None:
-        rest, calls = calls_stream.finish()
-        yield CallsFound(rest, calls)
-    else:
-        yield CallsFound("", [])
+    yield splitter.finish()
+
+
+def collect_choices(choices: Choices) -> list[Collected]:
+    """Each choice's whole output, from the interleaved stream of all of them."""
+    outs = [Collected() for _ in choices.jobs]
+    parts: list[list[str]] = [[] for _ in choices.jobs]
+    for index, item in choices:
+        out = outs[index]
+        if isinstance(item, Finished):
+            out.finished = item
+            continue
+        parts[index].append(item.text)
+        out.token_ids.extend(item.token_ids)
+        out.logprobs.extend(item.logprobs)
+    for out, texts in zip(outs, parts, strict=True):
+        out.text = "".join(texts)
+    return outs

@@ -13,6 +13,7 @@ from pydantic import BaseModel
 
 from slm_api.api.schemas import LoadModelConfigs, SamplingFields
 from slm_api.engine import (
+    Choices,
     Chunk,
     Engine,
     Finished,
@@ -87,6 +88,14 @@ def completion_budget(requested: int | None, param: str = "max_tokens") -> int |
     return requested
 
 
+def choice_count(n: int) -> int:
+    """The caller's `n` checked against MAX_N."""
+    cap = current_app.config["SETTINGS"].max_n
+    if n > cap:
+        raise APIError(400, f"n is {n}, above this server's cap of {cap}", param="n")
+    return n
+
+
 def build_request(
     model: LoadedModel,
     prompt: list[int],
@@ -113,7 +122,7 @@ class Run:
     def __init__(self, model_id: str | None, options: LoadOptions | None = None):
         self._stack = ExitStack()
         self.model: LoadedModel = self._stack.enter_context(engine().use(model_id, options))
-        self.generation: Generation | None = None
+        self.generation: Generation | Choices | None = None
         # Bound now: a streamed body finishes after the request context is gone.
         self._record: GenerationRecorder | None = generation_recorder()
         self._submitted = time.monotonic()
@@ -122,6 +131,13 @@ class Run:
         self._submitted = time.monotonic()
         self.generation = self.model.submit(req)
         return self.generation
+
+    def submit_choices(self, req: GenerationRequest, n: int) -> Choices:
+        """`n` generations of one prompt, evaluated once (see LoadedModel.submit_choices)."""
+        self._submitted = time.monotonic()
+        choices = self.model.submit_choices(req, n)
+        self.generation = choices
+        return choices
 
     def close(self) -> None:
         if self.generation is not None and self.generation.result is None:

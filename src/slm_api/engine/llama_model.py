@@ -6,13 +6,15 @@ from __future__ import annotations
 import ctypes
 import logging
 import math
+import queue
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import llama_cpp
 
 from slm_api.config import Settings
-from slm_api.engine.job import Job
+from slm_api.engine.job import Choices, Job
 from slm_api.engine.native import gpu_offload_supported, init_backend, take_recent_errors
 from slm_api.engine.prompt_cache import DiskPromptCache
 from slm_api.engine.sampling import Sampler
@@ -193,6 +195,29 @@ class LoadedModel:
         assert self._scheduler is not None
         self._scheduler.submit(job)
         return job
+
+    def submit_choices(self, request: GenerationRequest, n: int) -> Choices:
+        """Queue `n` generations of one prompt (a request's choices): the prompt is evaluated
+        once and shared. With a seed, choice i samples with seed + i, so choices differ."""
+        self.check_tokens(request.prompt)
+        check_fits(request, self._n_ctx)
+        out: queue.SimpleQueue = queue.SimpleQueue()
+        jobs: list[Job] = []
+        try:
+            for i in range(n):
+                sampling = request.sampling
+                if i and sampling.seed is not None:
+                    sampling = replace(sampling, seed=sampling.seed + i)
+                sampler = Sampler(self._vocab, self.n_vocab, sampling)
+                jobs.append(Job(replace(request, sampling=sampling), sampler, index=i, out=out,
+                                fork_of=jobs[0] if jobs else None))
+        except BaseException:
+            for job in jobs:
+                job.finish("abort")
+            raise
+        assert self._scheduler is not None
+        self._scheduler.submit_all(jobs)
+        return Choices(jobs, out)
 
     def warm(self, prompt: list[int]) -> int:
         """Evaluate `prompt` into the prompt cache without generating; returns tokens cached."""

@@ -37,6 +37,8 @@ class _Slot:
     next_token: int | None = None  # sampled, not yet decoded
     logit_row: int = -1  # row of this step's logits that belongs to this slot
     last_used: float = 0.0
+    # The slot whose prompt this one waits to copy (a choice of the same request, n > 1).
+    fork: _Slot | None = None
 
 
 def _common_prefix(a: list[int], b: list[int]) -> int:
@@ -81,17 +83,23 @@ class Scheduler:
     # -- called from HTTP threads ------------------------------------------------------------
 
     def submit(self, job: Job) -> None:
+        self.submit_all([job])
+
+    def submit_all(self, jobs: list[Job]) -> None:
+        """Queue jobs together (the choices of one request): all are admitted or none."""
         with self._wake:
             if not self._running:
-                job.finish("abort")
+                for job in jobs:
+                    job.finish("abort")
                 raise GenerationFailed("the model is being unloaded")
             free = sum(s.job is None for s in self._slots)
-            if len(self._waiting) >= free + self._max_queue:
-                job.finish("abort")
+            if len(self._waiting) + len(jobs) > free + self._max_queue:
+                for job in jobs:
+                    job.finish("abort")
                 raise QueueFull(
                     f"server busy: {len(self._waiting)} requests already waiting; retry shortly"
                 )
-            self._waiting.append(job)
+            self._waiting.extend(jobs)
             self._wake.notify()
 
     def stats(self) -> dict[str, int]:
@@ -164,6 +172,14 @@ class Scheduler:
     def _place(self, job: Job, free: list[_Slot]) -> None:
         prompt = job.request.prompt
         slot = min(free, key=lambda s: s.last_used)
+        leader = next((s for s in self._slots if s.job is job.fork_of), None) \
+            if job.fork_of is not None else None
+        if leader is not None and leader.n_read < len(prompt):
+            # The first choice is still reading this prompt: wait for it and copy its cells.
+            llama_cpp.llama_memory_seq_rm(self._mem, slot.seq_id, -1, -1)
+            slot.cached.clear()
+            slot.job, slot.n_read, slot.next_token, slot.fork = job, 0, None, leader
+            return
         keep = 0
         if self._reuse:
             best = max(free, key=lambda s: (_common_prefix(s.cached, prompt), -s.last_used))
@@ -225,6 +241,7 @@ class Scheduler:
         job = slot.job
         slot.job = None
         slot.next_token = None
+        slot.fork = None
         slot.last_used = time.monotonic()
         if job is None:
             return
@@ -245,6 +262,10 @@ class Scheduler:
         for slot in active:
             if slot.job.aborted:
                 self._release(slot, "abort")
+        for slot in active:
+            if slot.fork is not None and (slot.job is None or slot.fork.job is not
+                                          slot.job.fork_of):
+                slot.fork = None  # the first choice is gone: read the prompt itself
         # Generating sequences first: one token each keeps every stream moving.
         for slot in active:
             if slot.job is not None and slot.next_token is not None:
@@ -256,7 +277,7 @@ class Scheduler:
             else:
                 slot.logit_row = -1
         for slot in active:
-            if slot.job is None or slot.logit_row >= 0:
+            if slot.job is None or slot.logit_row >= 0 or slot.fork is not None:
                 continue
             prompt = slot.job.request.prompt
             take = min(len(prompt) - slot.n_read, self._n_batch - n)
@@ -277,8 +298,26 @@ class Scheduler:
         if rc != 0:
             raise RuntimeError(f"llama_decode returned {rc}")
         for slot in active:
+            if slot.fork is not None and slot.job is not None:
+                self._fork(slot, slot.fork)
+        for slot in active:
             if slot.job is not None and slot.logit_row >= 0:
                 self._sample(slot)
+
+    def _fork(self, slot: _Slot, leader: _Slot) -> None:
+        """Once the first choice has read the prompt, share its KV cells (kv_unified: no data is
+        copied) and its logits row: this choice samples its first token from the same row."""
+        prompt = leader.job.request.prompt if leader.job is not None else []
+        if leader.logit_row < 0 or leader.n_read < len(prompt):
+            return
+        llama_cpp.llama_memory_seq_rm(self._mem, slot.seq_id, -1, -1)
+        llama_cpp.llama_memory_seq_cp(self._mem, leader.seq_id, slot.seq_id, -1, -1)
+        slot.cached = list(leader.cached)
+        slot.n_read = len(prompt)
+        slot.logit_row = leader.logit_row
+        slot.fork = None
+        assert slot.job is not None
+        slot.job.cached = len(prompt)
 
     def _put(self, i: int, token: int, pos: int, seq: int, logits: bool) -> None:
         b = self._batch
