@@ -27,7 +27,8 @@ def plan_tools(
     response_format: ResponseFormat | None,
 ) -> tuple[list[dict[str, Any]] | None, str | None]:
     """Which tools the prompt shows, and the grammar (if any) that constrains the reply: a forced
-    tool_choice becomes a grammar for one <tool_call> block, a response format one for JSON."""
+    tool_choice becomes a grammar for one <tool_call> block, else a response format one for
+    JSON."""
     choice = tool_choice if tool_choice is not None else ("auto" if tools else "none")
     if choice != "none" and not tools:
         raise APIError(400, "tool_choice needs a non-empty tools list", param="tool_choice")
@@ -35,11 +36,8 @@ def plan_tools(
     if tools and choice != "none":
         schema = tool_call_schema(tools, choice)
         if schema is not None:
-            if grammar is not None:
-                raise APIError(
-                    400, "response_format cannot be combined with a forced tool_choice",
-                    param="response_format",
-                )
+            # A forced call has no text for the format to shape: the call's grammar wins (as
+            # OpenAI does; the Agents SDK sends both when an agent has an output_type).
             grammar = schema_to_gbnf(schema, prefix="<tool_call>", suffix="</tool_call>")
         return tools, grammar
     return None, grammar
