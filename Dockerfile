@@ -1,4 +1,4 @@
-# slm-api: one gunicorn worker (threads) serving GGUF models from /models.
+# slm-api: `slm-api serve` (one gunicorn worker, many threads) serving GGUF models from /models.
 FROM python:3.11-slim
 
 # A C/C++ toolchain: llama-cpp-python compiles llama.cpp from source.
@@ -7,7 +7,7 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /app
-COPY pyproject.toml README.md gunicorn.conf.py ./
+COPY pyproject.toml README.md ./
 COPY src ./src
 RUN pip install --no-cache-dir .
 
@@ -23,4 +23,4 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
     CMD curl -fsS http://127.0.0.1:8000/health || exit 1
 
 # The default model is written into /models on first start when it is missing.
-CMD ["gunicorn", "-c", "gunicorn.conf.py", "slm_api.app:app"]
+CMD ["slm-api", "serve"]

@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install system-deps run test lint bench clean
+.PHONY: install system-deps run test test-scale lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,13 +19,17 @@ models/gemma-3-270m-q4_k_m.gguf: $(STAMP)
 	$(BIN)/slm-api fetch-default-model
 
 run: install models/gemma-3-270m-q4_k_m.gguf
-	$(BIN)/gunicorn slm_api.app:app
+	$(BIN)/slm-api serve
 
 system-deps:
 	bash scripts/system-deps.sh
 
 test: install system-deps
 	$(BIN)/python -m pytest -q
+
+# Three replicas behind nginx with a shared Redis, on loopback (a few minutes; see docs/scaling.md).
+test-scale: install system-deps
+	SLM_TEST_SCALE=1 $(BIN)/python -m pytest -q tests/test_scale.py
 
 lint: install
 	$(BIN)/ruff check src tests bench

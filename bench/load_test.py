@@ -3,6 +3,7 @@ status, tokens per second. Standard library only.
 
     python bench/load_test.py --url http://127.0.0.1:8000 --requests 40 --concurrency 4
     python bench/load_test.py --requests 20 --concurrency 4   # starts its own server
+    python bench/load_test.py --probe-streams 32,64,128   # /health and /ready under streams
 
 Without --url it runs `python -m slm_api serve` on a free loopback port (settings from the
 environment and .env, as usual), waits for /health, and stops the server at the end.
@@ -149,6 +150,72 @@ def run(opts: Options) -> dict:
     return summary
 
 
+def _probe_once(url: str, path: str) -> tuple[int, float]:
+    # A new connection per probe, as Docker and the kubelet make them.
+    parts = urlsplit(url)
+    started = time.perf_counter()
+    try:
+        conn = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=30)
+        conn.request("GET", path)
+        response = conn.getresponse()
+        response.read()
+        conn.close()
+        return response.status, time.perf_counter() - started
+    except (OSError, http.client.HTTPException):
+        return 0, time.perf_counter() - started
+
+
+def _hold_stream(opts: Options, i: int, stop: threading.Event, statuses: list[int]) -> None:
+    parts = urlsplit(opts.url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=opts.timeout)
+    try:
+        conn.request("POST", "/v1/chat/completions", body=_body(opts, i),
+                     headers={"Content-Type": "application/json"})
+        response = conn.getresponse()
+        statuses.append(response.status)
+        while not stop.is_set() and response.readline():
+            pass
+    except (OSError, http.client.HTTPException):
+        statuses.append(0)
+    finally:
+        conn.close()  # a stream dropped mid-way: the server aborts its generation
+
+
+def probe_under_streams(opts: Options, streams: int, seconds: float) -> dict:
+    """Open `streams` chat streams, then probe /health and /ready every 50 ms for `seconds`
+    while they run; percentiles of probe latency, and how the streams were answered."""
+    stop = threading.Event()
+    statuses: list[int] = []
+    holders = [threading.Thread(target=_hold_stream, args=(opts, i, stop, statuses), daemon=True)
+               for i in range(streams)]
+    opened = time.perf_counter()
+    for t in holders:
+        t.start()
+    while len(statuses) < streams and time.perf_counter() - opened < 60:
+        time.sleep(0.05)  # every stream has its status line: all are held or refused
+    refused_in = time.perf_counter() - opened
+    latencies: dict[str, list[float]] = {"/health": [], "/ready": []}
+    codes: Counter = Counter()
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        for path, values in latencies.items():
+            code, took = _probe_once(opts.url, path)
+            codes[f"{path} {code}"] += 1
+            values.append(took)
+        time.sleep(0.05)
+    stop.set()
+    for t in holders:
+        t.join(timeout=opts.timeout)
+    out: dict = {"streams": streams, "stream_status": dict(Counter(map(str, statuses))),
+                 "all_answered_s": round(refused_in, 2), "probe_codes": dict(codes)}
+    for path, values in latencies.items():
+        name = path.strip("/")
+        out[f"{name}_p50_ms"] = round(_percentile(values, 0.5) * 1000, 1)
+        out[f"{name}_p99_ms"] = round(_percentile(values, 0.99) * 1000, 1)
+        out[f"{name}_max_ms"] = round(max(values) * 1000, 1)
+    return out
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -185,6 +252,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=300.0, help="per request, seconds")
     parser.add_argument("--startup-timeout", type=float, default=180.0)
     parser.add_argument("--json", action="store_true", help="print the summary as JSON only")
+    parser.add_argument("--probe-streams", help="comma-separated stream counts: measure probe "
+                        "latency while that many streams run (idle first, as the baseline)")
+    parser.add_argument("--probe-seconds", type=float, default=10.0)
     args = parser.parse_args(argv)
     if args.requests < 1 or args.concurrency < 1:
         parser.error("--requests and --concurrency must be at least 1")
@@ -200,9 +270,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if proc is not None:
             _wait_healthy(url, proc, args.startup_timeout)
-        summary = run(Options(url.rstrip("/"), args.requests, args.concurrency,
-                              args.max_tokens, args.stream, args.prompt, args.model,
-                              args.api_key, args.timeout))
+        opts = Options(url.rstrip("/"), args.requests, args.concurrency, args.max_tokens,
+                       args.stream, args.prompt, args.model, args.api_key, args.timeout)
+        if args.probe_streams:
+            opts.stream = True
+            counts = [0, *(int(n) for n in args.probe_streams.split(","))]
+            for n in counts:
+                print(json.dumps(probe_under_streams(opts, n, args.probe_seconds)), flush=True)
+            return 0
+        summary = run(opts)
     finally:
         if proc is not None:
             proc.terminate()

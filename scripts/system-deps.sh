@@ -6,6 +6,8 @@ set -uo pipefail
 
 # command-to-look-for:debian-package
 NEEDED=(
+  redis-server:redis-server
+  nginx:nginx
 )
 
 missing=()

@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import requests
 from werkzeug.serving import make_server
 
+from slm_api import state
 from slm_api.app import create_app
 from slm_api.config import Settings
 
 MODEL = "gemma-3-270m-q4_k_m"
+REPO = Path(__file__).resolve().parents[1]
 
 
 def make_settings(models_dir: Path, **overrides: object) -> Settings:
@@ -44,7 +51,21 @@ def running_server(settings: Settings, *, load_model: bool = True) -> Iterator[s
         yield f"http://127.0.0.1:{server.server_port}"
     finally:
         server.shutdown()
-        app.extensions["slm_engine"].close()
+        state.engine(app).close()
+
+
+def metric(url: str, name: str, **labels: str) -> float:
+    """One sample of GET /metrics (0.0 when absent), e.g. metric(url, "slm_queue_depth",
+    model=MODEL)."""
+    import requests
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = requests.get(f"{url}/metrics", timeout=10).text
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return sample.value
+    return 0.0
 
 
 def model_folder(folder: Path, models_dir: Path, *aliases: str) -> Path:
@@ -54,3 +75,36 @@ def model_folder(folder: Path, models_dir: Path, *aliases: str) -> Path:
     for name in (default.name, *aliases):
         os.link(default, folder / name)
     return folder
+
+
+@contextmanager
+def gunicorn_server(models_dir: Path, **env_vars: object) -> Iterator[subprocess.Popen]:
+    """`slm-api serve` (gunicorn, the production worker) on a free loopback port, settings as
+    environment variables; yields the process, its base URL in `.url`."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "MODELS_DIR": str(models_dir), "N_THREADS": "2", "N_CTX": "2048",
+           "LOG_LEVEL": "WARNING", "PYTHONPATH": str(REPO / "src"),
+           **{k: str(v) for k, v in env_vars.items()}}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "slm_api", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=REPO, env=env)
+    proc.url = f"http://127.0.0.1:{port}"  # type: ignore[attr-defined]
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert proc.poll() is None, "the server exited while starting"
+            assert time.monotonic() < deadline, "the server did not start in 120 s"
+            try:
+                url = proc.url  # type: ignore[attr-defined]
+                if requests.get(f"{url}/health", timeout=5).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            time.sleep(0.3)
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=30)

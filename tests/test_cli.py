@@ -72,3 +72,17 @@ def test_fetch_default_model(tmp_path: Path):
     assert out.returncode == 0, out.stderr
     assert [p.name for p in tmp_path.iterdir()] == ["gemma-3-270m-q4_k_m.gguf"]
     assert Path(out.stdout.strip()).stat().st_size > 100_000_000
+
+
+def test_serve_flags_go_into_settings_not_the_environment(monkeypatch):
+    from argparse import Namespace
+
+    from slm_api.cli import _settings
+
+    monkeypatch.setenv("PORT", "1")
+    monkeypatch.setenv("LOG_LEVEL", "DEBUG")
+    args = Namespace(host="127.0.0.1", port=8123, model="~/m.gguf", log_level=None)
+    settings = _settings(args)
+    assert (settings.host, settings.port, settings.log_level) == ("127.0.0.1", 8123, "DEBUG")
+    assert settings.model_path == Path.home() / "m.gguf"
+    assert os.environ["PORT"] == "1" and "MODEL_PATH" not in os.environ

@@ -1,4 +1,4 @@
-"""The README's quick start as written, under gunicorn, and the deployment files."""
+"""The README's quick start as written, under `slm-api serve`, and the deployment files."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 README = (REPO / "README.md").read_text()
+START = ["slm-api", "serve"]  # the one way the server starts
 
 
 def free_port() -> int:
@@ -28,7 +29,7 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def gunicorn_url(models_dir: Path):
-    """The server started the way the README says: gunicorn -w 1 -b HOST:PORT slm_api.app:app."""
+    """The server started the way the README, Makefile and Dockerfile do: `slm-api serve`."""
     port = free_port()
     env = {
         **os.environ,
@@ -38,9 +39,9 @@ def gunicorn_url(models_dir: Path):
         "PYTHONPATH": str(REPO / "src"),
         "LOG_LEVEL": "WARNING",
     }
-    gunicorn = Path(sys.executable).with_name("gunicorn")
+    slm_api = Path(sys.executable).with_name("slm-api")
     proc = subprocess.Popen(
-        [str(gunicorn), "-w", "1", "-b", f"127.0.0.1:{port}", "slm_api.app:app"], cwd=REPO, env=env
+        [str(slm_api), "serve", "--host", "127.0.0.1", "--port", str(port)], cwd=REPO, env=env
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -105,7 +106,7 @@ def test_compose_file():
     volumes = {v.split(":")[1] for v in service["volumes"]}
     assert volumes == {"/models", "/hf_cache"}
     assert "/health" in " ".join(service["healthcheck"]["test"])
-    assert service["command"][-1] == "slm_api.app:app"
+    assert service["command"] == START
     assert "docker compose up" in README
 
 
@@ -113,8 +114,15 @@ def test_dockerfile():
     text = (REPO / "Dockerfile").read_text()
     assert "mkdir -p /models /hf_cache" in text
     assert re.search(r"HEALTHCHECK .*\n.*curl -fsS http://127\.0\.0\.1:8000/health", text)
-    assert '"gunicorn"' in text and '"slm_api.app:app"' in text
+    assert f"CMD {json.dumps(START)}" in text
     assert "pip install" in text
+
+
+def test_one_way_to_start():
+    # The Makefile, the image, compose (above) and the README all run the same command.
+    assert "\t$(BIN)/slm-api serve\n" in (REPO / "Makefile").read_text()
+    assert ".venv/bin/slm-api serve " in README
+    assert not (REPO / "gunicorn.conf.py").exists()
 
 
 def test_env_example_documents_every_setting():

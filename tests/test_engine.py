@@ -17,6 +17,7 @@ from slm_api.engine import (
     SamplingParams,
 )
 from slm_api.engine.llama_model import LoadedModel
+from slm_api.engine.slots import common_prefix
 from slm_api.prompting.stops import TextAssembler
 
 GREEDY = SamplingParams(temperature=0)
@@ -47,15 +48,23 @@ def batched(model_path: Path, tmp_path_factory: pytest.TempPathFactory):
     model.close()
 
 
-def tokens_and_margins(model: LoadedModel, prompt: str, n: int = 24):
-    """Greedy token ids, and for each step the logprob gap between the best two tokens."""
+def greedy_run(model: LoadedModel, prompt: str, n: int = 16):
+    """Greedy token ids, the top-two logprob gap at each step, and the result."""
     gen = model.submit(GenerationRequest(prompt=model.tokenize(prompt), max_tokens=n,
                                          sampling=SamplingParams(temperature=0, n_probs=2)))
     ids, margins = [], []
     for chunk in gen:
         ids.extend(chunk.token_ids)
         margins.extend(lp.top[0][1] - lp.top[1][1] for lp in chunk.logprobs)
-    return ids, margins
+    return ids, margins, gen.result
+
+
+def agree_until_near_tie(ids: list[int], margins: list[float], other: list[int]) -> int:
+    """How many leading tokens were compared; asserts they agree (see the test below for why
+    a near-tie, under 1 nat, may let two correct runs part)."""
+    clear = next((k for k, m in enumerate(margins) if m < 1.0), len(margins))
+    assert other[:clear] == ids[:clear]
+    return clear
 
 
 def test_concurrent_greedy_requests_match_their_solo_output(batched):
@@ -66,43 +75,52 @@ def test_concurrent_greedy_requests_match_their_solo_output(batched):
     (under 1 nat); this base Gemma 270M soon writes junk tokens with near-tied logits, which is
     where solo and batched runs may part."""
     prompts = [turn(f"Tell me about {t}.") for t in TOPICS]
-    solo = [tokens_and_margins(batched, p) for p in prompts]
+    solo = [greedy_run(batched, p, 24)[:2] for p in prompts]
     together: list = [None] * len(prompts)
 
     def run(i: int) -> None:
-        together[i] = tokens_and_margins(batched, prompts[i])[0]
+        together[i] = greedy_run(batched, prompts[i], 24)[0]
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(len(prompts))]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    compared = 0
-    for (ids, margins), batched_ids in zip(solo, together, strict=True):
-        clear = next((k for k, m in enumerate(margins) if m < 1.0), len(margins))
-        assert batched_ids[:clear] == ids[:clear]
-        compared += clear
+    compared = sum(agree_until_near_tie(ids, margins, batched_ids)
+                   for (ids, margins), batched_ids in zip(solo, together, strict=True))
     assert compared >= 16  # the check compared real stretches, not only near-ties
 
 
-def test_a_shared_prefix_is_reused(batched):
+def test_a_shared_prefix_is_reused(batched, model_path, tmp_path):
     system = "You are a careful assistant. " * 40
-    first_text, first = generate(batched, turn(system + "Name a fruit."))
-    again_text, again = generate(batched, turn(system + "Name a fruit."))
-    other_text, other = generate(batched, turn(system + "Name a colour."))
-    assert first.prompt_tokens > 200
-    assert again.cached_tokens == again.prompt_tokens - 1
-    assert again_text == first_text
-    assert other.cached_tokens > 200
-    cold = load_cold_output(batched, turn(system + "Name a colour."))
-    assert other_text == cold
+    prompt = turn(system + "Name a colour.")
+    # The cold reference comes from a model with no prompt cache at all, whatever ran before.
+    cold_model = load(model_path, tmp_path, n_parallel=1, prompt_cache="off")
+    try:
+        cold_ids, cold_margins, cold = greedy_run(cold_model, prompt)
+    finally:
+        cold_model.close()
+    assert cold.cached_tokens == 0 and cold.prompt_tokens > 200
+
+    fruit = turn(system + "Name a fruit.")
+    greedy_run(batched, fruit)
+    assert greedy_run(batched, fruit)[2].cached_tokens == len(batched.tokenize(fruit)) - 1
+    warm_ids, _, warm = greedy_run(batched, prompt)
+    # Everything up to where the two questions part is reused, only the rest is evaluated.
+    assert warm.cached_tokens == common_prefix(batched.tokenize(fruit), batched.tokenize(prompt))
+    assert agree_until_near_tie(cold_ids, cold_margins, warm_ids) >= 4
 
 
-def load_cold_output(model: LoadedModel, prompt: str) -> str:
-    # A prompt no slot has seen yet: evaluated from scratch.
-    text, result = generate(model, "Unrelated warm-up text. " * 3, max_tokens=1)
-    assert result is not None
-    return generate(model, prompt)[0]
+def test_eight_copies_in_one_batch_give_identical_outputs(batched):
+    prompt = batched.tokenize(turn("Describe a lighthouse in a storm (copy test)."))
+    request = GenerationRequest(prompt=prompt, max_tokens=24, sampling=GREEDY)
+    # Holding the scheduler's (reentrant) lock while submitting makes the loop admit all
+    # eight at once: they are read and decoded in the same batches, row beside row.
+    with batched._scheduler._wake:
+        gens = [batched.submit(request) for _ in range(8)]
+    outputs = [[t for chunk in gen for t in chunk.token_ids] for gen in gens]
+    assert len(outputs[0]) >= 8
+    assert all(out == outputs[0] for out in outputs)
 
 
 def test_stop_strings_max_tokens_and_deadline(batched):
@@ -147,15 +165,14 @@ def test_abort_frees_the_slot_and_a_full_queue_refuses(model_path, tmp_path):
             model.submit(GenerationRequest(prompt=[2, 3], max_tokens=1))
         chunks = iter(long)
         next(chunks)
-        started = time.monotonic()
         long.abort()
         list(chunks)
         assert long.result.finish_reason == "abort"
         assert long.result.completion_tokens < 100
         list(waiting)
         assert waiting.result.completion_tokens >= 1
-        assert time.monotonic() - started < 5
-        assert model.stats() == {"active": 0, "queued": 0, "n_parallel": 1}
+        stats = model.stats()
+        assert (stats["active"], stats["queued"], stats["n_parallel"]) == (0, 0, 1)
     finally:
         model.close()
 

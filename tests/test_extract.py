@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import jsonschema
+import pytest
 import requests
 
 TEXT = (
@@ -50,17 +51,16 @@ def test_nested_schema_extraction_fits(server):
     jsonschema.validate(body["data"], ORDER_SCHEMA)
 
 
-def test_no_schema_gives_a_json_object(server):
-    r = requests.post(
-        f"{server}/v1/extract",
-        json={"text": TEXT, "max_tokens": 120, "instructions": "List the items bought."},
-        timeout=120,
-    )
-    assert r.status_code in (200, 502), r.text
-    if r.status_code == 200:
-        assert isinstance(r.json()["data"], dict)
-    else:  # only a truncated object may fail, and it must say so
-        assert r.json()["error"]["code"] == "output_truncated"
+@pytest.mark.parametrize("schema", [None, {}, {"type": "object"}, {"type": "array"}])
+def test_unbounded_schemas_close_within_max_tokens(server, schema):
+    # Nothing in these schemas ends a string or an array: the budget does.
+    body = {"text": TEXT, "max_tokens": 24, "instructions": "List the items bought."}
+    if schema is not None:
+        body["schema"] = schema
+    r = requests.post(f"{server}/v1/extract", json=body, timeout=120)
+    assert r.status_code == 200, r.text
+    assert r.json()["usage"]["completion_tokens"] <= 24
+    jsonschema.validate(r.json()["data"], schema if schema is not None else {"type": "object"})
 
 
 def test_invalid_schema_is_refused_with_its_problem(server):
@@ -71,14 +71,25 @@ def test_invalid_schema_is_refused_with_its_problem(server):
     assert "objekt" in r.json()["error"]["message"]
 
 
-def test_truncated_output_is_an_error_not_a_success(server):
+def test_max_tokens_below_the_shortest_output_is_the_clients_400(server):
     r = requests.post(
         f"{server}/v1/extract",
         json={"text": TEXT, "schema": ORDER_SCHEMA, "max_tokens": 5},
         timeout=60,
     )
-    assert r.status_code == 502
-    assert r.json()["error"]["code"] == "output_truncated"
+    assert r.status_code == 400
+    error = r.json()["error"]
+    assert error["code"] == "max_tokens_too_small" and error["param"] == "max_tokens"
+    needed = int(error["message"].rsplit(" ", 1)[-1])
+    # The named budget is enough: the reply is complete and fits.
+    r = requests.post(
+        f"{server}/v1/extract",
+        json={"text": TEXT, "schema": ORDER_SCHEMA, "max_tokens": needed},
+        timeout=60,
+    )
+    assert r.status_code == 200, r.text
+    jsonschema.validate(r.json()["data"], ORDER_SCHEMA)
+    assert r.json()["usage"]["completion_tokens"] <= needed
 
 
 def test_missing_text(server):

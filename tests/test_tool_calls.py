@@ -10,7 +10,8 @@ import jsonschema
 import pytest
 
 from slm_api.errors import InvalidRequest
-from slm_api.prompting.tool_calls import ToolCallStream, parse_tool_calls, tool_call_schema
+from slm_api.prompting.tool_calls import parse_tool_calls, tool_call_schema
+from slm_api.prompting.tool_stream import ToolCallDeltas, assemble
 
 ID = re.compile(r"^call_[0-9a-f]{24}$")
 
@@ -109,14 +110,13 @@ def test_plain_text_is_unchanged():
     assert parse_tool_calls("") == ("", [])
 
 
-# -- ToolCallStream ------------------------------------------------------------------------
+# -- ToolCallDeltas ------------------------------------------------------------------------
 
 
-def run_stream(pieces: list[str]) -> tuple[list[str], str, list]:
-    stream = ToolCallStream()
-    sent = [stream.feed(p) for p in pieces]
-    rest, calls = stream.finish()
-    return [s for s in sent if s], rest, calls
+def run_stream(pieces: list[str], cut: bool = False) -> tuple[list[dict], tuple]:
+    stream = ToolCallDeltas()
+    deltas = [d for p in pieces for d in stream.feed(p)] + stream.finish(cut)
+    return deltas, assemble(deltas)
 
 
 def split_randomly(text: str, rng: random.Random) -> list[str]:
@@ -125,36 +125,48 @@ def split_randomly(text: str, rng: random.Random) -> list[str]:
 
 
 def test_stream_plain_text_flows_through():
-    sent, rest, calls = run_stream(["Hello", " wor", "ld."])
-    assert sent == ["Hello", " wor", "ld."] and rest == "" and calls == []
+    deltas, _ = run_stream(["Hello", " wor", "ld."])
+    assert deltas == [{"content": "Hello"}, {"content": " wor"}, {"content": "ld."}]
 
 
 def test_stream_holds_possible_tag_start_then_releases_it():
-    stream = ToolCallStream()
-    assert stream.feed("a <tool") == "a"
-    assert stream.feed("s are fun") == " <tools are fun"
-    assert stream.finish() == ("", [])
+    stream = ToolCallDeltas()
+    assert stream.feed("a <tool") == [{"content": "a"}]
+    assert stream.feed("s are fun") == [{"content": " <tools are fun"}]
+    assert stream.finish(cut=False) == []
 
 
-def test_stream_holds_everything_from_the_tag():
-    stream = ToolCallStream()
-    assert stream.feed("Checking.\n<tool_") == "Checking."
-    assert stream.feed('call>{"name": "a", "arguments": {}}') == ""
-    assert stream.in_tool_call
-    assert stream.feed("</tool_call>") == ""
-    rest, calls = stream.finish()
-    assert rest == "" and [c.name for c in calls] == ["a"]
+def test_call_streams_name_first_then_argument_fragments():
+    stream = ToolCallDeltas()
+    assert stream.feed("Checking.\n<tool_") == [{"content": "Checking."}]
+    assert stream.feed('call>\n{"name": "get_weather", "argu') == []
+    start, first = stream.feed('ments": {"city"')
+    entry = start["tool_call"]
+    assert entry["index"] == 0 and ID.match(entry["id"]) and entry["type"] == "function"
+    assert entry["function"] == {"name": "get_weather", "arguments": ""}
+    fragments = [first] + [d for p in [': "Pa', 'ris", ', '"days": 2}', "}\n</tool_call>"]
+                           for d in stream.feed(p)]
+    assert [f["tool_call"] for f in fragments] == [
+        {"index": 0, "function": {"arguments": text}}
+        for text in ['{"city"', ':"Pa', 'ris",', '"days":2}']
+    ]
+    assert stream.finish(cut=False) == []
+    assert stream.calls[0].arguments == '{"city":"Paris","days":2}'
 
 
-def test_stream_only_call_sends_no_content():
-    sent, rest, calls = run_stream(["\n", "<tool_call>", '{"name": "a"}', "</tool_call>", "\n"])
-    assert sent == [] and rest == "" and len(calls) == 1
+def test_a_call_cut_by_max_tokens_keeps_its_arguments_and_no_markup():
+    text = 'Sure.\n<tool_call>\n{"name": "get_weather", "arguments": {"city": "Pa'
+    _, (content, calls) = run_stream([text], cut=True)
+    assert content == "Sure." and [(c.name, c.arguments) for c in calls] == [
+        ("get_weather", '{"city":"Pa')]
+    # Cut before the name is complete: no call, and no markup in the content either.
+    _, (content, calls) = run_stream(['<tool_call>\n{"name": "get_w'], cut=True)
+    assert content == "" and calls == []
 
 
 def test_stream_bad_call_is_released_as_content_at_end():
-    sent, rest, calls = run_stream(["Hi ", "<tool_call>", "{oops", "</tool_call>"])
-    assert calls == []
-    assert "".join(sent) + rest == "Hi <tool_call>{oops</tool_call>"
+    _, (content, calls) = run_stream(["Hi ", "<tool_call>", "{oops", "</tool_call>"])
+    assert calls == [] and content == "Hi <tool_call>{oops</tool_call>"
 
 
 @pytest.mark.parametrize(
@@ -163,23 +175,23 @@ def test_stream_bad_call_is_released_as_content_at_end():
         "Just a plain answer with <b>tags</b> and < signs.",
         'Sure.\n<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>',
         '<tool_call>{"name": "a", "arguments": {}}</tool_call><tool_call>{"name": "b"}',
+        '<tool_call>{"arguments": {"k": [1, 2]}, "name": "c"}</tool_call> after',
+        '<tool_call>{"name": "a", "arguments": {"s": "x </tool_call> y"}}</tool_call>',
         "Broken <tool_call>{not json</tool_call> tail",
         "ends with <tool_ca",
     ],
 )
-def test_stream_agrees_with_whole_text_parsing(text: str):
+def test_stream_agrees_with_whole_text(text: str):
     rng = random.Random(text)
     want_content, want_calls = parse_tool_calls(text)
+    _, whole = run_stream([text])
+    assert [(c.name, json.loads(c.arguments)) for c in whole[1]] == [
+        (c.name, json.loads(c.arguments)) for c in want_calls]
+    assert (whole[0] or "").strip() == (want_content or "").strip()
     for _ in range(30):
-        sent, rest, calls = run_stream(split_randomly(text, rng))
-        assert [(c.name, c.arguments) for c in calls] == [
-            (c.name, c.arguments) for c in want_calls
-        ]
-        streamed = "".join(sent) + rest
-        if want_calls:
-            assert streamed.strip() == (want_content or "")
-        else:
-            assert streamed == want_content
+        _, (content, calls) = run_stream(split_randomly(text, rng))
+        assert (content, [(c.name, c.arguments) for c in calls]) == (
+            whole[0], [(c.name, c.arguments) for c in whole[1]])
 
 
 # -- tool_call_schema ----------------------------------------------------------------------
@@ -194,13 +206,14 @@ def test_schema_required_allows_any_tool():
     jsonschema.Draft202012Validator.check_schema(schema)
     assert len(schema["anyOf"]) == 2
     jsonschema.validate(call("get_weather", {"city": "Paris"}), schema)
-    jsonschema.validate(call("get_time", {"tz": "UTC"}), schema)
+    jsonschema.validate(call("get_time", {}), schema)
     for bad in (
         call("get_weather", {}),  # required city missing
         call("get_weather", {"city": 3}),
         call("nope", {}),
         {"name": "get_time"},
         call("get_time", []),  # arguments are always an object
+        call("get_time", {"tz": "UTC"}),  # a tool without parameters takes none
         {**call("get_time", {}), "extra": 1},
     ):
         with pytest.raises(jsonschema.ValidationError):

@@ -1,13 +1,13 @@
-"""The Flask application factory, and `app` for `gunicorn slm_api.app:app`."""
+"""The Flask application factory. `slm-api serve` runs it under gunicorn; any other WSGI
+server can call it (`gunicorn 'slm_api.app:create_app()'`)."""
 
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from flask import Flask
 
-from slm_api import observability, security
+from slm_api import lifecycle, observability, security, state
 from slm_api.api import (
     admin,
     chat,
@@ -19,7 +19,7 @@ from slm_api.api import (
     health,
     messages,
     models,
-    responses,
+    responses_api,
 )
 from slm_api.api.errors import register_error_handlers
 from slm_api.config import Settings
@@ -34,20 +34,19 @@ def create_app(settings: Settings | None = None, *, load_model: bool = True) -> 
     settings = settings or Settings.from_env()
     logging.basicConfig(level=settings.log_level.upper())
     app = Flask(__name__, static_folder=None)  # /docs serves its own assets
-    app.config["SETTINGS"] = settings
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     app.json.sort_keys = False  # keep OpenAI's field order, readable in curl output
 
     settings.models_dir.mkdir(parents=True, exist_ok=True)
     engine = Engine(settings)
-    app.extensions["slm_engine"] = engine
-    app.extensions["slm_downloads"] = DownloadJobs(settings)
+    state.init_app(app, settings, engine, DownloadJobs(settings))
 
     register_error_handlers(app)
     # Request ids and the access log first: responses refused by security carry them too.
     observability.init_app(app)
     security.init_app(app)
-    for module in (health, models, admin, chat, completions, messages, responses, embeddings,
+    lifecycle.init_app(app)
+    for module in (health, models, admin, chat, completions, messages, responses_api, embeddings,
                    extract, extras, docs):
         app.register_blueprint(module.bp)
 
@@ -56,12 +55,3 @@ def create_app(settings: Settings | None = None, *, load_model: bool = True) -> 
         engine.start()
     return app
 
-
-def __getattr__(name: str) -> Any:
-    # Built on first access, so importing this module (tests, tools) loads no model;
-    # gunicorn's `slm_api.app:app` reaches here.
-    if name == "app":
-        global app
-        app = create_app()
-        return app
-    raise AttributeError(name)

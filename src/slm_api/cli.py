@@ -1,24 +1,29 @@
-"""`slm-api serve` (also `python -m slm_api`) and `slm-api fetch-default-model`."""
+"""`slm-api serve` (also `python -m slm_api`), the one way to start the server, and
+`slm-api fetch-default-model`."""
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from slm_api.config import Settings
 
 
+def _settings(args: argparse.Namespace) -> Settings:
+    """The environment and .env, with the command line's flags winning over both."""
+    flags = {"host": args.host, "port": args.port, "log_level": args.log_level,
+             "model_path": Path(args.model).expanduser() if args.model else None}
+    settings = Settings.from_env().with_overrides(
+        **{name: value for name, value in flags.items() if value is not None}
+    )
+    settings.validate()
+    return settings
+
+
 def _serve(args: argparse.Namespace) -> int:
-    # Flags win over the environment and .env: they are written into the environment that
-    # Settings.from_env() reads in the worker.
-    for flag, var in (("host", "HOST"), ("port", "PORT"), ("model", "MODEL_PATH"),
-                      ("log_level", "LOG_LEVEL")):
-        value = getattr(args, flag)
-        if value is not None:
-            os.environ[var] = str(value)
-    settings = Settings.from_env()
+    settings = _settings(args)
     from gunicorn.app.base import BaseApplication
 
     from slm_api import gunicorn_config

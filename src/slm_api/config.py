@@ -60,14 +60,27 @@ class Settings:
     admin_api_keys: tuple[str, ...] = ()
     protect_metrics: bool = False
     rate_limit_rpm: int = 0  # 0: off
+    rate_limit_tpm: int = 0  # prompt + completion tokens per minute; 0: off
+    # Where counters live: memory:// (this process) or redis://host:port/db (shared by replicas).
+    rate_limit_storage_uri: str = "memory://"
+    rate_limit_fail: str = "open"  # store unreachable: open (no limits) | closed (503)
     max_queue: int = 64
     max_request_bytes: int = 1024 * 1024
     max_tokens_cap: int = 4096
     request_timeout_s: float = 300.0
+    # Constrained output closes within max_tokens (and loops are steered to the close).
+    structured_budget: bool = True
+    # SIGTERM: running generations get this long to finish before they end as "length".
+    drain_timeout_s: float = 30.0
+    # gunicorn request threads; 0: N_PARALLEL + MAX_QUEUE + 32, so the engine's queue limit
+    # (a quick 503) is reached before every thread is held by a waiting stream.
+    http_threads: int = 0
     cors_origins: tuple[str, ...] = ()
     allowed_repos: tuple[str, ...] = ()
     # Reverse proxies in front that append to X-Forwarded-For (0: the header is not believed).
     trusted_proxy_hops: int = 0
+    # Host names served without a key (DNS rebinding guard); empty: loopback, HOST, hostname.
+    allowed_hosts: tuple[str, ...] = ()
     # Agents APIs: stored Responses (SQLite under data_dir) and choices per request.
     data_dir: Path = Path("data")
     responses_ttl_s: float = 30 * 24 * 3600.0
@@ -77,6 +90,10 @@ class Settings:
     @property
     def default_model_path(self) -> Path:
         return self.model_path or self.models_dir / DEFAULT_MODEL_FILE
+
+    @property
+    def request_threads(self) -> int:
+        return self.http_threads or self.n_parallel + self.max_queue + 32
 
     @property
     def threads(self) -> int:
@@ -119,6 +136,11 @@ class Settings:
             "MAX_QUEUE": self.max_queue >= 0,
             "TRUSTED_PROXY_HOPS": self.trusted_proxy_hops >= 0,
             "RATE_LIMIT_RPM": self.rate_limit_rpm >= 0,
+            "RATE_LIMIT_TPM": self.rate_limit_tpm >= 0,
+            "RATE_LIMIT_FAIL": self.rate_limit_fail in {"open", "closed"},
+            "RATE_LIMIT_STORAGE_URI": "://" in self.rate_limit_storage_uri,
+            "DRAIN_TIMEOUT_S": self.drain_timeout_s >= 0,
+            "HTTP_THREADS": self.http_threads >= 0,
             "RESPONSES_TTL_S": self.responses_ttl_s > 0,
             "RESPONSES_MAX_STORED": self.responses_max_stored >= 1,
             "MAX_N": self.max_n >= 1,

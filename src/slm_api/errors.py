@@ -52,12 +52,28 @@ def anthropic_error_body(status: int, message: str) -> dict:
     return {"type": "error", "error": {"type": anthropic_error_type(status), "message": message}}
 
 
+def _override(target: object, **values: object) -> None:
+    """Set the given (not None) values on a class or an instance, over the inherited ones."""
+    for name, value in values.items():
+        if value is not None:
+            setattr(target, name, value)
+
+
 class SlmError(Exception):
     """Base of every error that reaches a client: status, OpenAI type, code, param, headers."""
 
     status = 500
     code: str | None = None
     param: str | None = None
+
+    def __init_subclass__(
+        cls, *, status: int | None = None, code: str | None = None, param: str | None = None,
+        **kwargs: object,
+    ) -> None:
+        # `class NotFound(SlmError, status=404, code="not_found")`: a subclass's defaults
+        # in its header, where a reader looks for them.
+        super().__init_subclass__(**kwargs)
+        _override(cls, status=status, code=code, param=param)
 
     def __init__(
         self,
@@ -70,12 +86,7 @@ class SlmError(Exception):
     ):
         super().__init__(message)
         self.message = message
-        if param is not None:
-            self.param = param
-        if code is not None:
-            self.code = code
-        if status is not None:
-            self.status = status
+        _override(self, status=status, code=code, param=param)
         self.headers = dict(headers or {})
         if self.status in (429, 503):
             self.headers.setdefault("Retry-After", "1")
@@ -110,32 +121,29 @@ class EngineError(SlmError):
     """Raised by the engine (the llama.cpp runtime) and the pure code it runs."""
 
 
-class ModelNotFound(EngineError):
-    status = 404
-    code = "model_not_found"
-    param = "model"
+class ModelNotFound(EngineError, status=404, code="model_not_found", param="model"):
+    """No GGUF file in MODELS_DIR has this id."""
 
 
-class ModelLoadError(EngineError):
+class ModelLoadError(EngineError, status=400, code="model_load_failed"):
     """The file exists but llama.cpp cannot load it (corrupt, wrong format, too big)."""
 
-    status = 400
-    code = "model_load_failed"
+
+class NoModelLoaded(EngineError, status=503, code="no_model_loaded"):
+    """No model was named and none is active."""
 
 
-class NoModelLoaded(EngineError):
-    status = 503
-    code = "no_model_loaded"
-
-
-class InvalidRequest(EngineError):
+class InvalidRequest(EngineError, status=400, code="invalid_request"):
     """Bad input the engine can only see once it has tokens (prompt too long, bad grammar)."""
 
-    status = 400
-    code = "invalid_request"
+
+class QueueFull(EngineError, status=503, code="queue_full"):
+    """MAX_QUEUE requests already wait for a sequence."""
 
 
-class QueueFull(EngineError):
+
+class Draining(EngineError):
+    """The server is shutting down (SIGTERM): new work goes to another replica."""
+
     status = 503
-    code = "queue_full"
-
+    code = "draining"

@@ -6,6 +6,7 @@ and a full parse of a 262k-token vocabulary takes seconds.
 
 from __future__ import annotations
 
+import hashlib
 import struct
 from collections.abc import Iterable
 from functools import lru_cache
@@ -74,3 +75,24 @@ def _keys(path: str, mtime_ns: int) -> tuple[str, ...]:
 def file_kind(path: Path, embedding_ids: Iterable[str]) -> str:
     """model_kind() of a file on disk, from its header alone."""
     return model_kind(path.stem, _keys(str(path), path.stat().st_mtime_ns), embedding_ids)
+
+
+_FINGERPRINT_SPAN = 1 << 20
+
+
+@lru_cache(maxsize=16)
+def _fingerprint(path: str, size: int, mtime_ns: int) -> str:
+    digest = hashlib.sha256(str(size).encode())
+    with open(path, "rb") as f:
+        digest.update(f.read(_FINGERPRINT_SPAN))
+        f.seek(max(size - _FINGERPRINT_SPAN, 0))
+        digest.update(f.read(_FINGERPRINT_SPAN))
+    return digest.hexdigest()[:16]
+
+
+def fingerprint(path: Path) -> str:
+    """A cheap identity of a model file (SHA-256 of its size, first and last MiB): replicas that
+    report the same model id with different fingerprints serve different files. Not a checksum
+    of the whole file (that would read gigabytes on every start)."""
+    stat = path.stat()
+    return _fingerprint(str(path), stat.st_size, stat.st_mtime_ns)

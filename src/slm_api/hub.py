@@ -32,34 +32,28 @@ _FILENAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,250}\.gguf$")
 DISK_MARGIN_BYTES = 256 * 1024**2
 
 
-class DownloadError(SlmError):
-    status = 400
-    code = "invalid_download"
+class DownloadError(SlmError, status=400, code="invalid_download"):
+    """A /load request the server refuses before downloading (bad names)."""
 
 
-class DownloadForbidden(DownloadError):
-    status = 403
-    code = "repo_not_allowed"
+class DownloadForbidden(DownloadError, status=403, code="repo_not_allowed"):
+    """The repo is not in ALLOWED_REPOS."""
 
 
-class DownloadNotFound(DownloadError):
-    status = 404
-    code = "not_found"
+class DownloadNotFound(DownloadError, status=404, code="not_found"):
+    """The Hub has no such repo, file or revision."""
 
 
-class HubUnreachable(DownloadError):
-    status = 502
-    code = "hub_unreachable"
+class HubUnreachable(DownloadError, status=502, code="hub_unreachable"):
+    """The Hub could not be reached, or failed."""
 
 
-class NotEnoughDisk(DownloadError):
-    status = 507
-    code = "insufficient_storage"
+class NotEnoughDisk(DownloadError, status=507, code="insufficient_storage"):
+    """The file is larger than the free disk space (minus a margin)."""
 
 
-class DownloadCancelled(DownloadError):
-    status = 409
-    code = "cancelled"
+class DownloadCancelled(DownloadError, status=409, code="cancelled"):
+    """DELETE /load/{job_id} stopped the download."""
 
 
 def validate_request(repo_id: str, filename: str, revision: str | None,

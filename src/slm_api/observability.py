@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from flask import Blueprint, Flask, Response, current_app, g, has_request_context, request
+from flask import Blueprint, Flask, Response, g, has_request_context, request
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -26,8 +26,11 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+from slm_api import state
+from slm_api.api.contract import contract
 
 ACCESS_LOGGER = "slm_api.access"
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -46,7 +49,7 @@ bp = Blueprint("observability", __name__)
 
 
 class Metrics:
-    """The app's metrics; one instance per app, in app.extensions["slm_metrics"]."""
+    """The app's metrics; one instance per app, reached through `state.metrics()`."""
 
     def __init__(self, engine: Any):
         self.registry = CollectorRegistry()
@@ -120,11 +123,16 @@ class _EngineCollector(Collector):
         slots = GaugeMetricFamily(
             "slm_parallel_slots", "Sequences a model generates side by side", labels=["model"]
         )
+        sampled = CounterMetricFamily(
+            "slm_tokens_sampled", "Tokens the decode loop sampled, for every generation "
+            "(aborted ones included) since the model was loaded", labels=["model"],
+        )
         for model_id, s in stats.items():
             in_flight.add_metric([model_id], s.get("active", 0))
             queued.add_metric([model_id], s.get("queued", 0))
             slots.add_metric([model_id], s.get("n_parallel", 0))
-        return [models, info, pinned, in_flight, queued, slots]
+            sampled.add_metric([model_id], s.get("tokens_sampled", 0))
+        return [models, info, pinned, in_flight, queued, slots, sampled]
 
 
 @dataclass
@@ -148,10 +156,14 @@ def generation_recorder() -> GenerationRecorder:
     """`record(prompt_tokens, completion_tokens, ttft_s, duration_s, finish_reason)`, bound to
     this app and request. Take it while the request context exists: a streamed body runs after
     the context is gone, and the recorder keeps working there."""
-    if not has_request_context() or "slm_metrics" not in current_app.extensions:
+    metrics = state.metrics() if has_request_context() else None
+    if metrics is None:
         return _noop_recorder
-    metrics: Metrics = current_app.extensions["slm_metrics"]
     stats: RequestStats = g.setdefault("slm_stats", RequestStats())
+    # Tokens-per-minute limits (ratelimit.py) count what a generation used, once it has ended.
+    limits = state.rate_limits()
+    charge = limits.charge_tokens if limits is not None else None
+    client = g.get("client_id")
 
     def record(
         prompt_tokens: int, completion_tokens: int, ttft_s: float | None, duration_s: float,
@@ -171,6 +183,8 @@ def generation_recorder() -> GenerationRecorder:
         stats.generations += 1
         if stats.ttft_s is None:
             stats.ttft_s = ttft_s
+        if charge is not None and client:
+            charge(client, prompt_tokens + completion_tokens)
 
     return record
 
@@ -207,17 +221,19 @@ def _access_logger() -> logging.Logger:
 
 
 @bp.get("/metrics")
+@contract(content_type="text/plain")
 def metrics() -> Response:
-    return Response(current_app.extensions["slm_metrics"].render(), mimetype=None,
+    """Prometheus metrics."""
+    return Response(state.metrics().render(), mimetype=None,  # type: ignore[union-attr]
                     content_type=CONTENT_TYPE_LATEST)
 
 
 def init_app(app: Flask) -> None:
     """Request ids, access log and /metrics. Call before security.init_app so that responses
     refused by it still carry a request id and are counted."""
-    metrics_ = Metrics(app.extensions["slm_engine"])
-    app.extensions["slm_metrics"] = metrics_
-    log_prompts = app.config["SETTINGS"].log_prompts
+    metrics_ = Metrics(state.engine(app))
+    state.set_metrics(app, metrics_)
+    log_prompts = state.settings(app).log_prompts
     access = _access_logger()
     app.register_blueprint(bp)
 

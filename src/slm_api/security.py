@@ -1,4 +1,4 @@
-"""Who may call what: API keys, admin routes, per-client rate limits, CORS.
+"""Who may call what: API keys, admin routes, allowed Host names, per-client rate limits, CORS.
 
 Every route falls in one of three classes, decided by `route_policy(endpoint)`:
 - "open":  /health, /ready and /metrics (unless PROTECT_METRICS=1), the API docs, CORS preflights.
@@ -12,10 +12,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
-import math
-import threading
-import time
-from collections import deque
 from dataclasses import dataclass
 
 from flask import Flask, g, request
@@ -23,8 +19,10 @@ from flask_cors import CORS
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from slm_api import ratelimit, state
 from slm_api.config import Settings
 from slm_api.errors import APIError
+from slm_api.hosts import HostAllowlist
 
 ADMIN_BLUEPRINTS = frozenset({"admin"})
 # Endpoints anyone may call; "metrics" ones only while PROTECT_METRICS is off.
@@ -133,39 +131,6 @@ def bearer_token() -> str | None:
     return request.headers.get("x-api-key", "").strip() or None
 
 
-class RateLimiter:
-    """Sliding one-minute window per client: at most `rpm` requests in any 60 seconds."""
-
-    WINDOW_S = 60.0
-
-    def __init__(self, rpm: int, *, max_clients: int = 10_000):
-        self.rpm = rpm
-        self.max_clients = max_clients
-        self._hits: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
-
-    def check(self, client: str, now: float | None = None) -> float:
-        """Record a request; 0.0 if allowed, else seconds until the window has room again."""
-        now = time.monotonic() if now is None else now
-        with self._lock:
-            hits = self._hits.get(client)
-            if hits is None:
-                if len(self._hits) >= self.max_clients:
-                    self._forget_idle(now)
-                hits = self._hits[client] = deque()
-            while hits and hits[0] <= now - self.WINDOW_S:
-                hits.popleft()
-            if len(hits) >= self.rpm:
-                return max(hits[0] + self.WINDOW_S - now, 0.001)
-            hits.append(now)
-            return 0.0
-
-    def _forget_idle(self, now: float) -> None:
-        # Bounded memory under many distinct clients (remote addresses when the API is open).
-        for client in [c for c, h in self._hits.items() if not h or h[-1] <= now - self.WINDOW_S]:
-            del self._hits[client]
-
-
 def _unauthorized(message: str) -> APIError:
     return APIError(401, message, code="invalid_api_key", headers={"WWW-Authenticate": "Bearer"})
 
@@ -183,13 +148,23 @@ def check_body_size(max_bytes: int) -> None:
         raise RequestEntityTooLarge()
 
 
-def _authorize(keys: KeyRing, limiter: RateLimiter | None, settings: Settings) -> None:
+def _authorize(keys: KeyRing, hosts: HostAllowlist, settings: Settings) -> None:
     g.client_id = request.remote_addr or "unknown"
     if request.method == "OPTIONS":
         return  # CORS preflights carry no credentials by design
     policy = route_policy(request.endpoint, settings)
     if policy == "open":
         return
+    # Where no key is asked for, being on this machine is the credential; a page in the user's
+    # browser can borrow that by DNS rebinding, but not its Host header.
+    trusts_position = not keys.enabled or (policy == "admin" and not keys.admin)
+    if trusts_position and not hosts.allows(request.headers.get("Host")):
+        raise APIError(
+            403,
+            "Host header not in ALLOWED_HOSTS; without API keys this server answers only to the "
+            "names in ALLOWED_HOSTS (add this name there, or configure API keys)",
+            code="host_not_allowed",
+        )
     token = bearer_token()
     if keys.enabled:
         if token is None:
@@ -202,16 +177,6 @@ def _authorize(keys: KeyRing, limiter: RateLimiter | None, settings: Settings) -
         g.client_id = client
     if policy == "admin":
         _authorize_admin(keys, token, settings)
-    if limiter is not None:
-        wait = limiter.check(g.client_id)
-        if wait:
-            raise APIError(
-                429,
-                f"Rate limit of {limiter.rpm} requests per minute reached; retry in "
-                f"{math.ceil(wait)} s",
-                code="rate_limit_exceeded",
-                headers={"Retry-After": str(math.ceil(wait))},
-            )
 
 
 def _authorize_admin(keys: KeyRing, token: str | None, settings: Settings) -> None:
@@ -239,12 +204,11 @@ def _authorize_admin(keys: KeyRing, token: str | None, settings: Settings) -> No
 
 
 def init_app(app: Flask) -> None:
-    """Install key checks, admin checks, the rate limiter and CORS on `app`."""
-    settings: Settings = app.config["SETTINGS"]
+    """Install key checks, admin checks, Host checks, rate limits and CORS on `app`."""
+    settings = state.settings(app)
     keys = KeyRing.from_settings(settings)
-    limiter = RateLimiter(settings.rate_limit_rpm) if settings.rate_limit_rpm > 0 else None
-    app.extensions["slm_keys"] = keys
-    app.extensions["slm_rate_limiter"] = limiter
+    hosts = HostAllowlist(settings.allowed_hosts, settings.host)
+    state.set_keys(app, keys)
     if settings.trusted_proxy_hops > 0:
         # Only then is X-Forwarded-For believed: a client could otherwise claim to be loopback.
         hops = settings.trusted_proxy_hops
@@ -252,9 +216,16 @@ def init_app(app: Flask) -> None:
 
     @app.before_request
     def _security() -> None:
-        _authorize(keys, limiter, settings)
+        _authorize(keys, hosts, settings)
         # After the key check: an anonymous client cannot make the server read its body.
         check_body_size(settings.max_request_bytes)
+
+    def _exempt() -> bool:
+        # Preflights and open routes (health, docs) are never counted against anyone.
+        return request.method == "OPTIONS" or route_policy(request.endpoint, settings) == "open"
+
+    # Registered after `_security`, whose hook names the client the limits are kept for.
+    ratelimit.init_app(app, settings, _exempt)
 
     if settings.cors_origins:
         CORS(

@@ -7,9 +7,12 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Blueprint, Response, jsonify
 
-from slm_api.api.generate import engine, load_options, parse_body
+from slm_api import state
+from slm_api.api.body import parse_body
+from slm_api.api.contract import contract
+from slm_api.api.responses import AdminResult, DownloadJob, ModelDeleted
 from slm_api.api.schemas import (
     LoadRequest,
     ModelLoadRequest,
@@ -17,7 +20,7 @@ from slm_api.api.schemas import (
     RestoreCacheRequest,
     SetModelRequest,
 )
-from slm_api.engine import LoadOptions, ModelInfo
+from slm_api.engine import ModelInfo
 from slm_api.errors import APIError
 from slm_api.hub import download_gguf, validate_request
 
@@ -30,17 +33,17 @@ def _info(info: ModelInfo) -> dict:
     return data
 
 
-def _jobs():
-    return current_app.extensions["slm_downloads"]
-
-
 @bp.post("/load")
+@contract(body=LoadRequest, response=AdminResult, statuses=(202,))
 def load() -> tuple[Response, int]:
+    """Download a GGUF file from the Hugging Face Hub.
+
+    `"async": true` answers 202 with a job id to poll."""
     req = parse_body(LoadRequest)
-    settings = current_app.config["SETTINGS"]
+    settings = state.settings()
     validate_request(req.repo_id, req.filename, req.revision, settings)
     if req.async_:
-        job_id = _jobs().start(req.repo_id, req.filename, req.revision)
+        job_id = state.downloads().start(req.repo_id, req.filename, req.revision)
         return jsonify({"status": "accepted", "job_id": job_id, "poll": f"/load/{job_id}"}), 202
     path = download_gguf(req.repo_id, req.filename, req.revision, settings)
     rel = path.name
@@ -56,56 +59,68 @@ def load() -> tuple[Response, int]:
 
 
 @bp.get("/load/<job_id>")
+@contract(response=DownloadJob)
 def load_job(job_id: str) -> Response:
-    job = _jobs().get(job_id)
+    """Poll a download job."""
+    job = state.downloads().get(job_id)
     if job is None:
         raise APIError(404, f"no download job {job_id}", param="job_id", code="job_not_found")
     return jsonify(job)
 
 
 @bp.delete("/load/<job_id>")
+@contract(response=DownloadJob)
 def cancel_load_job(job_id: str) -> Response:
-    if not _jobs().cancel(job_id):
+    """Cancel a download job."""
+    if not state.downloads().cancel(job_id):
         raise APIError(404, f"no download job {job_id}", param="job_id", code="job_not_found")
-    return jsonify(_jobs().get(job_id))
+    return jsonify(state.downloads().get(job_id))
 
 
 @bp.post("/reload")
+@contract(body=ReloadRequest, response=AdminResult)
 def reload() -> Response:
+    """Load a GGUF file and make it the active model."""
     req = parse_body(ReloadRequest)
-    options = LoadOptions(**req.model_dump(exclude_none=True, exclude={"model_path"}))
-    info = engine().reload(req.model_path, options)
+    info = state.engine().reload(req.model_path, req.to_load_options())
     return jsonify({"status": "reloaded", "model": _info(info)})
 
 
 @bp.post("/v1/models")
+@contract(body=ModelLoadRequest, response=AdminResult)
 def load_model() -> Response:
+    """Load a model from MODELS_DIR."""
     req = parse_body(ModelLoadRequest)
-    options = LoadOptions(**req.model_dump(exclude_none=True, exclude={"model"}))
-    info = engine().load(req.model, options)
+    info = state.engine().load(req.model, req.to_load_options())
     return jsonify({"status": "loaded", "model": _info(info)})
 
 
 @bp.post("/setModel")
+@contract(body=SetModelRequest, response=AdminResult)
 def set_model() -> Response:
+    """Load a model and make it the default."""
     req = parse_body(SetModelRequest)
-    info = engine().load(req.model_name, load_options(req.load_model_configs), activate=True)
+    info = state.engine().load(req.model_name, req.to_load_options(), activate=True)
     return jsonify({"status": "loaded", "model": _info(info)})
 
 
 @bp.delete("/v1/models/<path:model_id>")
+@contract(response=ModelDeleted)
 def unload_model(model_id: str) -> Response:
-    eng = engine()
+    """Unload a model from memory."""
+    eng = state.engine()
     eng.path_for_id(model_id)  # 404 for an id that names no file
     unloaded = eng.unload(model_id.removesuffix(".gguf"))
     return jsonify({"id": model_id, "object": "model", "deleted": unloaded})
 
 
 @bp.post("/restore_cache")
+@contract(body=RestoreCacheRequest, response=AdminResult)
 def restore_cache() -> Response:
+    """Pre-fill the prompt cache with messages."""
     req = parse_body(RestoreCacheRequest)
     messages, tools = req.message_dicts(), req.tool_dicts()
-    with engine().use(req.model) as model:
+    with state.engine().use(req.model) as model:
         prompt = model.tokenize(model.chat.render(messages, tools=tools))
         cached = model.warm(prompt)
         model_id = model.info.id

@@ -9,24 +9,13 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify
 
-from slm_api.api.conversation import (
-    ChatRun,
-    ReplySplitter,
-    Turn,
-    collect_choices,
-    start_turn,
-)
-from slm_api.api.generate import (
-    Collected,
-    choice_count,
-    completion_budget,
-    finish_reason,
-    iterate,
-    parse_body,
-    sampling_params,
-    usage,
-)
+from slm_api.api.body import choice_count, completion_budget, parse_body
+from slm_api.api.contract import contract
+from slm_api.api.conversation import ChatRun, ReplySplitter, Turn, start_turn
 from slm_api.api.logprobs import chat_logprobs
+from slm_api.api.reply import finish_reason, usage
+from slm_api.api.responses import ChatCompletion, ChatCompletionChunk
+from slm_api.api.run import Collected, collect_choices, iterate
 from slm_api.api.schemas import ChatCompletionRequest
 from slm_api.api.sse import sse_response
 from slm_api.engine import Finished
@@ -35,14 +24,21 @@ bp = Blueprint("chat", __name__)
 
 
 @bp.post("/v1/chat/completions")
+@contract(body=ChatCompletionRequest, response=ChatCompletion, stream=ChatCompletionChunk)
 def chat_completions() -> Response:
+    """Create a chat completion.
+
+    Messages in, an assistant message (or tool calls) out, as OpenAI's API. With
+    `"stream": true` the reply comes as Server-Sent Events. `response_format` (json_object,
+    json_schema) and forced `tool_choice` constrain the output with a grammar. `n` choices
+    (up to MAX_N) share one evaluation of the prompt."""
     req = parse_body(ChatCompletionRequest)
     n_probs = max(1, req.top_logprobs or 0) if req.logprobs else 0
     n = choice_count(req.n)
     run = start_turn(Turn(
         model=req.model,
         messages=req.message_dicts(),
-        sampling=sampling_params(req, n_probs=n_probs),
+        sampling=req.to_sampling_params(n_probs=n_probs),
         max_tokens=completion_budget(req.completion_limit),
         tools=req.tool_dicts(),
         tool_choice=req.tool_choice,
@@ -71,13 +67,14 @@ class _Reply:
         self.n = n
 
     def _choice(self, index: int, out: Collected) -> dict[str, Any]:
-        message: dict[str, Any] = {"role": "assistant", "content": out.text}
-        content, calls = self.run.split(out.text)
         reason = finish_reason(out.finished)
+        message: dict[str, Any] = {"role": "assistant", "content": out.text}
+        content, calls = self.run.split(out.text, reason == "length")
+        message["content"] = content
         if calls:
-            message["content"] = content
             message["tool_calls"] = [c.to_openai() for c in calls]
-            reason = "tool_calls"
+            if reason != "length":
+                reason = "tool_calls"
         elif reason == "stop":
             self.run.check_output(out.text)
         return {
@@ -118,19 +115,25 @@ class _Reply:
     def stream(self) -> Iterator[dict[str, Any]]:
         for index in range(self.n):
             yield self._chunk(index, {"role": "assistant", "content": ""})
+        # With tools, markup becomes tool_calls deltas and never reaches the content.
         splitters = [ReplySplitter(self.run) for _ in range(self.n)]
         for index, item in iterate(self.run):
             if isinstance(item, Finished):
                 yield from self._end(index, splitters[index], item)
                 continue
-            text = splitters[index].feed(item.text)
-            if text or item.logprobs:
-                logprobs = (
-                    chat_logprobs(list(item.logprobs), self.req.top_logprobs)
-                    if self.req.logprobs
-                    else None
-                )
-                yield self._chunk(index, {"content": text}, logprobs=logprobs)
+            deltas = splitters[index].feed_deltas(item.text)
+            logprobs = (
+                chat_logprobs(list(item.logprobs), self.req.top_logprobs)
+                if self.req.logprobs and item.logprobs
+                else None
+            )
+            if logprobs and not deltas:
+                deltas = [{"content": ""}]
+            for delta in deltas:
+                if delta.get("content") == "" and logprobs is None:
+                    continue
+                yield self._chunk(index, _openai_delta(delta), logprobs=logprobs)
+                logprobs = None
         if self.req.include_usage:
             yield {
                 "id": self.id,
@@ -143,9 +146,15 @@ class _Reply:
 
     def _end(self, index: int, splitter: ReplySplitter, finished: Finished
              ) -> Iterator[dict[str, Any]]:
-        found = splitter.finish()
-        if found.rest:
-            yield self._chunk(index, {"content": found.rest})
-        for k, call in enumerate(found.calls):
-            yield self._chunk(index, {"tool_calls": [{"index": k, **call.to_openai()}]})
-        yield self._chunk(index, {}, "tool_calls" if found.calls else finish_reason(finished))
+        reason = finish_reason(finished)
+        for delta in splitter.finish_deltas(cut=reason == "length"):
+            yield self._chunk(index, _openai_delta(delta))
+        if splitter.calls and reason != "length":
+            reason = "tool_calls"
+        yield self._chunk(index, {}, reason)
+
+
+def _openai_delta(delta: dict[str, Any]) -> dict[str, Any]:
+    if "tool_call" in delta:
+        return {"tool_calls": [delta["tool_call"]]}
+    return delta

@@ -12,10 +12,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from slm_api.api.generate import Collected, Run, build_request, load_options
+from slm_api.api.run import Run, build_request
 from slm_api.api.schemas import LoadModelConfigs, ResponseFormat
 from slm_api.api.structured import check_structured_output, response_format_grammar
-from slm_api.engine import Choices, Chunk, Finished, SamplingParams
+from slm_api.engine import Chunk, SamplingParams
 from slm_api.errors import APIError
 from slm_api.grammar import schema_to_gbnf
 from slm_api.prompting.chat_format import ToolCall, tool_call_schema
@@ -62,7 +62,8 @@ class ChatRun(Run):
     """A Run for a Turn: the model pinned, the prompt rendered and (after `start`) submitted."""
 
     def __init__(self, turn: Turn):
-        super().__init__(turn.model, load_options(turn.load_configs))
+        super().__init__(turn.model,
+                         turn.load_configs.to_load_options() if turn.load_configs else None)
         try:
             self.turn = turn
             self.tools, self.grammar = plan_tools(
@@ -96,15 +97,17 @@ class ChatRun(Run):
             raise
         return self
 
-    def split(self, text: str) -> tuple[str | None, list[ToolCall]]:
-        """A finished reply as (content, tool calls); content is the whole text without tools."""
+    def split(self, text: str, cut: bool = False) -> tuple[str | None, list[ToolCall]]:
+        """A finished reply as (content, tool calls); content is the whole text without tools.
+        `cut`: it ended at max_tokens (a cut call keeps its partial arguments)."""
         if self.tools_active:
-            return self.model.chat.parse_tool_calls(text)
+            return self.model.chat.split_reply(text, cut)
         return text, []
 
     def check_output(self, text: str) -> None:
         """The structured-output guarantee for a reply that ended normally without a call."""
-        check_structured_output(self.turn.response_format, text)
+        check_structured_output(self.turn.response_format, text,
+                                client_stop=bool(self.turn.stop))
 
 
 def start_turn(turn: Turn, n: int | None = None) -> ChatRun:
@@ -126,20 +129,31 @@ class CallsFound:
 
 
 class ReplySplitter:
-    """One streamed reply's text as it comes, and its tool calls at the end. With tools, text
-    that may open a <tool_call> is held back until it is known."""
+    """One streamed reply's content as it comes, and its tool calls at the end. With tools,
+    the model's call markup never reaches the content."""
 
     def __init__(self, run: ChatRun):
         self._calls = run.model.chat.tool_stream() if run.tools_active else None
 
     def feed(self, text: str) -> str:
-        return self._calls.feed(text) if self._calls else text
-
-    def finish(self) -> CallsFound:
         if self._calls is None:
-            return CallsFound("", [])
-        rest, calls = self._calls.finish()
-        return CallsFound(rest, calls)
+            return text
+        return "".join(d.get("content", "") for d in self._calls.feed(text))
+
+    def feed_deltas(self, text: str) -> list[dict[str, Any]]:
+        """OpenAI-style deltas: {"content": ...} or {"tool_call": <delta.tool_calls[] entry>}."""
+        return self._calls.feed(text) if self._calls else ([{"content": text}] if text else [])
+
+    def finish_deltas(self, cut: bool) -> list[dict[str, Any]]:
+        return self._calls.finish(cut) if self._calls else []
+
+    @property
+    def calls(self) -> list[ToolCall]:
+        return self._calls.calls if self._calls else []
+
+    def finish(self, cut: bool = False) -> CallsFound:
+        rest = "".join(d.get("content", "") for d in self.finish_deltas(cut))
+        return CallsFound(rest, list(self.calls))
 
 
 def stream_pieces(run: ChatRun, chunks: Iterator[Chunk]) -> Iterator[TextPiece | CallsFound]:
@@ -149,21 +163,5 @@ def stream_pieces(run: ChatRun, chunks: Iterator[Chunk]) -> Iterator[TextPiece |
         text = splitter.feed(chunk.text)
         if text or chunk.logprobs:
             yield TextPiece(text, chunk)
-    yield splitter.finish()
-
-
-def collect_choices(choices: Choices) -> list[Collected]:
-    """Each choice's whole output, from the interleaved stream of all of them."""
-    outs = [Collected() for _ in choices.jobs]
-    parts: list[list[str]] = [[] for _ in choices.jobs]
-    for index, item in choices:
-        out = outs[index]
-        if isinstance(item, Finished):
-            out.finished = item
-            continue
-        parts[index].append(item.text)
-        out.token_ids.extend(item.token_ids)
-        out.logprobs.extend(item.logprobs)
-    for out, texts in zip(outs, parts, strict=True):
-        out.text = "".join(texts)
-    return outs
+    finished = run.generation.result if run.generation else None
+    yield splitter.finish(cut=finished is not None and finished.finish_reason == "length")

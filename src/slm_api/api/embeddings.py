@@ -4,23 +4,17 @@ from __future__ import annotations
 
 import base64
 import struct
-from typing import Any
 
 from flask import Blueprint, Response, jsonify
 
-from slm_api.api.generate import engine, parse_body
+from slm_api import state
+from slm_api.api.body import one_or_many, parse_body
+from slm_api.api.contract import contract
+from slm_api.api.responses import EmbeddingList
 from slm_api.api.schemas import EmbeddingRequest
 from slm_api.errors import APIError
 
 bp = Blueprint("embeddings", __name__)
-
-
-def _inputs(value: Any) -> list[str | list[int]]:
-    if isinstance(value, str):
-        return [value]
-    if all(isinstance(v, int) for v in value):
-        return [list(value)]
-    return list(value)
 
 
 def _encode(vector: list[float], fmt: str) -> list[float] | str:
@@ -31,12 +25,15 @@ def _encode(vector: list[float], fmt: str) -> list[float] | str:
 
 
 @bp.post("/v1/embeddings")
+@contract(body=EmbeddingRequest, response=EmbeddingList)
 def embeddings() -> Response:
+    """Create embeddings.
+
+    One L2-normalised vector per input, from an embedding model."""
     req = parse_body(EmbeddingRequest)
-    with engine().use(req.model) as model:
-        token_lists = [
-            model.tokenize(item) if isinstance(item, str) else item for item in _inputs(req.input)
-        ]
+    with state.engine().use(req.model) as model:
+        token_lists = [model.tokenize(item, param="input") if isinstance(item, str) else item
+                       for item in one_or_many(req.input)]
         too_long = [i for i, toks in enumerate(token_lists) if len(toks) > model.info.n_ctx]
         if too_long:
             raise APIError(

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, g, has_request_context, jsonify, request
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
-from slm_api.errors import SlmError, anthropic_error_body, error_type
+from slm_api.errors import APIError, SlmError, anthropic_error_body
 
 __all__ = ["error_response", "register_error_handlers", "validation_message"]
 
@@ -19,31 +19,15 @@ ANTHROPIC_BLUEPRINTS = frozenset({"messages"})
 
 
 def anthropic_shaped() -> bool:
-    return request.blueprint in ANTHROPIC_BLUEPRINTS
+    return has_request_context() and request.blueprint in ANTHROPIC_BLUEPRINTS
 
 
-def error_response(
-    status: int,
-    message: str,
-    *,
-    param: str | None = None,
-    code: str | None = None,
-    headers: dict[str, str] | None = None,
-) -> Response:
-    if anthropic_shaped():
-        body = anthropic_error_body(status, message)
-    else:
-        body = {
-            "error": {
-                "message": message,
-                "type": error_type(status),
-                "param": param,
-                "code": code,
-            }
-        }
+def error_response(exc: SlmError) -> Response:
+    """`exc` as the OpenAI error envelope (Anthropic's on its routes), status and headers."""
+    body = anthropic_error_body(exc.status, exc.message) if anthropic_shaped() else exc.body()
     response = jsonify(body)
-    response.status_code = status
-    for key, value in (headers or {}).items():
+    response.status_code = exc.status
+    for key, value in exc.headers.items():
         response.headers[key] = value
     return response
 
@@ -69,17 +53,27 @@ def validation_message(exc: ValidationError) -> tuple[str, str | None]:
     return (f"{loc}: {msg}" if loc else msg), (loc or None)
 
 
+def request_id() -> str | None:
+    return g.get("request_id") if has_request_context() else None
+
+
+def log_server_error(exc: SlmError, request_id: str | None) -> None:
+    """A 5xx is the server's fault by definition: each one is logged with its request id, so an
+    operator can find the client's report in the log."""
+    if exc.status >= 500 and exc.status != 503:  # 503 is load shedding, counted in /metrics
+        log.error("%d %s: %s (request %s)", exc.status, exc.code, exc.message, request_id)
+
+
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(SlmError)
     def _slm_error(exc: SlmError) -> Response:
-        return error_response(
-            exc.status, exc.message, param=exc.param, code=exc.code, headers=exc.headers
-        )
+        log_server_error(exc, request_id())
+        return error_response(exc)
 
     @app.errorhandler(ValidationError)
     def _validation_error(exc: ValidationError) -> Response:
         message, param = validation_message(exc)
-        return error_response(400, message, param=param, code="invalid_value")
+        return error_response(APIError(400, message, param=param, code="invalid_value"))
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:
@@ -93,10 +87,14 @@ def register_error_handlers(app: Flask) -> None:
         if status == 400 and "JSON" in (exc.description or ""):
             message = "The request body is not valid JSON"
         headers = {k: v for k, v in exc.get_headers() if k.lower() != "content-type"}
-        return error_response(status, message, headers=headers)
+        if "Allow" in headers:
+            # HEAD and OPTIONS are HTTP's own; Allow names the methods /openapi.json documents.
+            allowed = [m.strip() for m in headers["Allow"].split(",")]
+            headers["Allow"] = ", ".join(m for m in allowed if m not in ("HEAD", "OPTIONS"))
+        return error_response(APIError(status, message, headers=headers))
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:
         # Never leak a traceback to the client; the log has it.
-        log.exception("unhandled error")
-        return error_response(500, "Internal server error", code="internal_error")
+        log.exception("unhandled error (request %s)", request_id())
+        return error_response(SlmError("Internal server error", code="internal_error"))

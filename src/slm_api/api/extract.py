@@ -7,14 +7,11 @@ import time
 
 from flask import Blueprint, Response, jsonify
 
-from slm_api.api.generate import (
-    Run,
-    build_request,
-    collect,
-    completion_budget,
-    parse_body,
-    usage,
-)
+from slm_api.api.body import completion_budget, parse_body
+from slm_api.api.contract import contract
+from slm_api.api.reply import usage
+from slm_api.api.responses import ExtractResult
+from slm_api.api.run import Run, build_request, collect
 from slm_api.api.schemas import ExtractRequest
 from slm_api.api.structured import ANY_OBJECT, parse_and_validate, schema_grammar
 from slm_api.engine import SamplingParams
@@ -27,8 +24,22 @@ DEFAULT_INSTRUCTIONS = (
 )
 
 
+def _too_small(max_tokens: int, needed: int) -> APIError:
+    # The client's budget, not a server fault: a 400 that says what would fit.
+    return APIError(
+        400, f"max_tokens is {max_tokens}, but the shortest JSON that fits this schema takes "
+        f"{needed} tokens; raise max_tokens to at least {needed}",
+        param="max_tokens", code="max_tokens_too_small",
+    )
+
+
 @bp.post("/v1/extract")
+@contract(body=ExtractRequest, response=ExtractResult)
 def extract() -> Response:
+    """Extract JSON from text.
+
+    Text in, JSON that fits `schema` out (checked against it). A `max_tokens` below the
+    shortest JSON that fits is a 400 `max_tokens_too_small` naming the budget needed."""
     started = time.perf_counter()
     req = parse_body(ExtractRequest)
     schema = req.schema_ if req.schema_ is not None else ANY_OBJECT
@@ -43,15 +54,20 @@ def extract() -> Response:
     ]
     sampling = SamplingParams(temperature=req.temperature, seed=req.seed, grammar=grammar)
     with Run(req.model) as run:
-        prompt = run.model.tokenize(run.model.chat.render(messages, add_generation_prompt=True))
-        run.submit(build_request(run.model, prompt, max_tokens, sampling, run.model.chat.stop))
+        needed = run.model.min_output_tokens(grammar)
+        if max_tokens is not None and max_tokens < needed:
+            raise _too_small(max_tokens, needed)
+        prompt = run.model.tokenize(run.model.chat.render(messages, add_generation_prompt=True),
+                                    param="text")
+        built = build_request(run.model, prompt, max_tokens, sampling, run.model.chat.stop)
+        run.submit(built)
         out = collect(run.generation)
         model_id = run.model.info.id
     if out.finished is not None and out.finished.finish_reason == "length":
-        raise APIError(
-            502, "the output reached max_tokens before the JSON was complete; raise max_tokens",
-            param="max_tokens", code="output_truncated",
-        )
+        if out.finished.completion_tokens < built.max_tokens:
+            raise APIError(504, "the generation ran past REQUEST_TIMEOUT_S before the JSON was "
+                           "complete", code="timeout")
+        raise _too_small(built.max_tokens, needed)
     data = parse_and_validate(out.text, schema)
     return jsonify(
         {

@@ -15,20 +15,24 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify
 
+from slm_api.api.body import completion_budget, parse_body
+from slm_api.api.contract import contract
 from slm_api.api.conversation import CallsFound, ChatRun, Turn, start_turn, stream_pieces
-from slm_api.api.generate import collect, completion_budget, iterate, parse_body
 from slm_api.api.messages_schemas import (
+    AnthropicError,
     CountTokensRequest,
     Message,
     MessageParam,
     MessagesPrompt,
     MessagesRequest,
+    MessageStreamEvent,
     StopReason,
     TextBlock,
     TokenCount,
     ToolUseBlock,
     Usage,
 )
+from slm_api.api.run import collect, iterate
 from slm_api.api.schemas import ResponseFormat
 from slm_api.api.sse import sse_response
 from slm_api.engine import Finished, SamplingParams
@@ -113,8 +117,13 @@ def _turn(req: MessagesPrompt, sampling: SamplingParams, max_tokens: int | None 
 
 
 @bp.post("/v1/messages")
+@contract(body=MessagesRequest, response=Message, stream=MessageStreamEvent, error=AnthropicError)
 def create_message() -> Response:
-    """Anthropic Messages: system + messages (+ tools) in, content blocks out."""
+    """Create a message (Anthropic Messages API).
+
+    System text and messages (text, tool_use and tool_result blocks) plus tools in, content
+    blocks out; errors in Anthropic's envelope. With `"stream": true`, Anthropic's named
+    events (`event: message_start`, ...), with no `[DONE]`."""
     req = parse_body(MessagesRequest)
     stops = [s for s in req.stop_sequences or [] if s]
     run = start_turn(_turn(req, req.to_sampling_params(), completion_budget(req.max_tokens),
@@ -129,6 +138,7 @@ def create_message() -> Response:
 
 
 @bp.post("/v1/messages/count_tokens")
+@contract(body=CountTokensRequest, response=TokenCount, error=AnthropicError)
 def count_tokens() -> Response:
     """The prompt tokens a /v1/messages request with this system, messages and tools would use."""
     req = parse_body(CountTokensRequest)
@@ -167,7 +177,8 @@ class _Reply:
                      output_tokens=finished.completion_tokens if finished else 0)
 
     def complete(self, text: str, finished: Finished | None) -> Message:
-        content, calls = self.run.split(text)
+        cut = finished is not None and finished.finish_reason == "length"
+        content, calls = self.run.split(text, cut)
         reason, matched = self._stop(finished, bool(calls))
         if reason == "end_turn":
             self.run.check_output(text)

@@ -145,3 +145,23 @@ class TokenCount(BaseModel):
     """A /v1/messages/count_tokens reply."""
 
     input_tokens: int
+
+
+class MessageStreamEvent(BaseModel):
+    """One streamed event (`event: <type>`): message_start, content_block_start,
+    content_block_delta, content_block_stop, message_delta, message_stop, ping or error."""
+
+    model_config = ConfigDict(extra="allow")
+    type: str
+
+
+class AnthropicErrorDetail(BaseModel):
+    type: str
+    message: str
+
+
+class AnthropicError(BaseModel):
+    """Every error on the /v1/messages routes: Anthropic's envelope."""
+
+    type: Literal["error"] = "error"
+    error: AnthropicErrorDetail

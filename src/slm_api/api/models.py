@@ -5,9 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Blueprint, Response, jsonify
 
-from slm_api.api.generate import engine
+from slm_api import state
+from slm_api.api.contract import contract
+from slm_api.api.responses import LocalModels, Model, ModelList
 from slm_api.engine import ModelNotFound
 from slm_api.gguf_info import file_kind
 
@@ -15,10 +17,10 @@ bp = Blueprint("models", __name__)
 
 
 def _kind(path: Path) -> str:
-    loaded = {m.id: m for m in engine().loaded()}
+    loaded = {m.id: m for m in state.engine().loaded()}
     if path.stem in loaded:
         return loaded[path.stem].kind
-    return file_kind(path, current_app.config["SETTINGS"].embedding_models)
+    return file_kind(path, state.settings().embedding_models)
 
 
 def _openai_model(path: Path) -> dict[str, Any]:
@@ -28,14 +30,16 @@ def _openai_model(path: Path) -> dict[str, Any]:
         "created": int(path.stat().st_mtime),
         "owned_by": "slm-api",
         "kind": _kind(path),
-        "loaded": engine().is_loaded(path.stem),
+        "loaded": state.engine().is_loaded(path.stem),
         "size_bytes": path.stat().st_size,
     }
 
 
 @bp.get("/models")
+@contract(response=LocalModels)
 def list_models() -> Response:
-    eng = engine()
+    """List the GGUF files in MODELS_DIR and the active model."""
+    eng = state.engine()
     active = eng.active
     return jsonify(
         {
@@ -52,25 +56,34 @@ def list_models() -> Response:
 
 
 @bp.get("/v1/models")
+@contract(response=ModelList)
 def openai_models() -> Response:
-    return jsonify({"object": "list", "data": [_openai_model(p) for p in engine().model_files()]})
+    """List models (OpenAI shape)."""
+    data = [_openai_model(p) for p in state.engine().model_files()]
+    return jsonify({"object": "list", "data": data})
 
 
 @bp.get("/v1/models/chat")
+@contract(response=ModelList)
 def chat_models() -> Response:
-    data = [_openai_model(p) for p in engine().model_files()]
+    """List chat models."""
+    data = [_openai_model(p) for p in state.engine().model_files()]
     return jsonify({"object": "list", "data": [m for m in data if m["kind"] == "chat"]})
 
 
 @bp.get("/v1/models/embeddings")
+@contract(response=ModelList)
 def embedding_models() -> Response:
-    data = [_openai_model(p) for p in engine().model_files()]
+    """List embedding models."""
+    data = [_openai_model(p) for p in state.engine().model_files()]
     return jsonify({"object": "list", "data": [m for m in data if m["kind"] == "embedding"]})
 
 
 @bp.get("/v1/models/<path:model_id>")
+@contract(response=Model)
 def openai_model(model_id: str) -> Response:
+    """Retrieve a model."""
     try:
-        return jsonify(_openai_model(engine().path_for_id(model_id)))
+        return jsonify(_openai_model(state.engine().path_for_id(model_id)))
     except ModelNotFound:
         raise ModelNotFound(f"The model `{model_id}` does not exist") from None

@@ -1,293 +1,292 @@
-"""POST /v1/responses, GET and DELETE /v1/responses/{id}: the OpenAI Responses API.
+"""Response bodies, typed: the source of /openapi.json's response schemas.
 
-Input items become chat messages for the shared chat path (api/conversation.py): `instructions`
-a system message, `function_call` items assistant tool calls, `function_call_output` items tool
-messages; `text.format` is chat's response_format. With `store` (the default) the response and
-the conversation it ended go into SQLite (api/responses_store.py), which `previous_response_id`
-continues.
+Field names and shapes follow the OpenAI API. Views still build plain dicts (speed, and the
+field order clients print), so the models are kept honest from the outside: schemathesis checks
+every documented response against them (tests/test_contract.py). Models of this server's own
+routes allow extra fields, so adding one to a reply never breaks the contract.
 """
 
 from __future__ import annotations
 
-import secrets
-import time
-from collections.abc import Iterator
-from typing import Any
+from typing import Any, Literal
 
-from flask import Blueprint, Flask, Response, current_app, g, jsonify
-
-from slm_api.api.conversation import CallsFound, ChatRun, Turn, start_turn, stream_pieces
-from slm_api.api.generate import collect, completion_budget, iterate, parse_body
-from slm_api.api.responses_schemas import (
-    DeletedResponse,
-    FunctionCallItem,
-    FunctionCallOutputItem,
-    IncompleteDetails,
-    InputTokensDetails,
-    OutputFunctionCall,
-    OutputMessage,
-    OutputText,
-    ResponseObject,
-    ResponseRequest,
-    ResponseUsage,
-)
-from slm_api.api.responses_store import ResponseStore
-from slm_api.api.sse import sse_response
-from slm_api.engine import Finished
-from slm_api.errors import APIError, SlmError
-from slm_api.prompting.chat_format import ToolCall
-
-bp = Blueprint("responses", __name__)
+from pydantic import BaseModel, ConfigDict, Field
 
 
-@bp.record_once
-def _open_store(state: Any) -> None:
-    app: Flask = state.app
-    settings = app.config["SETTINGS"]
-    app.extensions["slm_responses"] = ResponseStore(
-        settings.data_dir / "responses.sqlite3",
-        ttl_s=settings.responses_ttl_s, max_stored=settings.responses_max_stored,
-    )
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="allow")
 
 
-def _store() -> ResponseStore:
-    return current_app.extensions["slm_responses"]
+# -- errors ---------------------------------------------------------------------------------
 
 
-def _not_found(response_id: str) -> APIError:
-    return APIError(404, f"Response with id '{response_id}' not found.", param="response_id",
-                    code="response_not_found")
+class ErrorDetail(_Out):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
 
 
-def _new_id(prefix: str) -> str:
-    return f"{prefix}_{secrets.token_hex(16)}"
+class ErrorEnvelope(_Out):
+    """Every 4xx and 5xx, OpenAI's error envelope."""
+
+    error: ErrorDetail
 
 
-# -- input items -> chat messages ----------------------------------------------------------
+# -- shared ---------------------------------------------------------------------------------
 
 
-def _input_items(req: ResponseRequest) -> list[dict[str, Any]]:
-    """This request's input as item dicts (what a stored conversation is made of)."""
-    if isinstance(req.input, str):
-        return [{"type": "message", "role": "user", "content": req.input}]
-    return [item.model_dump(mode="json", by_alias=True, exclude_none=True) for item in req.input]
+class PromptTokensDetails(_Out):
+    cached_tokens: int
 
 
-def _text(content: Any) -> list[dict[str, str]] | str:
-    if isinstance(content, str):
-        return content
-    return [{"type": "text", "text": part["text"]} for part in content]
+class Usage(_Out):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    prompt_tokens_details: PromptTokensDetails | None = None
 
 
-def chat_messages(instructions: str | None, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Response input items as chat messages; a function_call joins the assistant message
-    before it, so a reply's text and calls stay one turn."""
-    out: list[dict[str, Any]] = []
-    if instructions:
-        out.append({"role": "system", "content": instructions})
-    for item in items:
-        kind = item.get("type", "message")
-        if kind == "message":
-            out.append({"role": item["role"], "content": _text(item["content"])})
-        elif kind == "function_call":
-            call = FunctionCallItem.model_validate(item)
-            tool_call = {"id": call.call_id, "type": "function",
-                         "function": {"name": call.name, "arguments": call.arguments}}
-            last = out[-1] if out else None
-            if last is None or last["role"] != "assistant":
-                last = {"role": "assistant", "content": ""}
-                out.append(last)
-            last.setdefault("tool_calls", []).append(tool_call)
-        elif kind == "function_call_output":
-            result = FunctionCallOutputItem.model_validate(item)
-            out.append({"role": "tool", "tool_call_id": result.call_id, "content": result.text()})
-    return out
+FinishReason = Literal["stop", "length", "tool_calls"]
 
 
-def _conversation(req: ResponseRequest) -> list[dict[str, Any]]:
-    items = _input_items(req)
-    if req.previous_response_id is None:
-        return items
-    stored = _store().get(g.client_id, req.previous_response_id)
-    if stored is None:
-        raise _not_found(req.previous_response_id)
-    return [*stored.conversation, *items]
+class TopLogprob(_Out):
+    token: str
+    logprob: float
+    bytes: list[int] | None = None
 
 
-# -- routes --------------------------------------------------------------------------------
+class TokenLogprobOut(TopLogprob):
+    top_logprobs: list[TopLogprob]
 
 
-@bp.post("/v1/responses")
-def create_response() -> Response:
-    """OpenAI Responses: input items (+ tools) in, output items out; stored for continuation."""
-    req = parse_body(ResponseRequest)
-    items = _conversation(req)
-    run = start_turn(Turn(
-        model=req.model,
-        messages=chat_messages(req.instructions, items),
-        sampling=req.to_sampling_params(),
-        max_tokens=completion_budget(req.max_output_tokens, "max_output_tokens"),
-        tools=[t.to_chat() for t in req.tools or []] or None,
-        tool_choice=req.chat_tool_choice(),
-        response_format=req.response_format(),
-    ))
-    reply = _Reply(run, req, items, g.client_id)
-    if req.stream:
-        return sse_response(reply.stream(), named=True, done=False)
-    with run:
-        out = collect(run.generation)
-    return jsonify(reply.complete(out.text, out.finished))
+class ChatLogprobs(_Out):
+    content: list[TokenLogprobOut] | None
+    refusal: str | None = None
 
 
-@bp.get("/v1/responses/<response_id>")
-def get_response(response_id: str) -> Response:
-    """A stored response, as it was returned."""
-    stored = _store().get(g.client_id, response_id)
-    if stored is None:
-        raise _not_found(response_id)
-    return jsonify(stored.response)
+# -- chat -----------------------------------------------------------------------------------
 
 
-@bp.delete("/v1/responses/<response_id>")
-def delete_response(response_id: str) -> Response:
-    """Forget a stored response: it can no longer be read or continued."""
-    if not _store().delete(g.client_id, response_id):
-        raise _not_found(response_id)
-    return jsonify(DeletedResponse(id=response_id).model_dump())
+class FunctionCallOut(_Out):
+    name: str
+    arguments: str
 
 
-# -- engine output -> response -------------------------------------------------------------
+class ToolCallOut(_Out):
+    id: str
+    type: Literal["function"]
+    function: FunctionCallOut
 
 
-class _Reply:
-    def __init__(self, run: ChatRun, req: ResponseRequest, items: list[dict[str, Any]],
-                 owner: str):
-        self.run = run
-        self.req = req
-        self.items = items
-        self.owner = owner  # bound now: a stream ends after the request context is gone
-        self.store = _store()
-        self.object = ResponseObject(
-            id=_new_id("resp"), created_at=int(time.time()), status="in_progress",
-            model=run.model.info.id, output=[], instructions=req.instructions,
-            max_output_tokens=req.max_output_tokens,
-            previous_response_id=req.previous_response_id, store=req.store,
-            temperature=req.temperature, top_p=req.top_p,
-            text={"format": req.text.format.model_dump(by_alias=True, exclude_none=True)}
-            if req.text and req.text.format else {"format": {"type": "text"}},
-            tool_choice=req.tool_choice.model_dump() if hasattr(req.tool_choice, "model_dump")
-            else (req.tool_choice or "auto"),
-            tools=[t.model_dump(exclude_none=True) for t in req.tools or []],
-            parallel_tool_calls=req.parallel_tool_calls, metadata=req.metadata or {},
-        )
-
-    def _finish(self, output: list[OutputMessage | OutputFunctionCall],
-                finished: Finished | None) -> dict[str, Any]:
-        """Fill in the final object, store it, and return it as JSON."""
-        obj = self.object
-        obj.output = output
-        cut = finished is not None and finished.finish_reason == "length"
-        obj.status = "incomplete" if cut else "completed"
-        obj.incomplete_details = IncompleteDetails(reason="max_output_tokens") if cut else None
-        prompt = len(self.run.prompt_tokens)
-        completion = finished.completion_tokens if finished else 0
-        obj.usage = ResponseUsage(
-            input_tokens=prompt, output_tokens=completion, total_tokens=prompt + completion,
-            input_tokens_details=InputTokensDetails(
-                cached_tokens=finished.cached_tokens if finished else 0),
-        )
-        data = obj.model_dump(mode="json")
-        if self.req.store:
-            outputs = [item.model_dump(mode="json") for item in output]
-            self.store.put(self.owner, data, [*self.items, *outputs])
-        return data
-
-    @staticmethod
-    def _call_item(call: ToolCall) -> OutputFunctionCall:
-        return OutputFunctionCall(id=_new_id("fc"), call_id=call.id, name=call.name,
-                                  arguments=call.arguments)
-
-    def complete(self, text: str, finished: Finished | None) -> dict[str, Any]:
-        content, calls = self.run.split(text)
-        cut = finished is not None and finished.finish_reason == "length"
-        if not calls and not cut:
-            self.run.check_output(text)
-        output: list[OutputMessage | OutputFunctionCall] = []
-        if content:
-            output.append(OutputMessage(id=_new_id("msg"), content=[OutputText(text=content)],
-                                        status="incomplete" if cut else "completed"))
-        output.extend(self._call_item(call) for call in calls)
-        return self._finish(output, finished)
-
-    def stream(self) -> Iterator[dict[str, Any]]:
-        events = _Events()
-        try:
-            yield from self._stream(events)
-        except SlmError as exc:
-            yield events.next("error", code=exc.code, message=exc.message, param=exc.param)
-
-    def _stream(self, ev: _Events) -> Iterator[dict[str, Any]]:
-        snapshot = self.object.model_dump(mode="json")
-        yield ev.next("response.created", response=snapshot)
-        yield ev.next("response.in_progress", response=snapshot)
-        output: list[OutputMessage | OutputFunctionCall] = []
-        message: OutputMessage | None = None
-        calls: list[ToolCall] = []
-        for piece in stream_pieces(self.run, iterate(self.run)):
-            if isinstance(piece, CallsFound):
-                calls, text = piece.calls, piece.rest
-            else:
-                text = piece.text
-            if not text:
-                continue
-            if message is None:
-                message = OutputMessage(id=_new_id("msg"), status="in_progress",
-                                        content=[OutputText(text="")])
-                output.append(message)
-                yield ev.next("response.output_item.added", output_index=0,
-                              item={**message.model_dump(mode="json"), "content": []})
-                yield ev.next("response.content_part.added", item_id=message.id,
-                              output_index=0, content_index=0,
-                              part=OutputText(text="").model_dump(mode="json"))
-            message.content[0].text += text
-            yield ev.next("response.output_text.delta", item_id=message.id, output_index=0,
-                          content_index=0, delta=text, logprobs=[])
-        finished = self.run.generation.result if self.run.generation else None
-        cut = finished is not None and finished.finish_reason == "length"
-        if message is not None:
-            message.status = "incomplete" if cut else "completed"
-            part = message.content[0]
-            yield ev.next("response.output_text.done", item_id=message.id, output_index=0,
-                          content_index=0, text=part.text, logprobs=[])
-            yield ev.next("response.content_part.done", item_id=message.id, output_index=0,
-                          content_index=0, part=part.model_dump(mode="json"))
-            yield ev.next("response.output_item.done", output_index=0,
-                          item=message.model_dump(mode="json"))
-        for call in calls:
-            item = self._call_item(call)
-            index = len(output)
-            output.append(item)
-            yield ev.next("response.output_item.added", output_index=index,
-                          item={**item.model_dump(mode="json"), "arguments": "",
-                                "status": "in_progress"})
-            yield ev.next("response.function_call_arguments.delta", item_id=item.id,
-                          output_index=index, delta=item.arguments)
-            yield ev.next("response.function_call_arguments.done", item_id=item.id,
-                          output_index=index, name=item.name, arguments=item.arguments)
-            yield ev.next("response.output_item.done", output_index=index,
-                          item=item.model_dump(mode="json"))
-        final = self._finish(output, finished)
-        kind = "response.incomplete" if cut else "response.completed"
-        yield ev.next(kind, response=final)
+class AssistantMessage(_Out):
+    role: Literal["assistant"]
+    content: str | None
+    tool_calls: list[ToolCallOut] | None = None
 
 
-class _Events:
-    """Stream events, each numbered: clients order and de-duplicate by sequence_number."""
+class ChatChoice(_Out):
+    index: int
+    message: AssistantMessage
+    logprobs: ChatLogprobs | None
+    finish_reason: FinishReason
 
-    def __init__(self) -> None:
-        self.sequence = 0
 
-    def next(self, kind: str, **fields: Any) -> dict[str, Any]:
-        event = {"type": kind, "sequence_number": self.sequence, **fields}
-        self.sequence += 1
-        return event
+class ChatCompletion(_Out):
+    id: str
+    object: Literal["chat.completion"]
+    created: int
+    model: str
+    choices: list[ChatChoice]
+    usage: Usage
+    system_fingerprint: str | None = None
+
+
+class ToolCallDelta(_Out):
+    index: int
+    id: str | None = None
+    type: Literal["function"] | None = None
+    function: dict[str, Any] | None = None
+
+
+class ChatDelta(_Out):
+    role: Literal["assistant"] | None = None
+    content: str | None = None
+    tool_calls: list[ToolCallDelta] | None = None
+
+
+class ChatChunkChoice(_Out):
+    index: int
+    delta: ChatDelta
+    logprobs: ChatLogprobs | None = None
+    finish_reason: FinishReason | None
+
+
+class ChatCompletionChunk(_Out):
+    """One `data:` event of a chat stream (the last one carries `usage` when
+    stream_options.include_usage is set; an error mid-stream is an ErrorEnvelope event)."""
+
+    id: str
+    object: Literal["chat.completion.chunk"]
+    created: int
+    model: str
+    choices: list[ChatChunkChoice]
+    usage: Usage | None = None
+    system_fingerprint: str | None = None
+
+
+# -- completions ----------------------------------------------------------------------------
+
+
+class CompletionLogprobs(_Out):
+    tokens: list[str]
+    token_logprobs: list[float]
+    top_logprobs: list[dict[str, float]]
+    text_offset: list[int]
+
+
+class CompletionChoice(_Out):
+    text: str
+    index: int
+    logprobs: CompletionLogprobs | None
+    finish_reason: FinishReason | None
+
+
+class Completion(_Out):
+    """A text completion; each streamed event has this shape too (without `usage`)."""
+
+    id: str
+    object: Literal["text_completion"]
+    created: int
+    model: str
+    choices: list[CompletionChoice]
+    usage: Usage | None = None
+
+
+# -- embeddings -----------------------------------------------------------------------------
+
+
+class Embedding(_Out):
+    object: Literal["embedding"]
+    index: int
+    embedding: list[float] | str = Field(description="floats, or base64 little-endian float32")
+
+
+class EmbeddingUsage(_Out):
+    prompt_tokens: int
+    total_tokens: int
+
+
+class EmbeddingList(_Out):
+    object: Literal["list"]
+    data: list[Embedding]
+    model: str
+    usage: EmbeddingUsage
+
+
+# -- models ---------------------------------------------------------------------------------
+
+
+class Model(_Out):
+    id: str
+    object: Literal["model"]
+    created: int
+    owned_by: str
+    kind: Literal["chat", "embedding"] | None = None
+    loaded: bool | None = None
+    size_bytes: int | None = None
+
+
+class ModelList(_Out):
+    object: Literal["list"]
+    data: list[Model]
+
+
+class ModelDeleted(_Out):
+    id: str
+    object: Literal["model"]
+    deleted: bool
+
+
+class LocalModel(_Out):
+    name: str
+    id: str
+    size_bytes: int
+    loaded: bool
+
+
+class ActiveModel(_Out):
+    name: str
+    path: str
+    n_ctx: int
+
+
+class LocalModels(_Out):
+    active: ActiveModel | None
+    models: list[LocalModel]
+
+
+# -- extract and extras ---------------------------------------------------------------------
+
+
+class ExtractResult(_Out):
+    object: Literal["extract.result"]
+    created: int
+    model: str
+    latency_ms: float
+    data: Any = Field(description="JSON that fits the request's schema")
+    usage: Usage
+
+
+class TokenizeResult(_Out):
+    tokens: list[int]
+
+
+class CountResult(_Out):
+    count: int
+
+
+class DetokenizeResult(_Out):
+    text: str
+
+
+class AppliedTemplate(_Out):
+    prompt: str
+    chat_format: str
+
+
+# -- admin ----------------------------------------------------------------------------------
+
+
+class AdminResult(_Out):
+    """What an admin route did (`status`) and the model it concerns."""
+
+    status: str
+    model: Any = None
+
+
+class DownloadJob(_Out):
+    job_id: str | None = None
+    status: str
+
+
+# -- probes ---------------------------------------------------------------------------------
+
+
+class Health(_Out):
+    status: Literal["ok", "no_model", "engine_loop_dead"]
+    model_loaded: bool
+    model: str | None
+    model_path: str | None
+    n_ctx: int | None
+    chat_format: str | None
+    loaded_models: list[str]
+    requests_in_flight: int
+    draining: bool
+    gpu_offload: bool
+    uptime_s: float
+
+
+class Ready(_Out):
+    status: Literal["ready", "no_model", "queue_full", "draining", "engine_loop_dead"]
+    model: str | None

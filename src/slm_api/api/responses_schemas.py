@@ -225,3 +225,12 @@ class DeletedResponse(BaseModel):
     id: str
     object: Literal["response"] = "response"
     deleted: bool = True
+
+
+class ResponseStreamEvent(BaseModel):
+    """One streamed event (`event: <type>`), numbered: response.created, .in_progress,
+    .output_item.added, .content_part.added, .output_text.delta, ..., .completed."""
+
+    model_config = ConfigDict(extra="allow")
+    type: str
+    sequence_number: int

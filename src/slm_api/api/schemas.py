@@ -6,17 +6,27 @@ parallel_tool_calls, ...) that change nothing for a local model.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from slm_api.engine.types import LoadOptions, SamplingParams
+from slm_api.errors import APIError
 
 # Largest context a client may ask a model to be loaded with; the engine also refuses more
 # than the model was trained for.
 MAX_CTX = 131072
 
+# What the JSON Schema can say is said there, so the document and the validation agree.
+TokenId = Annotated[int, Field(ge=0)]
+TokenIds = Annotated[list[TokenId], Field(min_length=1)]
+NonEmptyText = Annotated[str, Field(min_length=1)]
+TokenIdKey = Annotated[str, Field(pattern=r"^[0-9]+$")]
+
 
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    # strict: "5" is not 5 and 1.0 is not an integer, as the document says (OpenAI refuses both).
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, strict=True)
 
 
 class LoadModelConfigs(_Body):
@@ -28,6 +38,11 @@ class LoadModelConfigs(_Body):
     n_gpu_layers: int | None = Field(None, ge=-1)
     n_parallel: int | None = Field(None, ge=1, le=64)
     chat_format: str | None = None
+
+    def to_load_options(self) -> LoadOptions:
+        # Only these fields: subclasses (reload, load) add the model they name.
+        fields = set(LoadModelConfigs.model_fields)
+        return LoadOptions(**self.model_dump(exclude_none=True, include=fields))
 
 
 class SamplingFields(_Body):
@@ -41,10 +56,10 @@ class SamplingFields(_Body):
     presence_penalty: float = Field(0.0, ge=-2.0, le=2.0)
     frequency_penalty: float = Field(0.0, ge=-2.0, le=2.0)
     repeat_penalty: float = Field(1.0, gt=0.0)
-    stop: str | list[str] | None = None
+    stop: str | Annotated[list[str], Field(max_length=4)] | None = None
     stream: bool = False
     stream_options: dict[str, Any] | None = None
-    logit_bias: dict[str, float] | None = None
+    logit_bias: dict[TokenIdKey, float] | None = None
     n: int = Field(1, ge=1, description="Choices to generate, side by side (up to MAX_N)")
     load_model_configs: LoadModelConfigs | None = None
 
@@ -61,6 +76,32 @@ class SamplingFields(_Body):
     @property
     def include_usage(self) -> bool:
         return bool((self.stream_options or {}).get("include_usage"))
+
+    def to_load_options(self) -> LoadOptions | None:
+        return self.load_model_configs.to_load_options() if self.load_model_configs else None
+
+    def to_sampling_params(self, *, grammar: str | None = None, n_probs: int = 0) -> SamplingParams:
+        bias = None
+        if self.logit_bias:
+            try:
+                bias = {int(k): float(v) for k, v in self.logit_bias.items()}
+            except ValueError as exc:
+                raise APIError(
+                    400, "logit_bias keys must be token ids", param="logit_bias"
+                ) from exc
+        return SamplingParams(
+            temperature=self.temperature,
+            top_p=self.top_p,
+            top_k=self.top_k,
+            min_p=self.min_p,
+            seed=self.seed,
+            presence_penalty=self.presence_penalty,
+            frequency_penalty=self.frequency_penalty,
+            repeat_penalty=self.repeat_penalty,
+            grammar=grammar,
+            logit_bias=bias,
+            n_probs=n_probs,
+        )
 
 
 class FunctionCall(_Body):
@@ -83,8 +124,10 @@ class ChatMessage(_Body):
 
     @model_validator(mode="after")
     def _content_present(self) -> ChatMessage:
+        # The document allows null content on every role; null reads as an empty message
+        # (only an assistant turn with tool calls keeps it null).
         if self.content is None and not (self.role == "assistant" and self.tool_calls):
-            raise ValueError(f"a {self.role} message needs content")
+            self.content = ""
         return self
 
 
@@ -144,7 +187,8 @@ class ChatCompletionRequest(SamplingFields, _MessagesBody):
 
 
 class CompletionRequest(SamplingFields):
-    prompt: str | list[str] | list[int] | list[list[int]]
+    prompt: str | Annotated[list[str], Field(min_length=1)] | TokenIds | Annotated[
+        list[TokenIds], Field(min_length=1)]
     echo: bool = False
     logprobs: int | None = Field(None, ge=0, le=20)
     max_tokens: int | None = Field(16, gt=0)
@@ -160,7 +204,8 @@ class CompletionRequest(SamplingFields):
 
 class EmbeddingRequest(_Body):
     model: str | None = None
-    input: str | list[str] | list[int] | list[list[int]]
+    input: NonEmptyText | Annotated[list[NonEmptyText], Field(min_length=1)] | TokenIds | Annotated[
+        list[TokenIds], Field(min_length=1)]
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: int | None = Field(None, gt=0)
 
@@ -189,14 +234,8 @@ class LoadRequest(_Body):
     async_: bool = Field(False, alias="async")
 
 
-class ReloadRequest(_Body):
+class ReloadRequest(LoadModelConfigs):
     model_path: str = Field(min_length=1, max_length=1024)
-    n_threads: int | None = Field(None, ge=1, le=256)
-    n_ctx: int | None = Field(None, ge=16, le=MAX_CTX)
-    n_batch: int | None = Field(None, ge=1, le=8192)
-    n_gpu_layers: int | None = Field(None, ge=-1)
-    n_parallel: int | None = Field(None, ge=1, le=64)
-    chat_format: str | None = None
 
 
 class ModelLoadRequest(LoadModelConfigs):
@@ -207,6 +246,9 @@ class SetModelRequest(_Body):
     model_name: str = Field(min_length=1, max_length=255)
     load_model_configs: LoadModelConfigs | None = None
 
+    def to_load_options(self) -> LoadOptions | None:
+        return self.load_model_configs.to_load_options() if self.load_model_configs else None
+
 
 class TokenizeRequest(_Body):
     model: str | None = None
@@ -216,7 +258,7 @@ class TokenizeRequest(_Body):
 
 class DetokenizeRequest(_Body):
     model: str | None = None
-    tokens: list[int]
+    tokens: list[TokenId]
 
 
 class ApplyTemplateRequest(_MessagesBody):

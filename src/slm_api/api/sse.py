@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import Response
 
+from slm_api.api.errors import log_server_error, request_id
 from slm_api.errors import SlmError
 
 
@@ -29,12 +30,14 @@ def sse_response(
     The Responses and Messages APIs differ: each frame is named after its payload's `type`
     (`event: ...`, which Anthropic's SDK requires), no [DONE] closes the stream, and an error
     has their own shape (`error_event`)."""
+    rid = request_id()  # the body runs after the request context is gone
 
     def body() -> Iterator[str]:
         try:
             for event in events:
                 yield _frame(event, named)
         except SlmError as exc:
+            log_server_error(exc, rid)
             yield _frame(error_event(exc), named)
         finally:
             # Closing the events generator is what aborts the generation on disconnect.

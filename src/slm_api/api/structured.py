@@ -52,7 +52,20 @@ def parse_and_validate(text: str, schema: dict[str, Any] | bool) -> Any:
     return data
 
 
-def check_structured_output(fmt: ResponseFormat | None, text: str) -> None:
+def check_structured_output(
+    fmt: ResponseFormat | None, text: str, *, client_stop: bool = False
+) -> None:
+    """`client_stop`: the request set stop sequences, so a reply cut short may be their doing
+    (the client's choice: a 400), not the grammar's failure (a 502)."""
     schema = response_format_schema(fmt)
-    if schema is not None:
+    if schema is None:
+        return
+    try:
         parse_and_validate(text, schema)
+    except APIError as exc:
+        if not client_stop:
+            raise
+        raise APIError(
+            400, f"the reply does not fit response_format ({exc.message}); one of the stop "
+            "sequences may have ended it early", param="stop", code="output_truncated",
+        ) from exc

@@ -10,12 +10,12 @@ from collections.abc import Iterator
 from slm_api.engine.sampling import Sampler
 from slm_api.engine.types import Chunk, Finished, GenerationRequest, TokenLogprob
 from slm_api.errors import EngineError
+from slm_api.grammar.budget import BudgetGuide
 from slm_api.prompting.stops import TextAssembler
 
 
-class GenerationFailed(EngineError):
-    status = 500
-    code = "generation_failed"
+class GenerationFailed(EngineError, status=500, code="generation_failed"):
+    """A decode step failed, or the model was unloaded under the request."""
 
 
 _Item = Chunk | Finished | EngineError
@@ -36,11 +36,13 @@ class Job:
         index: int = 0,
         out: queue.SimpleQueue[tuple[int, _Item]] | None = None,
         fork_of: Job | None = None,
+        guide: BudgetGuide | None = None,
     ):
         self.request = request
         self.index = index
         self.fork_of = fork_of
         self.sampler = sampler  # None: only fill the cache with the prompt (warm-up)
+        self.guide = guide  # a constrained generation's closing planner
         self.text = TextAssembler(request.stop)
         self.result: Finished | None = None
         self.submitted = time.monotonic()

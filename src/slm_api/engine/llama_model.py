@@ -22,11 +22,16 @@ from slm_api.engine.scheduler import Scheduler, check_fits
 from slm_api.engine.types import Generation, GenerationRequest, LoadOptions, ModelInfo
 from slm_api.errors import InvalidRequest, ModelLoadError
 from slm_api.gguf_info import declares_pooling, model_kind
+from slm_api.grammar.budget import BudgetGuide
+from slm_api.grammar.recognizer import GrammarSyntaxError, compiled
 from slm_api.prompting.chat_format import ChatFormatter, formatter_for
 
 log = logging.getLogger(__name__)
 
 __all__ = ["LoadedModel", "gpu_offload_supported"]
+
+# A vocabulary with this special token is Llama 3's, whatever the metadata says of its tokenizer.
+LLAMA3_HINTS = ("<|start_header_id|>",)
 
 
 def _read_metadata(model: llama_cpp.llama_model_p) -> dict[str, str]:
@@ -60,6 +65,8 @@ class LoadedModel:
         self._embed_ctx = None
         self._ctx = None
         self._scheduler: Scheduler | None = None
+        self._longest_piece: int | None = None  # bytes, measured on the first long prompt
+        self._n_ctx = 0  # set once the context exists; 0: no prompt check while loading
         n_gpu_layers = settings.n_gpu_layers if options.n_gpu_layers is None else \
             options.n_gpu_layers
         if n_gpu_layers != 0 and not gpu_offload_supported():
@@ -86,6 +93,7 @@ class LoadedModel:
         self.n_vocab = llama_cpp.llama_vocab_n_tokens(self._vocab)
         self._threads = options.n_threads or settings.threads
         self._n_batch = options.n_batch or settings.n_batch
+        self._budget = settings.structured_budget
         n_ctx = options.n_ctx or settings.n_ctx
         n_parallel = options.n_parallel or settings.n_parallel
         n_train = int(llama_cpp.llama_model_n_ctx_train(self._model))
@@ -101,6 +109,7 @@ class LoadedModel:
                 bos=self._special_text(llama_cpp.llama_vocab_bos(self._vocab)),
                 eos=self._special_text(llama_cpp.llama_vocab_eos(self._vocab)),
                 add_bos=bool(llama_cpp.llama_vocab_get_add_bos(self._vocab)),
+                special_tokens=self._special_tokens(LLAMA3_HINTS),
             )
         except ValueError as exc:
             raise ModelLoadError(f"{path.name}: {exc}", param="chat_format") from exc
@@ -150,8 +159,12 @@ class LoadedModel:
 
     # -- tokens ------------------------------------------------------------------------------
 
-    def tokenize(self, text: str, *, add_special: bool = True, parse_special: bool = True
-                 ) -> list[int]:
+    def tokenize(self, text: str, *, add_special: bool = True, parse_special: bool = True,
+                 param: str | None = "messages") -> list[int]:
+        """Token ids of `text`. With `param` set (a prompt), text that cannot fit the context
+        whatever its tokens are is refused before tokenizing (about 1 s per MB on 2 cores)."""
+        if param is not None and self._n_ctx and len(text) > self._n_ctx * 4:
+            self._check_prompt_chars(len(text), param)
         data = text.encode("utf-8")
         size = len(data) + 8
         while True:
@@ -162,6 +175,18 @@ class LoadedModel:
                 return list(buf[:n])
             size = -n
 
+    def _check_prompt_chars(self, n_chars: int, param: str) -> None:
+        # No token is longer than the vocabulary's longest piece, so a text with more characters
+        # than n_ctx times that length needs more tokens than the context holds.
+        if self._longest_piece is None:
+            self._longest_piece = max(1, max(len(self._piece(t)) for t in range(self.n_vocab)))
+        limit = self._n_ctx * self._longest_piece
+        if n_chars > limit:
+            raise InvalidRequest(
+                f"the prompt has {n_chars} characters; this model's context of {self._n_ctx} "
+                f"tokens holds at most {limit} ({self._longest_piece} per token at most)",
+                param=param, code="context_length_exceeded")
+
     def _piece(self, token: int, special: bool = False) -> bytes:
         buf = ctypes.create_string_buffer(64)
         n = llama_cpp.llama_token_to_piece(self._vocab, token, buf, len(buf), 0, special)
@@ -169,6 +194,10 @@ class LoadedModel:
             buf = ctypes.create_string_buffer(-n)
             n = llama_cpp.llama_token_to_piece(self._vocab, token, buf, len(buf), 0, special)
         return buf.raw[:n]
+
+    def _special_tokens(self, texts: tuple[str, ...]) -> set[str]:
+        """Those of `texts` that are one token of this vocabulary (its special tokens)."""
+        return {t for t in texts if len(self.tokenize(t, add_special=False)) == 1}
 
     def _special_text(self, token: int) -> str:
         return self._piece(token, special=True).decode("utf-8", errors="replace") if token >= 0 \
@@ -191,7 +220,11 @@ class LoadedModel:
         llama.cpp cannot parse) or QueueFull, before any token is sampled."""
         self.check_tokens(request.prompt)
         check_fits(request, self._n_ctx)
-        job = Job(request, Sampler(self._vocab, self.n_vocab, request.sampling))
+        grammar = request.sampling.grammar
+        guide = None
+        if grammar is not None and self._budget:
+            guide = self._guide(grammar, request.max_tokens)
+        job = Job(request, Sampler(self._vocab, self.n_vocab, request.sampling), guide)
         assert self._scheduler is not None
         self._scheduler.submit(job)
         return job
@@ -208,9 +241,12 @@ class LoadedModel:
                 sampling = request.sampling
                 if i and sampling.seed is not None:
                     sampling = replace(sampling, seed=sampling.seed + i)
+                guide = None
+                if sampling.grammar is not None and self._budget:
+                    guide = self._guide(sampling.grammar, request.max_tokens)
                 sampler = Sampler(self._vocab, self.n_vocab, sampling)
                 jobs.append(Job(replace(request, sampling=sampling), sampler, index=i, out=out,
-                                fork_of=jobs[0] if jobs else None))
+                                fork_of=jobs[0] if jobs else None, guide=guide))
         except BaseException:
             for job in jobs:
                 job.finish("abort")
@@ -219,17 +255,51 @@ class LoadedModel:
         self._scheduler.submit_all(jobs)
         return Choices(jobs, out)
 
+    def spell(self, text: str) -> list[int]:
+        """Tokens whose pieces are exactly `text` (a tokenizer that adds a space prefix would
+        change the text: then one token per character)."""
+        ids = self.tokenize(text, add_special=False, parse_special=False)
+        if b"".join(map(self._piece, ids)) == text.encode("utf-8"):
+            return ids
+        return [t for ch in text for t in self.tokenize(ch, add_special=False,
+                                                         parse_special=False)]
+
+    def _guide(self, grammar: str, max_tokens: int) -> BudgetGuide | None:
+        try:
+            return BudgetGuide(compiled(grammar), max_tokens, self.spell, self._piece)
+        except GrammarSyntaxError as exc:  # llama.cpp has the last word on the grammar
+            log.warning("budget guide off for a grammar it cannot read: %s", exc)
+            return None
+
+    def min_output_tokens(self, grammar: str) -> int:
+        """Tokens of the shortest output `grammar` allows (0 when it cannot be told)."""
+        try:
+            g = compiled(grammar)
+        except GrammarSyntaxError:
+            return 0
+        return len(self.spell(g.completion(g.start()) or ""))
+
     def warm(self, prompt: list[int]) -> int:
-        """Evaluate `prompt` into the prompt cache without generating; returns tokens cached."""
+        """Evaluate `prompt` into the prompt cache without generating; returns how many of its
+        tokens the cache already held (as a request's `cached_tokens` counts them)."""
         self.check_tokens(prompt)
         check_fits(GenerationRequest(prompt=prompt, max_tokens=1), self._n_ctx)
         assert self._scheduler is not None
-        self._scheduler.warm(prompt)
-        return len(prompt)
+        return self._scheduler.warm(prompt)
 
     def stats(self) -> dict[str, int]:
         return self._scheduler.stats() if self._scheduler else {
-            "active": 0, "queued": 0, "n_parallel": 0}
+            "active": 0, "queued": 0, "n_parallel": 0, "max_queue": 0,
+            "tokens_sampled": 0}
+
+    @property
+    def loop_alive(self) -> bool:
+        """False once the decode loop thread has died (an embedding model has none)."""
+        return self._scheduler is None or self._scheduler.alive
+
+    def drain(self, deadline: float) -> None:
+        if self._scheduler is not None:
+            self._scheduler.drain(deadline)
 
     # -- embeddings --------------------------------------------------------------------------
 

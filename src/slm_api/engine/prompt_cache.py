@@ -17,6 +17,8 @@ import struct
 import threading
 from pathlib import Path
 
+from slm_api.engine.slots import common_prefix
+
 log = logging.getLogger(__name__)
 
 MIN_TOKENS = 128  # shorter prompts are cheaper to evaluate than to load
@@ -44,11 +46,7 @@ class DiskPromptCache:
         best_key, best_n = None, 0
         with self._lock:
             for key, tokens in self._entries.items():
-                n = 0
-                for a, b in zip(tokens, prompt, strict=False):
-                    if a != b:
-                        break
-                    n += 1
+                n = common_prefix(tokens, prompt)
                 if n > best_n:
                     best_key, best_n = key, n
         return best_key, best_n
@@ -62,10 +60,6 @@ class DiskPromptCache:
             return (self.folder / f"{key}.state").read_bytes()
         except OSError:
             return None
-
-    def has(self, tokens: list[int]) -> bool:
-        with self._lock:
-            return _key(tokens) in self._entries
 
     def save(self, tokens: list[int], state: bytes) -> None:
         """Write in a background thread: the decode loop must not wait on the disk."""

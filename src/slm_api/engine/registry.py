@@ -49,6 +49,7 @@ class Engine:
         self._load_lock = threading.Lock()  # one load at a time keeps peak memory bounded
         self._loaded: OrderedDict[str, _Entry] = OrderedDict()
         self._active_id: str | None = None
+        self._draining = False
 
     # -- files -----------------------------------------------------------------------------
 
@@ -112,7 +113,8 @@ class Engine:
             return sum(e.pins for e in self._loaded.values())
 
     def stats(self) -> dict[str, dict[str, int]]:
-        """Scheduler numbers per loaded model id ({"active", "queued", "n_parallel"}), for
+        """Scheduler numbers per loaded model id ({"active", "queued", "n_parallel",
+        "tokens_sampled"}), for
         /metrics. Read under the registry lock so no model is closed while being read."""
         out: dict[str, dict[str, int]] = {}
         with self._lock:
@@ -122,6 +124,23 @@ class Engine:
                 except Exception:  # a scrape must never fail because one model cannot answer
                     log.debug("no stats from model %s", model_id, exc_info=True)
         return out
+
+    def loops_alive(self) -> bool:
+        """Liveness: every loaded model's decode loop still runs."""
+        with self._lock:
+            return all(e.model.loop_alive for e in self._loaded.values())
+
+    def drain(self, deadline: float) -> None:
+        """Shutting down: no new generations; running ones end by `deadline` (monotonic)."""
+        self._draining = True
+        with self._lock:
+            models = [e.model for e in self._loaded.values()]
+        for model in models:
+            model.drain(deadline)
+
+    @property
+    def draining(self) -> bool:
+        return self._draining
 
     # -- loading ---------------------------------------------------------------------------
 

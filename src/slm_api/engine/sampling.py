@@ -19,6 +19,9 @@ from slm_api.errors import InvalidRequest
 
 _TOKEN_DATA = np.dtype([("id", np.int32), ("logit", np.float32), ("p", np.float32)], align=True)
 PENALTY_LAST_N = 64
+# When the chain's pick is refused by the grammar, the grammar first judges only this many of
+# the most likely tokens: running it over Gemma's 262k-token vocabulary costs ~100 ms a step.
+SHORTLIST = 512
 
 
 def _token_array(buf: np.ndarray, size: int) -> llama_cpp.llama_token_data_array:
@@ -54,6 +57,8 @@ class Sampler:
         self._cur = np.zeros(n_vocab, dtype=_TOKEN_DATA)
         self._ids = np.arange(n_vocab, dtype=np.int32)
         self._one = np.zeros(1, dtype=_TOKEN_DATA)
+        self._short = np.zeros(min(SHORTLIST, n_vocab), dtype=_TOKEN_DATA)
+        self._need = _shortlist_need(params, n_vocab)
 
     def _add(self, sampler: llama_cpp.llama_sampler_p) -> None:
         llama_cpp.llama_sampler_chain_add(self.chain, sampler)
@@ -100,6 +105,26 @@ class Sampler:
                                  code="grammar_dead_end")
         return int(cur["id"][arr.selected])
 
+    def _pick_shortlisted(self, logits: np.ndarray) -> int | None:
+        """The grammar-constrained pick made among the SHORTLIST most likely tokens, when that
+        is provably the pick over the whole vocabulary: greedy needs one allowed token there,
+        top-k sampling k of them (every allowed token outside ranks below all of them). None:
+        not enough allowed tokens, decide over the whole vocabulary."""
+        short = self._short
+        top = np.argpartition(logits, -len(short))[-len(short):]
+        short["id"] = top
+        short["logit"] = logits[top]
+        short["p"] = 0.0
+        arr = _token_array(short, len(short))
+        llama_cpp.llama_sampler_apply(self.grammar, ctypes.byref(arr))
+        if int(np.isfinite(short["logit"]).sum()) < self._need:
+            return None
+        arr.selected = -1
+        llama_cpp.llama_sampler_apply(self.chain, ctypes.byref(arr))
+        if arr.selected < 0:
+            return None
+        return int(short["id"][arr.selected])
+
     def _grammar_allows(self, token: int, logit: float) -> bool:
         one = self._one
         one[0] = (token, logit, 0.0)
@@ -115,10 +140,22 @@ class Sampler:
         logits = logits_row(ctx, row, self.n_vocab)
         token = self._pick(logits, with_grammar=False)
         if not self._grammar_allows(token, float(logits[token])):
-            token = self._pick(logits, with_grammar=True)
+            picked = self._pick_shortlisted(logits) if self._need else None
+            token = self._pick(logits, with_grammar=True) if picked is None else picked
         llama_cpp.llama_sampler_accept(self.grammar, token)
         llama_cpp.llama_sampler_accept(self.chain, token)
         return token
+
+    def force(self, token: int) -> bool:
+        """Advance past a token chosen without sampling (fast-forward, steering). False, with
+        nothing changed, when the grammar refuses it: accepting a refused token would break
+        llama.cpp's grammar state."""
+        if self.grammar is not None:
+            if not self._grammar_allows(token, 0.0):
+                return False
+            llama_cpp.llama_sampler_accept(self.grammar, token)
+        llama_cpp.llama_sampler_accept(self.chain, token)
+        return True
 
     def close(self) -> None:
         if self.chain:
@@ -127,6 +164,18 @@ class Sampler:
         if self.grammar:
             llama_cpp.llama_sampler_free(self.grammar)
             self.grammar = None
+
+
+def _shortlist_need(p: SamplingParams, n_vocab: int) -> int:
+    """Allowed tokens the shortlist must hold for its pick to equal the full one (0: never
+    use it). A bias can lift a token from outside the shortlist, a penalty sink one inside it
+    below those outside."""
+    if n_vocab <= SHORTLIST or p.logit_bias or p.frequency_penalty or p.presence_penalty or \
+            p.repeat_penalty != 1.0:
+        return 0
+    if p.temperature <= 0:
+        return 1
+    return p.top_k if 0 < p.top_k <= SHORTLIST // 4 else 0
 
 
 def logits_row(ctx: llama_cpp.llama_context_p, row: int, n_vocab: int) -> np.ndarray:

@@ -15,38 +15,19 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import llama_cpp
 
 from slm_api.engine.job import GenerationFailed, Job
 from slm_api.engine.prompt_cache import MIN_TOKENS, DiskPromptCache
 from slm_api.engine.sampling import logits_row, logprob_of
-from slm_api.engine.types import GenerationRequest
-from slm_api.errors import EngineError, InvalidRequest, QueueFull
+from slm_api.engine.slots import Slot as _Slot
+from slm_api.engine.slots import place
+from slm_api.engine.types import GenerationRequest, TokenLogprob
+from slm_api.errors import Draining, EngineError, InvalidRequest, QueueFull
+from slm_api.grammar.budget import KEEP, Decision
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class _Slot:
-    seq_id: int
-    cached: list[int] = field(default_factory=list)  # tokens whose KV this sequence holds
-    job: Job | None = None
-    n_read: int = 0  # prompt tokens already in the cache
-    next_token: int | None = None  # sampled, not yet decoded
-    logit_row: int = -1  # row of this step's logits that belongs to this slot
-    last_used: float = 0.0
-    # The slot whose prompt this one waits to copy (a choice of the same request, n > 1).
-    fork: _Slot | None = None
-
-
-def _common_prefix(a: list[int], b: list[int]) -> int:
-    n = min(len(a), len(b))
-    i = 0
-    while i < n and a[i] == b[i]:
-        i += 1
-    return i
 
 
 class Scheduler:
@@ -76,6 +57,10 @@ class Scheduler:
         self._waiting: deque[Job] = deque()
         self._wake = threading.Condition()
         self._running = True
+        self._drain_deadline: float | None = None  # set by drain(): every generation ends by it
+        # Tokens sampled since load, aborted generations included: how a client (or a test)
+        # sees whether the loop still decodes for a request that has gone away.
+        self._tokens_sampled = 0
         self._batch = llama_cpp.llama_batch_init(self._n_batch, 0, 1)
         self._thread = threading.Thread(target=self._loop, name="slm-scheduler", daemon=True)
         self._thread.start()
@@ -92,6 +77,15 @@ class Scheduler:
                 for job in jobs:
                     job.finish("abort")
                 raise GenerationFailed("the model is being unloaded")
+            if self._drain_deadline is not None:
+                for job in jobs:
+                    job.finish("abort")
+                raise Draining("the server is shutting down; retry on another replica")
+            if any(j.aborted for j in self._waiting):
+                # Clients that left while waiting must not keep new ones out.
+                for gone in [j for j in self._waiting if j.aborted]:
+                    self._waiting.remove(gone)
+                    gone.finish("abort")
             free = sum(s.job is None for s in self._slots)
             if len(self._waiting) + len(jobs) > free + self._max_queue:
                 for job in jobs:
@@ -108,7 +102,25 @@ class Scheduler:
                 "active": sum(s.job is not None for s in self._slots),
                 "queued": len(self._waiting),
                 "n_parallel": len(self._slots),
+                "max_queue": self._max_queue,
+                "tokens_sampled": self._tokens_sampled,
             }
+
+    @property
+    def alive(self) -> bool:
+        """Whether the decode loop thread still runs (liveness)."""
+        return self._thread.is_alive()
+
+    def drain(self, deadline: float) -> None:
+        """Shutting down: refuse new jobs, fail the waiting ones with 503 (they have not
+        started), and end every running one by `deadline` with finish_reason "length"."""
+        with self._wake:
+            self._drain_deadline = deadline
+            waiting, self._waiting = list(self._waiting), deque()
+            self._wake.notify()
+        for job in waiting:
+            job.fail(Draining("the server is shutting down before this request started; "
+                              "retry on another replica"))
 
     def warm(self, prompt: list[int]) -> int:
         """Evaluate `prompt` into a free sequence's cache without generating anything; returns
@@ -171,29 +183,24 @@ class Scheduler:
 
     def _place(self, job: Job, free: list[_Slot]) -> None:
         prompt = job.request.prompt
-        slot = min(free, key=lambda s: s.last_used)
-        leader = next((s for s in self._slots if s.job is job.fork_of), None) \
-            if job.fork_of is not None else None
-        if leader is not None and leader.n_read < len(prompt):
-            # The first choice is still reading this prompt: wait for it and copy its cells.
-            llama_cpp.llama_memory_seq_rm(self._mem, slot.seq_id, -1, -1)
-            slot.cached.clear()
-            slot.job, slot.n_read, slot.next_token, slot.fork = job, 0, None, leader
-            return
-        keep = 0
-        if self._reuse:
-            best = max(free, key=lambda s: (_common_prefix(s.cached, prompt), -s.last_used))
-            keep = _common_prefix(best.cached, prompt)
-            donor = max(self._slots, key=lambda s: _common_prefix(s.cached, prompt))
-            donated = _common_prefix(donor.cached, prompt)
-            if keep > 0:
-                slot = best
-            if donated > keep + 16 and donor is not slot:
-                # Another sequence (maybe still running) holds a longer prefix: share its cells.
+        if job.fork_of is not None:
+            leader = next((s for s in self._slots if s.job is job.fork_of), None)
+            if leader is not None and leader.n_read < len(prompt):
+                # The first choice is still reading this prompt: wait for it, copy its cells.
+                slot = min(free, key=lambda s: s.last_used)
                 llama_cpp.llama_memory_seq_rm(self._mem, slot.seq_id, -1, -1)
-                llama_cpp.llama_memory_seq_cp(self._mem, donor.seq_id, slot.seq_id, 0, donated)
-                slot.cached = donor.cached[:donated]
-                keep = donated
+                slot.cached.clear()
+                slot.job, slot.n_read, slot.feed, slot.end_after = job, 0, [], None
+                slot.fork = leader
+                job.cached = 0
+                return
+        placement = place(prompt, free, self._slots, reuse=self._reuse)
+        slot, keep, donor = placement.slot, placement.keep, placement.donor
+        if donor is not None:
+            # Another sequence (maybe still running) holds a longer prefix: share its cells.
+            llama_cpp.llama_memory_seq_rm(self._mem, slot.seq_id, -1, -1)
+            llama_cpp.llama_memory_seq_cp(self._mem, donor.seq_id, slot.seq_id, 0, keep)
+            slot.cached = donor.cached[:keep]
         if self._disk is not None:
             keep = self._load_from_disk(slot, prompt, keep)
         # The last prompt token is always decoded again: its logits start the generation.
@@ -204,7 +211,8 @@ class Scheduler:
         del slot.cached[keep:]
         slot.job = job
         slot.n_read = keep
-        slot.next_token = None
+        slot.feed = []
+        slot.end_after = None
         job.cached = keep
 
     def _load_from_disk(self, slot: _Slot, prompt: list[int], keep: int) -> int:
@@ -240,7 +248,8 @@ class Scheduler:
     def _release(self, slot: _Slot, reason: str = "", error: EngineError | None = None) -> None:
         job = slot.job
         slot.job = None
-        slot.next_token = None
+        slot.feed = []
+        slot.end_after = None
         slot.fork = None
         slot.last_used = time.monotonic()
         if job is None:
@@ -266,18 +275,27 @@ class Scheduler:
             if slot.fork is not None and (slot.job is None or slot.fork.job is not
                                           slot.job.fork_of):
                 slot.fork = None  # the first choice is gone: read the prompt itself
-        # Generating sequences first: one token each keeps every stream moving.
+        # Generating sequences first: their next token (or forced run) keeps every stream moving.
+        ending: list[_Slot] = []
         for slot in active:
-            if slot.job is not None and slot.next_token is not None:
-                self._put(n, slot.next_token, len(slot.cached), slot.seq_id, True)
-                slot.cached.append(slot.next_token)
-                slot.next_token = None
-                slot.logit_row = n
+            slot.logit_row = -1
+            feed = slot.feed
+            if slot.job is None or not feed or n + len(feed) > self._n_batch:
+                continue
+            last = len(feed) - 1
+            for i, tok in enumerate(feed):
+                self._put(n, tok, len(slot.cached), slot.seq_id,
+                          i == last and slot.end_after is None)
+                slot.cached.append(tok)
                 n += 1
+            slot.feed = []
+            if slot.end_after is None:
+                slot.logit_row = n - 1
             else:
-                slot.logit_row = -1
+                ending.append(slot)
         for slot in active:
-            if slot.job is None or slot.logit_row >= 0 or slot.fork is not None:
+            if slot.job is None or slot.logit_row >= 0 or slot.fork is not None or \
+                    slot.n_read == len(slot.job.request.prompt):
                 continue
             prompt = slot.job.request.prompt
             take = min(len(prompt) - slot.n_read, self._n_batch - n)
@@ -297,6 +315,8 @@ class Scheduler:
         rc = llama_cpp.llama_decode(self._ctx, batch)
         if rc != 0:
             raise RuntimeError(f"llama_decode returned {rc}")
+        for slot in ending:
+            self._release(slot, slot.end_after or "stop")
         for slot in active:
             if slot.fork is not None and slot.job is not None:
                 self._fork(slot, slot.fork)
@@ -338,6 +358,7 @@ class Scheduler:
         except EngineError as exc:
             self._release(slot, error=exc)
             return
+        self._tokens_sampled += 1
         now = time.monotonic()
         if job.first_token_at is None:
             job.first_token_at = now
@@ -345,27 +366,78 @@ class Scheduler:
             job.flush()
             self._release(slot, "stop")
             return
+        guide = job.guide
+        decision = guide.on_sampled(token) if guide is not None else KEEP
+        if decision is KEEP:
+            self._emit(slot, token, slot.logit_row)
+            if slot.job is not None and not self._ended(slot, now, 1):
+                slot.feed = [token]
+            return
+        self._apply(slot, token, decision, now)
+
+    def _apply(self, slot: _Slot, token: int, decision: Decision, now: float) -> None:
+        """Carry out a budget guide's decision: tokens forced after (or instead of) the sampled
+        one are emitted like sampled ones and decoded together in the next step."""
+        job = slot.job
+        assert job is not None and job.sampler is not None
+        forced = list(decision.force)
+        if not decision.end and not all(job.sampler.force(t) for t in forced):
+            # llama.cpp's grammar disagrees with the recognizer: trust llama.cpp from here on.
+            assert job.guide is not None
+            job.guide.active = False
+            forced = []
+        feed = ([token] if decision.keep else []) + forced
+        for i, tok in enumerate(feed):
+            self._emit(slot, tok, slot.logit_row if i == 0 and decision.keep else -1)
+            if slot.job is None:
+                return
+        if decision.end:
+            job.flush()
+            if feed:
+                slot.feed, slot.end_after = feed, "stop"
+            else:
+                self._release(slot, "stop")
+            return
+        if not self._ended(slot, now, len(feed)):
+            slot.feed = feed
+
+    def _emit(self, slot: _Slot, token: int, row: int) -> None:
+        """Count a token of the output and send its text; `row` is its logits row (-1: forced,
+        no distribution behind it)."""
+        job = slot.job
+        assert job is not None and job.sampler is not None
         job.generated += 1
         n_probs = job.request.sampling.n_probs
         if n_probs > 0:
-            logits = logits_row(self._ctx, slot.logit_row, job.sampler.n_vocab)
-            job.pending_logprobs.append(logprob_of(logits, token, n_probs, self._piece_text))
+            if row >= 0:
+                logits = logits_row(self._ctx, row, job.sampler.n_vocab)
+                job.pending_logprobs.append(logprob_of(logits, token, n_probs, self._piece_text))
+            else:
+                text = self._piece_text(token)
+                job.pending_logprobs.append(TokenLogprob(text, 0.0, list(text.encode()), []))
         job.pending_ids.append(token)
         text = job.text.feed(self._piece(token))
         if text:
             job.emit(text)
         if job.text.stopped:
             self._release(slot, "stop")
-            return
+
+    def _ended(self, slot: _Slot, now: float, pending: int) -> bool:
+        """Release the slot with "length" when max_tokens, the context or the deadline is
+        reached, `pending` tokens still to be decoded."""
+        job = slot.job
+        assert job is not None
         deadline = job.request.deadline
-        out_of_room = len(slot.cached) + 1 >= self._n_ctx
+        if self._drain_deadline is not None:
+            deadline = min(deadline or self._drain_deadline, self._drain_deadline)
+        out_of_room = len(slot.cached) + pending >= self._n_ctx
         if job.generated >= job.request.max_tokens or out_of_room or (
             deadline is not None and now >= deadline
         ):
             job.flush()
             self._release(slot, "length")
-            return
-        slot.next_token = token
+            return True
+        return False
 
     def _piece_text(self, token: int) -> str:
         return self._piece(token).decode("utf-8", errors="replace")

@@ -99,5 +99,4 @@ class LoadOptions:
     n_batch: int | None = None
     n_gpu_layers: int | None = None
     n_parallel: int | None = None
-    embedding: bool | None = None
     chat_format: str | None = None

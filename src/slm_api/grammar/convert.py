@@ -24,7 +24,6 @@ REFUSED = (
     "dependentRequired", "dependencies", "unevaluatedProperties", "unevaluatedItems",
     "contains", "minContains", "maxContains", "$dynamicRef", "$recursiveRef",
 )  # fmt: skip
-TYPES = ("object", "array", "string", "number", "integer", "boolean", "null")
 # Keywords that imply a type when `type` is missing (we then generate only that type: a
 # subset of what the schema allows, so the output still fits).
 IMPLIES = {

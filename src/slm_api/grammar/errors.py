@@ -5,7 +5,5 @@ from __future__ import annotations
 from slm_api.errors import InvalidRequest
 
 
-class SchemaError(InvalidRequest):
+class SchemaError(InvalidRequest, code="invalid_schema"):
     """The schema is not valid, or uses a keyword we refuse; the message names it."""
-
-    code = "invalid_schema"

@@ -10,6 +10,7 @@ from jsonschema.validators import validator_for
 from referencing.exceptions import Unresolvable
 
 from .errors import SchemaError
+from .limits import check_limits
 
 
 def _uses_draft7(node: Any) -> bool:
@@ -37,6 +38,7 @@ def check_schema(schema: Any) -> None:
     """Raise SchemaError naming the problem when `schema` is not a valid JSON Schema."""
     if not isinstance(schema, (dict, bool)):
         raise SchemaError("a JSON Schema must be an object or a boolean", param="schema")
+    check_limits(schema)  # before jsonschema or the converter spend time on it
     try:
         validator_class(schema).check_schema(schema)
     except RecursionError:

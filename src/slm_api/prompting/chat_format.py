@@ -28,7 +28,6 @@ from slm_api.prompting.chat_templates import (
 from slm_api.prompting.jinja_template import JinjaTemplate
 from slm_api.prompting.tool_calls import (
     ToolCall,
-    ToolCallStream,
     arguments_value,
     parse_tool_calls,
     render_tool_calls,
@@ -36,12 +35,13 @@ from slm_api.prompting.tool_calls import (
     tool_call_schema,
     tools_system_block,
 )
+from slm_api.prompting.tool_stream import ToolCallDeltas, assemble
 
 __all__ = [
     "FORMAT_NAMES",
     "ChatFormatter",
     "ToolCall",
-    "ToolCallStream",
+    "ToolCallDeltas",
     "formatter_for",
     "normalize_messages",
     "parse_tool_calls",
@@ -188,9 +188,15 @@ class ChatFormatter:
         """Split a reply into its plain content and the tool calls the model made."""
         return parse_tool_calls(text)
 
-    def tool_stream(self) -> ToolCallStream:
-        """A fresh splitter of streamed text into content deltas and end-of-reply tool calls."""
-        return ToolCallStream()
+    def tool_stream(self) -> ToolCallDeltas:
+        """A fresh splitter of generated text into content and tool-call deltas."""
+        return ToolCallDeltas()
+
+    def split_reply(self, text: str, cut: bool) -> tuple[str | None, list[ToolCall]]:
+        """A whole reply's content and tool calls, exactly as its stream would send them;
+        `cut`: generation ended at max_tokens (a cut call keeps its partial arguments)."""
+        stream = self.tool_stream()
+        return assemble(stream.feed(text) + stream.finish(cut))
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}>"

@@ -4,6 +4,19 @@ that could still turn out to be the start of a stop string."""
 from __future__ import annotations
 
 import codecs
+from collections.abc import Iterable
+
+
+def partial_suffix(text: str, tags: Iterable[str]) -> int:
+    """Length of the longest tail of `text` that is a proper prefix of one of `tags`: how much
+    to hold back while it could still become that tag (a stop string, `<tool_call>`)."""
+    best = 0
+    for tag in tags:
+        for n in range(min(len(tag) - 1, len(text)), best, -1):
+            if text.endswith(tag[:n]):
+                best = n
+                break
+    return best
 
 
 class TextAssembler:
@@ -27,7 +40,7 @@ class TextAssembler:
             out, self._held = self._held[:first], ""
             self.stopped = True
             return out
-        keep = self._partial_stop_suffix()
+        keep = partial_suffix(self._held, self._stops)
         cut = len(self._held) - keep
         out, self._held = self._held[:cut], self._held[cut:]
         return out
@@ -37,14 +50,3 @@ class TextAssembler:
         out = self._held + self._decoder.decode(b"", final=True)
         self._held = ""
         return out
-
-    def _partial_stop_suffix(self) -> int:
-        # Longest tail of the held text that is a proper prefix of some stop string.
-        held = self._held
-        best = 0
-        for stop in self._stops:
-            for n in range(min(len(stop) - 1, len(held)), best, -1):
-                if held.endswith(stop[:n]):
-                    best = n
-                    break
-        return best

@@ -2,8 +2,9 @@
 then `</tool_call>`.
 
 Everything here is plain text and JSON: the prompt block that describes the tools, how earlier
-calls and results are written back into a prompt, parsing calls out of a reply (whole or
-streamed), and the JSON Schema that constrains a forced call (turned into a grammar elsewhere).
+calls and results are written back into a prompt, parsing calls out of a whole reply (streamed:
+tool_stream.py), and the JSON Schema that constrains a forced call (turned into a grammar
+elsewhere).
 """
 
 from __future__ import annotations
@@ -171,68 +172,6 @@ def parse_tool_calls(text: str) -> tuple[str | None, list[ToolCall]]:
     return (content or None), calls
 
 
-def _partial_prefix_len(text: str, tag: str) -> int:
-    """Length of the longest tail of `text` that is a proper prefix of `tag`."""
-    for n in range(min(len(tag) - 1, len(text)), 0, -1):
-        if text.endswith(tag[:n]):
-            return n
-    return 0
-
-
-class ToolCallStream:
-    """Sorts streamed text into content to send now and tool calls to send at the end.
-
-    `feed(delta)` returns the text that is certainly content. Text that could still be the start
-    of `<tool_call>` is held back, and so is trailing whitespace (so a reply that is only calls
-    streams no stray newlines). Once `<tool_call>` appears, everything after it is held until
-    `finish()`, which parses it and returns the leftover content and the calls.
-    """
-
-    def __init__(self) -> None:
-        self._pending = ""  # held-back tail of the content part
-        self._calls = ""  # text from the first <tool_call> on
-        self._in_calls = False
-        self.sent_content = False
-
-    @property
-    def in_tool_call(self) -> bool:
-        return self._in_calls
-
-    def feed(self, delta: str) -> str:
-        if self._in_calls:
-            self._calls += delta
-            return ""
-        text = self._pending + delta
-        at = text.find(CALL_OPEN)
-        if at >= 0:
-            self._in_calls = True
-            self._calls = text[at:]
-            text = text[:at]
-            hold = len(text) - len(text.rstrip())
-        else:
-            partial = _partial_prefix_len(text, CALL_OPEN)
-            before = text[: len(text) - partial]
-            hold = partial + len(before) - len(before.rstrip())
-        ready, self._pending = text[: len(text) - hold], text[len(text) - hold :]
-        if ready:
-            self.sent_content = True
-        return ready
-
-    def finish(self) -> tuple[str, list[ToolCall]]:
-        """(content still to send, tool calls). Call once, after the last delta."""
-        if not self._in_calls:
-            rest, self._pending = self._pending, ""
-            return rest, []
-        content, calls = parse_tool_calls(self._calls)
-        if not calls:
-            # The tag was not a real call: it is content after all.
-            rest = self._pending + self._calls
-        elif content:
-            rest = self._pending + content if self.sent_content else content
-        else:
-            rest = ""
-        self._pending = self._calls = ""
-        return rest, calls
 
 
 # -- constrained calls ---------------------------------------------------------------------
@@ -272,9 +211,23 @@ def tool_call_schema(tools: list[dict[str, Any]] | None, tool_choice: Any) -> di
     return options[0] if len(options) == 1 else {"anyOf": options}
 
 
+def strict_parameters(params: Any) -> dict[str, Any]:
+    """The schema a call's arguments are generated from. A function without parameters, or an
+    object schema that names no properties and says nothing of others, takes none: `{}`, not
+    whatever object the model invents (often its own schema). Declared properties are the only
+    keys generated unless additionalProperties allows more."""
+    if not isinstance(params, dict) or not params:
+        return {"type": "object", "properties": {}, "additionalProperties": False}
+    if params.get("type") == "object" and not params.get("properties") and not any(
+        k in params for k in ("additionalProperties", "patternProperties", "required", "anyOf",
+                              "oneOf", "allOf", "$ref")
+    ):
+        return {**params, "properties": {}, "additionalProperties": False}
+    return params
+
+
 def _call_schema(fn: dict[str, Any]) -> dict[str, Any]:
-    # Arguments are always a JSON object in the OpenAI API, so no parameters means any object.
-    params = fn.get("parameters") or {"type": "object"}
+    params = strict_parameters(fn.get("parameters"))
     return {
         "type": "object",
         "properties": {"name": {"const": fn["name"]}, "arguments": params},

@@ -1,0 +1,67 @@
+"""The scheduler's choices, as pure functions: which sequence a new request takes, and how much
+of a cached prefix it keeps. No llama.cpp here; tests/test_slots.py checks them without a model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from slm_api.engine.job import Job
+
+# Copying another sequence's cells costs a little: only worth it for a clearly longer prefix.
+DONOR_MIN_GAIN = 16
+
+
+def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    """How many leading tokens `a` and `b` share."""
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+@dataclass
+class Slot:
+    """One llama.cpp sequence of the shared context, and the request it serves."""
+
+    seq_id: int
+    cached: list[int] = field(default_factory=list)  # tokens whose KV this sequence holds
+    job: Job | None = None
+    n_read: int = 0  # prompt tokens already in the cache
+    # Sampled or forced tokens not yet decoded; logits are wanted after the last one unless
+    # the generation ends once they are in the cache (`end_after` is its finish reason).
+    feed: list[int] = field(default_factory=list)
+    end_after: str | None = None
+    logit_row: int = -1  # row of this step's logits that belongs to this slot
+    last_used: float = 0.0
+    # The slot whose prompt this one waits to copy (a choice of the same request, n > 1).
+    fork: Slot | None = None
+
+
+@dataclass(frozen=True)
+class Placement:
+    slot: Slot  # the free sequence the request takes
+    keep: int  # leading prompt tokens whose KV it keeps (before the disk cache is asked)
+    donor: Slot | None = None  # copy donor's first `keep` cells into `slot` first
+
+
+def place(prompt: Sequence[int], free: list[Slot], slots: list[Slot], *, reuse: bool
+          ) -> Placement:
+    """The free sequence sharing the longest prefix with `prompt` (the least recently used when
+    none does); or, when any sequence, even a running one, holds a clearly longer prefix, a
+    copy of its cells. Without `reuse` (PROMPT_CACHE=off), the least recently used, emptied."""
+    lru = min(free, key=lambda s: s.last_used)
+    if not reuse:
+        return Placement(lru, 0)
+    best = max(free, key=lambda s: (common_prefix(s.cached, prompt), -s.last_used))
+    keep = common_prefix(best.cached, prompt)
+    slot = best if keep > 0 else lru
+    donor = max(slots, key=lambda s: common_prefix(s.cached, prompt))
+    donated = common_prefix(donor.cached, prompt)
+    if donated > keep + DONOR_MIN_GAIN and donor is not slot:
+        return Placement(slot, donated, donor)
+    return Placement(slot, keep)

@@ -1,0 +1,202 @@
+"""Three replicas behind the checked-in nginx config with a shared Redis, on loopback
+(`make test-scale`): shared limits, unbuffered streams, a rolling restart that rolls a new model
+out, and a crash.
+
+Skipped by `make test` (it needs ~1.5 GB and a few minutes); `make test-scale` sets
+SLM_TEST_SCALE=1.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import requests
+from cluster import Cluster
+from http_server import model_folder
+
+pytestmark = pytest.mark.skipif(
+    os.environ.get("SLM_TEST_SCALE") != "1",
+    reason="replicas + nginx + Redis: run by `make test-scale` (SLM_TEST_SCALE=1)",
+)
+
+RPM = 5
+# Enough keys that the bounded load below stays under RPM for each of them.
+KEYS = [f"k{i}" for i in range(240)]
+ROLLOUT = "rollout-v2"
+
+
+@pytest.fixture(scope="module")
+def folder(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """MODELS_DIR of the replicas: the default model, and the same weights as the "new" model
+    a rollout switches to."""
+    return model_folder(tmp_path_factory.mktemp("scale-models"), models_dir, f"{ROLLOUT}.gguf")
+
+
+@pytest.fixture(scope="module")
+def cluster(folder: Path, tmp_path_factory: pytest.TempPathFactory):
+    keys = ",".join([*(f"{k}:{k}" for k in KEYS), "k-rpm:rpm", "k-stream:stream"])
+    with Cluster(folder, tmp_path_factory.mktemp("cluster"), 3, RATE_LIMIT_RPM=str(RPM),
+                 OPENAI_API_KEYS=keys) as c:
+        yield c
+
+
+def _chat(url: str, key: str, *, stream: bool = False, max_tokens: int = 8,
+          request_id: str | None = None, session: str | None = None) -> requests.Response:
+    headers = {"Authorization": f"Bearer {key}", "X-Request-ID": request_id or uuid.uuid4().hex}
+    if session:
+        headers["X-Session-ID"] = session
+    body = {"messages": [{"role": "user", "content": "Name a colour."}],
+            "max_tokens": max_tokens, "stream": stream}
+    return requests.post(f"{url}/v1/chat/completions", json=body, headers=headers, timeout=120,
+                         stream=stream)
+
+
+class Load:
+    """A bounded load through the balancer: `workers` threads, one key per request (so no key
+    nears its RPM), alternating plain and streamed completions. Records every outcome."""
+
+    def __init__(self, url: str, keys: list[str], workers: int = 3, pause_s: float = 0.2):
+        self.url, self.pause_s = url, pause_s
+        self._keys = itertools.cycle(keys)
+        self._lock = threading.Lock()
+        self.outcomes: list[tuple[float, str, int | str]] = []  # (started, request id, status)
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run, args=(i,)) for i in range(workers)]
+
+    def _one(self, stream: bool) -> None:
+        with self._lock:
+            key = next(self._keys)
+        rid, started = uuid.uuid4().hex, time.monotonic()
+        try:
+            r = _chat(self.url, key, stream=stream, request_id=rid)
+            status: int | str = r.status_code
+            if stream and r.status_code == 200:
+                frames = [f for f in r.iter_lines() if f]
+                # A stream that breaks off has no [DONE]: the request failed.
+                if frames[-1] != b"data: [DONE]" or any(b'"error"' in f for f in frames):
+                    status = "broken stream"
+            elif r.status_code == 200:
+                assert r.json()["choices"][0]["message"]["content"] is not None
+            assert r.headers.get("X-Request-ID") == rid, "X-Request-ID did not pass through"
+        except requests.RequestException as exc:
+            status = type(exc).__name__
+        with self._lock:
+            self.outcomes.append((started, rid, status))
+
+    def _run(self, worker: int) -> None:
+        for n in itertools.count():
+            if self._stop.is_set():
+                return
+            self._one(stream=(worker + n) % 2 == 1)
+            time.sleep(self.pause_s)
+
+    def __enter__(self) -> Load:
+        for t in self._threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(timeout=180)
+
+    def failures(self, since: float = 0.0) -> list[tuple[float, str, int | str]]:
+        return [o for o in self.outcomes if o[2] != 200 and o[0] >= since]
+
+
+def _wait_until(done: Callable[[], bool], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+
+
+def test_rpm_limit_holds_exactly_across_replicas(cluster):
+    # One key, spread over every replica by a new session id per request.
+    statuses, ids = [], []
+    for i in range(RPM + 3):
+        rid = f"rpm-{i}-{uuid.uuid4().hex[:8]}"
+        r = requests.get(f"{cluster.url}/v1/models", timeout=30, headers={
+            "Authorization": "Bearer k-rpm", "X-Session-ID": f"s{i}", "X-Request-ID": rid})
+        statuses.append(r.status_code)
+        ids.append(rid)
+        if r.status_code == 429:
+            assert r.json()["error"]["code"] == "rate_limit_exceeded"
+            assert r.headers["x-ratelimit-remaining-requests"] == "0"
+    assert statuses == [200] * RPM + [429] * 3
+    served = cluster.upstreams(*ids)
+    assert len({served[rid][-1] for rid in ids}) >= 2, "the requests did not spread"
+
+
+def test_streams_arrive_unbuffered(cluster):
+    def frame_times(url: str) -> list[float]:
+        started = time.monotonic()
+        r = _chat(url, "k-stream", stream=True, max_tokens=24)
+        assert r.status_code == 200
+        times = [time.monotonic() - started for line in r.iter_lines() if line]
+        return times
+
+    direct = frame_times(cluster.replicas[0].url)
+    through = frame_times(cluster.url)
+    # Buffered, every frame would land at once at the end; unbuffered, they trickle in as
+    # tokens are made (tens of ms apart on one thread).
+    assert len(through) >= 10
+    assert through[-1] - through[1] > 0.2, through
+    separate = sum(b - a > 0.005 for a, b in zip(through, through[1:], strict=False))
+    assert separate >= 5, through
+    print(f"\nfirst token: direct {direct[1] * 1000:.0f} ms, through nginx "
+          f"{through[1] * 1000:.0f} ms")
+
+
+def test_rolling_restart_fails_no_request_and_rolls_a_model_out(cluster, folder):
+    # Rolling a model out: the file is already in every replica's MODELS_DIR (a shared volume),
+    # MODEL_PATH changes, and the replicas restart one at a time.
+    with Load(cluster.url, KEYS[:120]) as load:
+        time.sleep(1.0)
+        for replica in cluster.replicas:
+            assert replica.terminate() == 0
+            replica.start(MODEL_PATH=str(folder / f"{ROLLOUT}.gguf"))
+            replica.wait_ready()
+            assert replica.health()["model"] == ROLLOUT
+        time.sleep(1.0)
+    assert len(load.outcomes) >= 10
+    assert load.failures() == [], load.failures()
+    served = {r.health()["model"] for r in cluster.replicas}
+    assert served == {ROLLOUT}
+
+
+def test_sigkill_loses_only_in_flight_requests(cluster):
+    victim = cluster.replicas[1]
+    victim_addr = f"127.0.0.1:{victim.port}"
+    with Load(cluster.url, KEYS[120:], workers=3, pause_s=0.1) as load:
+        time.sleep(2.0)
+        killed_at = time.monotonic()
+        victim.kill()
+        time.sleep(6.0)
+    after = [o for o in load.outcomes if o[0] > killed_at]
+    assert len(after) >= 6
+    # At most the requests the victim was serving (3 workers: at most 3 in flight anywhere).
+    assert len(load.failures()) <= 3, load.failures()
+    assert load.failures(since=killed_at + 0.5) == []
+    # Passive health check: one refused connection marks it failed for fail_timeout (5 s), so
+    # within 6 s nginx tries it for at most two requests (then the next replica serves them).
+    served = cluster.upstreams(*(rid for _, rid, _ in after))
+    tries = [rid for _, rid, _ in after if victim_addr in served.get(rid, [])]
+    assert len(tries) <= 2, (tries, len(after))
+    victim.start()
+    victim.wait_ready()
+    _wait_until(lambda: _chat(cluster.url, KEYS[0], max_tokens=1).status_code == 200, 30)
+
+
+def test_every_replica_serves_the_same_file(cluster):
+    bodies = [replica.health() for replica in cluster.replicas]
+    assert {(b["model"], b["model_fingerprint"]) for b in bodies} == {
+        (ROLLOUT, bodies[0]["model_fingerprint"])}
+    assert len(bodies[0]["model_fingerprint"]) == 16

@@ -1,0 +1,147 @@
+"""Structured output always finishes: with max_tokens as low as 32, every constrained reply is
+complete valid JSON (or, where even the shortest valid reply cannot fit, a clean "length"
+without markup). Through the official openai SDK, against the real model."""
+
+from __future__ import annotations
+
+import json
+
+import jsonschema
+import pytest
+import requests
+from grammar_cases import CASES
+from http_server import MODEL
+from pydantic import BaseModel
+
+from slm_api.grammar import validation_errors
+
+LONG = [{"role": "user", "content": "Invent a person. Write a very long biography with many "
+                                    "hobbies, friends and places."}]
+WEATHER = {"type": "function", "function": {
+    "name": "get_weather", "description": "Weather for a city",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"},
+                                                    "days": {"type": "integer"}},
+                   "required": ["city", "days"]}}}
+CLOCK = {"type": "function", "function": {
+    "name": "get_time", "description": "The current time",
+    "parameters": {"type": "object", "properties": {}}}}
+ASK = [{"role": "user", "content": "What is the weather in Paris for the next days?"}]
+
+
+class Person(BaseModel):
+    # No bounds at all: nothing in the schema ends the strings or the list; the budget does.
+    name: str
+    biography: str
+    hobbies: list[str]
+
+
+def test_sdk_parse_with_unbounded_fields_completes_in_32_tokens(client):
+    reply = client.chat.completions.parse(
+        model=MODEL, messages=LONG, response_format=Person, temperature=0, max_tokens=32)
+    assert reply.choices[0].finish_reason == "stop"
+    assert isinstance(reply.choices[0].message.parsed, Person)
+    assert reply.usage.completion_tokens <= 32
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_json_object_completes_in_32_tokens(client, seed):
+    reply = client.chat.completions.create(
+        model=MODEL, messages=LONG, response_format={"type": "json_object"}, max_tokens=32,
+        temperature=1.0, seed=seed)
+    assert reply.choices[0].finish_reason == "stop"
+    assert isinstance(json.loads(reply.choices[0].message.content), dict)
+    assert reply.usage.completion_tokens <= 32
+
+
+@pytest.mark.parametrize("choice", ["required", {"type": "function",
+                                                 "function": {"name": "get_weather"}}])
+def test_forced_tool_call_completes_in_32_tokens(client, choice):
+    reply = client.chat.completions.create(
+        model=MODEL, messages=ASK, tools=[WEATHER], tool_choice=choice, max_tokens=32,
+        temperature=0)
+    choice0 = reply.choices[0]
+    assert choice0.finish_reason == "tool_calls" and choice0.message.content is None
+    [call] = choice0.message.tool_calls
+    assert call.function.name == "get_weather"
+    jsonschema.validate(json.loads(call.function.arguments),
+                        WEATHER["function"]["parameters"])
+
+
+def test_call_that_cannot_fit_ends_length_without_markup(client):
+    reply = client.chat.completions.create(
+        model=MODEL, messages=ASK, tools=[WEATHER], tool_choice="required", max_tokens=12,
+        temperature=0)
+    choice = reply.choices[0]
+    assert choice.finish_reason == "length"
+    assert "<tool_call>" not in (choice.message.content or "")
+    for call in choice.message.tool_calls or []:
+        assert call.function.name == "get_weather"
+
+
+def test_call_that_cannot_fit_streams_length_without_markup(client):
+    stream = client.chat.completions.create(
+        model=MODEL, messages=ASK, tools=[WEATHER], tool_choice="required", max_tokens=12,
+        temperature=0, stream=True)
+    content, reasons = "", []
+    for chunk in stream:
+        content += chunk.choices[0].delta.content or ""
+        reasons += [chunk.choices[0].finish_reason] if chunk.choices[0].finish_reason else []
+    assert reasons == ["length"] and "<tool_call>" not in content
+
+
+def test_streamed_call_reassembles_to_the_non_streamed_one(client):
+    kwargs = dict(model=MODEL, messages=ASK, tools=[WEATHER, CLOCK], tool_choice="required",
+                  max_tokens=40, temperature=0)
+    whole = client.chat.completions.create(**kwargs).choices[0].message.tool_calls[0]
+    calls: dict[int, dict] = {}
+    firsts = []
+    for chunk in client.chat.completions.create(**kwargs, stream=True):
+        assert not chunk.choices or not chunk.choices[0].delta.content
+        for tc in (chunk.choices[0].delta.tool_calls or []) if chunk.choices else []:
+            if tc.index not in calls:
+                firsts.append(tc)
+                calls[tc.index] = {"name": tc.function.name, "arguments": ""}
+            calls[tc.index]["arguments"] += tc.function.arguments or ""
+    assert firsts[0].id.startswith("call_") and firsts[0].function.name == whole.function.name
+    assert list(calls.values()) == [{"name": whole.function.name,
+                                     "arguments": whole.function.arguments}]
+
+
+@pytest.mark.parametrize("choice", ["required", {"type": "function",
+                                                 "function": {"name": "get_time"}}])
+def test_tool_without_parameters_gets_empty_arguments(client, choice):
+    reply = client.chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": "What time is it?"}],
+        tools=[CLOCK], tool_choice=choice, max_tokens=32, temperature=0)
+    [call] = reply.choices[0].message.tool_calls
+    assert (call.function.name, call.function.arguments) == ("get_time", "{}")
+
+
+def test_shortlisted_grammar_pick_equals_the_whole_vocabulary_pick(client, monkeypatch):
+    from slm_api.engine import sampling
+
+    kwargs = dict(model=MODEL, messages=LONG, response_format=Person, temperature=0,
+                  max_tokens=16)
+    fast = client.chat.completions.parse(**kwargs).choices[0].message.content
+    monkeypatch.setattr(sampling, "_shortlist_need", lambda params, n_vocab: 0)
+    assert client.chat.completions.parse(**kwargs).choices[0].message.content == fast
+
+
+# A spread of the grammar cases: plain types, enums, patterns, formats, bounds, nesting, refs.
+SAMPLE = CASES[::8]
+TEXT = "Alice Martin, 31, paid 12.50 EUR on 2024-03-05 at 10:20:00Z for order A-17."
+
+
+@pytest.mark.parametrize("case", SAMPLE, ids=[c.id for c in SAMPLE])
+def test_extract_is_valid_within_budget_or_names_the_budget(server, case):
+    r = requests.post(f"{server}/v1/extract", json={
+        "text": TEXT, "schema": case.schema, "max_tokens": 24, "temperature": 0.7,
+        "seed": 7}, timeout=120)
+    if r.status_code == 400:
+        error = r.json()["error"]
+        assert error["code"] == "max_tokens_too_small"
+        assert int(error["message"].rsplit(" ", 1)[-1]) > 24
+        return
+    assert r.status_code == 200, r.text
+    assert validation_errors(r.json()["data"], case.schema) == []
+    assert r.json()["usage"]["completion_tokens"] <= 24
