@@ -224,7 +224,7 @@ class LoadedModel:
         guide = None
         if grammar is not None and self._budget:
             guide = self._guide(grammar, request.max_tokens)
-        job = Job(request, Sampler(self._vocab, self.n_vocab, request.sampling), guide)
+        job = Job(request, Sampler(self._vocab, self.n_vocab, request.sampling), guide=guide)
         assert self._scheduler is not None
         self._scheduler.submit(job)
         return job
