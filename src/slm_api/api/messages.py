@@ -117,7 +117,8 @@ def _turn(req: MessagesPrompt, sampling: SamplingParams, max_tokens: int | None 
 
 
 @bp.post("/v1/messages")
-@contract(body=MessagesRequest, response=Message, stream=MessageStreamEvent, error=AnthropicError)
+@contract(body=MessagesRequest, response=Message, stream=MessageStreamEvent, error=AnthropicError,
+          named_events=True)
 def create_message() -> Response:
     """Create a message (Anthropic Messages API).
 

@@ -17,7 +17,7 @@ _TOOL_NAME = r"^[A-Za-z0-9_.-]+$"
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, strict=True)
 
 
 class TextBlock(_Body):

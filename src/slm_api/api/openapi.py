@@ -135,13 +135,22 @@ def _success(declared: Contract, schemas: _Schemas) -> dict[str, Any]:
             schema = {"type": "string"}
         content[ctype] = {"schema": schema}
     if declared.stream is not None:
-        content["text/event-stream"] = {"schema": {
-            "type": "string",
-            "description": "With `\"stream\": true`: Server-Sent Events, each `data: ` followed "
-            f"by one {schemas.names[(declared.stream, 'serialization')]} object (or an error "
-            "envelope if the generation fails mid-way), then `data: [DONE]` (Messages and "
-            "Responses: named `event:` frames and no `[DONE]`).",
-        }}
+        name = schemas.names[(declared.stream, "serialization")]
+        if declared.named_events:
+            content["text/event-stream"] = {"schema": {
+                "type": "object",
+                "required": ["event", "data"],
+                "properties": {"event": {"type": "string"}, "data": {"type": "string"}},
+                "description": "With `\"stream\": true`: Server-Sent Events, each an `event: "
+                f"<type>` line and a `data: ` line holding one {name} object; no `[DONE]`.",
+            }}
+        else:
+            content["text/event-stream"] = {"schema": {
+                "type": "string",
+                "description": "With `\"stream\": true`: Server-Sent Events, each `data: ` "
+                f"followed by one {name} object (or an error envelope if the generation fails "
+                "mid-way), then `data: [DONE]`.",
+            }}
     return {"description": "Success", "content": content}
 
 

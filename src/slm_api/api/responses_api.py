@@ -123,7 +123,8 @@ def _conversation(req: ResponseRequest) -> list[dict[str, Any]]:
 
 
 @bp.post("/v1/responses")
-@contract(body=ResponseRequest, response=ResponseObject, stream=ResponseStreamEvent)
+@contract(body=ResponseRequest, response=ResponseObject, stream=ResponseStreamEvent,
+          named_events=True)
 def create_response() -> Response:
     """Create a model response (OpenAI Responses API).
 

@@ -72,15 +72,16 @@ class Scheduler:
 
     def submit_all(self, jobs: list[Job]) -> None:
         """Queue jobs together (the choices of one request): all are admitted or none."""
+        def refuse(exc: EngineError) -> None:
+            for job in jobs:
+                job.finish("abort")
+            raise exc
+
         with self._wake:
             if not self._running:
-                for job in jobs:
-                    job.finish("abort")
-                raise GenerationFailed("the model is being unloaded")
+                refuse(GenerationFailed("the model is being unloaded"))
             if self._drain_deadline is not None:
-                for job in jobs:
-                    job.finish("abort")
-                raise Draining("the server is shutting down; retry on another replica")
+                refuse(Draining("the server is shutting down; retry on another replica"))
             if any(j.aborted for j in self._waiting):
                 # Clients that left while waiting must not keep new ones out.
                 for gone in [j for j in self._waiting if j.aborted]:
@@ -88,11 +89,9 @@ class Scheduler:
                     gone.finish("abort")
             free = sum(s.job is None for s in self._slots)
             if len(self._waiting) + len(jobs) > free + self._max_queue:
-                for job in jobs:
-                    job.finish("abort")
-                raise QueueFull(
+                refuse(QueueFull(
                     f"server busy: {len(self._waiting)} requests already waiting; retry shortly"
-                )
+                ))
             self._waiting.extend(jobs)
             self._wake.notify()
 
@@ -271,9 +270,7 @@ class Scheduler:
         for slot in active:
             if slot.job.aborted:
                 self._release(slot, "abort")
-        for slot in active:
-            if slot.fork is not None and (slot.job is None or slot.fork.job is not
-                                          slot.job.fork_of):
+            elif slot.fork is not None and slot.fork.job is not slot.job.fork_of:
                 slot.fork = None  # the first choice is gone: read the prompt itself
         # Generating sequences first: their next token (or forced run) keeps every stream moving.
         ending: list[_Slot] = []
