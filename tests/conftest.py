@@ -82,3 +82,13 @@ def fake_hub(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("HF_ENDPOINT", hub.url)
     yield hub
     hub.close()
+
+
+@pytest.fixture(scope="session")
+def keyed_server(models_dir: Path) -> Iterator[str]:
+    """A server that needs API keys: `sk-alice` (client id alice) and `sk-bob` (bob)."""
+    from http_server import make_settings, running_server
+
+    keys = ("sk-alice:alice", "sk-bob:bob")
+    with running_server(make_settings(models_dir, openai_api_keys=keys)) as url:
+        yield url

@@ -33,6 +33,7 @@ def make_settings(models_dir: Path, **overrides: object) -> Settings:
         n_parallel=4,
         hf_home=models_dir.with_name(models_dir.name + "-hf"),
         cache_dir=models_dir.with_name(models_dir.name + "-cache"),
+        data_dir=models_dir.with_name(models_dir.name + "-data"),
         log_level="WARNING",
     )
     base.update(overrides)

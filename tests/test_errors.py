@@ -33,7 +33,7 @@ def assert_envelope(r: requests.Response, status: int, param: str | None = "any"
         ({**GOOD, "temperature": "hot"}, "temperature"),
         ({**GOOD, "temperature": 7}, "temperature"),
         ({**GOOD, "stop": 5}, "stop"),
-        ({**GOOD, "n": 3}, "n"),
+        ({**GOOD, "n": 9}, "n"),  # above MAX_N
         ({**GOOD, "logit_bias": {"not-a-token": 1}}, "logit_bias"),
         ({**GOOD, "max_tokens": 10**9}, "max_tokens"),
     ],

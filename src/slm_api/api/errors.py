@@ -8,16 +8,24 @@ from flask import Flask, Response, current_app, g, has_request_context, jsonify,
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
-from slm_api.errors import APIError, SlmError
+from slm_api.errors import APIError, SlmError, anthropic_error_body
 
 __all__ = ["error_response", "register_error_handlers", "validation_message"]
 
 log = logging.getLogger(__name__)
 
+# Blueprints that speak Anthropic's API: their errors, 401s and 429s included, use its envelope.
+ANTHROPIC_BLUEPRINTS = frozenset({"messages"})
+
+
+def anthropic_shaped() -> bool:
+    return has_request_context() and request.blueprint in ANTHROPIC_BLUEPRINTS
+
 
 def error_response(exc: SlmError) -> Response:
-    """`exc` as the OpenAI error envelope, with its status and headers."""
-    response = jsonify(exc.body())
+    """`exc` as the OpenAI error envelope (Anthropic's on its routes), status and headers."""
+    body = anthropic_error_body(exc.status, exc.message) if anthropic_shaped() else exc.body()
+    response = jsonify(body)
     response.status_code = exc.status
     for key, value in exc.headers.items():
         response.headers[key] = value
