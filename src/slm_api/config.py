@@ -10,7 +10,10 @@ from typing import Any
 
 from dotenv import dotenv_values
 
-DEFAULT_MODEL_FILE = "gemma-3-270m-q4_k_m.gguf"
+# The two models written into MODELS_DIR from PyPI (slm_api.default_model).
+SMOLLM2_MODEL_FILE = "smollm2-135m-instruct-q4_1.gguf"
+GEMMA_MODEL_FILE = "gemma-3-270m-q4_k_m.gguf"
+DEFAULT_MODEL_FILE = SMOLLM2_MODEL_FILE  # chosen by bench/model_eval.py (docs/models.md)
 
 
 class SettingsError(ValueError):
@@ -86,6 +89,11 @@ class Settings:
     trusted_proxy_hops: int = 0
     # Host names served without a key (DNS rebinding guard); empty: loopback, HOST, hostname.
     allowed_hosts: tuple[str, ...] = ()
+    # Agents APIs: stored Responses (SQLite under data_dir) and choices per request.
+    data_dir: Path = Path("data")
+    responses_ttl_s: float = 30 * 24 * 3600.0
+    responses_max_stored: int = 10000
+    max_n: int = 8
 
     @property
     def default_model_path(self) -> Path:
@@ -142,6 +150,9 @@ class Settings:
             "RATE_LIMIT_STORAGE_URI": "://" in self.rate_limit_storage_uri,
             "DRAIN_TIMEOUT_S": self.drain_timeout_s >= 0,
             "HTTP_THREADS": self.http_threads >= 0,
+            "RESPONSES_TTL_S": self.responses_ttl_s > 0,
+            "RESPONSES_MAX_STORED": self.responses_max_stored >= 1,
+            "MAX_N": self.max_n >= 1,
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:

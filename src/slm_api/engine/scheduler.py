@@ -68,25 +68,31 @@ class Scheduler:
     # -- called from HTTP threads ------------------------------------------------------------
 
     def submit(self, job: Job) -> None:
+        self.submit_all([job])
+
+    def submit_all(self, jobs: list[Job]) -> None:
+        """Queue jobs together (the choices of one request): all are admitted or none."""
+        def refuse(exc: EngineError) -> None:
+            for job in jobs:
+                job.finish("abort")
+            raise exc
+
         with self._wake:
             if not self._running:
-                job.finish("abort")
-                raise GenerationFailed("the model is being unloaded")
+                refuse(GenerationFailed("the model is being unloaded"))
             if self._drain_deadline is not None:
-                job.finish("abort")
-                raise Draining("the server is shutting down; retry on another replica")
+                refuse(Draining("the server is shutting down; retry on another replica"))
             if any(j.aborted for j in self._waiting):
                 # Clients that left while waiting must not keep new ones out.
                 for gone in [j for j in self._waiting if j.aborted]:
                     self._waiting.remove(gone)
                     gone.finish("abort")
             free = sum(s.job is None for s in self._slots)
-            if len(self._waiting) >= free + self._max_queue:
-                job.finish("abort")
-                raise QueueFull(
+            if len(self._waiting) + len(jobs) > free + self._max_queue:
+                refuse(QueueFull(
                     f"server busy: {len(self._waiting)} requests already waiting; retry shortly"
-                )
-            self._waiting.append(job)
+                ))
+            self._waiting.extend(jobs)
             self._wake.notify()
 
     def stats(self) -> dict[str, int]:
@@ -176,6 +182,17 @@ class Scheduler:
 
     def _place(self, job: Job, free: list[_Slot]) -> None:
         prompt = job.request.prompt
+        if job.fork_of is not None:
+            leader = next((s for s in self._slots if s.job is job.fork_of), None)
+            if leader is not None and leader.n_read < len(prompt):
+                # The first choice is still reading this prompt: wait for it, copy its cells.
+                slot = min(free, key=lambda s: s.last_used)
+                llama_cpp.llama_memory_seq_rm(self._mem, slot.seq_id, -1, -1)
+                slot.cached.clear()
+                slot.job, slot.n_read, slot.feed, slot.end_after = job, 0, [], None
+                slot.fork = leader
+                job.cached = 0
+                return
         placement = place(prompt, free, self._slots, reuse=self._reuse)
         slot, keep, donor = placement.slot, placement.keep, placement.donor
         if donor is not None:
@@ -232,6 +249,7 @@ class Scheduler:
         slot.job = None
         slot.feed = []
         slot.end_after = None
+        slot.fork = None
         slot.last_used = time.monotonic()
         if job is None:
             return
@@ -252,6 +270,8 @@ class Scheduler:
         for slot in active:
             if slot.job.aborted:
                 self._release(slot, "abort")
+            elif slot.fork is not None and slot.fork.job is not slot.job.fork_of:
+                slot.fork = None  # the first choice is gone: read the prompt itself
         # Generating sequences first: their next token (or forced run) keeps every stream moving.
         ending: list[_Slot] = []
         for slot in active:
@@ -271,8 +291,8 @@ class Scheduler:
             else:
                 ending.append(slot)
         for slot in active:
-            if slot.job is None or slot.logit_row >= 0 or slot.n_read == len(
-                    slot.job.request.prompt):
+            if slot.job is None or slot.logit_row >= 0 or slot.fork is not None or \
+                    slot.n_read == len(slot.job.request.prompt):
                 continue
             prompt = slot.job.request.prompt
             take = min(len(prompt) - slot.n_read, self._n_batch - n)
@@ -295,8 +315,26 @@ class Scheduler:
         for slot in ending:
             self._release(slot, slot.end_after or "stop")
         for slot in active:
+            if slot.fork is not None and slot.job is not None:
+                self._fork(slot, slot.fork)
+        for slot in active:
             if slot.job is not None and slot.logit_row >= 0:
                 self._sample(slot)
+
+    def _fork(self, slot: _Slot, leader: _Slot) -> None:
+        """Once the first choice has read the prompt, share its KV cells (kv_unified: no data is
+        copied) and its logits row: this choice samples its first token from the same row."""
+        prompt = leader.job.request.prompt if leader.job is not None else []
+        if leader.logit_row < 0 or leader.n_read < len(prompt):
+            return
+        llama_cpp.llama_memory_seq_rm(self._mem, slot.seq_id, -1, -1)
+        llama_cpp.llama_memory_seq_cp(self._mem, leader.seq_id, slot.seq_id, -1, -1)
+        slot.cached = list(leader.cached)
+        slot.n_read = len(prompt)
+        slot.logit_row = leader.logit_row
+        slot.fork = None
+        assert slot.job is not None
+        slot.job.cached = len(prompt)
 
     def _put(self, i: int, token: int, pos: int, seq: int, logits: bool) -> None:
         b = self._batch
