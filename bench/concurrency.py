@@ -3,10 +3,13 @@
 Starts the server itself (once with N_PARALLEL=1, once with the N_PARALLEL under test), sends
 1, 2, 4, 8, 16 concurrent streaming chat requests of --tokens tokens each, and prints aggregate
 tokens/s, median and max time to first token, and the ratio against N_PARALLEL=1 measured in
-the same run. Then single-stream tokens/s through HTTP against in-process llama-cpp-python on
-the same prompt.
+the same run, and against llama.cpp's own llama-server with as many slots (bench/anchors.py:
+the same llama.cpp the wheel was built from), also in the same run. Then single-stream tokens/s
+through HTTP against in-process llama-cpp-python on the same prompt, and resident memory of
+each server at --ctx.
 
     .venv/bin/python bench/concurrency.py [--parallel 8] [--tokens 64] [--levels 1,2,4,8,16]
+                                          [--ctx 1024]
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import threading
 import time
 
 import requests
+from anchors import LlamaServer
 from server import MODEL, Server
 
 PROMPT = "Write a long story about a lighthouse keeper and a storm."
@@ -33,6 +37,7 @@ def one_stream(url: str, tokens: int, out: list, i: int) -> None:
     start = time.perf_counter()
     first = None
     n_tokens = 0
+    n_chunks = 0
     finish = None
     with requests.post(f"{url}/v1/chat/completions", json=body, stream=True, timeout=600) as r:
         for line in r.iter_lines():
@@ -42,10 +47,13 @@ def one_stream(url: str, tokens: int, out: list, i: int) -> None:
             if event.get("usage"):
                 n_tokens = event["usage"]["completion_tokens"]
             for choice in event.get("choices", []):
-                if choice["delta"].get("content") and first is None:
-                    first = time.perf_counter() - start
+                if choice["delta"].get("content"):
+                    n_chunks += 1
+                    if first is None:
+                        first = time.perf_counter() - start
                 finish = choice.get("finish_reason") or finish
-    out[i] = (first or 0.0, n_tokens, finish, time.perf_counter() - start)
+    # llama-server may leave usage out of the stream; it sends one token per chunk.
+    out[i] = (first or 0.0, n_tokens or n_chunks, finish, time.perf_counter() - start)
 
 
 def run_level(url: str, concurrency: int, tokens: int) -> dict:
@@ -88,13 +96,14 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=64)
     parser.add_argument("--levels", default="1,2,4,8,16")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--ctx", type=int, default=1024, help="N_CTX per sequence")
     args = parser.parse_args()
     levels = [int(x) for x in args.levels.split(",")]
 
     results: dict[int, dict[int, dict]] = {}
     rss: dict[int, tuple[float, float]] = {}
     for n_parallel in (1, args.parallel):
-        server = Server(N_PARALLEL=n_parallel, N_THREADS=args.threads)
+        server = Server(N_PARALLEL=n_parallel, N_THREADS=args.threads, N_CTX=args.ctx)
         idle = server.rss_mb()
         try:
             run_level(server.url, 1, 8)  # warm-up
@@ -103,23 +112,34 @@ def main() -> None:
         finally:
             server.stop()
 
+    with LlamaServer(n_ctx=args.ctx, n_parallel=args.parallel, threads=args.threads) as anchor:
+        anchor_idle = anchor.rss_mb()
+        run_level(anchor.url, 1, 8)  # warm-up
+        anchor_results = {c: run_level(anchor.url, c, args.tokens) for c in levels}
+        anchor_rss = (anchor_idle, anchor.rss_mb())
+
     base, best = results[1], results[args.parallel]
     print(f"\n{args.tokens}-token streams, N_PARALLEL={args.parallel} vs N_PARALLEL=1 "
           f"({args.threads} threads)\n")
-    print("| concurrent | tok/s (1) | tok/s (N) | ratio | TTFT med ms (1) | TTFT med ms (N) "
-          "| TTFT max ms (N) | short streams (N) |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| concurrent | tok/s (1) | tok/s (N) | ratio | llama-server tok/s (N) | vs llama-server "
+          "| TTFT med ms (1) | TTFT med ms (N) | llama-server TTFT med ms | TTFT max ms (N) "
+          "| short streams (N) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for c in levels:
-        b, n = base[c], best[c]
+        b, n, a = base[c], best[c], anchor_results[c]
         print(f"| {c} | {b['tok_s']:.0f} | {n['tok_s']:.0f} | {n['tok_s'] / b['tok_s']:.2f}x "
-              f"| {b['ttft_med']:.0f} | {n['ttft_med']:.0f} | {n['ttft_max']:.0f} "
-              f"| {n['short']} |")
+              f"| {a['tok_s']:.0f} | {n['tok_s'] / a['tok_s']:.0%} "
+              f"| {b['ttft_med']:.0f} | {n['ttft_med']:.0f} | {a['ttft_med']:.0f} "
+              f"| {n['ttft_max']:.0f} | {n['short']} |")
     for p, (idle, loaded) in rss.items():
-        print(f"\nRSS with N_PARALLEL={p}: {idle:.0f} MB idle, {loaded:.0f} MB after the run")
+        print(f"\nRSS at N_CTX={args.ctx}, N_PARALLEL={p}: {idle:.0f} MB idle, {loaded:.0f} MB "
+              "after the run")
+    print(f"llama-server RSS at -c {args.ctx}x{args.parallel}, -np {args.parallel}: "
+          f"{anchor_rss[0]:.0f} MB idle, {anchor_rss[1]:.0f} MB after the run")
 
     single = best[1] if 1 in best else None
     if single is None:
-        server = Server(N_PARALLEL=args.parallel, N_THREADS=args.threads)
+        server = Server(N_PARALLEL=args.parallel, N_THREADS=args.threads, N_CTX=args.ctx)
         try:
             single = run_level(server.url, 1, args.tokens)
         finally:

@@ -90,8 +90,20 @@ LOG = ROOT / "build" / "grammar_bench.jsonl"
 STOP = ROOT / "build" / "grammar_bench.STOP"
 
 
+def _code_version() -> str:
+    """The converter's source and the llama-cpp-python version: a result measured with other
+    code is not reused, so a table never mixes converter versions."""
+    import hashlib
+    from importlib import metadata
+
+    digest = hashlib.sha256(metadata.version("llama_cpp_python").encode())
+    for path in sorted((ROOT / "src" / "slm_api" / "grammar").glob("*.py")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def _key(name: str, schema) -> str:
-    return name + ":" + json.dumps(schema, sort_keys=True)
+    return f"{name}:{_code_version()}:" + json.dumps(schema, sort_keys=True)
 
 
 def _cached(which: str, fast: bool) -> dict[str, tuple[str, str]]:

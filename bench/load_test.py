@@ -6,7 +6,10 @@ status, tokens per second. Standard library only.
     python bench/load_test.py --probe-streams 32,64,128   # /health and /ready under streams
 
 Without --url it runs `python -m slm_api serve` on a free loopback port (settings from the
-environment and .env, as usual), waits for /health, and stops the server at the end.
+environment and .env, as usual), waits for /health, and stops the server at the end; then it
+runs the same load against llama.cpp's own llama-server (bench/anchors.py) with N_PARALLEL
+slots and N_CTX per slot (the environment's, else 8 and 4096) and prints its summary and the
+tokens/s ratio, measured in the same invocation (--no-anchor skips it).
 """
 
 from __future__ import annotations
@@ -252,6 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=300.0, help="per request, seconds")
     parser.add_argument("--startup-timeout", type=float, default=180.0)
     parser.add_argument("--json", action="store_true", help="print the summary as JSON only")
+    parser.add_argument("--no-anchor", action="store_true", help="skip the llama-server run")
     parser.add_argument("--probe-streams", help="comma-separated stream counts: measure probe "
                         "latency while that many streams run (idle first, as the baseline)")
     parser.add_argument("--probe-seconds", type=float, default=10.0)
@@ -287,13 +291,37 @@ def main(argv: list[str] | None = None) -> int:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+    anchor = None
+    if args.url is None and not args.no_anchor:
+        anchor = _anchor_summary(args)
     if args.json:
-        print(json.dumps(summary))
+        print(json.dumps({**summary, "llama_server": anchor} if anchor else summary))
     else:
-        width = max(len(k) for k in summary)
-        for key, value in summary.items():
-            print(f"{key:<{width}}  {value}")
+        _print(summary)
+        if anchor:
+            print("\nllama-server, same load:")
+            _print(anchor)
+            ours, theirs = summary.get("tokens_per_s"), anchor.get("tokens_per_s")
+            if ours and theirs:
+                print(f"\ntokens/s, ours vs llama-server: {ours / theirs:.0%}")
     return 0 if summary["ok"] == args.requests else 1
+
+
+def _print(summary: dict) -> None:
+    width = max(len(k) for k in summary)
+    for key, value in summary.items():
+        print(f"{key:<{width}}  {value}")
+
+
+def _anchor_summary(args: argparse.Namespace) -> dict:
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from anchors import LlamaServer
+
+    n_parallel = int(os.environ.get("N_PARALLEL", 8))
+    n_ctx = int(os.environ.get("N_CTX", 4096))
+    with LlamaServer(n_ctx=n_ctx, n_parallel=n_parallel) as server:
+        return run(Options(server.url, args.requests, args.concurrency, args.max_tokens,
+                           args.stream, args.prompt, None, None, args.timeout))
 
 
 if __name__ == "__main__":

@@ -3,7 +3,9 @@
 Cold: every request has a system prompt no sequence has seen (a different first line), so the
 whole prompt is evaluated. Warm: the same system prompt with a new question each time, so only
 the question is evaluated. Disk: PROMPT_CACHE=disk, the server restarted between the request that
-saved the prefix and the one measured.
+saved the prefix and the one measured, with a new question each run (median of --runs, one
+restart per run). Anchor: llama.cpp's own llama-server (bench/anchors.py, the same llama.cpp as
+the wheel) on the same model and prompts, cold and warm, measured in the same invocation.
 
     .venv/bin/python bench/prompt_cache.py [--runs 5]
 """
@@ -17,6 +19,7 @@ import tempfile
 import time
 
 import requests
+from anchors import LlamaServer
 from server import Server
 
 RULES = " ".join(f"Rule {i}: answer politely, cite sources, and keep replies short." for i in
@@ -64,16 +67,27 @@ def main() -> None:
             ttft(server.url, system_prompt("shared"), "Hello")
             warm = [ttft(server.url, system_prompt("shared"), f"Question {i}: opening hours?")
                     for i in range(args.runs)]
-            ttft(server.url, system_prompt("disk"), "Hello")  # saved to disk as it finishes
+            for i in range(args.runs):  # saved to disk as each finishes
+                ttft(server.url, system_prompt(f"disk-{i}"), "Hello")
             time.sleep(2)
         finally:
             server.stop()
-        server = Server(**env)
-        try:
-            disk = [ttft(server.url, system_prompt("disk"), "Hello")]
-        finally:
-            server.stop()
-    for name, runs in (("cold", cold), ("warm (RAM)", warm), ("after restart (disk)", disk)):
+        disk = []
+        for i in range(args.runs):
+            server = Server(**env)
+            try:
+                disk.append(ttft(server.url, system_prompt(f"disk-{i}"), f"Question {i}: maps?"))
+            finally:
+                server.stop()
+    with LlamaServer(n_ctx=2048, n_parallel=4) as anchor:
+        ttft(anchor.url, "warm-up", "hi")
+        a_cold = [ttft(anchor.url, system_prompt(f"cold-{i}"), "Do you sell maps?")
+                  for i in range(args.runs)]
+        ttft(anchor.url, system_prompt("shared"), "Hello")
+        a_warm = [ttft(anchor.url, system_prompt("shared"), f"Question {i}: opening hours?")
+                  for i in range(args.runs)]
+    for name, runs in (("cold", cold), ("warm (RAM)", warm), ("after restart (disk)", disk),
+                       ("llama-server cold", a_cold), ("llama-server warm", a_warm)):
         rows.append((name, statistics.median(r[0] for r in runs), runs[0][1],
                      statistics.median(r[2] for r in runs)))
     base = rows[0][1]

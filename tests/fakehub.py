@@ -18,6 +18,7 @@ _RESOLVE = re.compile(r"^/(?P<repo>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<file>
 class _File:
     data: bytes
     sha256: str
+    xet: bool = False
 
 
 class FakeHub:
@@ -25,6 +26,10 @@ class FakeHub:
         self.repos: dict[str, dict[str, dict[str, _File]]] = {}  # repo -> revision -> files
         self.drop_after: int | None = None  # close the connection after this many body bytes
         self.delay_per_chunk = 0.0
+        # Hold the body after this many bytes until `release` is set: a transfer caught
+        # mid-file for as long as a test needs, with no race against its end.
+        self.hold_after: int | None = None
+        self.release = threading.Event()
         self.requests: list[str] = []
         hub = self
 
@@ -46,11 +51,15 @@ class FakeHub:
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
 
-    def add_file(self, repo_id: str, filename: str, data: bytes, revision: str = "main") -> None:
+    def add_file(self, repo_id: str, filename: str, data: bytes, revision: str = "main",
+                 xet: bool = False) -> None:
+        """`xet=True`: answer with the headers the Hub sends for a Xet-backed file (a client
+        that follows them asks /api/.../xet-read-token, which this hub refuses)."""
         files = self.repos.setdefault(repo_id, {}).setdefault(revision, {})
-        files[filename] = _File(data, hashlib.sha256(data).hexdigest())
+        files[filename] = _File(data, hashlib.sha256(data).hexdigest(), xet)
 
     def close(self) -> None:
+        self.release.set()
         self._server.shutdown()
         self._server.server_close()
 
@@ -95,6 +104,11 @@ class FakeHub:
         h.send_header("X-Linked-Size", str(len(entry.data)))
         h.send_header("Content-Length", str(len(data)))
         h.send_header("Accept-Ranges", "bytes")
+        if entry.xet:
+            token_url = f"{self.url}/api/models/{repo}/xet-read-token/{self.commit_of(repo, rev)}"
+            h.send_header("X-Xet-Hash", entry.sha256)
+            h.send_header("X-Xet-Refresh-Route", token_url)
+            h.send_header("Link", f'<{token_url}>; rel="xet-auth"')
         if start:
             h.send_header("Content-Range", f"bytes {start}-{len(entry.data) - 1}/{len(entry.data)}")
         h.end_headers()
@@ -109,6 +123,8 @@ class FakeHub:
                 h.close_connection = True
                 h.connection.shutdown(2)
                 return None
+            if self.hold_after is not None and sent >= self.hold_after:
+                self.release.wait(60)
             h.wfile.write(piece)
             sent += len(piece)
             if self.delay_per_chunk:

@@ -26,6 +26,7 @@ def assert_envelope(r: requests.Response, status: int, param: str | None = "any"
         ({"messages": []}, "messages"),
         ({"messages": "hello"}, "messages"),
         ({"messages": [{"role": "wizard", "content": "x"}]}, "messages.0.role"),
+        ({"messages": [{"role": "user", "content": 5}]}, "messages.0.content"),
         ({**GOOD, "max_tokens": 0}, "max_tokens"),
         ({**GOOD, "max_tokens": -5}, "max_tokens"),
         ({**GOOD, "max_tokens": "many"}, "max_tokens"),

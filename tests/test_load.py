@@ -87,37 +87,53 @@ def wait_for_job(url: str, job_id: str, states=("done", "failed", "cancelled")) 
     raise AssertionError(f"job {job_id} still {job['state']}")
 
 
-def test_async_download_reports_progress(fake_hub, hub_server):
+# huggingface_hub reports progress per 10 MiB read: the hub holds the body past the first report.
+HOLD_AT = 11 * 1024 * 1024
+
+
+def test_async_download_of_a_xet_backed_file_reports_progress(fake_hub, hub_server):
+    """The Hub marks most new files as Xet-backed; the server fetches them over plain HTTP
+    (following the Xet headers would ask this hub for a Xet token it does not give)."""
     url, models = hub_server
-    data = b"GGUF" + bytes(2_000_000)
-    fake_hub.add_file("acme/big", "big.gguf", data)
-    fake_hub.delay_per_chunk = 0.01
+    data = b"GGUF" + bytes(12_000_000)
+    fake_hub.add_file("acme/big", "big.gguf", data, xet=True)
+    fake_hub.hold_after = HOLD_AT
     r = requests.post(f"{url}/load", json={"repo_id": "acme/big", "filename": "big.gguf",
                                            "async": True}, timeout=30)
     assert r.status_code == 202
     job_id = r.json()["job_id"]
-    seen = wait_for_job(url, job_id, states=("running",))
-    assert seen["bytes_total"] in (None, len(data))
+    job = wait_for_progress(url, job_id)
+    assert job["state"] == "running" and 0 < job["bytes_done"] < len(data)
+    assert job["bytes_total"] == len(data)
+    fake_hub.release.set()
     job = wait_for_job(url, job_id)
     assert job["state"] == "done", job
     assert job["bytes_done"] == job["bytes_total"] == len(data)
-    assert (models / "big.gguf").stat().st_size == len(data)
+    assert (models / "big.gguf").read_bytes() == data
+    assert not [r for r in fake_hub.requests if "xet-read-token" in r]
     assert requests.get(f"{url}/load/dl-nope", timeout=10).status_code == 404
+
+
+def wait_for_progress(url: str, job_id: str) -> dict:
+    deadline = time.monotonic() + 120
+    while True:
+        job = requests.get(f"{url}/load/{job_id}", timeout=10).json()
+        if job["bytes_done"] > 0 or job["state"] != "running":
+            return job
+        assert time.monotonic() < deadline, job
+        time.sleep(0.05)
 
 
 def test_cancelled_download_leaves_nothing(fake_hub, hub_server):
     url, models = hub_server
-    # huggingface_hub reports progress every 10 MiB: 30 MB give a report before the end.
-    fake_hub.add_file("acme/big", "slow.gguf", b"GGUF" + bytes(30_000_000))
-    fake_hub.delay_per_chunk = 0.01
+    fake_hub.add_file("acme/big", "slow.gguf", b"GGUF" + bytes(30_000_000), xet=True)
+    fake_hub.hold_after = HOLD_AT
     r = requests.post(f"{url}/load", json={"repo_id": "acme/big", "filename": "slow.gguf",
                                            "async": True}, timeout=30)
     job_id = r.json()["job_id"]
-    deadline = time.monotonic() + 30
-    while requests.get(f"{url}/load/{job_id}", timeout=10).json()["bytes_done"] == 0:
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    assert wait_for_progress(url, job_id)["state"] == "running"  # held mid-file
     assert requests.delete(f"{url}/load/{job_id}", timeout=10).status_code == 200
+    fake_hub.release.set()
     assert wait_for_job(url, job_id)["state"] == "cancelled"
     assert not [p for p in models.iterdir() if p.is_file()]
 

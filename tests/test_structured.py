@@ -18,10 +18,10 @@ def test_json_object(client):
         messages=ASK,
         response_format={"type": "json_object"},
         temperature=0,
-        max_tokens=80,
+        max_tokens=200,
     )
-    if reply.choices[0].finish_reason == "stop":
-        assert isinstance(json.loads(reply.choices[0].message.content), dict)
+    assert reply.choices[0].finish_reason == "stop"
+    assert isinstance(json.loads(reply.choices[0].message.content), dict)
 
 
 def test_json_schema(client):

@@ -117,14 +117,29 @@ def test_tool_without_parameters_gets_empty_arguments(client, choice):
     assert (call.function.name, call.function.arguments) == ("get_time", "{}")
 
 
-def test_shortlisted_grammar_pick_equals_the_whole_vocabulary_pick(client, monkeypatch):
-    from slm_api.engine import sampling
+def test_mask_engines_agree_on_greedy_output(client, monkeypatch):
+    # llguidance's masks, llama.cpp's grammar on a 512-token shortlist, and llama.cpp's grammar
+    # over the whole vocabulary must all make the same greedy picks.
+    from slm_api.engine import masks, sampling
 
     kwargs = dict(model=MODEL, messages=LONG, response_format=Person, temperature=0,
                   max_tokens=16)
-    fast = client.chat.completions.parse(**kwargs).choices[0].message.content
+    built = []
+    matcher = masks.MaskTokenizer.matcher
+
+    def ready_matcher(self, gbnf):
+        self.wait(300)
+        built.append(matcher(self, gbnf))
+        return built[-1]
+
+    monkeypatch.setattr(masks.MaskTokenizer, "matcher", ready_matcher)
+    llguidance = client.chat.completions.parse(**kwargs).choices[0].message.content
+    assert isinstance(built[0], masks.Matcher)
+    monkeypatch.setattr(masks.MaskTokenizer, "matcher", lambda self, gbnf: None)
+    shortlisted = client.chat.completions.parse(**kwargs).choices[0].message.content
     monkeypatch.setattr(sampling, "_shortlist_need", lambda params, n_vocab: 0)
-    assert client.chat.completions.parse(**kwargs).choices[0].message.content == fast
+    whole = client.chat.completions.parse(**kwargs).choices[0].message.content
+    assert llguidance == shortlisted == whole
 
 
 # A spread of the grammar cases: plain types, enums, patterns, formats, bounds, nesting, refs.

@@ -26,6 +26,7 @@ from slm_api.config import Settings
 from slm_api.default_model import ensure_default_model
 from slm_api.engine import Engine
 from slm_api.hub import DownloadJobs
+from slm_api.web import bp as web_bp
 
 
 def create_app(settings: Settings | None = None, *, load_model: bool = True) -> Flask:
@@ -49,6 +50,7 @@ def create_app(settings: Settings | None = None, *, load_model: bool = True) -> 
     for module in (health, models, admin, chat, completions, messages, responses_api, embeddings,
                    extract, extras, docs):
         app.register_blueprint(module.bp)
+    app.register_blueprint(web_bp)
 
     if load_model:
         ensure_default_model(settings)

@@ -27,7 +27,7 @@ from slm_api.hosts import HostAllowlist
 ADMIN_BLUEPRINTS = frozenset({"admin"})
 # Endpoints anyone may call; "metrics" ones only while PROTECT_METRICS is off.
 OPEN_ENDPOINTS = frozenset({"static"})
-OPEN_BLUEPRINTS = frozenset({"docs"})
+OPEN_BLUEPRINTS = frozenset({"docs", "web"})  # the pages; the API calls they make are not
 METRICS_ENDPOINTS = frozenset({"health.health", "health.ready", "observability.metrics"})
 # Headers a reverse proxy adds: a loopback connection carrying one was relayed for someone else.
 FORWARDING_HEADERS = ("X-Forwarded-For", "Forwarded", "X-Real-IP")

@@ -145,11 +145,23 @@ def _success(declared: Contract, schemas: _Schemas) -> dict[str, Any]:
                 f"<type>` line and a `data: ` line holding one {name} object; no `[DONE]`.",
             }}
         else:
+            event = schemas.ref(declared.stream, "serialization")
+            error = schemas.ref(ErrorEnvelope, "serialization")
+            # One schema per event (as schemathesis and OpenAPI 3.2's itemSchema read it).
             content["text/event-stream"] = {"schema": {
-                "type": "string",
+                "type": "object",
                 "description": "With `\"stream\": true`: Server-Sent Events, each `data: ` "
                 f"followed by one {name} object (or an error envelope if the generation fails "
                 "mid-way), then `data: [DONE]`.",
+                "required": ["data"],
+                "properties": {
+                    "event": {"type": "string"},
+                    "data": {"anyOf": [
+                        {"const": "[DONE]"},
+                        {"type": "string", "contentMediaType": "application/json",
+                         "contentSchema": {"anyOf": [event, error]}},
+                    ]},
+                },
             }}
     return {"description": "Success", "content": content}
 

@@ -43,6 +43,9 @@ class Job:
         self.fork_of = fork_of
         self.sampler = sampler  # None: only fill the cache with the prompt (warm-up)
         self.guide = guide  # a constrained generation's closing planner
+        self.fast_forward = False  # append tokens the grammar forces without sampling them
+        self.ff_queue: list[int] = []  # forced tokens still to append, last first
+        self.fast_forwarded = 0
         self.text = TextAssembler(request.stop)
         self.result: Finished | None = None
         self.submitted = time.monotonic()

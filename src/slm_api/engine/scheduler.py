@@ -364,30 +364,65 @@ class Scheduler:
             self._release(slot, "stop")
             return
         guide = job.guide
-        decision = guide.on_sampled(token) if guide is not None else KEEP
-        if decision is KEEP:
-            self._emit(slot, token, slot.logit_row)
-            if slot.job is not None and not self._ended(slot, now, 1):
-                slot.feed = [token]
-            return
-        self._apply(slot, token, decision, now)
+        # The sampled token, then any the grammar forces after it (fast-forward): each is
+        # judged by the budget guide, emitted, and decoded together in the next step.
+        pending: list[int] = []
+        row = slot.logit_row
+        while True:
+            decision = guide.on_sampled(token) if guide is not None else KEEP
+            if decision is not KEEP:
+                self._apply(slot, token, decision, now, pending, row)
+                return
+            self._emit(slot, token, row)
+            if slot.job is None:
+                return
+            pending.append(token)
+            forced = self._forced_next(job)
+            if forced is None:
+                break
+            token, row = forced, -1
+        if not self._ended(slot, now, len(pending)):
+            slot.feed = pending
 
-    def _apply(self, slot: _Slot, token: int, decision: Decision, now: float) -> None:
+    def _forced_next(self, job: Job) -> int | None:
+        """The next token the grammar allows alone, already accepted by the sampler; None when
+        the model must choose (or fast-forward is off, or the budget is spent)."""
+        sampler = job.sampler
+        if not job.fast_forward or sampler is None or sampler.matcher is None or \
+                job.generated >= job.request.max_tokens:
+            return None
+        if not job.ff_queue:
+            job.ff_queue = sampler.matcher.forced()
+            job.ff_queue.reverse()
+        while job.ff_queue:
+            token = job.ff_queue.pop()
+            if self._is_eog(token) or not sampler.force(token):
+                job.ff_queue.clear()
+                return None
+            job.fast_forwarded += 1
+            return token
+        return None
+
+    def _apply(self, slot: _Slot, token: int, decision: Decision, now: float,
+               pending: list[int], row: int) -> None:
         """Carry out a budget guide's decision: tokens forced after (or instead of) the sampled
-        one are emitted like sampled ones and decoded together in the next step."""
+        one are emitted like sampled ones and decoded, with `pending` (emitted, not yet
+        decoded), in the next step."""
         job = slot.job
         assert job is not None and job.sampler is not None
+        job.ff_queue.clear()
         forced = list(decision.force)
         if not decision.end and not all(job.sampler.force(t) for t in forced):
-            # llama.cpp's grammar disagrees with the recognizer: trust llama.cpp from here on.
+            # The grammar engine disagrees with the recognizer: trust the engine from here on.
             assert job.guide is not None
             job.guide.active = False
             forced = []
-        feed = ([token] if decision.keep else []) + forced
-        for i, tok in enumerate(feed):
-            self._emit(slot, tok, slot.logit_row if i == 0 and decision.keep else -1)
+        new = ([token] if decision.keep else []) + forced
+        for i, tok in enumerate(new):
+            self._emit(slot, tok, row if i == 0 and decision.keep else -1)
             if slot.job is None:
                 return
+        feed = pending + new
         if decision.end:
             job.flush()
             if feed:
