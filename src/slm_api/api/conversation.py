@@ -30,8 +30,11 @@ def plan_tools(
     tool_choice becomes a grammar for one <tool_call> block, else a response format one for
     JSON."""
     choice = tool_choice if tool_choice is not None else ("auto" if tools else "none")
-    if choice != "none" and not tools:
-        raise APIError(400, "tool_choice needs a non-empty tools list", param="tool_choice")
+    if not tools:
+        if choice not in ("auto", "none"):
+            raise APIError(400, "a forced tool_choice needs a non-empty tools list",
+                           param="tool_choice")
+        choice = "none"  # nothing to choose from: "auto" is harmless
     grammar = response_format_grammar(response_format)
     if tools and choice != "none":
         schema = tool_call_schema(tools, choice)

@@ -20,23 +20,25 @@ from slm_api.api.contract import contract
 from slm_api.api.conversation import CallsFound, ChatRun, Turn, start_turn, stream_pieces
 from slm_api.api.messages_schemas import (
     AnthropicError,
+    AssistantMessage,
     CountTokensRequest,
     Message,
-    MessageParam,
     MessagesPrompt,
     MessagesRequest,
     MessageStreamEvent,
     StopReason,
     TextBlock,
     TokenCount,
+    ToolResultBlock,
     ToolUseBlock,
     Usage,
+    UserMessage,
 )
 from slm_api.api.run import collect, iterate
 from slm_api.api.schemas import ResponseFormat
 from slm_api.api.sse import sse_response
 from slm_api.engine import Finished, SamplingParams
-from slm_api.errors import APIError, SlmError
+from slm_api.errors import SlmError
 from slm_api.prompting.chat_format import ToolCall
 
 bp = Blueprint("messages", __name__)
@@ -51,34 +53,26 @@ def _chat_messages(req: MessagesPrompt) -> list[dict[str, Any]]:
         system = req.system if isinstance(req.system, str) else "\n".join(
             b.text for b in req.system)
         out.append({"role": "system", "content": system})
-    for i, msg in enumerate(req.messages):
-        out.extend(_chat_message(i, msg))
+    for msg in req.messages:
+        out.extend(_chat_message(msg))
     return out
 
 
-def _chat_message(i: int, msg: MessageParam) -> list[dict[str, Any]]:
+def _chat_message(msg: UserMessage | AssistantMessage) -> list[dict[str, Any]]:
     if isinstance(msg.content, str):
         return [{"role": msg.role, "content": msg.content}]
     texts = [{"type": "text", "text": b.text} for b in msg.content if isinstance(b, TextBlock)]
     if msg.role == "assistant":
-        calls = []
-        for block in msg.content:
-            if block.type == "tool_result":
-                raise APIError(400, f"messages.{i}: tool_result blocks belong in a user message",
-                               param="messages")
-            if isinstance(block, ToolUseBlock):
-                calls.append({"id": block.id, "type": "function", "function": {
-                    "name": block.name, "arguments": json.dumps(block.input, ensure_ascii=False)}})
+        calls = [{"id": b.id, "type": "function", "function": {
+                  "name": b.name, "arguments": json.dumps(b.input, ensure_ascii=False)}}
+                 for b in msg.content if isinstance(b, ToolUseBlock)]
         message: dict[str, Any] = {"role": "assistant", "content": texts}
         if calls:
             message["tool_calls"] = calls
         return [message]
     out: list[dict[str, Any]] = []
     for block in msg.content:
-        if block.type == "tool_use":
-            raise APIError(400, f"messages.{i}: tool_use blocks belong in an assistant message",
-                           param="messages")
-        if block.type == "tool_result":
+        if isinstance(block, ToolResultBlock):
             text = block.text()
             out.append({"role": "tool", "tool_call_id": block.tool_use_id,
                         "content": f"Error: {text}" if block.is_error else text})
@@ -95,12 +89,9 @@ def _tools(req: MessagesPrompt) -> tuple[list[dict[str, Any]] | None, Any]:
         for t in req.tools or []
     ] or None
     choice = req.tool_choice
-    if choice is None:
-        return tools, None
+    if choice is None or tools is None:
+        return tools, None  # no tools: nothing to choose from, nothing to force
     if choice.type == "tool":
-        if not choice.name:
-            raise APIError(400, "tool_choice.name is required when type is 'tool'",
-                           param="tool_choice")
         return tools, {"type": "function", "function": {"name": choice.name}}
     return tools, {"auto": "auto", "any": "required", "none": "none"}[choice.type]
 
@@ -152,8 +143,8 @@ def count_tokens() -> Response:
 
 def _tool_use(call: ToolCall) -> ToolUseBlock:
     # Anthropic ids look like toolu_...; the id only has to round-trip through tool_result.
-    return ToolUseBlock(id="toolu_" + call.id.removeprefix("call_"), name=call.name,
-                        input=json.loads(call.arguments))
+    return ToolUseBlock(type="tool_use", id="toolu_" + call.id.removeprefix("call_"),
+                        name=call.name, input=json.loads(call.arguments))
 
 
 class _Reply:
@@ -185,7 +176,7 @@ class _Reply:
             self.run.check_output(text)
         blocks: list[TextBlock | ToolUseBlock] = []
         if content:
-            blocks.append(TextBlock(text=content))
+            blocks.append(TextBlock(type="text", text=content))
         blocks.extend(_tool_use(call) for call in calls)
         return Message(id=self.id, model=self.model, content=blocks, stop_reason=reason,
                        stop_sequence=matched, usage=self._usage(finished))

@@ -21,19 +21,19 @@ class _Body(BaseModel):
 
 
 class TextBlock(_Body):
-    type: Literal["text"] = "text"
+    type: Literal["text"]
     text: str
 
 
 class ToolUseBlock(_Body):
-    type: Literal["tool_use"] = "tool_use"
+    type: Literal["tool_use"]
     id: str
     name: str
     input: dict[str, Any] = Field(default_factory=dict)
 
 
 class ToolResultBlock(_Body):
-    type: Literal["tool_result"] = "tool_result"
+    type: Literal["tool_result"]
     tool_use_id: str
     content: str | list[TextBlock] | None = None
     is_error: bool | None = None
@@ -46,12 +46,21 @@ class ToolResultBlock(_Body):
         return "\n".join(block.text for block in self.content)
 
 
-InputBlock = Annotated[TextBlock | ToolUseBlock | ToolResultBlock, Field(discriminator="type")]
+UserBlock = Annotated[TextBlock | ToolResultBlock, Field(discriminator="type")]
+AssistantBlock = Annotated[TextBlock | ToolUseBlock, Field(discriminator="type")]
 
 
-class MessageParam(_Body):
-    role: Literal["user", "assistant"]
-    content: str | list[InputBlock]
+class UserMessage(_Body):
+    role: Literal["user"]
+    content: str | list[UserBlock]
+
+
+class AssistantMessage(_Body):
+    role: Literal["assistant"]
+    content: str | list[AssistantBlock]
+
+
+MessageParam = Annotated[UserMessage | AssistantMessage, Field(discriminator="role")]
 
 
 class ToolParam(_Body):
@@ -60,10 +69,18 @@ class ToolParam(_Body):
     input_schema: dict[str, Any] = Field(default_factory=lambda: {"type": "object"})
 
 
-class ToolChoice(_Body):
-    type: Literal["auto", "any", "tool", "none"]
-    name: str | None = None
+class ToolChoiceMode(_Body):
+    type: Literal["auto", "any", "none"]
     disable_parallel_tool_use: bool | None = None
+
+
+class ToolChoiceTool(_Body):
+    type: Literal["tool"]
+    name: str
+    disable_parallel_tool_use: bool | None = None
+
+
+ToolChoice = Annotated[ToolChoiceMode | ToolChoiceTool, Field(discriminator="type")]
 
 
 class MessagesPrompt(_Body):
@@ -89,7 +106,7 @@ class OutputConfig(_Body):
 
 
 class MessagesRequest(MessagesPrompt):
-    max_tokens: int = Field(gt=0)
+    max_tokens: int = Field(gt=0, le=2**31 - 1)
     temperature: float | None = Field(None, ge=0.0, le=1.0)
     top_p: float | None = Field(None, gt=0.0, le=1.0)
     top_k: int | None = Field(None, ge=0)

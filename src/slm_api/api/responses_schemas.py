@@ -38,7 +38,7 @@ class MessageItem(_Body):
 
 
 class FunctionCallItem(_Body):
-    type: Literal["function_call"] = "function_call"
+    type: Literal["function_call"]
     call_id: str = Field(min_length=1)
     name: str
     arguments: str = "{}"
@@ -46,7 +46,7 @@ class FunctionCallItem(_Body):
 
 
 class FunctionCallOutputItem(_Body):
-    type: Literal["function_call_output"] = "function_call_output"
+    type: Literal["function_call_output"]
     call_id: str = Field(min_length=1)
     output: str | list[TextPart]
 
@@ -114,7 +114,7 @@ class ResponseRequest(_Body):
     model: str | None = None
     input: str | list[InputItem]
     instructions: str | None = None
-    max_output_tokens: int | None = Field(None, gt=0)
+    max_output_tokens: int | None = Field(None, gt=0, le=2**31 - 1)
     temperature: float | None = Field(None, ge=0.0, le=2.0)
     top_p: float | None = Field(None, gt=0.0, le=1.0)
     tools: list[FunctionTool] | None = None
@@ -141,6 +141,8 @@ class ResponseRequest(_Body):
             name=fmt.name, description=fmt.description, schema=fmt.schema_, strict=fmt.strict))
 
     def chat_tool_choice(self) -> Any:
+        if not self.tools:
+            return None  # no tools: nothing to choose from, nothing to force
         if isinstance(self.tool_choice, FunctionChoice):
             return {"type": "function", "function": {"name": self.tool_choice.name}}
         return self.tool_choice
