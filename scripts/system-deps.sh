@@ -8,6 +8,7 @@ set -uo pipefail
 NEEDED=(
   redis-server:redis-server
   nginx:nginx
+  chromium:chromium  # tests/test_web_page.py drives the page at / with playwright
 )
 
 missing=()

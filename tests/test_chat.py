@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import time
+from pathlib import Path
 
+import jinja2
+import pytest
 import requests
-from http_server import MODEL, metric
+from http_server import MODEL, make_settings, metric, running_server
 
-QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
+# A plain question the default model answers (bench/model_eval.py).
+QUESTION = [{"role": "user", "content": "What is 2+2?"}]
 
 
 def test_sdk_chat_answers_the_question(client):
@@ -17,7 +23,7 @@ def test_sdk_chat_answers_the_question(client):
     )
     assert reply.id.startswith("chatcmpl-")
     assert reply.object == "chat.completion"
-    assert reply.model == "gemma-3-270m-q4_k_m"
+    assert reply.model == MODEL
     choice = reply.choices[0]
     assert choice.index == 0
     assert choice.message.role == "assistant"
@@ -99,9 +105,45 @@ def test_seed_makes_sampling_repeatable(client):
     assert first == second
 
 
-def test_prompt_uses_gemma_turns_with_system_folded(server):
+def test_default_prompt_is_the_models_own_template(server, model_path: Path):
+    # The default path: tokenizer.chat_template from the GGUF, rendered as Jinja. Rendered here
+    # independently with plain jinja2, the server's prompt must be exactly that text.
+    from gguf import GGUFReader
+
+    template = GGUFReader(str(model_path)).fields["tokenizer.chat_template"].contents()
     messages = [{"role": "system", "content": "Answer in one word."}, *QUESTION]
     r = requests.post(f"{server}/extras/apply-template", json={"messages": messages}, timeout=30)
+    assert r.status_code == 200
+    assert r.json()["chat_format"] == "jinja"
+    expected = jinja2.Environment(trim_blocks=True, lstrip_blocks=True).from_string(template)
+    assert r.json()["prompt"] == expected.render(messages=messages, add_generation_prompt=True)
+
+
+def test_default_model_answers_and_stops_at_its_end_of_turn(client):
+    reply = client.chat.completions.create(
+        model=MODEL, messages=QUESTION, temperature=0, max_tokens=48
+    )
+    choice = reply.choices[0]
+    # An instruction-tuned model: it answers, and ends its turn on its own.
+    assert choice.finish_reason == "stop"
+    assert re.search(r"\b4\b", choice.message.content), choice.message.content
+    assert "<|im_end|>" not in choice.message.content
+
+
+@pytest.fixture(scope="module")
+def gemma_server(gemma_path: Path, tmp_path_factory: pytest.TempPathFactory):
+    """Gemma 3 270M: no template in its metadata, so the built-in format by architecture."""
+    folder = tmp_path_factory.mktemp("gemma")
+    os.link(gemma_path, folder / gemma_path.name)
+    with running_server(make_settings(folder, model_path=folder / gemma_path.name)) as url:
+        yield url
+
+
+def test_gemma_falls_back_to_its_builtin_turns_with_system_folded(gemma_server):
+    messages = [{"role": "system", "content": "Answer in one word."},
+                {"role": "user", "content": "What is the capital of France?"}]
+    r = requests.post(f"{gemma_server}/extras/apply-template", json={"messages": messages},
+                      timeout=30)
     assert r.status_code == 200
     prompt = r.json()["prompt"]
     assert r.json()["chat_format"] == "gemma"
@@ -109,6 +151,10 @@ def test_prompt_uses_gemma_turns_with_system_folded(server):
     assert prompt.count("<start_of_turn>user\n") == 1
     assert "Answer in one word.\n\nWhat is the capital of France?<end_of_turn>" in prompt
     assert prompt.endswith("<start_of_turn>model\n")
+    r = requests.post(f"{gemma_server}/v1/chat/completions", timeout=120, json={
+        "messages": messages, "max_tokens": 8, "temperature": 0})
+    assert r.status_code == 200
+    assert "<end_of_turn>" not in r.json()["choices"][0]["message"]["content"]
 
 
 def test_multi_turn_conversation(client):

@@ -61,7 +61,7 @@ def gemma() -> ChatFormatter:
     return formatter_for(GEMMA_MD, bos="<bos>", eos="<eos>")
 
 
-# -- the real default model ----------------------------------------------------------------
+# -- the real embedded models ----------------------------------------------------------------
 
 
 def gguf_metadata(path: Path) -> dict[str, str]:
@@ -79,11 +79,11 @@ def gguf_metadata(path: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def real_metadata(model_path: Path) -> dict[str, str]:
-    return gguf_metadata(model_path)
+def real_metadata(gemma_path: Path) -> dict[str, str]:
+    return gguf_metadata(gemma_path)
 
 
-def test_default_model_has_no_template_and_gets_gemma_turns(real_metadata: dict[str, str]):
+def test_gemma_has_no_template_and_gets_gemma_turns(real_metadata: dict[str, str]):
     assert "tokenizer.chat_template" not in real_metadata
     assert real_metadata["general.architecture"] == "gemma3"
     fmt = formatter_for(real_metadata, bos="<bos>", eos="<eos>")
@@ -102,11 +102,11 @@ def test_default_model_has_no_template_and_gets_gemma_turns(real_metadata: dict[
     assert "[INST]" not in prompt
 
 
-def test_default_model_tokenizes_prompt_with_exactly_one_bos(model_path: Path):
+def test_gemma_tokenizes_prompt_with_exactly_one_bos(gemma_path: Path):
     # The real tokenizer, as the engine calls it (add_special=True, parse_special=True).
     from llama_cpp import Llama
 
-    llm = Llama(str(model_path), vocab_only=True, verbose=False)
+    llm = Llama(str(gemma_path), vocab_only=True, verbose=False)
     bos = llm.detokenize([llm.token_bos()], special=True).decode()
     fmt = formatter_for(llm.metadata, bos=bos, eos="<eos>")
     prompt = fmt.render([{"role": "user", "content": "What is the capital of France?"}])
@@ -116,6 +116,39 @@ def test_default_model_tokenizes_prompt_with_exactly_one_bos(model_path: Path):
     # The turn markers are single special tokens, not spelled out as text.
     start = llm.tokenize(b"<start_of_turn>", add_bos=False, special=True)
     assert len(start) == 1 and tokens[1] == start[0]
+
+
+def test_smollm2_template_from_metadata_renders_chatml(smollm2_path: Path):
+    # The Jinja path on a real file: SmolLM2's own template, ChatML with its default system turn.
+    metadata = gguf_metadata(smollm2_path)
+    assert metadata["general.architecture"] == "llama"
+    fmt = formatter_for(metadata, bos="<|im_start|>", eos="<|im_end|>")
+    assert fmt.name == "jinja"
+    assert fmt.stop == ("<|im_end|>",)
+    assert fmt.render([{"role": "user", "content": "What is 2+2?"}]) == (
+        "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face"
+        "<|im_end|>\n<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n"
+    )
+    # A system message of the caller's replaces the template's default one.
+    prompt = fmt.render(CHAT)
+    assert prompt.startswith("<|im_start|>system\nBe brief.<|im_end|>\n")
+    assert prompt.count("<|im_start|>system") == 1
+
+
+def test_smollm2_prompt_has_no_bos_and_single_token_turn_markers(smollm2_path: Path):
+    from llama_cpp import Llama
+
+    llm = Llama(str(smollm2_path), vocab_only=True, verbose=False)
+    fmt = formatter_for(llm.metadata, bos="<|im_start|>", eos="<|im_end|>")
+    prompt = fmt.render([{"role": "user", "content": "Hi"}])
+    tokens = llm.tokenize(prompt.encode(), add_bos=True, special=True)
+    start, end = (llm.tokenize(m.encode(), add_bos=False, special=True)
+                  for m in ("<|im_start|>", "<|im_end|>"))
+    assert len(start) == 1 and len(end) == 1
+    # add_bos_token is false in this vocabulary: the prompt starts with the turn marker itself.
+    assert tokens[0] == start[0]
+    assert tokens.count(start[0]) == 3 and tokens.count(end[0]) == 2
+    assert llm.token_eos() == end[0]
 
 
 # -- choosing a format ---------------------------------------------------------------------

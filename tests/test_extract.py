@@ -5,6 +5,7 @@ from __future__ import annotations
 import jsonschema
 import pytest
 import requests
+from http_server import MODEL
 
 TEXT = (
     "Order 1182 was placed by Alice Martin. She bought 2 blue mugs at 8 euros each and "
@@ -46,7 +47,7 @@ def test_nested_schema_extraction_fits(server):
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["object"] == "extract.result"
-    assert body["model"] == "gemma-3-270m-q4_k_m"
+    assert body["model"] == MODEL
     assert body["latency_ms"] > 0 and body["usage"]["completion_tokens"] > 0
     jsonschema.validate(body["data"], ORDER_SCHEMA)
 

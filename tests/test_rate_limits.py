@@ -3,6 +3,7 @@ counters shared by two servers through a real Redis (and what happens when it is
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import openai
@@ -80,7 +81,7 @@ def test_requests_per_minute_shared_through_redis(empty_dir):
 
 
 @pytest.mark.parametrize("mode", ["open", "closed"])
-def test_store_down_never_500(empty_dir, mode):
+def test_store_down_never_500(empty_dir, mode, caplog):
     dead = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
     with _serve(empty_dir, rate_limit_rpm=2, rate_limit_tpm=100, rate_limit_storage_uri=dead,
                 rate_limit_fail=mode, openai_api_keys=("k:team",)) as url:
@@ -96,3 +97,7 @@ def test_store_down_never_500(empty_dir, mode):
             error = _models(url).json()["error"]
             assert error["code"] == "rate_limit_store_unavailable"
         assert requests.get(f"{url}/health", timeout=10).status_code == 503  # not limited
+    # One clear line (at most one a second), not a traceback per request.
+    lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert 1 <= len(lines) <= 2 and "rate-limit store redis://" in lines[0], lines
+    assert f"RATE_LIMIT_FAIL={mode}" in lines[0]

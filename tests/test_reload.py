@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import requests
 from ggufs import write_tiny_gguf
-from http_server import make_settings, model_folder, running_server
+from http_server import MODEL, make_settings, model_folder, running_server
 
 
 @pytest.fixture(scope="module")
@@ -47,10 +47,10 @@ def test_reload_to_another_file(reload_server):
     assert health["model"] == "second-copy" and health["n_ctx"] == 1024
     assert chat_ok(reload_server) == "second-copy"
     r = requests.post(
-        f"{reload_server}/reload", json={"model_path": "gemma-3-270m-q4_k_m.gguf"}, timeout=120
+        f"{reload_server}/reload", json={"model_path": f"{MODEL}.gguf"}, timeout=120
     )
     assert r.status_code == 200
-    assert chat_ok(reload_server) == "gemma-3-270m-q4_k_m"
+    assert chat_ok(reload_server) == MODEL
 
 
 @pytest.mark.parametrize(
@@ -92,6 +92,6 @@ def test_health_is_503_without_a_model(tmp_path):
 def test_models_lists_every_gguf(reload_server):
     body = requests.get(f"{reload_server}/models", timeout=10).json()
     names = {m["name"]: m["size_bytes"] for m in body["models"]}
-    assert {"gemma-3-270m-q4_k_m.gguf", "second-copy.gguf", "corrupt.gguf"} <= set(names)
+    assert {f"{MODEL}.gguf", "second-copy.gguf", "corrupt.gguf"} <= set(names)
     assert names["corrupt.gguf"] == 4100
     assert body["active"]["name"]

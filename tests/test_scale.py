@@ -14,6 +14,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -119,20 +120,36 @@ def _wait_until(done: Callable[[], bool], timeout: float) -> None:
 
 
 def test_rpm_limit_holds_exactly_across_replicas(cluster):
-    # One key, spread over every replica by a new session id per request.
-    statuses, ids = [], []
-    for i in range(RPM + 3):
-        rid = f"rpm-{i}-{uuid.uuid4().hex[:8]}"
-        r = requests.get(f"{cluster.url}/v1/models", timeout=30, headers={
-            "Authorization": "Bearer k-rpm", "X-Session-ID": f"s{i}", "X-Request-ID": rid})
-        statuses.append(r.status_code)
-        ids.append(rid)
+    # One key, its requests all at once and spread over every replica by a new session id each:
+    # the counters in Redis let exactly RPM of them through.
+    ids = [f"rpm-{i}-{uuid.uuid4().hex[:8]}" for i in range(RPM + 3)]
+
+    def one(i: int) -> requests.Response:
+        return requests.get(f"{cluster.url}/v1/models", timeout=30, headers={
+            "Authorization": "Bearer k-rpm", "X-Session-ID": f"s{i}", "X-Request-ID": ids[i]})
+
+    with ThreadPoolExecutor(len(ids)) as pool:
+        responses = list(pool.map(one, range(len(ids))))
+    assert sorted(r.status_code for r in responses) == [200] * RPM + [429] * 3
+    for r in responses:
         if r.status_code == 429:
             assert r.json()["error"]["code"] == "rate_limit_exceeded"
             assert r.headers["x-ratelimit-remaining-requests"] == "0"
-    assert statuses == [200] * RPM + [429] * 3
     served = cluster.upstreams(*ids)
     assert len({served[rid][-1] for rid in ids}) >= 2, "the requests did not spread"
+
+
+def test_client_address_reaches_the_replicas(cluster):
+    # nginx appends the client to X-Forwarded-For and the replicas trust one hop
+    # (TRUSTED_PROXY_HOPS=1): a client on this machine is a local admin through the balancer...
+    auth = {"Authorization": "Bearer k-stream"}
+    r = requests.get(f"{cluster.url}/load/no-such-job", headers=auth, timeout=30)
+    assert (r.status_code, r.json()["error"]["code"]) == (404, "job_not_found")
+    # ...and a header the client forges does not make a remote client of it, nor the reverse:
+    # the hop nginx appended is the one believed.
+    forged = {**auth, "X-Forwarded-For": "203.0.113.9"}
+    r = requests.get(f"{cluster.url}/load/no-such-job", headers=forged, timeout=30)
+    assert r.json()["error"]["code"] == "job_not_found"
 
 
 def test_streams_arrive_unbuffered(cluster):

@@ -89,7 +89,10 @@ def test_call_that_cannot_fit_streams_length_without_markup(client):
     assert reasons == ["length"] and "<tool_call>" not in content
 
 
-def test_streamed_call_reassembles_to_the_non_streamed_one(client):
+def test_streamed_call_arrives_as_incremental_deltas(client):
+    # That a stream reassembles to exactly the non-streamed call for the same text is
+    # test_tool_calls.py's (same code, random splits); two generations on CPU may differ at a
+    # near-tie, so here: the shape of the stream, and a call as valid as the non-streamed one.
     kwargs = dict(model=MODEL, messages=ASK, tools=[WEATHER, CLOCK], tool_choice="required",
                   max_tokens=40, temperature=0)
     whole = client.chat.completions.create(**kwargs).choices[0].message.tool_calls[0]
@@ -101,10 +104,16 @@ def test_streamed_call_reassembles_to_the_non_streamed_one(client):
             if tc.index not in calls:
                 firsts.append(tc)
                 calls[tc.index] = {"name": tc.function.name, "arguments": ""}
+            else:
+                assert tc.id is None and tc.function.name is None
             calls[tc.index]["arguments"] += tc.function.arguments or ""
-    assert firsts[0].id.startswith("call_") and firsts[0].function.name == whole.function.name
-    assert list(calls.values()) == [{"name": whole.function.name,
-                                     "arguments": whole.function.arguments}]
+    [first] = firsts
+    assert first.id.startswith("call_") and first.function.arguments == ""
+    [streamed] = calls.values()
+    assert streamed["name"] == whole.function.name
+    schema = {"get_weather": WEATHER, "get_time": CLOCK}[whole.function.name]
+    for arguments in (streamed["arguments"], whole.function.arguments):
+        jsonschema.validate(json.loads(arguments), schema["function"]["parameters"])
 
 
 @pytest.mark.parametrize("choice", ["required", {"type": "function",
@@ -117,14 +126,29 @@ def test_tool_without_parameters_gets_empty_arguments(client, choice):
     assert (call.function.name, call.function.arguments) == ("get_time", "{}")
 
 
-def test_shortlisted_grammar_pick_equals_the_whole_vocabulary_pick(client, monkeypatch):
-    from slm_api.engine import sampling
+def test_mask_engines_agree_on_greedy_output(client, monkeypatch):
+    # llguidance's masks, llama.cpp's grammar on a 512-token shortlist, and llama.cpp's grammar
+    # over the whole vocabulary must all make the same greedy picks.
+    from slm_api.engine import masks, sampling
 
     kwargs = dict(model=MODEL, messages=LONG, response_format=Person, temperature=0,
                   max_tokens=16)
-    fast = client.chat.completions.parse(**kwargs).choices[0].message.content
+    built = []
+    matcher = masks.MaskTokenizer.matcher
+
+    def ready_matcher(self, gbnf):
+        self.wait(300)
+        built.append(matcher(self, gbnf))
+        return built[-1]
+
+    monkeypatch.setattr(masks.MaskTokenizer, "matcher", ready_matcher)
+    llguidance = client.chat.completions.parse(**kwargs).choices[0].message.content
+    assert isinstance(built[0], masks.Matcher)
+    monkeypatch.setattr(masks.MaskTokenizer, "matcher", lambda self, gbnf: None)
+    shortlisted = client.chat.completions.parse(**kwargs).choices[0].message.content
     monkeypatch.setattr(sampling, "_shortlist_need", lambda params, n_vocab: 0)
-    assert client.chat.completions.parse(**kwargs).choices[0].message.content == fast
+    whole = client.chat.completions.parse(**kwargs).choices[0].message.content
+    assert llguidance == shortlisted == whole
 
 
 # A spread of the grammar cases: plain types, enums, patterns, formats, bounds, nesting, refs.

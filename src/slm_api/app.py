@@ -17,13 +17,16 @@ from slm_api.api import (
     extract,
     extras,
     health,
+    messages,
     models,
+    responses_api,
 )
 from slm_api.api.errors import register_error_handlers
 from slm_api.config import Settings
 from slm_api.default_model import ensure_default_model
 from slm_api.engine import Engine
 from slm_api.hub import DownloadJobs
+from slm_api.web import bp as web_bp
 
 
 def create_app(settings: Settings | None = None, *, load_model: bool = True) -> Flask:
@@ -44,8 +47,10 @@ def create_app(settings: Settings | None = None, *, load_model: bool = True) -> 
     observability.init_app(app)
     security.init_app(app)
     lifecycle.init_app(app)
-    for module in (health, models, admin, chat, completions, embeddings, extract, extras, docs):
+    for module in (health, models, admin, chat, completions, messages, responses_api, embeddings,
+                   extract, extras, docs):
         app.register_blueprint(module.bp)
+    app.register_blueprint(web_bp)
 
     if load_model:
         ensure_default_model(settings)

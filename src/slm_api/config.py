@@ -10,7 +10,10 @@ from typing import Any
 
 from dotenv import dotenv_values
 
-DEFAULT_MODEL_FILE = "gemma-3-270m-q4_k_m.gguf"
+# The two models written into MODELS_DIR from PyPI (slm_api.default_model).
+SMOLLM2_MODEL_FILE = "smollm2-135m-instruct-q4_1.gguf"
+GEMMA_MODEL_FILE = "gemma-3-270m-q4_k_m.gguf"
+DEFAULT_MODEL_FILE = SMOLLM2_MODEL_FILE  # chosen by bench/model_eval.py (docs/models.md)
 
 
 class SettingsError(ValueError):
@@ -70,6 +73,11 @@ class Settings:
     request_timeout_s: float = 300.0
     # Constrained output closes within max_tokens (and loops are steered to the close).
     structured_budget: bool = True
+    # Tokens the grammar forces (keys, punctuation, the rest of an enum value) are appended
+    # without sampling and decoded together with the next step (needs GRAMMAR_ENGINE=llguidance).
+    structured_fast_forward: bool = True
+    # Who computes grammar token masks: llguidance (fast) or llama (llama.cpp's GBNF sampler).
+    grammar_engine: str = "llguidance"
     # SIGTERM: running generations get this long to finish before they end as "length".
     drain_timeout_s: float = 30.0
     # gunicorn request threads; 0: N_PARALLEL + MAX_QUEUE + 32, so the engine's queue limit
@@ -81,6 +89,11 @@ class Settings:
     trusted_proxy_hops: int = 0
     # Host names served without a key (DNS rebinding guard); empty: loopback, HOST, hostname.
     allowed_hosts: tuple[str, ...] = ()
+    # Agents APIs: stored Responses (SQLite under data_dir) and choices per request.
+    data_dir: Path = Path("data")
+    responses_ttl_s: float = 30 * 24 * 3600.0
+    responses_max_stored: int = 10000
+    max_n: int = 8
 
     @property
     def default_model_path(self) -> Path:
@@ -128,6 +141,7 @@ class Settings:
             "MAX_LOADED_MODELS": self.max_loaded_models >= 1,
             "PORT": 0 <= self.port <= 65535,
             "PROMPT_CACHE": self.prompt_cache in {"ram", "disk", "off"},
+            "GRAMMAR_ENGINE": self.grammar_engine in {"llguidance", "llama"},
             "MAX_QUEUE": self.max_queue >= 0,
             "TRUSTED_PROXY_HOPS": self.trusted_proxy_hops >= 0,
             "RATE_LIMIT_RPM": self.rate_limit_rpm >= 0,
@@ -136,6 +150,9 @@ class Settings:
             "RATE_LIMIT_STORAGE_URI": "://" in self.rate_limit_storage_uri,
             "DRAIN_TIMEOUT_S": self.drain_timeout_s >= 0,
             "HTTP_THREADS": self.http_threads >= 0,
+            "RESPONSES_TTL_S": self.responses_ttl_s > 0,
+            "RESPONSES_MAX_STORED": self.responses_max_stored >= 1,
+            "MAX_N": self.max_n >= 1,
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:

@@ -31,6 +31,27 @@ def error_type(status: int) -> str:
     return _TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
 
 
+# Anthropic's error `type` names (its SDK maps statuses to exception classes the same way).
+_ANTHROPIC_TYPES = {
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    408: "timeout_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    503: "overloaded_error",
+}
+
+
+def anthropic_error_type(status: int) -> str:
+    return _ANTHROPIC_TYPES.get(status, "api_error" if status >= 500 else "invalid_request_error")
+
+
+def anthropic_error_body(status: int, message: str) -> dict:
+    """Anthropic's error envelope: {"type": "error", "error": {"type", "message"}}."""
+    return {"type": "error", "error": {"type": anthropic_error_type(status), "message": message}}
+
+
 def _override(target: object, **values: object) -> None:
     """Set the given (not None) values on a class or an instance, over the inherited ones."""
     for name, value in values.items():
@@ -73,6 +94,9 @@ class SlmError(Exception):
     @property
     def type(self) -> str:
         return error_type(self.status)
+
+    def anthropic_body(self) -> dict:
+        return anthropic_error_body(self.status, self.message)
 
     def body(self) -> dict:
         """The OpenAI error envelope."""

@@ -51,6 +51,17 @@ def duration(seconds: float) -> str:
     return f"{minutes}m{rest}s"
 
 
+class _OneLineForStoreErrors(logging.Filter):
+    """flask-limiter logs a traceback for every request it lets through while the store is down;
+    `RateLimits.storage_failed` says it once a second in one line instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], StorageError))
+
+
+_STORE_ERROR_FILTER = _OneLineForStoreErrors()
+
+
 def _storage_options(uri: str) -> dict[str, object]:
     options: dict[str, object] = {"wrap_exceptions": True}
     if uri.startswith(("redis://", "rediss://", "redis+")):
@@ -76,6 +87,7 @@ class RateLimits:
             swallow_errors=self.fail_open,
         )
         self.limiter.request_filter(exempt)
+        self.limiter.logger.addFilter(_STORE_ERROR_FILTER)  # the same object: added once
         self.limiter.init_app(app)
         self.tokens = FixedWindowRateLimiter(self.limiter.storage)
         self.tokens_item = RateLimitItemPerMinute(max(self.tpm, 1))

@@ -27,7 +27,7 @@ from slm_api.hosts import HostAllowlist
 ADMIN_BLUEPRINTS = frozenset({"admin"})
 # Endpoints anyone may call; "metrics" ones only while PROTECT_METRICS is off.
 OPEN_ENDPOINTS = frozenset({"static"})
-OPEN_BLUEPRINTS = frozenset({"docs"})
+OPEN_BLUEPRINTS = frozenset({"docs", "web"})  # the pages; the API calls they make are not
 METRICS_ENDPOINTS = frozenset({"health.health", "health.ready", "observability.metrics"})
 # Headers a reverse proxy adds: a loopback connection carrying one was relayed for someone else.
 FORWARDING_HEADERS = ("X-Forwarded-For", "Forwarded", "X-Real-IP")
@@ -122,11 +122,13 @@ def is_loopback(address: str | None) -> bool:
 
 
 def bearer_token() -> str | None:
+    """The key a client sent: `Authorization: Bearer <key>`, or `x-api-key: <key>` (how the
+    anthropic SDK and Claude-style tools send it)."""
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        return None
-    return token.strip()
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return request.headers.get("x-api-key", "").strip() or None
 
 
 def _unauthorized(message: str) -> APIError:
@@ -166,7 +168,9 @@ def _authorize(keys: KeyRing, hosts: HostAllowlist, settings: Settings) -> None:
     token = bearer_token()
     if keys.enabled:
         if token is None:
-            raise _unauthorized("Missing API key: send `Authorization: Bearer <key>`")
+            raise _unauthorized(
+                "Missing API key: send `Authorization: Bearer <key>` or `x-api-key: <key>`"
+            )
         client = keys.client_for(token)
         if client is None:
             raise _unauthorized("Incorrect API key provided")
@@ -227,7 +231,8 @@ def init_app(app: Flask) -> None:
         CORS(
             app,
             origins=list(settings.cors_origins),
-            allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+            allow_headers=["Authorization", "Content-Type", "X-Request-ID", "x-api-key",
+                           "anthropic-version"],
             expose_headers=["X-Request-ID", "Retry-After"],
             max_age=600,
         )

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from flask import Flask, current_app
 
 if TYPE_CHECKING:
+    from slm_api.api.responses_store import ResponseStore
     from slm_api.config import Settings
     from slm_api.engine import Engine
     from slm_api.hub import DownloadJobs
@@ -27,6 +28,7 @@ _METRICS = "slm_metrics"
 _KEYS = "slm_keys"
 _OPENAPI = "slm_openapi"
 _RATE_LIMITS = "slm_rate_limits"
+_RESPONSES = "slm_responses"
 
 
 def _app(app: Flask | None) -> Flask:
@@ -75,6 +77,15 @@ def set_rate_limits(app: Flask, limits: RateLimits) -> None:
 def rate_limits(app: Flask | None = None) -> RateLimits | None:
     """None when RATE_LIMIT_RPM and RATE_LIMIT_TPM are both off."""
     return _app(app).extensions.get(_RATE_LIMITS)
+
+
+def set_responses_store(app: Flask, store: ResponseStore) -> None:
+    app.extensions[_RESPONSES] = store
+
+
+def responses_store(app: Flask | None = None) -> ResponseStore:
+    """Stored /v1/responses (SQLite under DATA_DIR)."""
+    return _app(app).extensions[_RESPONSES]
 
 
 def openapi_spec(app: Flask, build: Callable[[Flask], dict[str, Any]]) -> dict[str, Any]:

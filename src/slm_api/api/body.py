@@ -46,3 +46,11 @@ def completion_budget(requested: int | None, param: str = "max_tokens") -> int |
             400, f"{param} is {requested}, above this server's cap of {cap}", param=param
         )
     return requested
+
+
+def choice_count(n: int) -> int:
+    """The caller's `n` (choices per request) checked against MAX_N."""
+    cap = state.settings().max_n
+    if n > cap:
+        raise APIError(400, f"n is {n}, above this server's cap of {cap}", param="n")
+    return n

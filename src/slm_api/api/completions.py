@@ -10,15 +10,15 @@ from typing import Any
 from flask import Blueprint, Response, jsonify
 
 from slm_api import state
-from slm_api.api.body import completion_budget, one_or_many, parse_body
+from slm_api.api.body import choice_count, completion_budget, one_or_many, parse_body
 from slm_api.api.contract import contract
 from slm_api.api.logprobs import completion_logprobs
 from slm_api.api.reply import finish_reason, usage
 from slm_api.api.responses import Completion
-from slm_api.api.run import Run, build_request, close_on_error, collect, iterate
+from slm_api.api.run import Run, build_request, close_on_error, collect_choices, iterate
 from slm_api.api.schemas import CompletionRequest
 from slm_api.api.sse import sse_response
-from slm_api.engine import TokenLogprob
+from slm_api.engine import Finished, TokenLogprob
 
 bp = Blueprint("completions", __name__)
 
@@ -35,6 +35,7 @@ def completions() -> Response:
     explicit = "max_tokens" in req.model_fields_set
     max_tokens = completion_budget(req.max_tokens if explicit else min(16, cap))
     params = req.to_sampling_params(n_probs=req.logprobs or 0)
+    n = choice_count(req.n)
 
     # Submit every prompt before reading any: with batching they generate side by side.
     runs: list[Run] = []
@@ -48,9 +49,10 @@ def completions() -> Response:
             else:
                 tokens, text = prompt, run.model.detokenize(prompt)
             texts.append(text)
-            run.submit(build_request(run.model, tokens, max_tokens, params, req.stop or ()))
+            run.submit_choices(
+                build_request(run.model, tokens, max_tokens, params, req.stop or ()), n)
 
-    reply = _Reply(runs[0].model.info.id, req, runs, texts)
+    reply = _Reply(runs[0].model.info.id, req, runs, texts, n)
     if req.stream:
         return sse_response(reply.stream())
     return jsonify(reply.complete())
@@ -59,7 +61,9 @@ def completions() -> Response:
 class _Reply:
     """Shapes the runs' output as a text_completion object, or as its streamed chunks."""
 
-    def __init__(self, model_id: str, req: CompletionRequest, runs: list[Run], texts: list[str]):
+    def __init__(self, model_id: str, req: CompletionRequest, runs: list[Run], texts: list[str],
+                 n: int):
+        self.n = n  # choices per prompt: prompt p's choice j has index p * n + j
         self.id = f"cmpl-{uuid.uuid4().hex}"
         self.created = int(time.time())
         self.model = model_id
@@ -82,31 +86,38 @@ class _Reply:
 
     def complete(self) -> dict[str, Any]:
         choices, totals = [], {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
-        for index, (run, prompt_text) in enumerate(zip(self.runs, self.texts, strict=True)):
+        for p, (run, prompt_text) in enumerate(zip(self.runs, self.texts, strict=True)):
             with run:
-                out = collect(run.generation)
+                outs = collect_choices(run.generation)
             echo = prompt_text if self.req.echo else ""
-            lps = self._logprobs(out.logprobs, len(echo))
-            choices.append(self._choice(index, echo + out.text, lps, finish_reason(out.finished)))
-            for key, value in usage(out.finished).items():
+            for j, out in enumerate(outs):
+                lps = self._logprobs(out.logprobs, len(echo))
+                choices.append(self._choice(p * self.n + j, echo + out.text, lps,
+                                            finish_reason(out.finished)))
+            for key, value in usage(run.generation.result).items():
                 if key in totals:
                     totals[key] += value
         return self._envelope(choices, usage=totals)
 
     def stream(self) -> Iterator[dict[str, Any]]:
         try:
-            for index, (run, prompt_text) in enumerate(zip(self.runs, self.texts, strict=True)):
+            for p, (run, prompt_text) in enumerate(zip(self.runs, self.texts, strict=True)):
+                first = p * self.n
                 if self.req.echo:
-                    yield self._envelope([self._choice(index, prompt_text, None, None)])
-                offset = len(prompt_text) if self.req.echo else 0
-                for chunk in iterate(run):
-                    if not chunk.text and not chunk.logprobs:
+                    for j in range(self.n):
+                        yield self._envelope([self._choice(first + j, prompt_text, None, None)])
+                offsets = [len(prompt_text) if self.req.echo else 0] * self.n
+                # A prompt's choices arrive interleaved, each ending with its Finished.
+                for j, item in iterate(run):
+                    if isinstance(item, Finished):
+                        yield self._envelope([self._choice(first + j, "", None,
+                                                           finish_reason(item))])
                         continue
-                    lps = self._logprobs(list(chunk.logprobs), offset)
-                    offset += len(chunk.text)
-                    yield self._envelope([self._choice(index, chunk.text, lps, None)])
-                result = run.generation.result if run.generation else None
-                yield self._envelope([self._choice(index, "", None, finish_reason(result))])
+                    if not item.text and not item.logprobs:
+                        continue
+                    lps = self._logprobs(list(item.logprobs), offsets[j])
+                    offsets[j] += len(item.text)
+                    yield self._envelope([self._choice(first + j, item.text, lps, None)])
         finally:
             for run in self.runs:
                 run.close()

@@ -33,6 +33,8 @@ class Contract:
     content_type: str | tuple[str, ...] = "application/json"
     status: int = 200  # the success status
     statuses: tuple[int, ...] = ()  # other success statuses with the same body (202, ...)
+    error: type[BaseModel] | None = None  # the error body, when not OpenAI's (Anthropic's)
+    named_events: bool = False  # stream frames carry `event: <type>` and end without [DONE]
 
 
 def contract(**fields: Any) -> Callable[[F], F]:

@@ -4,20 +4,28 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, Response, g, has_request_context, jsonify
+from flask import Flask, Response, current_app, g, has_request_context, jsonify, request
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
-from slm_api.errors import APIError, SlmError
+from slm_api.errors import APIError, SlmError, anthropic_error_body
 
 __all__ = ["error_response", "register_error_handlers", "validation_message"]
 
 log = logging.getLogger(__name__)
 
+# Blueprints that speak Anthropic's API: their errors, 401s and 429s included, use its envelope.
+ANTHROPIC_BLUEPRINTS = frozenset({"messages"})
+
+
+def anthropic_shaped() -> bool:
+    return has_request_context() and request.blueprint in ANTHROPIC_BLUEPRINTS
+
 
 def error_response(exc: SlmError) -> Response:
-    """`exc` as the OpenAI error envelope, with its status and headers."""
-    response = jsonify(exc.body())
+    """`exc` as the OpenAI error envelope (Anthropic's on its routes), status and headers."""
+    body = anthropic_error_body(exc.status, exc.message) if anthropic_shaped() else exc.body()
+    response = jsonify(body)
     response.status_code = exc.status
     for key, value in exc.headers.items():
         response.headers[key] = value
@@ -38,7 +46,11 @@ def _is_type_tag(part: object) -> bool:
 def validation_message(exc: ValidationError) -> tuple[str, str | None]:
     """The first pydantic error as a readable sentence, and the field it concerns."""
     first = exc.errors(include_url=False)[0]
-    loc = ".".join(str(p) for p in first.get("loc", ()) if not _is_type_tag(p))
+    parts = list(first.get("loc", ()))
+    if "[key]" in parts:  # a bad key of a mapping: the field is the mapping, the key is in msg
+        cut = parts.index("[key]")
+        parts = parts[: cut - 1]
+    loc = ".".join(str(p) for p in parts if not _is_type_tag(p))
     msg = first.get("msg", "invalid value")
     if msg.startswith("Value error, "):
         msg = msg[len("Value error, ") :]
@@ -56,7 +68,35 @@ def log_server_error(exc: SlmError, request_id: str | None) -> None:
         log.error("%d %s: %s (request %s)", exc.status, exc.code, exc.message, request_id)
 
 
+def documented_allow(allow: str, *, keep_http: bool) -> str:
+    """`allow` cut to the methods /openapi.json documents for this URL's path template.
+
+    Werkzeug lists every rule the URL matches: /v1/models/chat matches its own GET rule and
+    DELETE /v1/models/<model_id>, which the document lists under another path. HEAD and OPTIONS
+    are HTTP's own and stay only where `keep_http` (an OPTIONS answer)."""
+    adapter = current_app.url_map.bind_to_environ(request.environ)
+    templates: dict[str, list[str]] = {}
+    for method in (m.strip() for m in allow.split(",")):
+        try:
+            rule, _ = adapter.match(method=method, return_rule=True)
+        except HTTPException:
+            continue
+        templates.setdefault(rule.rule, []).append(method)
+    if not templates:
+        return allow
+    # The most specific template (fewest variable parts) is the one the document lists it under.
+    methods = templates[min(templates, key=lambda t: (t.count("<"), -len(t)))]
+    return ", ".join(m for m in methods if keep_http or m not in ("HEAD", "OPTIONS"))
+
+
 def register_error_handlers(app: Flask) -> None:
+    @app.after_request
+    def _documented_allow(response: Response) -> Response:
+        if request.method == "OPTIONS" and "Allow" in response.headers:
+            response.headers["Allow"] = documented_allow(response.headers["Allow"],
+                                                         keep_http=True)
+        return response
+
     @app.errorhandler(SlmError)
     def _slm_error(exc: SlmError) -> Response:
         log_server_error(exc, request_id())
@@ -80,9 +120,7 @@ def register_error_handlers(app: Flask) -> None:
             message = "The request body is not valid JSON"
         headers = {k: v for k, v in exc.get_headers() if k.lower() != "content-type"}
         if "Allow" in headers:
-            # HEAD and OPTIONS are HTTP's own; Allow names the methods /openapi.json documents.
-            allowed = [m.strip() for m in headers["Allow"].split(",")]
-            headers["Allow"] = ", ".join(m for m in allowed if m not in ("HEAD", "OPTIONS"))
+            headers["Allow"] = documented_allow(headers["Allow"], keep_http=False)
         return error_response(APIError(status, message, headers=headers))
 
     @app.errorhandler(Exception)

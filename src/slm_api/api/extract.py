@@ -7,6 +7,7 @@ import time
 
 from flask import Blueprint, Response, jsonify
 
+from slm_api import state
 from slm_api.api.body import completion_budget, parse_body
 from slm_api.api.contract import contract
 from slm_api.api.reply import usage
@@ -15,7 +16,7 @@ from slm_api.api.run import Run, build_request, collect
 from slm_api.api.schemas import ExtractRequest
 from slm_api.api.structured import ANY_OBJECT, parse_and_validate, schema_grammar
 from slm_api.engine import SamplingParams
-from slm_api.errors import APIError
+from slm_api.errors import APIError, Draining
 
 bp = Blueprint("extract", __name__)
 
@@ -65,6 +66,8 @@ def extract() -> Response:
         model_id = run.model.info.id
     if out.finished is not None and out.finished.finish_reason == "length":
         if out.finished.completion_tokens < built.max_tokens:
+            if state.engine().draining:  # cut by the drain deadline, not by the request's time
+                raise Draining("the server shut down before the JSON was complete; retry")
             raise APIError(504, "the generation ran past REQUEST_TIMEOUT_S before the JSON was "
                            "complete", code="timeout")
         raise _too_small(built.max_tokens, needed)

@@ -116,6 +116,9 @@ def _operation(app: Flask, rule: Rule, method: str, declared: Contract,
     op["responses"] = {str(s): _success(declared, schemas)
                        for s in (declared.status, *declared.statuses)}
     op["responses"]["default"] = {"$ref": "#/components/responses/Error"}
+    if declared.error is not None:
+        op["responses"]["default"] = {"description": "An error", "content": {
+            "application/json": {"schema": schemas.ref(declared.error, "serialization")}}}
     if security is not None:
         op["security"] = security
     return op
@@ -132,12 +135,34 @@ def _success(declared: Contract, schemas: _Schemas) -> dict[str, Any]:
             schema = {"type": "string"}
         content[ctype] = {"schema": schema}
     if declared.stream is not None:
-        content["text/event-stream"] = {"schema": {
-            "type": "string",
-            "description": "With `\"stream\": true`: Server-Sent Events, each `data: ` followed "
-            f"by one {schemas.names[(declared.stream, 'serialization')]} object (or an error "
-            "envelope if the generation fails mid-way), then `data: [DONE]`.",
-        }}
+        name = schemas.names[(declared.stream, "serialization")]
+        if declared.named_events:
+            content["text/event-stream"] = {"schema": {
+                "type": "object",
+                "required": ["event", "data"],
+                "properties": {"event": {"type": "string"}, "data": {"type": "string"}},
+                "description": "With `\"stream\": true`: Server-Sent Events, each an `event: "
+                f"<type>` line and a `data: ` line holding one {name} object; no `[DONE]`.",
+            }}
+        else:
+            event = schemas.ref(declared.stream, "serialization")
+            error = schemas.ref(ErrorEnvelope, "serialization")
+            # One schema per event (as schemathesis and OpenAPI 3.2's itemSchema read it).
+            content["text/event-stream"] = {"schema": {
+                "type": "object",
+                "description": "With `\"stream\": true`: Server-Sent Events, each `data: ` "
+                f"followed by one {name} object (or an error envelope if the generation fails "
+                "mid-way), then `data: [DONE]`.",
+                "required": ["data"],
+                "properties": {
+                    "event": {"type": "string"},
+                    "data": {"anyOf": [
+                        {"const": "[DONE]"},
+                        {"type": "string", "contentMediaType": "application/json",
+                         "contentSchema": {"anyOf": [event, error]}},
+                    ]},
+                },
+            }}
     return {"description": "Success", "content": content}
 
 
@@ -148,7 +173,7 @@ def build_spec(app: Flask, fallback_bodies: Mapping[str, type[BaseModel]]) -> di
     models: list[tuple[type[BaseModel], str]] = [(ErrorEnvelope, "serialization")]
     for c in contracts.values():
         models += [(c.body, "validation")] if c.body else []
-        models += [(m, "serialization") for m in (c.response, c.stream) if m]
+        models += [(m, "serialization") for m in (c.response, c.stream, c.error) if m]
     schemas = _Schemas(models)
     paths: dict[str, dict[str, Any]] = {}
     for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):

@@ -6,10 +6,11 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from slm_api import state
 from slm_api.engine import (
-    Chunk,
+    Choices,
     Finished,
     Generation,
     GenerationRequest,
@@ -47,7 +48,7 @@ class Run:
     def __init__(self, model_id: str | None, options: LoadOptions | None = None):
         self._stack = ExitStack()
         self.model: LoadedModel = self._stack.enter_context(state.engine().use(model_id, options))
-        self.generation: Generation | None = None
+        self.generation: Generation | Choices | None = None
         # Bound now: a streamed body finishes after the request context is gone.
         self._record: GenerationRecorder | None = generation_recorder()
         self._submitted = time.monotonic()
@@ -56,6 +57,13 @@ class Run:
         self._submitted = time.monotonic()
         self.generation = self.model.submit(req)
         return self.generation
+
+    def submit_choices(self, req: GenerationRequest, n: int) -> Choices:
+        """`n` generations of one prompt, evaluated once (see LoadedModel.submit_choices)."""
+        self._submitted = time.monotonic()
+        choices = self.model.submit_choices(req, n)
+        self.generation = choices
+        return choices
 
     def close(self) -> None:
         if self.generation is not None and self.generation.result is None:
@@ -108,9 +116,27 @@ def collect(generation: Generation) -> Collected:
     return out
 
 
-def iterate(run: Run) -> Iterator[Chunk]:
-    """Chunks of a run, closing it (abort + unpin) however the consumer stops: a client that
-    disconnects makes the WSGI server close this generator."""
+def collect_choices(choices: Choices) -> list[Collected]:
+    """Each choice's whole output, from the interleaved stream of all of them."""
+    outs = [Collected() for _ in choices.jobs]
+    parts: list[list[str]] = [[] for _ in choices.jobs]
+    for index, item in choices:
+        out = outs[index]
+        if isinstance(item, Finished):
+            out.finished = item
+            continue
+        parts[index].append(item.text)
+        out.token_ids.extend(item.token_ids)
+        out.logprobs.extend(item.logprobs)
+    for out, texts in zip(outs, parts, strict=True):
+        out.text = "".join(texts)
+    return outs
+
+
+def iterate(run: Run) -> Iterator[Any]:
+    """Chunks of a run ((index, Chunk or Finished) pairs for choices), closing it (abort +
+    unpin) however the consumer stops: a client that disconnects makes the WSGI server close
+    this generator."""
     try:
         assert run.generation is not None
         yield from run.generation

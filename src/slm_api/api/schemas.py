@@ -60,7 +60,7 @@ class SamplingFields(_Body):
     stream: bool = False
     stream_options: dict[str, Any] | None = None
     logit_bias: dict[TokenIdKey, float] | None = None
-    n: int = Field(1, ge=1, le=1, description="Only one choice per request is supported")
+    n: int = Field(1, ge=1, description="Choices to generate, side by side (up to MAX_N)")
     load_model_configs: LoadModelConfigs | None = None
 
     @field_validator("stop")

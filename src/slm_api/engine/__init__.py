@@ -4,6 +4,7 @@ HTTP code talks to `Engine` (a registry of loaded models) and to the `LoadedMode
 for the duration of one request (`with engine.use(model_id) as model:`).
 """
 
+from slm_api.engine.job import Choices
 from slm_api.engine.llama_model import gpu_offload_supported
 from slm_api.engine.registry import Engine
 from slm_api.engine.types import (
@@ -26,6 +27,7 @@ from slm_api.errors import (
 )
 
 __all__ = [
+    "Choices",
     "Chunk",
     "Engine",
     "EngineError",

@@ -18,14 +18,34 @@ class GenerationFailed(EngineError, status=500, code="generation_failed"):
     """A decode step failed, or the model was unloaded under the request."""
 
 
-class Job:
-    """A submitted request: the HTTP thread iterates it, the loop thread feeds it."""
+_Item = Chunk | Finished | EngineError
 
-    def __init__(self, request: GenerationRequest, sampler: Sampler | None,
-                 guide: BudgetGuide | None = None):
+
+class Job:
+    """A submitted request: the HTTP thread iterates it, the loop thread feeds it.
+
+    The choices of one request (n > 1) are jobs that share one output queue, each item tagged
+    with the job's `index`; every one but the first names the first as `fork_of`, and the
+    scheduler copies the first's evaluated prompt into them instead of evaluating it again."""
+
+    def __init__(
+        self,
+        request: GenerationRequest,
+        sampler: Sampler | None,
+        *,
+        index: int = 0,
+        out: queue.SimpleQueue[tuple[int, _Item]] | None = None,
+        fork_of: Job | None = None,
+        guide: BudgetGuide | None = None,
+    ):
         self.request = request
+        self.index = index
+        self.fork_of = fork_of
         self.sampler = sampler  # None: only fill the cache with the prompt (warm-up)
         self.guide = guide  # a constrained generation's closing planner
+        self.fast_forward = False  # append tokens the grammar forces without sampling them
+        self.ff_queue: list[int] = []  # forced tokens still to append, last first
+        self.fast_forwarded = 0
         self.text = TextAssembler(request.stop)
         self.result: Finished | None = None
         self.submitted = time.monotonic()
@@ -34,12 +54,12 @@ class Job:
         self.cached = 0
         self.pending_ids: list[int] = []
         self.pending_logprobs: list[TokenLogprob] = []
-        self._out: queue.SimpleQueue[Chunk | Finished | EngineError] = queue.SimpleQueue()
+        self._out: queue.SimpleQueue[tuple[int, _Item]] = out or queue.SimpleQueue()
         self._aborted = threading.Event()
 
     def __iter__(self) -> Iterator[Chunk]:
         while True:
-            item = self._out.get()
+            _, item = self._out.get()
             if isinstance(item, Chunk):
                 yield item
             elif isinstance(item, Finished):
@@ -59,7 +79,8 @@ class Job:
         """Send text with the tokens (and their logprobs) sampled since the last chunk: a token
         whose text is held back (half a character, a possible stop string) rides along with
         the next one, so every token reaches the client once."""
-        self._out.put(Chunk(text, tuple(self.pending_ids), tuple(self.pending_logprobs)))
+        self._out.put((self.index,
+                       Chunk(text, tuple(self.pending_ids), tuple(self.pending_logprobs))))
         self.pending_ids.clear()
         self.pending_logprobs.clear()
 
@@ -72,9 +93,49 @@ class Job:
         if self.sampler is not None:
             self.sampler.close()
         ttft = None if self.first_token_at is None else self.first_token_at - self.submitted
-        self._out.put(Finished(reason, len(self.request.prompt), self.generated, self.cached, ttft))
+        self._out.put((self.index, Finished(reason, len(self.request.prompt), self.generated,
+                                            self.cached, ttft, self.text.matched)))
 
     def fail(self, error: EngineError) -> None:
         if self.sampler is not None:
             self.sampler.close()
-        self._out.put(error)
+        self._out.put((self.index, error))
+
+
+class Choices:
+    """The n choices of one request, read as one stream of (index, Chunk or Finished) in the
+    order the scheduler produced them; `results` holds each choice's end, `result` their sum
+    (the prompt once, every choice's completion tokens)."""
+
+    def __init__(self, jobs: list[Job], out: queue.SimpleQueue[tuple[int, _Item]]):
+        self.jobs = jobs
+        self._out = out
+        self.results: list[Finished | None] = [None] * len(jobs)
+        self.result: Finished | None = None
+
+    def __iter__(self) -> Iterator[tuple[int, Chunk | Finished]]:
+        live = sum(r is None for r in self.results)
+        while live:
+            index, item = self._out.get()
+            if isinstance(item, EngineError):
+                self.abort()
+                raise item
+            if isinstance(item, Finished):
+                self.results[index] = item
+                live -= 1
+                if not live:
+                    self.result = _total(self.results)
+            yield index, item
+
+    def abort(self) -> None:
+        for job in self.jobs:
+            job.abort()
+
+
+def _total(results: list[Finished | None]) -> Finished:
+    done = [r for r in results if r is not None]
+    first = done[0]
+    ttfts = [r.time_to_first_token_s for r in done if r.time_to_first_token_s is not None]
+    return Finished(first.finish_reason, first.prompt_tokens,
+                    sum(r.completion_tokens for r in done), first.cached_tokens,
+                    min(ttfts) if ttfts else None, first.stop_sequence)

@@ -6,13 +6,17 @@ from __future__ import annotations
 import ctypes
 import logging
 import math
+import queue
 import threading
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import llama_cpp
 
 from slm_api.config import Settings
-from slm_api.engine.job import Job
+from slm_api.engine.job import Choices, Job
+from slm_api.engine.masks import MaskTokenizer
 from slm_api.engine.native import gpu_offload_supported, init_backend, take_recent_errors
 from slm_api.engine.prompt_cache import DiskPromptCache
 from slm_api.engine.sampling import Sampler
@@ -92,6 +96,9 @@ class LoadedModel:
         self._threads = options.n_threads or settings.threads
         self._n_batch = options.n_batch or settings.n_batch
         self._budget = settings.structured_budget
+        self._fast_forward = settings.structured_fast_forward
+        self._masks = MaskTokenizer(self._vocab, self.n_vocab) \
+            if settings.grammar_engine == "llguidance" else None
         n_ctx = options.n_ctx or settings.n_ctx
         n_parallel = options.n_parallel or settings.n_parallel
         n_train = int(llama_cpp.llama_model_n_ctx_train(self._model))
@@ -218,13 +225,42 @@ class LoadedModel:
         llama.cpp cannot parse) or QueueFull, before any token is sampled."""
         self.check_tokens(request.prompt)
         check_fits(request, self._n_ctx)
-        grammar = request.sampling.grammar
-        guide = None
-        if grammar is not None and self._budget:
-            guide = self._guide(grammar, request.max_tokens)
-        job = Job(request, Sampler(self._vocab, self.n_vocab, request.sampling), guide)
+        job = self._job(request)
         assert self._scheduler is not None
         self._scheduler.submit(job)
+        return job
+
+    def submit_choices(self, request: GenerationRequest, n: int) -> Choices:
+        """Queue `n` generations of one prompt (a request's choices): the prompt is evaluated
+        once and shared. With a seed, choice i samples with seed + i, so choices differ."""
+        self.check_tokens(request.prompt)
+        check_fits(request, self._n_ctx)
+        out: queue.SimpleQueue = queue.SimpleQueue()
+        jobs: list[Job] = []
+        try:
+            for i in range(n):
+                sampling = request.sampling
+                if i and sampling.seed is not None:
+                    sampling = replace(sampling, seed=sampling.seed + i)
+                jobs.append(self._job(replace(request, sampling=sampling), index=i, out=out,
+                                      fork_of=jobs[0] if jobs else None))
+        except BaseException:
+            for job in jobs:
+                job.finish("abort")
+            raise
+        assert self._scheduler is not None
+        self._scheduler.submit_all(jobs)
+        return Choices(jobs, out)
+
+    def _job(self, request: GenerationRequest, **placement: Any) -> Job:
+        """One generation's job: its sampler (with the grammar's mask matcher), its budget guide
+        and fast-forward, the same for a single request and for each of a request's choices."""
+        grammar = request.sampling.grammar
+        guide = self._guide(grammar, request.max_tokens) if grammar and self._budget else None
+        matcher = self._masks.matcher(grammar) if grammar is not None and self._masks else None
+        sampler = Sampler(self._vocab, self.n_vocab, request.sampling, matcher)
+        job = Job(request, sampler, guide=guide, **placement)
+        job.fast_forward = self._fast_forward
         return job
 
     def spell(self, text: str) -> list[int]:

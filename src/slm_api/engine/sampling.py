@@ -14,6 +14,7 @@ from collections.abc import Callable
 import llama_cpp
 import numpy as np
 
+from slm_api.engine.masks import Matcher
 from slm_api.engine.types import SamplingParams, TokenLogprob
 from slm_api.errors import InvalidRequest
 
@@ -34,16 +35,19 @@ def _token_array(buf: np.ndarray, size: int) -> llama_cpp.llama_token_data_array
 
 
 class Sampler:
-    def __init__(self, vocab: llama_cpp.llama_vocab_p, n_vocab: int, params: SamplingParams):
+    def __init__(self, vocab: llama_cpp.llama_vocab_p, n_vocab: int, params: SamplingParams,
+                 matcher: Matcher | None = None):
         self.n_vocab = n_vocab
         self.params = params
         self.grammar = None
+        # llguidance's state of the grammar (masks in ~0.5 ms); None: llama.cpp's sampler.
+        self.matcher = matcher
         self.chain = llama_cpp.llama_sampler_chain_init(
             llama_cpp.llama_sampler_chain_default_params()
         )
         try:
             self._build_chain(params)
-            if params.grammar is not None:
+            if params.grammar is not None and matcher is None:
                 self.grammar = llama_cpp.llama_sampler_init_grammar(
                     vocab, params.grammar.encode("utf-8"), b"root"
                 )
@@ -134,6 +138,8 @@ class Sampler:
 
     def sample(self, ctx: llama_cpp.llama_context_p, row: int) -> int:
         """Pick the next token from a row of this step's logits and advance the sampler."""
+        if self.matcher is not None:
+            return self._sample_masked(logits_row(ctx, row, self.n_vocab))
         if self.grammar is None:
             # All in C: build candidates, run the chain, accept the token.
             return int(llama_cpp.llama_sampler_sample(self.chain, ctx, row))
@@ -146,11 +152,29 @@ class Sampler:
         llama_cpp.llama_sampler_accept(self.chain, token)
         return token
 
+    def _sample_masked(self, logits: np.ndarray) -> int:
+        matcher = self.matcher
+        assert matcher is not None
+        token = self._pick(logits, with_grammar=False)
+        if not matcher.allows(token):
+            masked = np.where(matcher.allowed(), logits, -np.inf).astype(np.float32)
+            token = self._pick(masked, with_grammar=False)
+            if not np.isfinite(masked[token]):
+                raise InvalidRequest("no token is allowed here (grammar dead end)",
+                                     code="grammar_dead_end")
+        if not matcher.accept(token):
+            raise InvalidRequest("the grammar refused the sampled token", code="grammar_dead_end")
+        llama_cpp.llama_sampler_accept(self.chain, token)
+        return token
+
     def force(self, token: int) -> bool:
         """Advance past a token chosen without sampling (fast-forward, steering). False, with
         nothing changed, when the grammar refuses it: accepting a refused token would break
         llama.cpp's grammar state."""
-        if self.grammar is not None:
+        if self.matcher is not None:
+            if not self.matcher.allows(token) or not self.matcher.accept(token):
+                return False
+        elif self.grammar is not None:
             if not self._grammar_allows(token, 0.0):
                 return False
             llama_cpp.llama_sampler_accept(self.grammar, token)

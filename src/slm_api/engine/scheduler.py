@@ -68,25 +68,31 @@ class Scheduler:
     # -- called from HTTP threads ------------------------------------------------------------
 
     def submit(self, job: Job) -> None:
+        self.submit_all([job])
+
+    def submit_all(self, jobs: list[Job]) -> None:
+        """Queue jobs together (the choices of one request): all are admitted or none."""
+        def refuse(exc: EngineError) -> None:
+            for job in jobs:
+                job.finish("abort")
+            raise exc
+
         with self._wake:
             if not self._running:
-                job.finish("abort")
-                raise GenerationFailed("the model is being unloaded")
+                refuse(GenerationFailed("the model is being unloaded"))
             if self._drain_deadline is not None:
-                job.finish("abort")
-                raise Draining("the server is shutting down; retry on another replica")
+                refuse(Draining("the server is shutting down; retry on another replica"))
             if any(j.aborted for j in self._waiting):
                 # Clients that left while waiting must not keep new ones out.
                 for gone in [j for j in self._waiting if j.aborted]:
                     self._waiting.remove(gone)
                     gone.finish("abort")
             free = sum(s.job is None for s in self._slots)
-            if len(self._waiting) >= free + self._max_queue:
-                job.finish("abort")
-                raise QueueFull(
+            if len(self._waiting) + len(jobs) > free + self._max_queue:
+                refuse(QueueFull(
                     f"server busy: {len(self._waiting)} requests already waiting; retry shortly"
-                )
-            self._waiting.append(job)
+                ))
+            self._waiting.extend(jobs)
             self._wake.notify()
 
     def stats(self) -> dict[str, int]:
@@ -176,6 +182,17 @@ class Scheduler:
 
     def _place(self, job: Job, free: list[_Slot]) -> None:
         prompt = job.request.prompt
+        if job.fork_of is not None:
+            leader = next((s for s in self._slots if s.job is job.fork_of), None)
+            if leader is not None and leader.n_read < len(prompt):
+                # The first choice is still reading this prompt: wait for it, copy its cells.
+                slot = min(free, key=lambda s: s.last_used)
+                llama_cpp.llama_memory_seq_rm(self._mem, slot.seq_id, -1, -1)
+                slot.cached.clear()
+                slot.job, slot.n_read, slot.feed, slot.end_after = job, 0, [], None
+                slot.fork = leader
+                job.cached = 0
+                return
         placement = place(prompt, free, self._slots, reuse=self._reuse)
         slot, keep, donor = placement.slot, placement.keep, placement.donor
         if donor is not None:
@@ -232,6 +249,7 @@ class Scheduler:
         slot.job = None
         slot.feed = []
         slot.end_after = None
+        slot.fork = None
         slot.last_used = time.monotonic()
         if job is None:
             return
@@ -252,6 +270,8 @@ class Scheduler:
         for slot in active:
             if slot.job.aborted:
                 self._release(slot, "abort")
+            elif slot.fork is not None and slot.fork.job is not slot.job.fork_of:
+                slot.fork = None  # the first choice is gone: read the prompt itself
         # Generating sequences first: their next token (or forced run) keeps every stream moving.
         ending: list[_Slot] = []
         for slot in active:
@@ -271,8 +291,8 @@ class Scheduler:
             else:
                 ending.append(slot)
         for slot in active:
-            if slot.job is None or slot.logit_row >= 0 or slot.n_read == len(
-                    slot.job.request.prompt):
+            if slot.job is None or slot.logit_row >= 0 or slot.fork is not None or \
+                    slot.n_read == len(slot.job.request.prompt):
                 continue
             prompt = slot.job.request.prompt
             take = min(len(prompt) - slot.n_read, self._n_batch - n)
@@ -295,8 +315,26 @@ class Scheduler:
         for slot in ending:
             self._release(slot, slot.end_after or "stop")
         for slot in active:
+            if slot.fork is not None and slot.job is not None:
+                self._fork(slot, slot.fork)
+        for slot in active:
             if slot.job is not None and slot.logit_row >= 0:
                 self._sample(slot)
+
+    def _fork(self, slot: _Slot, leader: _Slot) -> None:
+        """Once the first choice has read the prompt, share its KV cells (kv_unified: no data is
+        copied) and its logits row: this choice samples its first token from the same row."""
+        prompt = leader.job.request.prompt if leader.job is not None else []
+        if leader.logit_row < 0 or leader.n_read < len(prompt):
+            return
+        llama_cpp.llama_memory_seq_rm(self._mem, slot.seq_id, -1, -1)
+        llama_cpp.llama_memory_seq_cp(self._mem, leader.seq_id, slot.seq_id, -1, -1)
+        slot.cached = list(leader.cached)
+        slot.n_read = len(prompt)
+        slot.logit_row = leader.logit_row
+        slot.fork = None
+        assert slot.job is not None
+        slot.job.cached = len(prompt)
 
     def _put(self, i: int, token: int, pos: int, seq: int, logits: bool) -> None:
         b = self._batch
@@ -326,30 +364,65 @@ class Scheduler:
             self._release(slot, "stop")
             return
         guide = job.guide
-        decision = guide.on_sampled(token) if guide is not None else KEEP
-        if decision is KEEP:
-            self._emit(slot, token, slot.logit_row)
-            if slot.job is not None and not self._ended(slot, now, 1):
-                slot.feed = [token]
-            return
-        self._apply(slot, token, decision, now)
+        # The sampled token, then any the grammar forces after it (fast-forward): each is
+        # judged by the budget guide, emitted, and decoded together in the next step.
+        pending: list[int] = []
+        row = slot.logit_row
+        while True:
+            decision = guide.on_sampled(token) if guide is not None else KEEP
+            if decision is not KEEP:
+                self._apply(slot, token, decision, now, pending, row)
+                return
+            self._emit(slot, token, row)
+            if slot.job is None:
+                return
+            pending.append(token)
+            forced = self._forced_next(job)
+            if forced is None:
+                break
+            token, row = forced, -1
+        if not self._ended(slot, now, len(pending)):
+            slot.feed = pending
 
-    def _apply(self, slot: _Slot, token: int, decision: Decision, now: float) -> None:
+    def _forced_next(self, job: Job) -> int | None:
+        """The next token the grammar allows alone, already accepted by the sampler; None when
+        the model must choose (or fast-forward is off, or the budget is spent)."""
+        sampler = job.sampler
+        if not job.fast_forward or sampler is None or sampler.matcher is None or \
+                job.generated >= job.request.max_tokens:
+            return None
+        if not job.ff_queue:
+            job.ff_queue = sampler.matcher.forced()
+            job.ff_queue.reverse()
+        while job.ff_queue:
+            token = job.ff_queue.pop()
+            if self._is_eog(token) or not sampler.force(token):
+                job.ff_queue.clear()
+                return None
+            job.fast_forwarded += 1
+            return token
+        return None
+
+    def _apply(self, slot: _Slot, token: int, decision: Decision, now: float,
+               pending: list[int], row: int) -> None:
         """Carry out a budget guide's decision: tokens forced after (or instead of) the sampled
-        one are emitted like sampled ones and decoded together in the next step."""
+        one are emitted like sampled ones and decoded, with `pending` (emitted, not yet
+        decoded), in the next step."""
         job = slot.job
         assert job is not None and job.sampler is not None
+        job.ff_queue.clear()
         forced = list(decision.force)
         if not decision.end and not all(job.sampler.force(t) for t in forced):
-            # llama.cpp's grammar disagrees with the recognizer: trust llama.cpp from here on.
+            # The grammar engine disagrees with the recognizer: trust the engine from here on.
             assert job.guide is not None
             job.guide.active = False
             forced = []
-        feed = ([token] if decision.keep else []) + forced
-        for i, tok in enumerate(feed):
-            self._emit(slot, tok, slot.logit_row if i == 0 and decision.keep else -1)
+        new = ([token] if decision.keep else []) + forced
+        for i, tok in enumerate(new):
+            self._emit(slot, tok, row if i == 0 and decision.keep else -1)
             if slot.job is None:
                 return
+        feed = pending + new
         if decision.end:
             job.flush()
             if feed:

@@ -38,6 +38,8 @@ class Slot:
     end_after: str | None = None
     logit_row: int = -1  # row of this step's logits that belongs to this slot
     last_used: float = 0.0
+    # The slot whose prompt this one waits to copy (a choice of the same request, n > 1).
+    fork: Slot | None = None
 
 
 @dataclass(frozen=True)

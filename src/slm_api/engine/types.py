@@ -64,6 +64,7 @@ class Finished:
     completion_tokens: int
     cached_tokens: int = 0  # prompt tokens reused from the cache
     time_to_first_token_s: float | None = None
+    stop_sequence: str | None = None  # the stop string that ended it, if one did
 
 
 class Generation(Protocol):

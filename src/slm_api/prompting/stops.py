@@ -25,6 +25,7 @@ class TextAssembler:
         self._stops = tuple(s for s in stops if s)
         self._held = ""
         self.stopped = False
+        self.matched: str | None = None  # which stop string ended the text (Anthropic says)
 
     def feed(self, piece: bytes) -> str:
         """Add a token's bytes; return the text now safe to emit. Sets `stopped` when a stop
@@ -33,10 +34,9 @@ class TextAssembler:
         if not self._stops:
             out, self._held = self._held, ""
             return out
-        first = min(
-            (i for i in (self._held.find(s) for s in self._stops) if i >= 0), default=-1
-        )
-        if first >= 0:
+        found = [(i, s) for s in self._stops if (i := self._held.find(s)) >= 0]
+        if found:
+            first, self.matched = min(found, key=lambda f: f[0])
             out, self._held = self._held[:first], ""
             self.stopped = True
             return out

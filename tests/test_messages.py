@@ -1,0 +1,139 @@
+"""The Anthropic Messages API (/v1/messages), called through the official anthropic SDK."""
+
+from __future__ import annotations
+
+import anthropic
+import jsonschema
+import pytest
+import requests
+from http_server import MODEL
+
+WEATHER = {
+    "name": "get_weather",
+    "description": "Current weather for a city",
+    "input_schema": {
+        "type": "object",
+        "properties": {"city": {"type": "string", "maxLength": 40}},
+        "required": ["city"],
+    },
+}
+ASK = [{"role": "user", "content": "What is the capital of France?"}]
+# Recent SDKs dropped the sampling fields from their signatures; the API still takes them.
+T0 = {"extra_body": {"temperature": 0}}
+
+
+@pytest.fixture(scope="module")
+def claude(server: str) -> anthropic.Anthropic:
+    return anthropic.Anthropic(base_url=server, api_key="unused", max_retries=0, timeout=120)
+
+
+def test_create_answers_in_content_blocks(claude):
+    reply = claude.messages.create(model=MODEL, max_tokens=16, messages=ASK, **T0,
+                                   system=[{"type": "text", "text": "You are a geographer."}])
+    assert reply.id.startswith("msg_") and reply.type == "message"
+    assert reply.role == "assistant" and reply.model == MODEL
+    assert [b.type for b in reply.content] == ["text"]
+    assert reply.content[0].text.strip()
+    assert reply.stop_reason in ("end_turn", "max_tokens")
+    assert reply.usage.input_tokens > 10 and 0 < reply.usage.output_tokens <= 16
+
+
+def test_max_tokens_and_stop_sequences_name_the_reason(claude):
+    cut = claude.messages.create(model=MODEL, max_tokens=3, messages=ASK, **T0)
+    assert cut.stop_reason == "max_tokens" and cut.usage.output_tokens == 3
+    text = claude.messages.create(model=MODEL, max_tokens=24, messages=ASK, **T0)
+    word = text.content[0].text.split()[1]
+    stopped = claude.messages.create(model=MODEL, max_tokens=24, messages=ASK, **T0,
+                                     stop_sequences=[word])
+    assert stopped.stop_reason == "stop_sequence" and stopped.stop_sequence == word
+    assert word not in stopped.content[0].text
+
+
+def test_stream_events_match_the_whole_reply(claude):
+    kwargs = dict(model=MODEL, max_tokens=20, messages=ASK, **T0)
+    whole = claude.messages.create(**kwargs)
+    with claude.messages.stream(**kwargs) as stream:
+        events = list(stream)
+        final = stream.get_final_message()
+    kinds = [e.type for e in events]
+    assert kinds[0] == "message_start" and kinds[-1] == "message_stop"
+    assert kinds[1:4] == ["content_block_start", "content_block_delta", "text"]
+    assert "content_block_stop" in kinds and "message_delta" in kinds
+    assert final.content[0].text == whole.content[0].text
+    assert final.stop_reason == whole.stop_reason
+    assert final.usage.output_tokens == whole.usage.output_tokens
+    assert final.usage.input_tokens == whole.usage.input_tokens
+
+
+def test_tool_use_then_tool_result(claude):
+    ask = [{"role": "user", "content": "What is the weather in Paris?"}]
+    reply = claude.messages.create(model=MODEL, max_tokens=60, messages=ask, tools=[WEATHER],
+                                   tool_choice={"type": "tool", "name": "get_weather"},
+                                   **T0)
+    assert reply.stop_reason == "tool_use"
+    use = reply.content[-1]
+    assert use.type == "tool_use" and use.name == "get_weather" and use.id.startswith("toolu_")
+    jsonschema.validate(use.input, WEATHER["input_schema"])
+
+    follow = claude.messages.create(
+        model=MODEL, max_tokens=12, tools=[WEATHER], tool_choice={"type": "none"}, **T0,
+        messages=[*ask, {"role": "assistant", "content": reply.content},
+                  {"role": "user", "content": [{"type": "tool_result", "tool_use_id": use.id,
+                                                "content": "18 degrees and sunny"}]}],
+    )
+    assert [b.type for b in follow.content] == ["text"]
+    # The call and its result are in the prompt (tool_choice none leaves the tool list out).
+    alone = claude.messages.count_tokens(model=MODEL, messages=ask).input_tokens
+    assert follow.usage.input_tokens > alone + 20
+
+
+def test_streamed_tool_use_arrives_as_input_json(claude):
+    with claude.messages.stream(model=MODEL, max_tokens=60, tools=[WEATHER], **T0,
+                                tool_choice={"type": "any"},
+                                messages=[{"role": "user", "content": "Weather in Rome?"}]
+                                ) as stream:
+        kinds = [e.type for e in stream]
+        final = stream.get_final_message()
+    assert "input_json" in kinds
+    assert final.stop_reason == "tool_use"
+    assert final.content[-1].name == "get_weather"
+    jsonschema.validate(final.content[-1].input, WEATHER["input_schema"])
+
+
+def test_count_tokens_matches_usage(claude):
+    kwargs = dict(model=MODEL, messages=ASK, system="Be brief.", tools=[WEATHER])
+    counted = claude.messages.count_tokens(**kwargs)
+    used = claude.messages.create(max_tokens=1, **kwargs)
+    assert counted.input_tokens == used.usage.input_tokens > 50
+
+
+def test_errors_use_anthropics_shape(claude, server):
+    with pytest.raises(anthropic.NotFoundError) as missing:
+        claude.messages.create(model="no-such-model", max_tokens=5, messages=ASK)
+    assert missing.value.body["type"] == "error"
+    assert missing.value.body["error"]["type"] == "not_found_error"
+    r = requests.post(f"{server}/v1/messages", json={"model": MODEL, "messages": ASK},
+                      timeout=30)
+    assert r.status_code == 400
+    assert r.json() == {"type": "error", "error": {"type": "invalid_request_error",
+                                                  "message": "max_tokens: Field required"}}
+
+
+def test_x_api_key_authenticates(keyed_server):
+    good = anthropic.Anthropic(base_url=keyed_server, api_key="sk-alice", max_retries=0)
+    assert good.messages.count_tokens(model=MODEL, messages=ASK).input_tokens > 0
+    bad = anthropic.Anthropic(base_url=keyed_server, api_key="wrong", max_retries=0)
+    with pytest.raises(anthropic.AuthenticationError) as refused:
+        bad.messages.count_tokens(model=MODEL, messages=ASK)
+    assert refused.value.body["error"]["type"] == "authentication_error"
+
+
+def test_output_config_format_constrains_the_reply(claude):
+    schema = {"type": "object", "properties": {"city": {"type": "string", "maxLength": 30}},
+              "required": ["city"], "additionalProperties": False}
+    reply = claude.messages.create(model=MODEL, max_tokens=40, messages=ASK, **T0,
+                                   output_config={"format": {"type": "json_schema",
+                                                             "schema": schema}})
+    import json
+
+    jsonschema.validate(json.loads(reply.content[0].text), schema)
