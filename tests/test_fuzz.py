@@ -226,12 +226,20 @@ def _check(r: requests.Response, route: str) -> None:
     if r.status_code == 503 and route in ("GET /health", "GET /ready"):
         assert r.json()["status"] == "no_model"  # its documented "not ready" answer
         return
+    is_json = r.headers.get("Content-Type", "").startswith("application/json")
+    if route.startswith("POST /v1/messages"):
+        # Anthropic's routes answer in Anthropic's envelope, which has no code: its 503 for
+        # "no model" and "queue full" alike is overloaded_error.
+        if r.status_code >= 400 and is_json:
+            body = r.json()
+            assert body["type"] == "error" and set(body["error"]) >= {"type", "message"}, text
+            assert r.status_code < 500 or body["error"]["type"] == "overloaded_error", text
+        return
     if r.status_code >= 500:
-        code = r.json().get("error", {}).get("code") if r.headers.get(
-            "Content-Type", "").startswith("application/json") else None
+        code = r.json().get("error", {}).get("code") if is_json else None
         assert (r.status_code == 503 and code in ALLOWED_503) or (
             (r.status_code, code) in ALLOWED_5XX), f"{route}: {r.status_code} {text}"
-    if r.status_code >= 400 and r.headers.get("Content-Type", "").startswith("application/json"):
+    if r.status_code >= 400 and is_json:
         assert set(r.json()["error"]) >= {"message", "type", "code"}, f"{route}: {text}"
     if "text/event-stream" in r.headers.get("Content-Type", ""):
         assert "internal_error" not in text, f"{route}: {text[-500:]}"
