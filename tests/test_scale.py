@@ -162,12 +162,14 @@ def test_streams_arrive_unbuffered(cluster):
 
     direct = frame_times(cluster.replicas[0].url)
     through = frame_times(cluster.url)
-    # Buffered, every frame would land at once at the end; unbuffered, they trickle in as
-    # tokens are made (tens of ms apart on one thread).
+
+    def separate(times: list[float]) -> int:
+        # Frames a buffering proxy holds back land in one read, microseconds apart; unbuffered
+        # ones arrive a token's decode apart (milliseconds, however fast the machine).
+        return sum(b - a > 0.001 for a, b in zip(times, times[1:], strict=False))
+
     assert len(through) >= 10
-    assert through[-1] - through[1] > 0.2, through
-    separate = sum(b - a > 0.005 for a, b in zip(through, through[1:], strict=False))
-    assert separate >= 5, through
+    assert separate(through) >= max(5, separate(direct) // 2), (direct, through)
     print(f"\nfirst token: direct {direct[1] * 1000:.0f} ms, through nginx "
           f"{through[1] * 1000:.0f} ms")
 

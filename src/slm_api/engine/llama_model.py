@@ -362,6 +362,8 @@ class LoadedModel:
         if self._scheduler is not None:
             self._scheduler.close()
             self._scheduler = None
+        if getattr(self, "_masks", None) is not None:
+            self._masks.close()
         with self._lock:
             if self._embed_ctx is not None:
                 llama_cpp.llama_free(self._embed_ctx)

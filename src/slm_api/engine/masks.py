@@ -37,21 +37,32 @@ class MaskTokenizer:
         self.n_vocab = n_vocab
         self._tokenizer: Any = None
         self._ready = threading.Event()
+        self._closing = threading.Event()
+        self._thread: threading.Thread | None = None
         if llguidance is None:
             return
         eog = [t for t in (llama_cpp.llama_vocab_eos(vocab), llama_cpp.llama_vocab_eot(vocab))
                if t >= 0]
-        thread = threading.Thread(target=self._build, args=(vocab, eog), daemon=True,
-                                  name="slm-llg-tokenizer")
-        thread.start()
+        self._thread = threading.Thread(target=self._build, args=(vocab, eog), daemon=True,
+                                        name="slm-llg-tokenizer")
+        self._thread.start()
 
     def _build(self, vocab: llama_cpp.llama_vocab_p, eog: list[int]) -> None:
         try:
-            self._tokenizer = _tokenizer(vocab, list(dict.fromkeys(eog)))
+            self._tokenizer = _tokenizer(vocab, list(dict.fromkeys(eog)), self._closing)
+        except _Closed:
+            pass
         except Exception:  # never fatal: llama.cpp's grammar sampler still works
             log.exception("llguidance tokenizer could not be built; using llama.cpp grammars")
         finally:
             self._ready.set()
+
+    def close(self) -> None:
+        """Stop a build still reading the vocabulary and wait for it: the model that owns the
+        vocabulary is freed right after (reading it then is a use-after-free)."""
+        self._closing.set()
+        if self._thread is not None:
+            self._thread.join()
 
     def wait(self, timeout: float | None = None) -> bool:
         return self._ready.wait(timeout)
@@ -72,13 +83,19 @@ class MaskTokenizer:
         return Matcher(m, self.n_vocab)
 
 
-def _tokenizer(vocab: llama_cpp.llama_vocab_p, eog: list[int]) -> Any:
+class _Closed(Exception):
+    """The model is being closed while its tokenizer was still being built."""
+
+
+def _tokenizer(vocab: llama_cpp.llama_vocab_p, eog: list[int], closing: threading.Event) -> Any:
     """llguidance.llamacpp.lltokenizer_from_vocab, on llama_vocab_get_attr (its deprecated
     llama_token_get_attr warns once per token: 262k warnings for Gemma)."""
     buf = ctypes.create_string_buffer(16 * 1024)
     tokens: list[bytes] = []
     special = llama_cpp.LLAMA_TOKEN_ATTR_CONTROL
     for token in range(llama_cpp.llama_vocab_n_tokens(vocab)):
+        if closing.is_set():
+            raise _Closed
         n = llama_cpp.llama_token_to_piece(vocab, token, buf, len(buf), 0, True)
         tok = bytes(buf[:n])
         attr = llama_cpp.llama_vocab_get_attr(vocab, token)
