@@ -200,7 +200,9 @@ def target(request, tmp_path_factory: pytest.TempPathFactory):
         mp.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # belt and braces: nothing listens
         with running_server(config, load_model=with_model) as url:
             spec = requests.get(f"{url}/openapi.json", timeout=10).json()
-            skip = (models, config.hf_home, config.cache_dir)
+            # The server's own folders: where it is configured to write (the Responses store
+            # lives in DATA_DIR).
+            skip = (models, config.hf_home, config.cache_dir, config.data_dir)
             before = _snapshot(root, skip)
             yield dict(url=url, spec=spec, outside=outside, with_model=with_model,
                        root=root, skip=skip, before=before)

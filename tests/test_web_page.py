@@ -141,15 +141,16 @@ def test_chat_streams_the_reply_in_chromium(server, page, tmp_path: Path):
     page.wait_for_function("() => document.querySelector('#model').value !== ''")
     assert page.input_value("#model") == MODEL
     set_range(page, "#temperature", 0)
-    page.fill("#max-tokens", "16")
-    shown = chat_in_page(page, "What is 2+2?")
+    # A reply long enough (48 tokens) to span several network reads on a fast machine too.
+    page.fill("#max-tokens", "48")
+    shown = chat_in_page(page, "Tell me about the sun.")
     screenshot(page, tmp_path / "web-chat.png")
 
     assert shown["state"] == "done", shown
     # The same request straight to the API, greedy: the page shows exactly the model's reply.
     api = requests.post(f"{server}/v1/chat/completions", timeout=120, json={
-        "model": MODEL, "messages": [{"role": "user", "content": "What is 2+2?"}],
-        "temperature": 0, "max_tokens": 16}).json()
+        "model": MODEL, "messages": [{"role": "user", "content": "Tell me about the sun."}],
+        "temperature": 0, "max_tokens": 48}).json()
     assert shown["text"] == api["choices"][0]["message"]["content"]
     assert shown["text"].strip()
     # Streamed: the reply grew on the page over several updates, each a prefix of the whole.
