@@ -20,7 +20,8 @@ from slm_api.engine.masks import MaskTokenizer
 from slm_api.engine.native import gpu_offload_supported, init_backend, take_recent_errors
 from slm_api.engine.prompt_cache import DiskPromptCache
 from slm_api.engine.sampling import Sampler
-from slm_api.engine.scheduler import Scheduler, check_fits
+from slm_api.engine.scheduler import Scheduler
+from slm_api.engine.slots import check_fits
 from slm_api.engine.types import Generation, GenerationRequest, LoadOptions, ModelInfo
 from slm_api.errors import InvalidRequest, ModelLoadError
 from slm_api.gguf_info import declares_pooling, model_kind

@@ -9,7 +9,6 @@ a conversation) only evaluates what is new.
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import threading
 import time
@@ -18,13 +17,14 @@ from collections.abc import Callable
 
 import llama_cpp
 
+from slm_api.engine import seq_state
 from slm_api.engine.job import GenerationFailed, Job
-from slm_api.engine.prompt_cache import MIN_TOKENS, DiskPromptCache
+from slm_api.engine.prompt_cache import DiskPromptCache
 from slm_api.engine.sampling import logits_row, logprob_of
 from slm_api.engine.slots import Slot as _Slot
 from slm_api.engine.slots import place
 from slm_api.engine.types import GenerationRequest, TokenLogprob
-from slm_api.errors import Draining, EngineError, InvalidRequest, QueueFull
+from slm_api.errors import Draining, EngineError, QueueFull
 from slm_api.grammar.budget import KEEP, Decision
 
 log = logging.getLogger(__name__)
@@ -201,7 +201,7 @@ class Scheduler:
             llama_cpp.llama_memory_seq_cp(self._mem, donor.seq_id, slot.seq_id, 0, keep)
             slot.cached = donor.cached[:keep]
         if self._disk is not None:
-            keep = self._load_from_disk(slot, prompt, keep)
+            keep = seq_state.restore(self._ctx, self._disk, slot, prompt, keep)
         # The last prompt token is always decoded again: its logits start the generation.
         keep = min(keep, len(prompt) - 1)
         if not llama_cpp.llama_memory_seq_rm(self._mem, slot.seq_id, keep, -1):
@@ -213,36 +213,6 @@ class Scheduler:
         slot.feed = []
         slot.end_after = None
         job.cached = keep
-
-    def _load_from_disk(self, slot: _Slot, prompt: list[int], keep: int) -> int:
-        assert self._disk is not None
-        key, n = self._disk.best(prompt)
-        if key is None or n < keep + MIN_TOKENS // 2:
-            return keep
-        data = self._disk.read(key)
-        if not data:
-            return keep
-        llama_cpp.llama_memory_seq_rm(self._mem, slot.seq_id, -1, -1)
-        buf = (ctypes.c_uint8 * len(data)).from_buffer_copy(data)
-        if llama_cpp.llama_state_seq_set_data(self._ctx, buf, len(data), slot.seq_id) == 0:
-            log.warning("prompt cache: could not restore a saved state; evaluating instead")
-            slot.cached.clear()
-            return 0
-        slot.cached = self._disk.tokens(key)
-        return n
-
-    def _save_to_disk(self, slot: _Slot, job: Job) -> None:
-        assert self._disk is not None
-        prompt = job.request.prompt
-        if job.sampler is not None and len(prompt) < MIN_TOKENS:
-            return
-        if self._disk.best(prompt)[1] >= len(prompt):
-            return
-        size = llama_cpp.llama_state_seq_get_size(self._ctx, slot.seq_id)
-        buf = (ctypes.c_uint8 * size)()
-        written = llama_cpp.llama_state_seq_get_data(self._ctx, buf, size, slot.seq_id)
-        if written:
-            self._disk.save(list(slot.cached), bytes(buf)[:written])
 
     def _release(self, slot: _Slot, reason: str = "", error: EngineError | None = None) -> None:
         job = slot.job
@@ -260,7 +230,7 @@ class Scheduler:
             job.fail(error)
         else:
             if self._disk is not None and reason in ("stop", "length"):
-                self._save_to_disk(slot, job)
+                seq_state.save(self._ctx, self._disk, slot, job)
             job.finish(reason)
 
     def _step(self) -> None:
@@ -474,19 +444,3 @@ class Scheduler:
     def _piece_text(self, token: int) -> str:
         return self._piece(token).decode("utf-8", errors="replace")
 
-
-def check_fits(request: GenerationRequest, n_ctx: int) -> None:
-    n_prompt = len(request.prompt)
-    if n_prompt == 0:
-        raise InvalidRequest("the prompt is empty", param="messages")
-    if n_prompt >= n_ctx:
-        raise InvalidRequest(
-            f"the prompt has {n_prompt} tokens, more than this model's context of {n_ctx} "
-            "tokens allows", param="messages", code="context_length_exceeded",
-        )
-    if n_prompt + request.max_tokens > n_ctx:
-        raise InvalidRequest(
-            f"the prompt has {n_prompt} tokens and max_tokens is {request.max_tokens}: "
-            f"together more than this model's context of {n_ctx} tokens",
-            param="max_tokens", code="context_length_exceeded",
-        )

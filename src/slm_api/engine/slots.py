@@ -8,6 +8,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from slm_api.engine.types import GenerationRequest
+from slm_api.errors import InvalidRequest
+
 if TYPE_CHECKING:
     from slm_api.engine.job import Job
 
@@ -65,3 +68,21 @@ def place(prompt: Sequence[int], free: list[Slot], slots: list[Slot], *, reuse: 
     if donated > keep + DONOR_MIN_GAIN and donor is not slot:
         return Placement(slot, donated, donor)
     return Placement(slot, keep)
+
+
+def check_fits(request: GenerationRequest, n_ctx: int) -> None:
+    """Refuse a request whose prompt, or prompt plus max_tokens, cannot fit the context."""
+    n_prompt = len(request.prompt)
+    if n_prompt == 0:
+        raise InvalidRequest("the prompt is empty", param="messages")
+    if n_prompt >= n_ctx:
+        raise InvalidRequest(
+            f"the prompt has {n_prompt} tokens, more than this model's context of {n_ctx} "
+            "tokens allows", param="messages", code="context_length_exceeded",
+        )
+    if n_prompt + request.max_tokens > n_ctx:
+        raise InvalidRequest(
+            f"the prompt has {n_prompt} tokens and max_tokens is {request.max_tokens}: "
+            f"together more than this model's context of {n_ctx} tokens",
+            param="max_tokens", code="context_length_exceeded",
+        )
