@@ -83,9 +83,12 @@ class Load:
                 # A stream that breaks off has no [DONE]: the request failed.
                 if frames[-1] != b"data: [DONE]" or any(b'"error"' in f for f in frames):
                     status = "broken stream"
-            elif r.status_code == 200:
-                assert r.json()["choices"][0]["message"]["content"] is not None
-            assert r.headers.get("X-Request-ID") == rid, "X-Request-ID did not pass through"
+            elif r.status_code == 200 and r.json()["choices"][0]["message"]["content"] is None:
+                status = "empty reply"
+            # Recorded as an outcome, not asserted: an assert here would end this worker and drop
+            # the request from the count. nginx's own 502 page (a killed replica) carries no id.
+            if r.status_code == 200 and r.headers.get("X-Request-ID") != rid:
+                status = "X-Request-ID did not pass through"
         except requests.RequestException as exc:
             status = type(exc).__name__
         with self._lock:
@@ -184,6 +187,10 @@ def test_rolling_restart_fails_no_request_and_rolls_a_model_out(cluster, folder)
             replica.start(MODEL_PATH=str(folder / f"{ROLLOUT}.gguf"))
             replica.wait_ready()
             assert replica.health()["model"] == ROLLOUT
+            # nginx's passive check keeps a replica out for fail_timeout (5 s) after a failed
+            # try; the next replica goes down only once this one is back in the pool, as a
+            # rollout with a readiness gate does (docs/scaling.md).
+            time.sleep(5.5)
         time.sleep(1.0)
     assert len(load.outcomes) >= 10
     assert load.failures() == [], load.failures()
