@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import requests
+from flask import Flask
 from werkzeug.serving import make_server
 
 from slm_api import state
@@ -41,9 +42,8 @@ def make_settings(models_dir: Path, **overrides: object) -> Settings:
 
 
 @contextmanager
-def running_server(settings: Settings, *, load_model: bool = True) -> Iterator[str]:
-    """Serve the app built from `settings`; yields its base URL."""
-    app = create_app(settings, load_model=load_model)
+def serving(app: Flask) -> Iterator[str]:
+    """Serve `app` on a free loopback port; yields its base URL, closes its engine after."""
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -52,6 +52,13 @@ def running_server(settings: Settings, *, load_model: bool = True) -> Iterator[s
     finally:
         server.shutdown()
         state.engine(app).close()
+
+
+@contextmanager
+def running_server(settings: Settings, *, load_model: bool = True) -> Iterator[str]:
+    """Serve the app built from `settings`; yields its base URL."""
+    with serving(create_app(settings, load_model=load_model)) as url:
+        yield url
 
 
 def metric(url: str, name: str, **labels: str) -> float:

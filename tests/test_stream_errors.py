@@ -8,14 +8,12 @@ place where an error can be raised at a chosen point of a stream.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 
 import pytest
 import requests
 from flask import Blueprint
-from http_server import make_settings
-from werkzeug.serving import make_server
+from http_server import make_settings, serving
 
 from slm_api.api.sse import sse_response
 from slm_api.app import create_app
@@ -51,13 +49,8 @@ def streaming_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         return sse_response(events())
 
     app.register_blueprint(bp)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
+    with serving(app) as url:
+        yield url
 
 
 def _frames(r: requests.Response) -> list[str]:
