@@ -76,6 +76,10 @@ class Settings:
     # Tokens the grammar forces (keys, punctuation, the rest of an enum value) are appended
     # without sampling and decoded together with the next step (needs GRAMMAR_ENGINE=llguidance).
     structured_fast_forward: bool = True
+    # Prompt-lookup speculation: up to this many tokens guessed from the prompt (where the
+    # output's last tokens occur in it) are decoded with each sampled token and kept where the
+    # model agrees; the output is plain decoding's. 0: off.
+    lookup_draft_max: int = 8
     # Who computes grammar token masks: llguidance (fast) or llama (llama.cpp's GBNF sampler).
     grammar_engine: str = "llguidance"
     # SIGTERM: running generations get this long to finish before they end as "length".
@@ -153,6 +157,7 @@ class Settings:
             "RESPONSES_TTL_S": self.responses_ttl_s > 0,
             "RESPONSES_MAX_STORED": self.responses_max_stored >= 1,
             "MAX_N": self.max_n >= 1,
+            "LOOKUP_DRAFT_MAX": 0 <= self.lookup_draft_max <= 64,
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:

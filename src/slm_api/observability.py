@@ -127,12 +127,20 @@ class _EngineCollector(Collector):
             "slm_tokens_sampled", "Tokens the decode loop sampled, for every generation "
             "(aborted ones included) since the model was loaded", labels=["model"],
         )
+        drafts = CounterMetricFamily(
+            "slm_draft_tokens", "Prompt-lookup draft tokens decoded, by whether the model "
+            "agreed with them (accepted) or they were dropped (rejected)",
+            labels=["model", "outcome"],
+        )
         for model_id, s in stats.items():
             in_flight.add_metric([model_id], s.get("active", 0))
             queued.add_metric([model_id], s.get("queued", 0))
             slots.add_metric([model_id], s.get("n_parallel", 0))
             sampled.add_metric([model_id], s.get("tokens_sampled", 0))
-        return [models, info, pinned, in_flight, queued, slots, sampled]
+            accepted = s.get("draft_tokens_accepted", 0)
+            drafts.add_metric([model_id, "accepted"], accepted)
+            drafts.add_metric([model_id, "rejected"], s.get("draft_tokens", 0) - accepted)
+        return [models, info, pinned, in_flight, queued, slots, sampled, drafts]
 
 
 @dataclass

@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Iterator
 
+from slm_api.engine.lookup import PromptLookup
 from slm_api.engine.sampling import Sampler
 from slm_api.engine.types import Chunk, Finished, GenerationRequest, TokenLogprob
 from slm_api.errors import EngineError
@@ -46,6 +47,7 @@ class Job:
         self.fast_forward = False  # append tokens the grammar forces without sampling them
         self.ff_queue: list[int] = []  # forced tokens still to append, last first
         self.fast_forwarded = 0
+        self.lookup: PromptLookup | None = None  # drafts from the prompt (speculation on)
         self.text = TextAssembler(request.stop)
         self.result: Finished | None = None
         self.submitted = time.monotonic()

@@ -16,6 +16,7 @@ import llama_cpp
 
 from slm_api.config import Settings
 from slm_api.engine.job import Choices, Job
+from slm_api.engine.lookup import PromptLookup
 from slm_api.engine.masks import MaskTokenizer
 from slm_api.engine.native import gpu_offload_supported, init_backend, take_recent_errors
 from slm_api.engine.prompt_cache import DiskPromptCache
@@ -98,6 +99,7 @@ class LoadedModel:
         self._n_batch = options.n_batch or settings.n_batch
         self._budget = settings.structured_budget
         self._fast_forward = settings.structured_fast_forward
+        self._draft_max = settings.lookup_draft_max
         self._masks = MaskTokenizer(self._vocab, self.n_vocab) \
             if settings.grammar_engine == "llguidance" else None
         n_ctx = options.n_ctx or settings.n_ctx
@@ -130,9 +132,10 @@ class LoadedModel:
         cparams.n_seq_max = n_parallel
         cparams.n_threads = self._threads
         cparams.n_threads_batch = self._threads
-        # At most one logits row per sequence per step: llama.cpp would otherwise reserve a
-        # vocabulary-sized row (1 MiB for Gemma) for every token of a batch.
-        cparams.n_outputs_max = n_parallel
+        # One logits row per sequence per step, and a few shared by prompt-lookup drafts:
+        # llama.cpp would otherwise reserve a vocabulary-sized row (1 MiB for Gemma) for every
+        # token of a batch.
+        cparams.n_outputs_max = n_parallel + self._draft_max * min(n_parallel, 4)
         cparams.kv_unified = True
         cparams.swa_full = settings.prompt_cache != "off"
         cparams.no_perf = True
@@ -148,6 +151,7 @@ class LoadedModel:
             disk=DiskPromptCache(settings.cache_dir / f"{model_id}-{path.stat().st_size}",
                                  settings.cache_size_bytes)
             if settings.prompt_cache == "disk" else None,
+            draft_max=self._draft_max, n_outputs=cparams.n_outputs_max,
         )
         self._n_ctx = n_ctx
         self.info = ModelInfo(
@@ -262,6 +266,8 @@ class LoadedModel:
         sampler = Sampler(self._vocab, self.n_vocab, request.sampling, matcher)
         job = Job(request, sampler, guide=guide, **placement)
         job.fast_forward = self._fast_forward
+        if self._draft_max:
+            job.lookup = PromptLookup(request.prompt)
         return job
 
     def spell(self, text: str) -> list[int]:
@@ -299,7 +305,7 @@ class LoadedModel:
     def stats(self) -> dict[str, int]:
         return self._scheduler.stats() if self._scheduler else {
             "active": 0, "queued": 0, "n_parallel": 0, "max_queue": 0,
-            "tokens_sampled": 0}
+            "tokens_sampled": 0, "draft_tokens": 0, "draft_tokens_accepted": 0}
 
     @property
     def loop_alive(self) -> bool:

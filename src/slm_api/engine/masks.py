@@ -124,6 +124,10 @@ class Matcher:
         bits = np.frombuffer(self._m.compute_bitmask(), dtype=np.uint8)
         return np.unpackbits(bits, bitorder="little")[: self._n_vocab].astype(bool)
 
+    def valid_prefix(self, tokens: list[int]) -> int:
+        """How many leading `tokens` the grammar would accept from here (state unchanged)."""
+        return int(self._m.validate_tokens(tokens))
+
     def accept(self, token: int) -> bool:
         return bool(self._m.consume_token(token)) and not self._m.is_error()
 

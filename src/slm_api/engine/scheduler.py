@@ -14,6 +14,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import llama_cpp
 
@@ -30,6 +31,18 @@ from slm_api.grammar.budget import KEEP, Decision
 log = logging.getLogger(__name__)
 
 
+@dataclass
+class _Drafts:
+    """One step's decoded guesses for a sequence, as its committed tokens check them."""
+
+    tokens: list[int]
+    base: int  # cache position of the first guess
+    confirmed: int = 0  # leading guesses equal to the committed tokens
+
+    def confirms(self, token: int) -> bool:
+        return self.confirmed < len(self.tokens) and self.tokens[self.confirmed] == token
+
+
 class Scheduler:
     def __init__(
         self,
@@ -43,6 +56,8 @@ class Scheduler:
         is_eog: Callable[[int], bool],
         reuse_prefix: bool = True,
         disk: DiskPromptCache | None = None,
+        draft_max: int = 0,
+        n_outputs: int = 0,
     ):
         self._ctx = ctx
         self._mem = llama_cpp.llama_get_memory(ctx)
@@ -53,6 +68,10 @@ class Scheduler:
         self._is_eog = is_eog
         self._reuse = reuse_prefix
         self._disk = disk
+        self._draft_max = draft_max
+        # Logits rows a step may ask for (the context's n_outputs_max): one per sequence, the
+        # rest shared by the drafts.
+        self._n_outputs = max(n_outputs, n_parallel)
         self._slots = [_Slot(i) for i in range(n_parallel)]
         self._waiting: deque[Job] = deque()
         self._wake = threading.Condition()
@@ -61,6 +80,8 @@ class Scheduler:
         # Tokens sampled since load, aborted generations included: how a client (or a test)
         # sees whether the loop still decodes for a request that has gone away.
         self._tokens_sampled = 0
+        self._drafted = 0
+        self._draft_accepted = 0
         self._batch = llama_cpp.llama_batch_init(self._n_batch, 0, 1)
         self._thread = threading.Thread(target=self._loop, name="slm-scheduler", daemon=True)
         self._thread.start()
@@ -103,6 +124,8 @@ class Scheduler:
                 "n_parallel": len(self._slots),
                 "max_queue": self._max_queue,
                 "tokens_sampled": self._tokens_sampled,
+                "draft_tokens": self._drafted,
+                "draft_tokens_accepted": self._draft_accepted,
             }
 
     @property
@@ -218,6 +241,7 @@ class Scheduler:
         job = slot.job
         slot.job = None
         slot.feed = []
+        slot.draft = []
         slot.end_after = None
         slot.fork = None
         slot.last_used = time.monotonic()
@@ -244,20 +268,27 @@ class Scheduler:
                 slot.fork = None  # the first choice is gone: read the prompt itself
         # Generating sequences first: their next token (or forced run) keeps every stream moving.
         ending: list[_Slot] = []
+        draft_rows = self._n_outputs - len(self._slots)
         for slot in active:
             slot.logit_row = -1
             feed = slot.feed
             if slot.job is None or not feed or n + len(feed) > self._n_batch:
+                slot.draft = []
                 continue
-            last = len(feed) - 1
-            for i, tok in enumerate(feed):
+            # Drafts ride along only while the batch and the logits rows have room for them.
+            room = min(self._n_batch - n - len(feed), draft_rows)
+            if len(slot.draft) > room:
+                del slot.draft[max(room, 0):]
+            draft_rows -= len(slot.draft)
+            first_row = n + len(feed) - 1  # the last fed token's row predicts the next one
+            for tok in feed + slot.draft:
                 self._put(n, tok, len(slot.cached), slot.seq_id,
-                          i == last and slot.end_after is None)
+                          n >= first_row and slot.end_after is None)
                 slot.cached.append(tok)
                 n += 1
             slot.feed = []
             if slot.end_after is None:
-                slot.logit_row = n - 1
+                slot.logit_row = first_row
             else:
                 ending.append(slot)
         for slot in active:
@@ -320,39 +351,107 @@ class Scheduler:
         if job.sampler is None:
             self._release(slot, "stop")
             return
+        # Tokens decoded after the last committed one on a guess (prompt lookup), each with its
+        # logits row after `slot.logit_row`. Each row is sampled exactly as plain decoding
+        # would sample it, and only while every committed token so far equals the guess at
+        # its place: the output (and the random draws behind it) is plain decoding's, the
+        # guessed tokens the model agreed with are already in the cache.
+        draft = _Drafts(slot.draft, len(slot.cached) - len(slot.draft))
+        slot.draft = []
         try:
-            token = job.sampler.sample(self._ctx, slot.logit_row)
-        except EngineError as exc:
-            self._release(slot, error=exc)
-            return
-        self._tokens_sampled += 1
+            self._commit(slot, draft)
+        finally:
+            accepted = self._keep_drafts(slot, draft)
+            self._drafted += len(draft.tokens)
+            self._draft_accepted += accepted
+            if draft.tokens and job.lookup is not None:
+                job.lookup.judge(len(draft.tokens), accepted)
+
+    def _commit(self, slot: _Slot, draft: _Drafts) -> None:
+        """Sample this step's token(s) of `slot`, and append the tokens the grammar forces
+        after them (fast-forward): each is judged by the budget guide, emitted, and (unless
+        already in the cache as a confirmed draft) decoded in the next step."""
+        job = slot.job
+        assert job is not None
         now = time.monotonic()
-        if job.first_token_at is None:
-            job.first_token_at = now
-        if self._is_eog(token):
-            job.flush()
-            self._release(slot, "stop")
+        row = slot.logit_row
+        token = self._draw(slot, row, now)
+        if token is None:
             return
         guide = job.guide
-        # The sampled token, then any the grammar forces after it (fast-forward): each is
-        # judged by the budget guide, emitted, and decoded together in the next step.
         pending: list[int] = []
-        row = slot.logit_row
         while True:
             decision = guide.on_sampled(token) if guide is not None else KEEP
             if decision is not KEEP:
+                self._keep_drafts(slot, draft)
                 self._apply(slot, token, decision, now, pending, row)
                 return
             self._emit(slot, token, row)
             if slot.job is None:
                 return
-            pending.append(token)
+            if not pending and draft.confirms(token):
+                draft.confirmed += 1  # already decoded
+            else:
+                pending.append(token)
             forced = self._forced_next(job)
-            if forced is None:
+            if forced is not None:
+                token, row = forced, -1
+                continue
+            if pending or job.generated >= job.request.max_tokens:
                 break
-            token, row = forced, -1
+            # Every committed token was a confirmed draft: the next row predicts what follows.
+            row = slot.logit_row + draft.confirmed
+            token = self._draw(slot, row, now)
+            if token is None:
+                return
+        self._keep_drafts(slot, draft)
         if not self._ended(slot, now, len(pending)):
             slot.feed = pending
+            self._propose(slot)
+
+    def _draw(self, slot: _Slot, row: int, now: float) -> int | None:
+        """Sample a token from a logits row; None when the generation ended there (end of
+        generation, or a sampler error)."""
+        job = slot.job
+        assert job is not None and job.sampler is not None
+        try:
+            token = job.sampler.sample(self._ctx, row)
+        except EngineError as exc:
+            self._release(slot, error=exc)
+            return None
+        self._tokens_sampled += 1
+        if job.first_token_at is None:
+            job.first_token_at = now
+        if self._is_eog(token):
+            job.flush()
+            self._release(slot, "stop")
+            return None
+        return token
+
+    def _keep_drafts(self, slot: _Slot, draft: _Drafts) -> int:
+        """Drop the cells of the drafts beyond the confirmed ones (a failed step may have
+        emptied the cache already); returns how many drafts the cache keeps."""
+        end = draft.base + draft.confirmed
+        if len(slot.cached) > end >= 0:
+            llama_cpp.llama_memory_seq_rm(self._mem, slot.seq_id, end, -1)
+            del slot.cached[end:]
+        return max(0, min(draft.confirmed, len(slot.cached) - draft.base))
+
+    def _propose(self, slot: _Slot) -> None:
+        """Guess the tokens after `slot.feed` from the prompt, for the next step to check."""
+        job = slot.job
+        assert job is not None
+        if job.lookup is None:
+            return
+        room = min(self._draft_max, job.request.max_tokens - job.generated,
+                   self._n_ctx - len(slot.cached) - len(slot.feed) - 1)
+        tail = slot.feed if len(slot.feed) >= 3 else slot.cached[-3:] + slot.feed
+        draft = job.lookup.draft(tail, room)
+        matcher = job.sampler.matcher if job.sampler is not None else None
+        if draft and matcher is not None:
+            # Guesses the grammar refuses would only be decoded to be dropped.
+            del draft[matcher.valid_prefix(draft):]
+        slot.draft = draft
 
     def _forced_next(self, job: Job) -> int | None:
         """The next token the grammar allows alone, already accepted by the sampler; None when

@@ -39,6 +39,9 @@ class Slot:
     # the generation ends once they are in the cache (`end_after` is its finish reason).
     feed: list[int] = field(default_factory=list)
     end_after: str | None = None
+    # Guessed tokens decoded after `feed` (prompt lookup), each with its logits row: the ones
+    # the model would have produced itself are kept, the rest dropped from the cache.
+    draft: list[int] = field(default_factory=list)
     logit_row: int = -1  # row of this step's logits that belongs to this slot
     last_used: float = 0.0
     # The slot whose prompt this one waits to copy (a choice of the same request, n > 1).

@@ -1,0 +1,37 @@
+"""Prompt-lookup drafts, without a model: what follows the output's tail in the prompt."""
+
+from slm_api.engine.lookup import PromptLookup
+
+PROMPT = [5, 6, 7, 8, 9, 1, 2, 3, 7, 8, 4, 4]
+
+
+def test_the_longest_matching_tail_picks_the_copy() -> None:
+    lookup = PromptLookup(PROMPT)
+    lookup.limit = 8
+    # [7, 8] occurs twice; the tail [6, 7, 8] only once, before 9.
+    assert lookup.draft([6, 7, 8], 3) == [9, 1, 2]
+    # Two tokens of tail: the latest occurrence, nearest the output.
+    assert lookup.draft([0, 7, 8], 3) == [4, 4]
+    assert lookup.draft([0, 0, 2], 2) == [3, 7]
+
+
+def test_no_match_and_no_room_guess_nothing() -> None:
+    lookup = PromptLookup(PROMPT)
+    lookup.limit = 8
+    assert lookup.draft([42], 4) == []
+    assert lookup.draft([6], 0) == []
+    assert lookup.draft([4], 4) == [4]  # the prompt's end: nothing beyond it
+
+
+def test_the_guess_length_follows_how_guesses_fared() -> None:
+    lookup = PromptLookup(PROMPT)
+    assert lookup.draft([5], 8) == [6]  # a new request guesses one token
+    lookup.judge(1, 1)
+    assert lookup.draft([5], 8) == [6, 7]
+    lookup.judge(2, 2)
+    lookup.judge(4, 4)
+    assert len(lookup.draft([5], 8)) == 8  # doubled while every guess was right
+    lookup.judge(8, 3)
+    assert lookup.draft([5], 8) == [6, 7, 8, 9]  # back to just past the agreed ones
+    lookup.judge(4, 0)
+    assert lookup.draft([5], 8) == [6]
