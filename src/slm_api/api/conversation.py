@@ -17,18 +17,18 @@ from slm_api.api.schemas import LoadModelConfigs, ResponseFormat
 from slm_api.api.structured import check_structured_output, response_format_grammar
 from slm_api.engine import Chunk, SamplingParams
 from slm_api.errors import APIError
-from slm_api.grammar import schema_to_gbnf
-from slm_api.prompting.chat_format import ToolCall, tool_call_schema
+from slm_api.prompting.chat_format import ToolCall, ToolMarkup, forced_functions
 
 
 def plan_tools(
     tools: list[dict[str, Any]] | None,
     tool_choice: Any,
     response_format: ResponseFormat | None,
+    markup: ToolMarkup,
 ) -> tuple[list[dict[str, Any]] | None, str | None]:
     """Which tools the prompt shows, and the grammar (if any) that constrains the reply: a forced
-    tool_choice becomes a grammar for one <tool_call> block, else a response format one for
-    JSON."""
+    tool_choice becomes a grammar for one call in the model's own markup (the one its template
+    taught it, so the prompt and the constraint agree), else a response format one for JSON."""
     choice = tool_choice if tool_choice is not None else ("auto" if tools else "none")
     if not tools:
         if choice not in ("auto", "none"):
@@ -37,11 +37,11 @@ def plan_tools(
         choice = "none"  # nothing to choose from: "auto" is harmless
     grammar = response_format_grammar(response_format)
     if tools and choice != "none":
-        schema = tool_call_schema(tools, choice)
-        if schema is not None:
+        fns = forced_functions(tools, choice)
+        if fns is not None:
             # A forced call has no text for the format to shape: the call's grammar wins (as
             # OpenAI does; the Agents SDK sends both when an agent has an output_type).
-            grammar = schema_to_gbnf(schema, prefix="<tool_call>", suffix="</tool_call>")
+            grammar = markup.grammar(fns)
         return tools, grammar
     return None, grammar
 
@@ -70,7 +70,7 @@ class ChatRun(Run):
         try:
             self.turn = turn
             self.tools, self.grammar = plan_tools(
-                turn.tools, turn.tool_choice, turn.response_format
+                turn.tools, turn.tool_choice, turn.response_format, self.model.chat.tool_markup
             )
             prompt = self.model.chat.render(
                 turn.messages, tools=self.tools, add_generation_prompt=True

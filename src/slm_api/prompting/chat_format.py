@@ -29,12 +29,12 @@ from slm_api.prompting.jinja_template import JinjaTemplate
 from slm_api.prompting.tool_calls import (
     ToolCall,
     arguments_value,
-    parse_tool_calls,
+    forced_functions,
     render_tool_calls,
     render_tool_response,
-    tool_call_schema,
     tools_system_block,
 )
+from slm_api.prompting.tool_markup import HERMES, ToolMarkup, markup_for_template
 from slm_api.prompting.tool_stream import ToolCallDeltas, assemble
 
 __all__ = [
@@ -42,10 +42,10 @@ __all__ = [
     "ChatFormatter",
     "ToolCall",
     "ToolCallDeltas",
+    "ToolMarkup",
+    "forced_functions",
     "formatter_for",
     "normalize_messages",
-    "parse_tool_calls",
-    "tool_call_schema",
 ]
 
 FORMAT_NAMES: tuple[str, ...] = ("jinja", *BUILTIN_FORMATS)
@@ -184,13 +184,17 @@ class ChatFormatter:
         Raises InvalidRequest for messages the format cannot take."""
         raise NotImplementedError
 
+    # The markup the model calls tools in: Hermes, which the prompt teaches a template that
+    # cannot render tools; a template that renders them teaches its own (JinjaFormatter).
+    tool_markup: ToolMarkup = HERMES
+
     def parse_tool_calls(self, text: str) -> tuple[str | None, list[ToolCall]]:
         """Split a reply into its plain content and the tool calls the model made."""
-        return parse_tool_calls(text)
+        return self.tool_markup.parse(text)
 
     def tool_stream(self) -> ToolCallDeltas:
         """A fresh splitter of generated text into content and tool-call deltas."""
-        return ToolCallDeltas()
+        return ToolCallDeltas(self.tool_markup)
 
     def split_reply(self, text: str, cut: bool) -> tuple[str | None, list[ToolCall]]:
         """A whole reply's content and tool calls, exactly as its stream would send them;
@@ -226,6 +230,8 @@ class JinjaFormatter(ChatFormatter):
     def __init__(self, template: str, *, bos: str = "", eos: str = "",
                  tokenizer_adds_bos: bool = True):
         self.template = JinjaTemplate(template)  # ValueError when it does not compile
+        if self.template.uses_tools:
+            self.tool_markup = markup_for_template(template)
         self.bos, self.eos = bos, eos
         self.strip_bos = tokenizer_adds_bos and bool(bos)
         markers = [m for m in _END_MARKERS if m in template]
