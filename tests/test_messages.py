@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import anthropic
 import jsonschema
 import pytest
@@ -92,12 +94,22 @@ def test_streamed_tool_use_arrives_as_input_json(claude):
                                 tool_choice={"type": "any"},
                                 messages=[{"role": "user", "content": "Weather in Rome?"}]
                                 ) as stream:
-        kinds = [e.type for e in stream]
+        events = list(stream)
         final = stream.get_final_message()
-    assert "input_json" in kinds
     assert final.stop_reason == "tool_use"
-    assert final.content[-1].name == "get_weather"
-    jsonschema.validate(final.content[-1].input, WEATHER["input_schema"])
+    block = final.content[-1]
+    assert block.name == "get_weather"
+    jsonschema.validate(block.input, WEATHER["input_schema"])
+    # The input streams as the model writes it, token by token, inside its own block.
+    index = len(final.content) - 1
+    raw = [e for e in events if e.type in ("content_block_start", "content_block_delta",
+                                           "content_block_stop") and e.index == index]
+    assert raw[0].type == "content_block_start" and raw[0].content_block.type == "tool_use"
+    assert raw[0].content_block.id == block.id and raw[0].content_block.input == {}
+    assert raw[-1].type == "content_block_stop"
+    fragments = [e.delta.partial_json for e in raw[1:-1]]
+    assert all(e.delta.type == "input_json_delta" for e in raw[1:-1]) and len(fragments) > 1
+    assert json.loads("".join(fragments)) == block.input
 
 
 def test_count_tokens_matches_usage(claude):

@@ -155,7 +155,7 @@ class ToolCallDeltas:
             rest = (content or "").strip()
         elif cut and not self.cut_call:
             # A call cut before its name was complete: the markup is not content.
-            rest = lead + self._before_last_region(tail, streamed).rstrip()
+            rest = (lead + self._before_last_region(tail, streamed)).rstrip()
         else:
             rest = tail.strip() if streamed else lead + tail
         return out + ([{"content": rest}] if rest else [])
