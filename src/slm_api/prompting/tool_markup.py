@@ -22,7 +22,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from slm_api.grammar import schema_to_gbnf
+from slm_api.grammar import SchemaError, check_schema, schema_to_gbnf
 from slm_api.grammar.convert import Converter
 from slm_api.grammar.gbnf import literal
 from slm_api.prompting.tool_calls import (
@@ -177,10 +177,15 @@ def _v11_calls(text: str, pos: int) -> tuple[list[ToolCall], int] | None:
 
 def _alternatives(options: list[tuple[str, dict[str, Any]]]) -> str:
     """One grammar for `prefix + JSON` alternatives (a name outside the JSON, as v11 writes)."""
-    conv = Converter({"anyOf": [schema for _, schema in options]})
+    root = {"anyOf": [schema for _, schema in options]}
+    check_schema(root)
+    conv = Converter(root)
     conv.base("ws")
-    rules = [f"{literal(prefix)} {conv.visit(schema, f'call{i}-args')}"
-             for i, (prefix, schema) in enumerate(options)]
+    try:
+        rules = [f"{literal(prefix)} {conv.visit(schema, f'call{i}-args')}"
+                 for i, (prefix, schema) in enumerate(options)]
+    except RecursionError:
+        raise SchemaError("schema is nested too deeply", param="schema") from None
     return f"root ::= ({' | '.join(rules)}) ws\n" + conv.b.render()
 
 
