@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 
 import pytest
 
@@ -177,3 +178,34 @@ def test_forced_call_grammar_writes_the_markup_it_parses(markup, good, bad):
 
 def test_every_markup_is_registered():
     assert set(MARKUPS) == {"hermes", "llama3", "mistral", "mistral-v11"}
+
+
+# Mistral v0.3 / Nemo refuse any tool call id that is not 9 characters.
+MISTRAL_IDS_TEMPLATE = (
+    "{%- if tools %}[AVAILABLE_TOOLS]{{ tools | tojson }}[/AVAILABLE_TOOLS]{%- endif %}"
+    "{%- for message in messages %}{%- if message.role == 'user' %}[INST]{{ message.content }}"
+    "[/INST]{%- elif message.tool_calls %}[TOOL_CALLS][{%- for c in message.tool_calls %}"
+    "{%- if c.id is not defined or c.id | length != 9 %}"
+    "{{ raise_exception('Tool call IDs should be alphanumeric strings with length 9!') }}"
+    "{%- endif %}{{ {'name': c.function.name, 'arguments': c.function.arguments, 'id': c.id}"
+    " | tojson }}{%- endfor %}]{{ eos_token }}{%- elif message.role == 'tool' %}"
+    "{%- if message.tool_call_id | length != 9 %}{{ raise_exception('bad id') }}{%- endif %}"
+    '[TOOL_RESULTS]{"call_id": "{{ message.tool_call_id }}"}[/TOOL_RESULTS]'
+    "{%- else %}{{ message.content }}{{ eos_token }}{%- endif %}{%- endfor %}"
+)
+
+
+def test_mistral_templates_get_nine_character_call_ids():
+    fmt = formatter_for({"tokenizer.chat_template": MISTRAL_IDS_TEMPLATE})
+    assert fmt.tool_markup is MISTRAL
+    call_id = "call_0123456789abcdef01234567"
+    prompt = fmt.render([
+        {"role": "user", "content": "Weather?"},
+        {"role": "assistant", "content": None, "tool_calls": [{
+            "id": call_id, "type": "function",
+            "function": {"name": "get_weather", "arguments": '{"unit": "c"}'}}]},
+        {"role": "tool", "tool_call_id": call_id, "content": "18"},
+        {"role": "user", "content": "Thanks"},
+    ], tools=[{"type": "function", "function": WEATHER}])
+    ids = re.findall(r'"id": "(\w+)"', prompt) + re.findall(r'"call_id": "(\w+)"', prompt)
+    assert len(ids) == 2 and ids[0] == ids[1] and len(ids[0]) == 9

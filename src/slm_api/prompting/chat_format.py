@@ -14,6 +14,7 @@ BOS text (parsed as the special token, parse_special=True) only when the tokeniz
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Collection, Mapping
 from typing import Any
 
@@ -34,7 +35,7 @@ from slm_api.prompting.tool_calls import (
     render_tool_response,
     tools_system_block,
 )
-from slm_api.prompting.tool_markup import HERMES, ToolMarkup, markup_for_template
+from slm_api.prompting.tool_markup import HERMES, MISTRAL, ToolMarkup, markup_for_template
 from slm_api.prompting.tool_stream import ToolCallDeltas, assemble
 
 __all__ = [
@@ -144,15 +145,27 @@ def to_turns(messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None)
     return turns
 
 
-def _template_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Messages as Hugging Face templates expect them: tool call arguments as objects."""
+def _nine_char_id(call_id: Any) -> str:
+    # Mistral's templates (v0.3, Nemo) refuse a tool call id that is not 9 alphanumerics; ours
+    # and other servers' are longer. The same id always maps to the same 9 characters, so a
+    # call and its result still pair up in the prompt.
+    return hashlib.sha256(str(call_id).encode()).hexdigest()[:9]
+
+
+def _template_messages(messages: list[dict[str, Any]], short_ids: bool = False
+                       ) -> list[dict[str, Any]]:
+    """Messages as Hugging Face templates expect them: tool call arguments as objects;
+    `short_ids`: ids of 9 alphanumerics (Mistral)."""
+    fix = _nine_char_id if short_ids else (lambda i: i)
     out = []
     for msg in messages:
         msg = dict(msg)
+        if short_ids and msg.get("tool_call_id"):
+            msg["tool_call_id"] = fix(msg["tool_call_id"])
         if msg.get("tool_calls"):
             msg["tool_calls"] = [
                 {
-                    "id": c.get("id", ""),
+                    "id": fix(c.get("id", "")),
                     "type": "function",
                     "function": {
                         "name": c["function"].get("name", ""),
@@ -248,7 +261,7 @@ class JinjaFormatter(ChatFormatter):
         }
         has_tool_messages = any(m["role"] == "tool" or m.get("tool_calls") for m in msgs)
         if self.template.uses_tools:
-            context["messages"] = _template_messages(msgs)
+            context["messages"] = _template_messages(msgs, self.tool_markup is MISTRAL)
             if tools:
                 # Templates test `tools is defined` / `tools is not none`: pass only real tools.
                 context["tools"] = tools
