@@ -149,3 +149,22 @@ def test_output_config_format_constrains_the_reply(claude):
     import json
 
     jsonschema.validate(json.loads(reply.content[0].text), schema)
+
+
+def test_tool_use_cut_by_max_tokens_says_so(claude):
+    # Forced and cut inside the arguments (the markup takes ~18 tokens of this model): the
+    # block is there with what could be read of its input, and the reason is max_tokens, not
+    # tool_use (a cut call is no call to run).
+    for stream in (False, True):
+        kwargs = dict(model=MODEL, max_tokens=20, tools=[WEATHER], **T0,
+                      tool_choice={"type": "tool", "name": "get_weather"},
+                      messages=[{"role": "user", "content": "Weather in Rome?"}])
+        if stream:
+            with claude.messages.stream(**kwargs) as s:
+                list(s)
+                reply = s.get_final_message()
+        else:
+            reply = claude.messages.create(**kwargs)
+        assert reply.stop_reason == "max_tokens", stream
+        assert reply.usage.output_tokens == 20
+        assert [b.type for b in reply.content][-1:] == ["tool_use"], reply.content

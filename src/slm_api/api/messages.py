@@ -154,8 +154,12 @@ def _tool_use_id(call: ToolCall) -> str:
 
 
 def _tool_use(call: ToolCall) -> ToolUseBlock:
+    try:
+        value = json.loads(call.arguments)
+    except json.JSONDecodeError:  # cut by max_tokens: the stream sent what was written
+        value = {}
     return ToolUseBlock(type="tool_use", id=_tool_use_id(call), name=call.name,
-                        input=json.loads(call.arguments))
+                        input=value if isinstance(value, dict) else {})
 
 
 class _Reply:
@@ -166,10 +170,11 @@ class _Reply:
         self.stops = stops
 
     def _stop(self, finished: Finished | None, called: bool) -> tuple[StopReason, str | None]:
-        if called:
-            return "tool_use", None
+        # A call cut by max_tokens is no call to run: max_tokens, as chat says "length".
         if finished is not None and finished.finish_reason == "length":
             return "max_tokens", None
+        if called:
+            return "tool_use", None
         matched = finished.stop_sequence if finished else None
         if matched is not None and matched in self.stops:
             return "stop_sequence", matched
