@@ -258,8 +258,9 @@ def measure_anchor(model: Path, ctx: int, parallel: int, threads: int) -> Measur
     from anchors import LlamaServer
 
     with tempfile.NamedTemporaryFile(suffix=".log") as log:
+        # -lv 4: llama.cpp's info lines (buffer sizes) are below llama-server's default level.
         with LlamaServer(model, n_ctx=ctx, n_parallel=parallel, threads=threads,
-                         log=Path(log.name)) as anchor:
+                         log=Path(log.name), extra=["-lv", "4"]) as anchor:
             pid = anchor.proc.pid
             idle = rollup(pid)["Rss"]
             warm_up(anchor.url, parallel, ours=False)
