@@ -17,11 +17,12 @@ ratio, and a breakdown of each:
   set. KV and output buffers are cleared at creation, so all resident; the compute buffer is
   counted at its size (an upper bound: its pages are resident once a full ubatch has run);
 - shared libraries and executables: resident file-backed mappings other than the .gguf;
-- the rest: in both the model's vocabulary and metadata (and the compute buffer's pages not
-  touched yet); in ours also the Python side, which a probe process (this script with
-  --probe) splits: the interpreter, every module the worker imports, and the llguidance
-  tokenizer built from the model's vocabulary (anonymous memory before and after, garbage
-  collected).
+- the rest (RSS less the rows above; a compute buffer's pages never touched come off it): in
+  both the vocabulary and the model's metadata; in llama-server also its RAM prompt cache
+  (slot states saved after requests); in ours also the Python side, which
+  a probe process (this script with --probe) measures apart: the interpreter, every module the
+  worker imports, and the llguidance tokenizer built from the model's vocabulary (anonymous
+  memory before and after, garbage collected).
 
     PYTHONPATH=src python bench/memory.py [--models smollm2-135m-instruct-q4_1,gemma-3-270m-q4_k_m]
                                           [--ctx 4096] [--parallel 8] [--skip-anchor]
@@ -115,8 +116,9 @@ class Buffers:
                 out.contexts.append({})
             if m := REPACKED.search(line):
                 out.repacked += float(m[1]) * MIB
-            if m := re.search(r"\( *(\d+) cells, +(\d+) layers", line):
-                out.kv_cells.append(f"{m[1]} cells x {m[2]} layers")
+            if m := re.search(r"\( *(\d+) cells, +(\d+) layers, +(\d+)/(\d+) seqs", line):
+                streams = f" x {m[4]} streams" if m[4] != "1" else ""
+                out.kv_cells.append(f"{m[1]} cells{streams} x {m[2]} layers")
             for name, pattern in BUFFER_LINES.items():
                 if (m := pattern.search(line)) and out.contexts:
                     ctx = out.contexts[-1]
@@ -317,21 +319,16 @@ def report(model: Path, ctx: int, parallel: int, ours: Measured, anchor: Measure
           f"| {total_diff} |")
     print(f"\nKV cells: ours {', '.join(ours.buffers.kv_cells)}; "
           f"llama-server {', '.join(a.buffers.kv_cells) if a else '-'}")
-    # The rest holds, in both, the model's vocabulary and metadata, and the compute buffer's
-    # untouched pages (counted above at its full size); what ours has beyond llama-server's is
-    # the Python side, split by the probe.
-    extra = rest_ours - (rest_anchor or 0)
-    print(f"\nThe rest, ours beyond llama-server's ({mib(extra)} MiB), as a probe process "
-          "splits it (anonymous memory, garbage collected):\n")
+    # No mapping names the Python side: the probe measures it in a process of its own.
+    print("\nThe Python side of ours, measured apart by a probe process (anonymous memory, "
+          "garbage collected):\n")
     print("| MiB | |")
     print("|---|---|")
-    python = probe_out["interpreter"] + probe_out["imports"]
-    print(f"| interpreter | {mib(probe_out['interpreter'])} |")
-    print(f"| imports (slm_api.app, gunicorn, llama_cpp, llguidance, numpy, ...) "
-          f"| {mib(probe_out['imports'])} |")
-    print(f"| llguidance tokenizer | {mib(probe_out['llguidance tokenizer'])} |")
-    print(f"| left: request threads' stacks, malloc arenas, per-request state, ... "
-          f"| {mib(extra - python - probe_out['llguidance tokenizer'])} |")
+    print(f"| interpreter and bench imports | {mib(probe_out['interpreter'])} |")
+    print(f"| the worker's imports (slm_api.app, gunicorn, llama_cpp, llguidance, numpy, "
+          f"jsonschema, ...) | {mib(probe_out['imports'])} |")
+    print(f"| llguidance tokenizer of this vocabulary | "
+          f"{mib(probe_out['llguidance tokenizer'])} |")
 
 
 def main() -> None:
