@@ -77,7 +77,7 @@ class LlamaServer:
 
     def __init__(self, model: Path = MODEL, *, n_ctx: int = 1024, n_parallel: int = 1,
                  threads: int | None = None, cache_prompt: bool = True,
-                 extra: list[str] | None = None):
+                 extra: list[str] | None = None, log: Path | None = None):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.n_parallel = n_parallel
@@ -87,8 +87,10 @@ class LlamaServer:
                 "-t", str(threads or os.cpu_count() or 2), "--no-webui"]
         if not cache_prompt:
             args.append("--no-cache-prompt")
-        self.proc = subprocess.Popen(args + (extra or []), stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
+        # `log`: a file for llama-server's log (stderr), else it is discarded.
+        with open(log or os.devnull, "wb") as stderr:
+            self.proc = subprocess.Popen(args + (extra or []), stdout=subprocess.DEVNULL,
+                                         stderr=stderr)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

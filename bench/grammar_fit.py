@@ -3,7 +3,7 @@
 Each schema of tests/grammar_cases.py is sent once (temperature 0, 8 at a time) to a server
 started with STRUCTURED_BUDGET on or off. Outcomes: fit (200, data validates), invalid (a 502:
 the output did not parse or fit), cut (the JSON was not complete within max_tokens: with the
-budget on, a 400 max_tokens_too_small; off, the old 502 output_truncated), refused (400 for the
+budget on, a 400 max_tokens_too_small; off, a 400 output_truncated), refused (400 for the
 schema itself), crashed (no answer or another 5xx).
 
     PYTHONPATH=src python bench/grammar_fit.py [--budget on|off] [--step K] [--limit N]

@@ -5,7 +5,8 @@
 - extraction: short texts with known values through /v1/extract; a case scores when every
   expected field has the expected value.
 - schemas: the 113 schema cases of tests/grammar_cases.py through /v1/extract (max_tokens 128):
-  200 with data that fits, or 502 output_truncated / schema_mismatch, or 400.
+  200 with data that fits, or cut (400 output_truncated / max_tokens_too_small, counted as
+  truncated), or 502 schema_mismatch, or another status.
 
 Each model is served by its own `slm_api serve` (gunicorn, as users run it) from models/.
 
@@ -156,8 +157,12 @@ def schema_outcome(url: str, schema: Any) -> str:
     if r.status_code == 200:
         # The server validates before answering; checked again so the count cannot lie.
         return "fits" if validation_errors(r.json()["data"], schema) == [] else "violated"
-    if r.status_code == 502:
-        return r.json()["error"]["code"]  # output_truncated | schema_mismatch
+    json_reply = r.headers.get("content-type", "").startswith("application/json")
+    code = (r.json().get("error") or {}).get("code") if json_reply else None
+    if code in ("max_tokens_too_small", "output_truncated"):  # 400s since budget-aware closing
+        return "output_truncated"
+    if code == "schema_mismatch":
+        return code
     return f"http {r.status_code}"
 
 

@@ -28,15 +28,16 @@ def free_port() -> int:
 class Server:
     """`python -m slm_api serve` on a free port, configured by environment variables."""
 
-    def __init__(self, **env_vars: object):
+    def __init__(self, log: Path | None = None, **env_vars: object):
+        """`log`: a file for the server's stderr (its log), else it is discarded."""
         self.port = free_port()
         env = {**os.environ, "N_CTX": "1024", "LOG_LEVEL": "WARNING", "MAX_QUEUE": "256",
                "PYTHONPATH": str(REPO / "src"), "MODELS_DIR": str(MODEL.parent),
                **{k: str(v) for k, v in env_vars.items()}}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "slm_api", "serve", "--host", "127.0.0.1", "--port",
-             str(self.port)], env=env, cwd=REPO, stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL)
+        with open(log or os.devnull, "wb") as stderr:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "slm_api", "serve", "--host", "127.0.0.1", "--port",
+                 str(self.port)], env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=stderr)
         self.url = f"http://127.0.0.1:{self.port}"
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
@@ -48,11 +49,15 @@ class Server:
         self.stop()
         raise RuntimeError("server did not start")
 
+    def worker_pids(self) -> list[int]:
+        """The gunicorn worker (the process that holds the model); the master if none yet."""
+        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text()
+        return [int(pid) for pid in children.split()] or [self.proc.pid]
+
     def rss_mb(self) -> float:
         """Resident memory of the gunicorn worker (the process that holds the model)."""
-        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text()
         total = 0.0
-        for pid in children.split() or [str(self.proc.pid)]:
+        for pid in self.worker_pids():
             for line in Path(f"/proc/{pid}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
                     total += int(line.split()[1]) / 1024

@@ -19,3 +19,30 @@ def write_tiny_gguf(path: Path, arch: str = "bert", **uint32_meta: int) -> Path:
     writer.write_tensors_to_file()
     writer.close()
     return path
+
+
+def with_chat_template(src: Path, dest: Path, template: str) -> Path:
+    """A copy of the model `src` whose tokenizer.chat_template is `template` (same weights and
+    vocabulary): how a test serves a model that teaches another tool-call markup."""
+    from gguf import GGUFReader, GGUFValueType, Keys
+
+    reader = GGUFReader(str(src))
+    arch = str(reader.fields[Keys.General.ARCHITECTURE].contents())
+    writer = GGUFWriter(str(dest), arch)
+    for fld in reader.fields.values():
+        if fld.name == Keys.General.ARCHITECTURE or fld.name.startswith(
+                ("GGUF.", Keys.Tokenizer.CHAT_TEMPLATE)):
+            continue
+        kind = fld.types[0]
+        sub = fld.types[-1] if kind == GGUFValueType.ARRAY else None
+        writer.add_key_value(fld.name, fld.contents(), kind, sub_type=sub)
+    writer.add_chat_template(template)
+    for t in reader.tensors:
+        writer.add_tensor_info(t.name, t.data.shape, t.data.dtype, t.data.nbytes, t.tensor_type)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_ti_data_to_file()
+    for t in reader.tensors:
+        writer.write_tensor_data(t.data, tensor_endianess=reader.endianess)
+    writer.close()
+    return dest

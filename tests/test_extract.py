@@ -5,7 +5,7 @@ from __future__ import annotations
 import jsonschema
 import pytest
 import requests
-from http_server import MODEL
+from http_server import MODEL, make_settings, running_server
 
 TEXT = (
     "Order 1182 was placed by Alice Martin. She bought 2 blue mugs at 8 euros each and "
@@ -96,3 +96,18 @@ def test_max_tokens_below_the_shortest_output_is_the_clients_400(server):
 def test_missing_text(server):
     r = requests.post(f"{server}/v1/extract", json={"schema": ORDER_SCHEMA}, timeout=30)
     assert r.status_code == 400 and r.json()["error"]["param"] == "text"
+
+
+def test_cut_without_budget_guide_names_no_budget_already_given(models_dir):
+    # STRUCTURED_BUDGET=0: nothing closes the string, so a copy of the text runs past 8 tokens
+    # though the shortest JSON ('""') fits: a 400 that says the output was cut, not one that
+    # asks for "at least" a budget the client already gave.
+    with running_server(make_settings(models_dir, structured_budget=False)) as url:
+        r = requests.post(f"{url}/v1/extract", json={
+            "text": TEXT, "schema": {"type": "string"}, "max_tokens": 8,
+            "instructions": "Copy the whole text below, word for word, as one JSON string."},
+            timeout=120)
+    assert r.status_code == 400, r.text
+    error = r.json()["error"]
+    assert error["code"] == "output_truncated" and error["param"] == "max_tokens"
+    assert "max_tokens (8)" in error["message"]

@@ -11,6 +11,7 @@ import pytest
 @pytest.mark.parametrize(
     "module",
     ["slm_api.grammar", "slm_api.prompting.chat_format", "slm_api.prompting.tool_calls",
+     "slm_api.prompting.tool_markup", "slm_api.prompting.tool_stream",
      "slm_api.prompting.stops", "slm_api.gguf_info", "slm_api.errors"],
 )
 def test_pure_modules_do_not_import_llama_cpp(module: str) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import anthropic
 import jsonschema
 import pytest
@@ -92,12 +94,22 @@ def test_streamed_tool_use_arrives_as_input_json(claude):
                                 tool_choice={"type": "any"},
                                 messages=[{"role": "user", "content": "Weather in Rome?"}]
                                 ) as stream:
-        kinds = [e.type for e in stream]
+        events = list(stream)
         final = stream.get_final_message()
-    assert "input_json" in kinds
     assert final.stop_reason == "tool_use"
-    assert final.content[-1].name == "get_weather"
-    jsonschema.validate(final.content[-1].input, WEATHER["input_schema"])
+    block = final.content[-1]
+    assert block.name == "get_weather"
+    jsonschema.validate(block.input, WEATHER["input_schema"])
+    # The input streams as the model writes it, token by token, inside its own block.
+    index = len(final.content) - 1
+    raw = [e for e in events if e.type in ("content_block_start", "content_block_delta",
+                                           "content_block_stop") and e.index == index]
+    assert raw[0].type == "content_block_start" and raw[0].content_block.type == "tool_use"
+    assert raw[0].content_block.id == block.id and raw[0].content_block.input == {}
+    assert raw[-1].type == "content_block_stop"
+    fragments = [e.delta.partial_json for e in raw[1:-1]]
+    assert all(e.delta.type == "input_json_delta" for e in raw[1:-1]) and len(fragments) > 1
+    assert json.loads("".join(fragments)) == block.input
 
 
 def test_count_tokens_matches_usage(claude):
@@ -137,3 +149,22 @@ def test_output_config_format_constrains_the_reply(claude):
     import json
 
     jsonschema.validate(json.loads(reply.content[0].text), schema)
+
+
+def test_tool_use_cut_by_max_tokens_says_so(claude):
+    # Forced and cut inside the arguments (the markup takes ~18 tokens of this model): the
+    # block is there with what could be read of its input, and the reason is max_tokens, not
+    # tool_use (a cut call is no call to run).
+    for stream in (False, True):
+        kwargs = dict(model=MODEL, max_tokens=20, tools=[WEATHER], **T0,
+                      tool_choice={"type": "tool", "name": "get_weather"},
+                      messages=[{"role": "user", "content": "Weather in Rome?"}])
+        if stream:
+            with claude.messages.stream(**kwargs) as s:
+                list(s)
+                reply = s.get_final_message()
+        else:
+            reply = claude.messages.create(**kwargs)
+        assert reply.stop_reason == "max_tokens", stream
+        assert reply.usage.output_tokens == 20
+        assert [b.type for b in reply.content][-1:] == ["tool_use"], reply.content

@@ -116,10 +116,17 @@ def test_streamed_function_call(client):
         model=MODEL, input="Weather in Rome?", tools=[WEATHER],
         tool_choice={"type": "function", "name": "get_weather"}, temperature=0,
         max_output_tokens=60, stream=True, store=False))
-    kinds = [e.type for e in events]
-    assert "response.function_call_arguments.delta" in kinds
     args = next(e for e in events if e.type == "response.function_call_arguments.done")
     assert args.name == "get_weather"
+    # The arguments stream as the model writes them, between the item's added and done events.
+    mine = [e for e in events if getattr(e, "output_index", None) == args.output_index]
+    assert mine[0].type == "response.output_item.added" and mine[0].item.arguments == ""
+    assert [e.type for e in mine[-2:]] == ["response.function_call_arguments.done",
+                                           "response.output_item.done"]
+    deltas = mine[1:-2]
+    assert {e.type for e in deltas} == {"response.function_call_arguments.delta"}
+    assert len(deltas) > 1 and all(e.item_id == args.item_id for e in deltas)
+    assert "".join(e.delta for e in deltas) == args.arguments
     jsonschema.validate(json.loads(args.arguments), WEATHER["parameters"])
     assert events[-1].type == "response.completed"
     assert events[-1].response.output[-1].arguments == args.arguments

@@ -11,6 +11,8 @@ import pytest
 import requests
 from grammar_cases import CASES
 from http_server import MODEL
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from slm_api.grammar import validation_errors
@@ -151,21 +153,47 @@ def test_mask_engines_agree_on_greedy_output(client, monkeypatch):
     assert llguidance == shortlisted == whole
 
 
-# A spread of the grammar cases: plain types, enums, patterns, formats, bounds, nesting, refs.
-SAMPLE = CASES[::8]
+# Random schemas from the grammar cases (plain types, enums, patterns, formats, bounds, nesting,
+# refs, open strings, arrays and objects), random budgets, temperatures and seeds. derandomize
+# keeps the draw the same from run to run; the examples are few because each is a generation.
 TEXT = "Alice Martin, 31, paid 12.50 EUR on 2024-03-05 at 10:20:00Z for order A-17."
+# Above the longest shortest-instance of any case ("event": 43 tokens), so every reply can fit.
+ROOMY = 48
+draws = settings(max_examples=12, deadline=None, derandomize=True, database=None,
+                 suppress_health_check=list(HealthCheck))
+temperatures = st.sampled_from([0.0, 0.7, 1.0, 1.5])
 
 
-@pytest.mark.parametrize("case", SAMPLE, ids=[c.id for c in SAMPLE])
-def test_extract_is_valid_within_budget_or_names_the_budget(server, case):
+@draws
+@given(case=st.sampled_from(CASES), max_tokens=st.integers(4, 64), temperature=temperatures,
+       seed=st.integers(0, 2**31 - 1))
+def test_extract_is_valid_within_budget_or_names_the_budget(server, case, max_tokens,
+                                                            temperature, seed):
     r = requests.post(f"{server}/v1/extract", json={
-        "text": TEXT, "schema": case.schema, "max_tokens": 24, "temperature": 0.7,
-        "seed": 7}, timeout=120)
+        "text": TEXT, "schema": case.schema, "max_tokens": max_tokens,
+        "temperature": temperature, "seed": seed}, timeout=300)
     if r.status_code == 400:
         error = r.json()["error"]
-        assert error["code"] == "max_tokens_too_small"
-        assert int(error["message"].rsplit(" ", 1)[-1]) > 24
+        assert error["code"] == "max_tokens_too_small", r.text
+        # Only when even the shortest valid JSON would not fit: never a cut that could have fit.
+        assert int(error["message"].rsplit(" ", 1)[-1]) > max_tokens, r.text
         return
     assert r.status_code == 200, r.text
-    assert validation_errors(r.json()["data"], case.schema) == []
-    assert r.json()["usage"]["completion_tokens"] <= 24
+    assert validation_errors(r.json()["data"], case.schema) == [], case.id
+    assert r.json()["usage"]["completion_tokens"] <= max_tokens
+
+
+@draws
+@given(case=st.sampled_from(CASES), max_tokens=st.integers(ROOMY, 96), temperature=temperatures,
+       seed=st.integers(0, 2**31 - 1))
+def test_response_format_is_valid_within_budget(server, case, max_tokens, temperature, seed):
+    body = {"messages": [{"role": "user", "content": TEXT}], "max_tokens": max_tokens,
+            "temperature": temperature, "seed": seed,
+            "response_format": {"type": "json_schema",
+                                "json_schema": {"name": "x", "schema": case.schema}}}
+    r = requests.post(f"{server}/v1/chat/completions", json=body, timeout=300)
+    assert r.status_code == 200, r.text
+    choice = r.json()["choices"][0]
+    assert choice["finish_reason"] == "stop", (case.id, choice)
+    assert validation_errors(json.loads(choice["message"]["content"]), case.schema) == [], case.id
+    assert r.json()["usage"]["completion_tokens"] <= max_tokens

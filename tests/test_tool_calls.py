@@ -10,8 +10,11 @@ import jsonschema
 import pytest
 
 from slm_api.errors import InvalidRequest
-from slm_api.prompting.tool_calls import parse_tool_calls, tool_call_schema
+from slm_api.prompting.tool_calls import tool_call_schema
+from slm_api.prompting.tool_markup import HERMES
 from slm_api.prompting.tool_stream import ToolCallDeltas, assemble
+
+parse_tool_calls = HERMES.parse
 
 ID = re.compile(r"^call_[0-9a-f]{24}$")
 

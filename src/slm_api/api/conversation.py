@@ -17,18 +17,18 @@ from slm_api.api.schemas import LoadModelConfigs, ResponseFormat
 from slm_api.api.structured import check_structured_output, response_format_grammar
 from slm_api.engine import Chunk, SamplingParams
 from slm_api.errors import APIError
-from slm_api.grammar import schema_to_gbnf
-from slm_api.prompting.chat_format import ToolCall, tool_call_schema
+from slm_api.prompting.chat_format import ToolCall, ToolMarkup, forced_functions
 
 
 def plan_tools(
     tools: list[dict[str, Any]] | None,
     tool_choice: Any,
     response_format: ResponseFormat | None,
+    markup: ToolMarkup,
 ) -> tuple[list[dict[str, Any]] | None, str | None]:
     """Which tools the prompt shows, and the grammar (if any) that constrains the reply: a forced
-    tool_choice becomes a grammar for one <tool_call> block, else a response format one for
-    JSON."""
+    tool_choice becomes a grammar for one call in the model's own markup (the one its template
+    taught it, so the prompt and the constraint agree), else a response format one for JSON."""
     choice = tool_choice if tool_choice is not None else ("auto" if tools else "none")
     if not tools:
         if choice not in ("auto", "none"):
@@ -37,11 +37,11 @@ def plan_tools(
         choice = "none"  # nothing to choose from: "auto" is harmless
     grammar = response_format_grammar(response_format)
     if tools and choice != "none":
-        schema = tool_call_schema(tools, choice)
-        if schema is not None:
+        fns = forced_functions(tools, choice)
+        if fns is not None:
             # A forced call has no text for the format to shape: the call's grammar wins (as
             # OpenAI does; the Agents SDK sends both when an agent has an output_type).
-            grammar = schema_to_gbnf(schema, prefix="<tool_call>", suffix="</tool_call>")
+            grammar = markup.grammar(fns)
         return tools, grammar
     return None, grammar
 
@@ -70,7 +70,7 @@ class ChatRun(Run):
         try:
             self.turn = turn
             self.tools, self.grammar = plan_tools(
-                turn.tools, turn.tool_choice, turn.response_format
+                turn.tools, turn.tool_choice, turn.response_format, self.model.chat.tool_markup
             )
             prompt = self.model.chat.render(
                 turn.messages, tools=self.tools, add_generation_prompt=True
@@ -117,31 +117,12 @@ def start_turn(turn: Turn, n: int | None = None) -> ChatRun:
     return ChatRun(turn).start(n)
 
 
-@dataclass
-class TextPiece:
-    text: str
-    chunk: Chunk | None = None
-
-
-@dataclass
-class CallsFound:
-    """The end of a streamed reply: leftover content and the tool calls it made."""
-
-    rest: str
-    calls: list[ToolCall]
-
-
 class ReplySplitter:
-    """One streamed reply's content as it comes, and its tool calls at the end. With tools,
-    the model's call markup never reaches the content."""
+    """One streamed reply as content and tool-call deltas. With tools, the model's call markup
+    never reaches the content."""
 
     def __init__(self, run: ChatRun):
         self._calls = run.model.chat.tool_stream() if run.tools_active else None
-
-    def feed(self, text: str) -> str:
-        if self._calls is None:
-            return text
-        return "".join(d.get("content", "") for d in self._calls.feed(text))
 
     def feed_deltas(self, text: str) -> list[dict[str, Any]]:
         """OpenAI-style deltas: {"content": ...} or {"tool_call": <delta.tool_calls[] entry>}."""
@@ -154,17 +135,48 @@ class ReplySplitter:
     def calls(self) -> list[ToolCall]:
         return self._calls.calls if self._calls else []
 
-    def finish(self, cut: bool = False) -> CallsFound:
-        rest = "".join(d.get("content", "") for d in self.finish_deltas(cut))
-        return CallsFound(rest, list(self.calls))
+
+@dataclass
+class TextPiece:
+    text: str
 
 
-def stream_pieces(run: ChatRun, chunks: Iterator[Chunk]) -> Iterator[TextPiece | CallsFound]:
-    """A single reply's text pieces, then once its CallsFound."""
+@dataclass
+class CallStart:
+    """A tool call begins: its id and name are known; `arguments` is what of them is (all of
+    them for a call parsed whole at the end, else "")."""
+
+    call: ToolCall
+    arguments: str
+
+
+@dataclass
+class CallArguments:
+    """The next fragment of the last started call's arguments."""
+
+    text: str
+
+
+def stream_pieces(run: ChatRun, chunks: Iterator[Chunk]
+                  ) -> Iterator[TextPiece | CallStart | CallArguments]:
+    """A single reply as it is generated: content text, and each tool call as its start then
+    its argument fragments (the same deltas chat completions stream as delta.tool_calls)."""
     splitter = ReplySplitter(run)
     for chunk in chunks:
-        text = splitter.feed(chunk.text)
-        if text or chunk.logprobs:
-            yield TextPiece(text, chunk)
+        yield from _pieces(splitter, splitter.feed_deltas(chunk.text))
     finished = run.generation.result if run.generation else None
-    yield splitter.finish(cut=finished is not None and finished.finish_reason == "length")
+    cut = finished is not None and finished.finish_reason == "length"
+    yield from _pieces(splitter, splitter.finish_deltas(cut))
+
+
+def _pieces(splitter: ReplySplitter, deltas: list[dict[str, Any]]
+            ) -> Iterator[TextPiece | CallStart | CallArguments]:
+    for delta in deltas:
+        entry = delta.get("tool_call")
+        if entry is None:
+            if delta["content"]:
+                yield TextPiece(delta["content"])
+        elif "id" in entry:
+            yield CallStart(splitter.calls[entry["index"]], entry["function"]["arguments"])
+        else:
+            yield CallArguments(entry["function"]["arguments"])

@@ -70,7 +70,13 @@ def extract() -> Response:
                 raise Draining("the server shut down before the JSON was complete; retry")
             raise APIError(504, "the generation ran past REQUEST_TIMEOUT_S before the JSON was "
                            "complete", code="timeout")
-        raise _too_small(built.max_tokens, needed)
+        if needed > built.max_tokens:
+            raise _too_small(built.max_tokens, needed)
+        # The shortest JSON fitted, yet the model wrote on with nothing closing it
+        # (STRUCTURED_BUDGET=0): naming `needed` would point at a budget already given.
+        raise APIError(
+            400, f"the output reached max_tokens ({built.max_tokens}) before the JSON was "
+            "complete; raise max_tokens", param="max_tokens", code="output_truncated")
     data = parse_and_validate(out.text, schema)
     return jsonify(
         {

@@ -17,7 +17,14 @@ from flask import Blueprint, Response, jsonify
 
 from slm_api.api.body import completion_budget, parse_body
 from slm_api.api.contract import contract
-from slm_api.api.conversation import CallsFound, ChatRun, Turn, start_turn, stream_pieces
+from slm_api.api.conversation import (
+    CallArguments,
+    ChatRun,
+    TextPiece,
+    Turn,
+    start_turn,
+    stream_pieces,
+)
 from slm_api.api.messages_schemas import (
     AnthropicError,
     AssistantMessage,
@@ -141,10 +148,18 @@ def count_tokens() -> Response:
 # -- chat -> reply -------------------------------------------------------------------------
 
 
-def _tool_use(call: ToolCall) -> ToolUseBlock:
+def _tool_use_id(call: ToolCall) -> str:
     # Anthropic ids look like toolu_...; the id only has to round-trip through tool_result.
-    return ToolUseBlock(type="tool_use", id="toolu_" + call.id.removeprefix("call_"),
-                        name=call.name, input=json.loads(call.arguments))
+    return "toolu_" + call.id.removeprefix("call_")
+
+
+def _tool_use(call: ToolCall) -> ToolUseBlock:
+    try:
+        value = json.loads(call.arguments)
+    except json.JSONDecodeError:  # cut by max_tokens: the stream sent what was written
+        value = {}
+    return ToolUseBlock(type="tool_use", id=_tool_use_id(call), name=call.name,
+                        input=value if isinstance(value, dict) else {})
 
 
 class _Reply:
@@ -155,10 +170,11 @@ class _Reply:
         self.stops = stops
 
     def _stop(self, finished: Finished | None, called: bool) -> tuple[StopReason, str | None]:
-        if called:
-            return "tool_use", None
+        # A call cut by max_tokens is no call to run: max_tokens, as chat says "length".
         if finished is not None and finished.finish_reason == "length":
             return "max_tokens", None
+        if called:
+            return "tool_use", None
         matched = finished.stop_sequence if finished else None
         if matched is not None and matched in self.stops:
             return "stop_sequence", matched
@@ -186,32 +202,40 @@ class _Reply:
                         usage=Usage(input_tokens=len(self.run.prompt_tokens), output_tokens=0))
         yield {"type": "message_start", "message": start.model_dump()}
         yield {"type": "ping"}
-        index, text_open, calls = 0, False, []
+        # Blocks follow one another: text, then each tool_use block as its call is written,
+        # its input streamed as input_json_delta fragments (what chat streams as
+        # delta.tool_calls), then text again should the model say more after its calls.
+        index, open_kind, called = -1, None, False
         for piece in stream_pieces(self.run, iterate(self.run)):
-            if isinstance(piece, CallsFound):
-                calls, text = piece.calls, piece.rest
-            else:
-                text = piece.text
-            if text and not text_open:
-                text_open = True
+            if isinstance(piece, CallArguments):
+                yield {"type": "content_block_delta", "index": index,
+                       "delta": {"type": "input_json_delta", "partial_json": piece.text}}
+                continue
+            if isinstance(piece, TextPiece) and open_kind == "text":
+                yield {"type": "content_block_delta", "index": index,
+                       "delta": {"type": "text_delta", "text": piece.text}}
+                continue
+            if open_kind is not None:
+                yield {"type": "content_block_stop", "index": index}
+            index += 1
+            if isinstance(piece, TextPiece):
+                open_kind = "text"
                 yield {"type": "content_block_start", "index": index,
                        "content_block": {"type": "text", "text": ""}}
-            if text:
                 yield {"type": "content_block_delta", "index": index,
-                       "delta": {"type": "text_delta", "text": text}}
-        if text_open:
-            yield {"type": "content_block_stop", "index": index}
-            index += 1
-        for call in calls:
-            block = _tool_use(call).model_dump()
+                       "delta": {"type": "text_delta", "text": piece.text}}
+                continue
+            open_kind, called = "tool_use", True
             yield {"type": "content_block_start", "index": index,
-                   "content_block": {**block, "input": {}}}
-            yield {"type": "content_block_delta", "index": index,
-                   "delta": {"type": "input_json_delta", "partial_json": call.arguments}}
+                   "content_block": {"type": "tool_use", "id": _tool_use_id(piece.call),
+                                     "name": piece.call.name, "input": {}}}
+            if piece.arguments:
+                yield {"type": "content_block_delta", "index": index,
+                       "delta": {"type": "input_json_delta", "partial_json": piece.arguments}}
+        if open_kind is not None:
             yield {"type": "content_block_stop", "index": index}
-            index += 1
         finished = self.run.generation.result if self.run.generation else None
-        reason, matched = self._stop(finished, bool(calls))
+        reason, matched = self._stop(finished, called)
         yield {"type": "message_delta",
                "delta": {"stop_reason": reason, "stop_sequence": matched},
                "usage": {"output_tokens": finished.completion_tokens if finished else 0}}

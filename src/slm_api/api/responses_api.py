@@ -19,7 +19,14 @@ from flask import Blueprint, Flask, Response, g, jsonify
 from slm_api import state
 from slm_api.api.body import completion_budget, parse_body
 from slm_api.api.contract import contract
-from slm_api.api.conversation import CallsFound, ChatRun, Turn, start_turn, stream_pieces
+from slm_api.api.conversation import (
+    CallArguments,
+    ChatRun,
+    TextPiece,
+    Turn,
+    start_turn,
+    stream_pieces,
+)
 from slm_api.api.responses_schemas import (
     DeletedResponse,
     FunctionCallItem,
@@ -243,55 +250,76 @@ class _Reply:
         snapshot = self.object.model_dump(mode="json")
         yield ev.next("response.created", response=snapshot)
         yield ev.next("response.in_progress", response=snapshot)
+        # Items follow one another: a message, then each function call as the model writes it,
+        # its arguments streamed as response.function_call_arguments.delta fragments (what chat
+        # streams as delta.tool_calls), then a message again should the model say more.
         output: list[OutputMessage | OutputFunctionCall] = []
-        message: OutputMessage | None = None
-        calls: list[ToolCall] = []
+        open_item: OutputMessage | OutputFunctionCall | None = None
         for piece in stream_pieces(self.run, iterate(self.run)):
-            if isinstance(piece, CallsFound):
-                calls, text = piece.calls, piece.rest
-            else:
-                text = piece.text
-            if not text:
+            if isinstance(piece, CallArguments):
+                assert isinstance(open_item, OutputFunctionCall)
+                open_item.arguments += piece.text
+                yield ev.next("response.function_call_arguments.delta", item_id=open_item.id,
+                              output_index=len(output) - 1, delta=piece.text)
                 continue
-            if message is None:
-                message = OutputMessage(id=_new_id("msg"), status="in_progress",
-                                        content=[OutputText(text="")])
-                output.append(message)
-                yield ev.next("response.output_item.added", output_index=0,
-                              item={**message.model_dump(mode="json"), "content": []})
-                yield ev.next("response.content_part.added", item_id=message.id,
-                              output_index=0, content_index=0,
+            if isinstance(piece, TextPiece) and isinstance(open_item, OutputMessage):
+                yield from self._text_delta(ev, open_item, len(output) - 1, piece.text)
+                continue
+            if open_item is not None:
+                yield from self._close(ev, open_item, len(output) - 1, "completed")
+            if isinstance(piece, TextPiece):
+                open_item = OutputMessage(id=_new_id("msg"), status="in_progress",
+                                          content=[OutputText(text="")])
+                output.append(open_item)
+                index = len(output) - 1
+                yield ev.next("response.output_item.added", output_index=index,
+                              item={**open_item.model_dump(mode="json"), "content": []})
+                yield ev.next("response.content_part.added", item_id=open_item.id,
+                              output_index=index, content_index=0,
                               part=OutputText(text="").model_dump(mode="json"))
-            message.content[0].text += text
-            yield ev.next("response.output_text.delta", item_id=message.id, output_index=0,
-                          content_index=0, delta=text, logprobs=[])
+                yield from self._text_delta(ev, open_item, index, piece.text)
+                continue
+            open_item = self._call_item(piece.call)
+            open_item.arguments, open_item.status = "", "in_progress"
+            output.append(open_item)
+            yield ev.next("response.output_item.added", output_index=len(output) - 1,
+                          item=open_item.model_dump(mode="json"))
+            if piece.arguments:
+                open_item.arguments = piece.arguments
+                yield ev.next("response.function_call_arguments.delta", item_id=open_item.id,
+                              output_index=len(output) - 1, delta=piece.arguments)
         finished = self.run.generation.result if self.run.generation else None
         cut = finished is not None and finished.finish_reason == "length"
-        if message is not None:
-            message.status = "incomplete" if cut else "completed"
-            part = message.content[0]
-            yield ev.next("response.output_text.done", item_id=message.id, output_index=0,
-                          content_index=0, text=part.text, logprobs=[])
-            yield ev.next("response.content_part.done", item_id=message.id, output_index=0,
-                          content_index=0, part=part.model_dump(mode="json"))
-            yield ev.next("response.output_item.done", output_index=0,
-                          item=message.model_dump(mode="json"))
-        for call in calls:
-            item = self._call_item(call)
-            index = len(output)
-            output.append(item)
-            yield ev.next("response.output_item.added", output_index=index,
-                          item={**item.model_dump(mode="json"), "arguments": "",
-                                "status": "in_progress"})
-            yield ev.next("response.function_call_arguments.delta", item_id=item.id,
-                          output_index=index, delta=item.arguments)
-            yield ev.next("response.function_call_arguments.done", item_id=item.id,
-                          output_index=index, name=item.name, arguments=item.arguments)
-            yield ev.next("response.output_item.done", output_index=index,
-                          item=item.model_dump(mode="json"))
+        if open_item is not None:
+            status = "incomplete" if cut and isinstance(open_item, OutputMessage) else "completed"
+            yield from self._close(ev, open_item, len(output) - 1, status)
         final = self._finish(output, finished)
         kind = "response.incomplete" if cut else "response.completed"
         yield ev.next(kind, response=final)
+
+
+    @staticmethod
+    def _text_delta(ev: _Events, message: OutputMessage, index: int, text: str
+                    ) -> Iterator[dict[str, Any]]:
+        message.content[0].text += text
+        yield ev.next("response.output_text.delta", item_id=message.id, output_index=index,
+                      content_index=0, delta=text, logprobs=[])
+
+    @staticmethod
+    def _close(ev: _Events, item: OutputMessage | OutputFunctionCall, index: int,
+               status: str) -> Iterator[dict[str, Any]]:
+        item.status = status  # type: ignore[assignment]
+        if isinstance(item, OutputFunctionCall):
+            yield ev.next("response.function_call_arguments.done", item_id=item.id,
+                          output_index=index, name=item.name, arguments=item.arguments)
+        else:
+            part = item.content[0]
+            yield ev.next("response.output_text.done", item_id=item.id, output_index=index,
+                          content_index=0, text=part.text, logprobs=[])
+            yield ev.next("response.content_part.done", item_id=item.id, output_index=index,
+                          content_index=0, part=part.model_dump(mode="json"))
+        yield ev.next("response.output_item.done", output_index=index,
+                      item=item.model_dump(mode="json"))
 
 
 class _Events:

@@ -8,6 +8,7 @@ step would cost more than the decode itself (the same trick as llama.cpp's commo
 from __future__ import annotations
 
 import ctypes
+import functools
 import random
 from collections.abc import Callable
 
@@ -58,8 +59,9 @@ class Sampler:
         except BaseException:
             self.close()
             raise
-        self._cur = np.zeros(n_vocab, dtype=_TOKEN_DATA)
-        self._ids = np.arange(n_vocab, dtype=np.int32)
+        # The vocabulary-sized candidate array (3 MiB for Gemma) is made on the first pick in
+        # Python: a request without a grammar samples in C and never needs it.
+        self._cur: np.ndarray | None = None
         self._one = np.zeros(1, dtype=_TOKEN_DATA)
         self._short = np.zeros(min(SHORTLIST, n_vocab), dtype=_TOKEN_DATA)
         self._need = _shortlist_need(params, n_vocab)
@@ -96,8 +98,10 @@ class Sampler:
         self._add(llama_cpp.llama_sampler_init_dist(seed & 0xFFFFFFFF))
 
     def _pick(self, logits: np.ndarray, with_grammar: bool) -> int:
+        if self._cur is None:
+            self._cur = np.zeros(self.n_vocab, dtype=_TOKEN_DATA)
         cur = self._cur
-        cur["id"] = self._ids
+        cur["id"] = _token_ids(self.n_vocab)
         cur["logit"] = logits
         cur["p"] = 0.0
         arr = _token_array(cur, self.n_vocab)
@@ -188,6 +192,14 @@ class Sampler:
         if self.grammar:
             llama_cpp.llama_sampler_free(self.grammar)
             self.grammar = None
+
+
+@functools.cache
+def _token_ids(n_vocab: int) -> np.ndarray:
+    """0..n_vocab-1, one read-only copy for every sampler of a vocabulary of that size."""
+    ids = np.arange(n_vocab, dtype=np.int32)
+    ids.flags.writeable = False
+    return ids
 
 
 def _shortlist_need(p: SamplingParams, n_vocab: int) -> int:

@@ -14,6 +14,7 @@ BOS text (parsed as the special token, parse_special=True) only when the tokeniz
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Collection, Mapping
 from typing import Any
 
@@ -29,12 +30,12 @@ from slm_api.prompting.jinja_template import JinjaTemplate
 from slm_api.prompting.tool_calls import (
     ToolCall,
     arguments_value,
-    parse_tool_calls,
+    forced_functions,
     render_tool_calls,
     render_tool_response,
-    tool_call_schema,
     tools_system_block,
 )
+from slm_api.prompting.tool_markup import HERMES, MISTRAL, ToolMarkup, markup_for_template
 from slm_api.prompting.tool_stream import ToolCallDeltas, assemble
 
 __all__ = [
@@ -42,10 +43,10 @@ __all__ = [
     "ChatFormatter",
     "ToolCall",
     "ToolCallDeltas",
+    "ToolMarkup",
+    "forced_functions",
     "formatter_for",
     "normalize_messages",
-    "parse_tool_calls",
-    "tool_call_schema",
 ]
 
 FORMAT_NAMES: tuple[str, ...] = ("jinja", *BUILTIN_FORMATS)
@@ -144,15 +145,27 @@ def to_turns(messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None)
     return turns
 
 
-def _template_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Messages as Hugging Face templates expect them: tool call arguments as objects."""
+def _nine_char_id(call_id: Any) -> str:
+    # Mistral's templates (v0.3, Nemo) refuse a tool call id that is not 9 alphanumerics; ours
+    # and other servers' are longer. The same id always maps to the same 9 characters, so a
+    # call and its result still pair up in the prompt.
+    return hashlib.sha256(str(call_id).encode()).hexdigest()[:9]
+
+
+def _template_messages(messages: list[dict[str, Any]], short_ids: bool = False
+                       ) -> list[dict[str, Any]]:
+    """Messages as Hugging Face templates expect them: tool call arguments as objects;
+    `short_ids`: ids of 9 alphanumerics (Mistral)."""
+    fix = _nine_char_id if short_ids else (lambda i: i)
     out = []
     for msg in messages:
         msg = dict(msg)
+        if short_ids and msg.get("tool_call_id"):
+            msg["tool_call_id"] = fix(msg["tool_call_id"])
         if msg.get("tool_calls"):
             msg["tool_calls"] = [
                 {
-                    "id": c.get("id", ""),
+                    "id": fix(c.get("id", "")),
                     "type": "function",
                     "function": {
                         "name": c["function"].get("name", ""),
@@ -184,13 +197,17 @@ class ChatFormatter:
         Raises InvalidRequest for messages the format cannot take."""
         raise NotImplementedError
 
+    # The markup the model calls tools in: Hermes, which the prompt teaches a template that
+    # cannot render tools; a template that renders them teaches its own (JinjaFormatter).
+    tool_markup: ToolMarkup = HERMES
+
     def parse_tool_calls(self, text: str) -> tuple[str | None, list[ToolCall]]:
         """Split a reply into its plain content and the tool calls the model made."""
-        return parse_tool_calls(text)
+        return self.tool_markup.parse(text)
 
     def tool_stream(self) -> ToolCallDeltas:
         """A fresh splitter of generated text into content and tool-call deltas."""
-        return ToolCallDeltas()
+        return ToolCallDeltas(self.tool_markup)
 
     def split_reply(self, text: str, cut: bool) -> tuple[str | None, list[ToolCall]]:
         """A whole reply's content and tool calls, exactly as its stream would send them;
@@ -226,6 +243,8 @@ class JinjaFormatter(ChatFormatter):
     def __init__(self, template: str, *, bos: str = "", eos: str = "",
                  tokenizer_adds_bos: bool = True):
         self.template = JinjaTemplate(template)  # ValueError when it does not compile
+        if self.template.uses_tools:
+            self.tool_markup = markup_for_template(template)
         self.bos, self.eos = bos, eos
         self.strip_bos = tokenizer_adds_bos and bool(bos)
         markers = [m for m in _END_MARKERS if m in template]
@@ -242,7 +261,7 @@ class JinjaFormatter(ChatFormatter):
         }
         has_tool_messages = any(m["role"] == "tool" or m.get("tool_calls") for m in msgs)
         if self.template.uses_tools:
-            context["messages"] = _template_messages(msgs)
+            context["messages"] = _template_messages(msgs, self.tool_markup is MISTRAL)
             if tools:
                 # Templates test `tools is defined` / `tools is not none`: pass only real tools.
                 context["tools"] = tools

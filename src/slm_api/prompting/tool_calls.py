@@ -1,10 +1,7 @@
-"""Tool calls in the Hermes/Qwen convention: `<tool_call>{"name": ..., "arguments": {...}}`
-then `</tool_call>`.
-
-Everything here is plain text and JSON: the prompt block that describes the tools, how earlier
-calls and results are written back into a prompt, parsing calls out of a whole reply (streamed:
-tool_stream.py), and the JSON Schema that constrains a forced call (turned into a grammar
-elsewhere).
+"""Tool calls, plain text and JSON: the Hermes-style prompt block that describes the tools to a
+template that cannot render them (`<tool_call>{"name": ..., "arguments": {...}}</tool_call>`),
+how earlier calls and results are written back into such a prompt, and the functions a forced
+call may name. Parsing replies in each template's own markup: tool_markup.py, tool_stream.py.
 """
 
 from __future__ import annotations
@@ -104,9 +101,6 @@ def render_tool_response(content: str) -> str:
 
 # -- reply side ----------------------------------------------------------------------------
 
-_DECODER = json.JSONDecoder()
-
-
 def _call_from(obj: Any) -> ToolCall | None:
     if not isinstance(obj, dict) or not isinstance(obj.get("name"), str) or not obj["name"]:
         return None
@@ -121,68 +115,15 @@ def _call_from(obj: Any) -> ToolCall | None:
     return ToolCall(id=new_call_id(), name=obj["name"], arguments=_compact(args))
 
 
-def _call_at(text: str, start: int) -> tuple[ToolCall, int] | None:
-    """The call whose <tool_call> tag starts at `start`, and where its block ends. The JSON is
-    decoded in place (not cut at the first closing tag), so an argument may contain the tag;
-    a missing closing tag is accepted when only whitespace follows (generation stopped)."""
-    pos = start + len(CALL_OPEN)
-    while pos < len(text) and text[pos].isspace():
-        pos += 1
-    try:
-        obj, pos = _DECODER.raw_decode(text, pos)
-    except json.JSONDecodeError:
-        return None
-    call = _call_from(obj)
-    if call is None:
-        return None
-    rest = text[pos:]
-    gap = len(rest) - len(rest.lstrip())
-    if rest.startswith(CALL_CLOSE, gap):
-        return call, pos + gap + len(CALL_CLOSE)
-    if not rest.strip():
-        return call, len(text)
-    return None
-
-
-def parse_tool_calls(text: str) -> tuple[str | None, list[ToolCall]]:
-    """Split a reply into its content and its tool calls.
-
-    With no valid call the text comes back unchanged. Otherwise content is the text outside the
-    calls, stripped, or None when nothing is left. A block whose JSON does not parse stays in the
-    content as written, so nothing the model said is lost.
-    """
-    calls: list[ToolCall] = []
-    outside: list[str] = []
-    pos = 0
-    at = text.find(CALL_OPEN)
-    while at >= 0:
-        found = _call_at(text, at)
-        if found is None:
-            at = text.find(CALL_OPEN, at + len(CALL_OPEN))
-            continue
-        call, end = found
-        outside.append(text[pos:at])
-        calls.append(call)
-        pos = end
-        at = text.find(CALL_OPEN, end)
-    if not calls:
-        return text, []
-    outside.append(text[pos:])
-    content = "".join(outside).strip()
-    return (content or None), calls
-
-
-
-
 # -- constrained calls ---------------------------------------------------------------------
 
 
-def tool_call_schema(tools: list[dict[str, Any]] | None, tool_choice: Any) -> dict[str, Any] | None:
-    """The JSON Schema of the single call a reply must be, or None when the model may choose.
+def forced_functions(tools: list[dict[str, Any]] | None, tool_choice: Any
+                     ) -> list[dict[str, Any]] | None:
+    """The functions one of which a reply must call, or None when the model may choose.
 
     "required" allows any of the tools; {"type": "function", "function": {"name": X}} only X;
-    "auto", "none" and None constrain nothing. One allowed function gives its object schema
-    directly, several an anyOf of them.
+    "auto", "none" and None constrain nothing.
     """
     if tool_choice is None or tool_choice in ("auto", "none"):
         return None
@@ -191,8 +132,8 @@ def tool_call_schema(tools: list[dict[str, Any]] | None, tool_choice: Any) -> di
         if not fns:
             raise InvalidRequest("tool_choice 'required' needs a non-empty tools list",
                                  param="tool_choice")
-        chosen = fns
-    elif isinstance(tool_choice, dict):
+        return fns
+    if isinstance(tool_choice, dict):
         want = (tool_choice.get("function") or {}).get("name")
         if tool_choice.get("type", "function") != "function" or not isinstance(want, str):
             raise InvalidRequest(
@@ -204,10 +145,18 @@ def tool_call_schema(tools: list[dict[str, Any]] | None, tool_choice: Any) -> di
         if not chosen:
             raise InvalidRequest(f"tool_choice names function {want!r}, which is not in tools",
                                  param="tool_choice")
-        chosen = chosen[:1]
-    else:
-        raise InvalidRequest(f"unknown tool_choice {tool_choice!r}", param="tool_choice")
-    options = [_call_schema(fn) for fn in chosen]
+        return chosen[:1]
+    raise InvalidRequest(f"unknown tool_choice {tool_choice!r}", param="tool_choice")
+
+
+def tool_call_schema(tools: list[dict[str, Any]] | None, tool_choice: Any,
+                     arguments_key: str = "arguments") -> dict[str, Any] | None:
+    """The JSON Schema of the single call object a reply must be (None when the model may
+    choose): one allowed function gives its object schema directly, several an anyOf."""
+    fns = forced_functions(tools, tool_choice)
+    if fns is None:
+        return None
+    options = [_call_schema(fn, arguments_key) for fn in fns]
     return options[0] if len(options) == 1 else {"anyOf": options}
 
 
@@ -226,11 +175,11 @@ def strict_parameters(params: Any) -> dict[str, Any]:
     return params
 
 
-def _call_schema(fn: dict[str, Any]) -> dict[str, Any]:
+def _call_schema(fn: dict[str, Any], arguments_key: str) -> dict[str, Any]:
     params = strict_parameters(fn.get("parameters"))
     return {
         "type": "object",
-        "properties": {"name": {"const": fn["name"]}, "arguments": params},
-        "required": ["name", "arguments"],
+        "properties": {"name": {"const": fn["name"]}, arguments_key: params},
+        "required": ["name", arguments_key],
         "additionalProperties": False,
     }

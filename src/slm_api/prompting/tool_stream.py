@@ -1,36 +1,25 @@
 """Tool calls as OpenAI deltas, while the reply is generated.
 
-`ToolCallDeltas` turns the model's text (Hermes `<tool_call>` markup) into what a chat reply
-sends: content text, and for each call first `{index, id, type, function: {name, arguments:
-""}}`, then argument fragments. Template markup never reaches the content. A streamed and a
-whole reply run the same code (the whole text fed at once), so the deltas of a stream reassemble
-to exactly the call of the non-streamed reply.
+`ToolCallDeltas` turns the model's text (in its template's markup, see tool_markup.py) into what
+a chat reply sends: content text, and for each call first `{index, id, type, function: {name,
+arguments: ""}}`, then argument fragments. Template markup never reaches the content. A streamed
+and a whole reply run the same code (the whole text fed at once), so the deltas of a stream
+reassemble to exactly the call of the non-streamed reply.
 
 Arguments stream as the model writes them with the whitespace outside strings dropped (the
 compact JSON OpenAI sends). A call cut by max_tokens keeps what was generated. A call the model
-writes in another shape (arguments before name, arguments as a JSON string) is sent whole once
-its block is complete.
+writes in another shape (arguments before name, arguments as a JSON string) is sent whole when
+the reply ends; so is text between calls.
 """
 
 from __future__ import annotations
 
-import json
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from slm_api.prompting.stops import partial_suffix
-from slm_api.prompting.tool_calls import (
-    CALL_CLOSE,
-    CALL_OPEN,
-    ToolCall,
-    _call_at,
-    new_call_id,
-    parse_tool_calls,
-)
-
-# The block's start as a constrained call writes it: name first, then the arguments object.
-_HEADER = re.compile(r'\s*\{\s*"name"\s*:\s*"((?:[^"\\]|\\.)*)"\s*,\s*"arguments"\s*:\s*(?=\{)')
+from slm_api.prompting.tool_calls import ToolCall, new_call_id
+from slm_api.prompting.tool_markup import HERMES, ToolMarkup
 
 Delta = dict[str, Any]  # {"content": str} or {"tool_call": <delta.tool_calls[] entry>}
 
@@ -76,12 +65,12 @@ class _Args:
 
 @dataclass
 class ToolCallDeltas:
+    markup: ToolMarkup = HERMES
     calls: list[ToolCall] = field(default_factory=list)
-    _pending: str = ""  # content held back: a possible tag start, trailing whitespace
-    _buf: str = ""  # the text from the first <tool_call> on
+    _pending: str = ""  # content held back: a possible trigger start, trailing whitespace
+    _seen: bool = False  # whether content other than whitespace came before
+    _buf: str = ""  # the text from the first calls region on
     _in_calls: bool = False
-    _block: int = 0  # where the current block starts in _buf; -1 between blocks
-    _after: int = 0  # between blocks: where the last block ended
     _args: _Args | None = None
     _outside: list[str] = field(default_factory=list)
 
@@ -95,9 +84,9 @@ class ToolCallDeltas:
             self._buf += delta
             return self._advance()
         text = self._pending + delta
-        at = text.find(CALL_OPEN)
+        at = self.markup.starts(text, at_reply_start=not self._seen)
         if at < 0:
-            partial = partial_suffix(text, (CALL_OPEN,))
+            partial = partial_suffix(text, self.markup.triggers)
             before = text[: len(text) - partial]
             hold = partial + len(before) - len(before.rstrip())
         else:
@@ -106,6 +95,7 @@ class ToolCallDeltas:
             text = text[:at]
             hold = len(text) - len(text.rstrip())
         ready, self._pending = text[: len(text) - hold], text[len(text) - hold:]
+        self._seen = self._seen or bool(ready.strip())
         out = [{"content": ready}] if ready else []
         return out + (self._advance() if self._in_calls else [])
 
@@ -121,60 +111,61 @@ class ToolCallDeltas:
 
     def _advance(self) -> list[Delta]:
         out: list[Delta] = []
-        buf = self._buf
+        buf, markup = self._buf, self.markup
         while True:
-            if self._block < 0:
-                at = buf.find(CALL_OPEN, self._after)
-                if at < 0:
-                    return out
-                self._outside.append(buf[self._after:at])
-                self._block, self._args = at, None
-            if self._args is None:
-                m = _HEADER.match(buf, self._block + len(CALL_OPEN))
+            if self._args is None or self._args.done:
+                if self._args is None:
+                    m = markup.header.match(buf)
+                else:
+                    m = markup.next_header.search(buf, self._args.pos)
                 if m is None:
                     return out  # not known yet: a whole-block call or not a call (see finish)
-                name = json.loads(f'"{m.group(1)}"')
-                out.append(self._start(name, ""))
+                if self._args is not None:
+                    self._gap(buf[self._args.pos:m.start()])
+                out.append(self._start(markup.decode_name(m.group("name")), ""))
                 self._args = _Args(m.end())
             text = self._args.take(buf)
             if text:
                 out.append(self._fragment(text))
             if not self._args.done:
                 return out
-            close = buf.find(CALL_CLOSE, self._args.pos)
-            if close < 0:
-                return out
-            self._block, self._after = -1, close + len(CALL_CLOSE)
+
+    def _gap(self, text: str) -> None:
+        """Text between a call's arguments and the next call: its closing markup, then content."""
+        m = self.markup.residue.match(text)
+        self._outside.append(text[m.end():] if m else text)
 
     def finish(self, cut: bool) -> list[Delta]:
         """The deltas still owed once generation ended; `cut`: it ended at max_tokens."""
         if not self._in_calls:
             rest, self._pending = self._pending, ""
             return [{"content": rest}] if rest else []
-        out: list[Delta] = []
-        if not self.calls:
-            # Nothing had the streamed shape: parse the blocks whole, as written.
-            content, calls = parse_tool_calls(self._buf)
-            for call in calls:
-                out.append(self._start(call.name, call.arguments))
-            if calls:
-                rest = (content or "").strip()
-            elif cut:  # a call cut before its name was complete: the markup is not content
-                rest = self._pending + self._buf[: self._buf.rfind(CALL_OPEN)].rstrip()
-            else:
-                rest = self._pending + self._buf
-            return out + ([{"content": rest}] if rest else [])
-        if self._block >= 0 and self._args is None:
-            found = _call_at(self._buf, self._block)
-            if found is not None:
-                out.append(self._start(found[0].name, found[0].arguments))
-                self._outside.append(self._buf[found[1]:])
-            elif not cut:
-                self._outside.append(self._buf[self._block:])
-        elif self._block < 0:
-            self._outside.append(self._buf[self._after:])
-        rest = "".join(self._outside).strip()
+        streamed = self._args is not None
+        if not streamed:
+            lead, tail = self._pending, self._buf  # nothing had the streamed shape
+        else:
+            if self._args.done:
+                self._gap(self._buf[self._args.pos:])
+            lead, tail = "", "".join(self._outside)
+        # Calls written in another shape (arguments first, arguments as a JSON string) are
+        # parsed whole, as written.
+        content, calls = self.markup.parse(tail)
+        out = [self._start(call.name, call.arguments) for call in calls]
+        if calls:
+            rest = (content or "").strip()
+        elif cut and not self.cut_call:
+            # A call cut before its name was complete: the markup is not content.
+            rest = (lead + self._before_last_region(tail, streamed)).rstrip()
+        else:
+            rest = tail.strip() if streamed else lead + tail
         return out + ([{"content": rest}] if rest else [])
+
+    def _before_last_region(self, text: str, streamed: bool) -> str:
+        at = max(text.rfind(t) for t in self.markup.triggers)
+        if at >= 0:
+            return text[:at]
+        bare = self.markup.bare_json and not streamed and text.lstrip().startswith("{")
+        return "" if bare else text
 
 
 def assemble(deltas: list[Delta]) -> tuple[str | None, list[ToolCall]]:

@@ -1,0 +1,239 @@
+"""The tool-call markups that chat templates teach their models, and which one a template uses.
+
+A model calls tools in the markup its own chat template shows it; we parse that markup back out
+(streamed: tool_stream.py) and, for a forced call, constrain generation to it:
+
+- hermes: `<tool_call>{"name": ..., "arguments": {...}}</tool_call>` (Hermes, Qwen 2.5/3, and
+  every template that cannot render tools: we inject a Hermes-style block into those prompts).
+- llama3: `{"name": ..., "parameters": {...}}` as the whole reply, or after `<|python_tag|>`;
+  several calls separated by `;` (Llama 3.1/3.2/3.3).
+- mistral: `[TOOL_CALLS][{"name": ..., "arguments": {...}, "id": ...}, ...]` (Mistral v3,
+  Nemo, Small 3).
+- mistral-v11: `[TOOL_CALLS]name[ARGS]{...}`, repeated per call (Magistral, Devstral, Small 3.2).
+
+Detection follows llama.cpp's common/chat.cpp: it looks for each markup's marker in the template
+source. Functionary and other rarer markups are not parsed; their models' replies stay content.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from slm_api.grammar import SchemaError, check_schema, schema_to_gbnf
+from slm_api.grammar.convert import Converter
+from slm_api.grammar.gbnf import literal
+from slm_api.prompting.tool_calls import (
+    CALL_CLOSE,
+    CALL_OPEN,
+    ToolCall,
+    _call_from,
+    _call_schema,
+    strict_parameters,
+)
+
+_DECODER = json.JSONDecoder()
+_NAME = r'"(?P<name>(?:[^"\\]|\\.)*)"'
+# The start of a call object as a constrained call writes it: name first, then its arguments.
+_OBJ = (r'\s*\{\s*(?:"type"\s*:\s*"function"\s*,\s*)?"name"\s*:\s*' + _NAME
+        + r'\s*,\s*"KEY"\s*:\s*(?=\{)')
+PYTHON_TAG = "<|python_tag|>"
+MISTRAL_CALLS = "[TOOL_CALLS]"
+MISTRAL_ARGS = "[ARGS]"
+
+
+@dataclass(frozen=True)
+class ToolMarkup:
+    name: str
+    triggers: tuple[str, ...]  # text that opens a calls region anywhere in a reply
+    bare_json: bool  # a reply whose first character is `{` may be a call (Llama 3.x)
+    header: re.Pattern[str]  # at a region's start: up to the first call's arguments object
+    next_header: re.Pattern[str]  # searched after a call: up to the next one's arguments
+    residue: re.Pattern[str]  # after a call's arguments: the markup that closes it
+    json_name: bool = True  # whether the name group is a JSON string body (escapes decoded)
+
+    def starts(self, text: str, at_reply_start: bool) -> int:
+        """Where the first calls region of `text` starts, -1 when none."""
+        found = [i for i in (text.find(t) for t in self.triggers) if i >= 0]
+        if self.bare_json and at_reply_start:
+            lead = len(text) - len(text.lstrip())
+            if text[lead:lead + 1] == "{":
+                found.append(lead)
+        return min(found, default=-1)
+
+    def decode_name(self, raw: str) -> str:
+        return json.loads(f'"{raw}"') if self.json_name else raw
+
+    # -- whole replies -----------------------------------------------------------------------
+
+    def parse(self, text: str) -> tuple[str | None, list[ToolCall]]:
+        """Split a whole reply into its content and its calls, whatever order a call's keys
+        come in. With no valid call the text comes back unchanged; otherwise content is the
+        text outside the calls, stripped, or None. Markup whose JSON does not parse stays in
+        the content as written, so nothing the model said is lost."""
+        calls: list[ToolCall] = []
+        outside: list[str] = []
+        pos, at = 0, self.starts(text, at_reply_start=True)
+        while at >= 0:
+            found = self._calls_at(text, at)
+            if found is None:
+                skip = at + 1
+                nxt = self.starts(text[skip:], at_reply_start=False)
+                at = skip + nxt if nxt >= 0 else -1
+                continue
+            got, end = found
+            outside.append(text[pos:at])
+            calls.extend(got)
+            pos = end
+            nxt = self.starts(text[end:], at_reply_start=False)
+            at = end + nxt if nxt >= 0 else -1
+        if not calls:
+            return text, []
+        outside.append(text[pos:])
+        content = "".join(outside).strip()
+        return (content or None), calls
+
+    def _calls_at(self, text: str, start: int) -> tuple[list[ToolCall], int] | None:
+        trigger = next((t for t in self.triggers if text.startswith(t, start)), "")
+        pos = _skip_ws(text, start + len(trigger))
+        if self.name == "mistral-v11":
+            return _v11_calls(text, pos)
+        try:
+            value, pos = _DECODER.raw_decode(text, pos)
+        except json.JSONDecodeError:
+            return None
+        if self.name == "mistral" and isinstance(value, list):
+            calls = [_call_from(v) for v in value]
+            if not calls or None in calls:
+                return None
+            return calls, pos  # type: ignore[return-value]
+        call = _call_from(value)
+        if call is None:
+            return None
+        if self.name == "hermes":
+            rest = _skip_ws(text, pos)
+            if text.startswith(CALL_CLOSE, rest):
+                return [call], rest + len(CALL_CLOSE)
+            # A missing closing tag is accepted when only whitespace follows (generation
+            # stopped); a tag is not cut at its first closing tag, so arguments may hold one.
+            return ([call], len(text)) if not text[pos:].strip() else None
+        calls = [call]
+        if self.name == "llama3":
+            while True:
+                m = re.compile(r"\s*;").match(text, pos)
+                if m is None:
+                    break
+                try:
+                    value, after = _DECODER.raw_decode(text, _skip_ws(text, m.end()))
+                except json.JSONDecodeError:
+                    break
+                nxt = _call_from(value)
+                if nxt is None:
+                    break
+                calls.append(nxt)
+                pos = after
+        return calls, pos
+
+    # -- forced calls ------------------------------------------------------------------------
+
+    def grammar(self, fns: list[dict[str, Any]]) -> str:
+        """A GBNF grammar for exactly one call, in this markup, of one of `fns`."""
+        if self.name == "mistral-v11":
+            return _alternatives([(f"{MISTRAL_CALLS}{fn['name']}{MISTRAL_ARGS}",
+                                   strict_parameters(fn.get("parameters"))) for fn in fns])
+        key = "parameters" if self.name == "llama3" else "arguments"
+        options = [_call_schema(fn, key) for fn in fns]
+        schema = options[0] if len(options) == 1 else {"anyOf": options}
+        prefix, suffix = {
+            "hermes": (CALL_OPEN, CALL_CLOSE),
+            "llama3": ("", ""),
+            "mistral": (MISTRAL_CALLS + "[", "]"),
+        }[self.name]
+        return schema_to_gbnf(schema, prefix=prefix, suffix=suffix)
+
+
+def _skip_ws(text: str, pos: int) -> int:
+    while pos < len(text) and text[pos].isspace():
+        pos += 1
+    return pos
+
+
+_V11_HEAD = re.compile(r"\s*(?P<name>[^\s\[\]{}]+)\s*(?:\[CALL_ID\][^\[]*)?\[ARGS\]\s*")
+
+
+def _v11_calls(text: str, pos: int) -> tuple[list[ToolCall], int] | None:
+    m = _V11_HEAD.match(text, pos)
+    if m is None:
+        return None
+    try:
+        args, end = _DECODER.raw_decode(text, m.end())
+    except json.JSONDecodeError:
+        return None
+    call = _call_from({"name": m.group("name"), "arguments": args})
+    return ([call], end) if call is not None else None
+
+
+def _alternatives(options: list[tuple[str, dict[str, Any]]]) -> str:
+    """One grammar for `prefix + JSON` alternatives (a name outside the JSON, as v11 writes)."""
+    root = {"anyOf": [schema for _, schema in options]}
+    check_schema(root)
+    conv = Converter(root)
+    conv.base("ws")
+    try:
+        rules = [f"{literal(prefix)} {conv.visit(schema, f'call{i}-args')}"
+                 for i, (prefix, schema) in enumerate(options)]
+    except RecursionError:
+        raise SchemaError("schema is nested too deeply", param="schema") from None
+    return f"root ::= ({' | '.join(rules)}) ws\n" + conv.b.render()
+
+
+def _header(prefix: str, key: str) -> re.Pattern[str]:
+    return re.compile(prefix + _OBJ.replace("KEY", key))
+
+
+HERMES = ToolMarkup(
+    name="hermes",
+    triggers=(CALL_OPEN,),
+    bare_json=False,
+    header=_header(re.escape(CALL_OPEN), "arguments"),
+    next_header=_header(re.escape(CALL_OPEN), "arguments"),
+    residue=re.compile(r"(?s).*?" + re.escape(CALL_CLOSE) + r"|(?s:.*)"),
+)
+LLAMA3 = ToolMarkup(
+    name="llama3",
+    triggers=(PYTHON_TAG,),
+    bare_json=True,
+    header=_header(f"(?:{re.escape(PYTHON_TAG)})?", "(?:parameters|arguments)"),
+    next_header=_header(f"(?:;|{re.escape(PYTHON_TAG)})", "(?:parameters|arguments)"),
+    residue=re.compile(r"\s*\}"),
+)
+MISTRAL = ToolMarkup(
+    name="mistral",
+    triggers=(MISTRAL_CALLS,),
+    bare_json=False,
+    header=_header(re.escape(MISTRAL_CALLS) + r"\s*\[?", "arguments"),
+    next_header=_header(f"(?:,|{re.escape(MISTRAL_CALLS)}\\s*\\[?)", "arguments"),
+    residue=re.compile(r'\s*(?:,\s*"id"\s*:\s*"(?:[^"\\]|\\.)*"\s*)?\}\s*\]?'),
+)
+MISTRAL_V11 = ToolMarkup(
+    name="mistral-v11",
+    triggers=(MISTRAL_CALLS,),
+    bare_json=False,
+    header=re.compile(re.escape(MISTRAL_CALLS) + _V11_HEAD.pattern + r"(?=\{)"),
+    next_header=re.compile(re.escape(MISTRAL_CALLS) + _V11_HEAD.pattern + r"(?=\{)"),
+    residue=re.compile(""),
+    json_name=False,
+)
+MARKUPS = {m.name: m for m in (HERMES, LLAMA3, MISTRAL, MISTRAL_V11)}
+
+
+def markup_for_template(source: str) -> ToolMarkup:
+    """The markup a chat template that renders tools teaches its model (llama.cpp's tests: a
+    marker that only that family's templates contain)."""
+    if MISTRAL_CALLS in source:
+        return MISTRAL_V11 if MISTRAL_ARGS in source else MISTRAL
+    if PYTHON_TAG in source or "<|start_header_id|>ipython<|end_header_id|>" in source:
+        return LLAMA3
+    return HERMES
