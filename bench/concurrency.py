@@ -4,12 +4,17 @@ Starts the server itself (once with N_PARALLEL=1, once with the N_PARALLEL under
 1, 2, 4, 8, 16 concurrent streaming chat requests of --tokens tokens each, and prints aggregate
 tokens/s, median and max time to first token, and the ratio against N_PARALLEL=1 measured in
 the same run, and against llama.cpp's own llama-server with as many slots (bench/anchors.py:
-the same llama.cpp the wheel was built from), also in the same run. Then single-stream tokens/s
+the same llama.cpp the wheel was built from), also in the same run. The three servers run
+side by side and each level is measured --rounds times, the servers taking turns, so a busy
+machine slows all three alike; the median round is reported. Then single-stream tokens/s
 through HTTP against in-process llama-cpp-python on the same prompt, and resident memory of
 each server at --ctx.
 
+Every end-of-generation token of the model is banned (logit_bias) so that every stream runs
+its full length on both servers; "short" counts streams that still ended early.
+
     .venv/bin/python bench/concurrency.py [--parallel 8] [--tokens 64] [--levels 1,2,4,8,16]
-                                          [--ctx 1024]
+                                          [--ctx 1024] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -20,14 +25,28 @@ import os
 import statistics
 import threading
 import time
+from pathlib import Path
 
 import requests
 from anchors import LlamaServer
 from server import MODEL, Server
 
 PROMPT = "Write a long story about a lighthouse keeper and a storm."
-# End-of-turn and end-of-text are banned so that every stream runs its full length.
-NO_EOS = {"1": -100, "106": -100}
+
+
+def end_tokens(model: Path = MODEL) -> dict[str, float]:
+    """A logit_bias banning every end-of-generation token of `model`."""
+    import llama_cpp
+
+    llm = llama_cpp.Llama(str(model), vocab_only=True, verbose=False)
+    vocab = llama_cpp.llama_model_get_vocab(llm.model)
+    ends = [t for t in range(llama_cpp.llama_vocab_n_tokens(vocab))
+            if llama_cpp.llama_vocab_is_eog(vocab, t)]
+    llm.close()
+    return {str(t): -100.0 for t in ends}
+
+
+NO_EOS = end_tokens()
 
 
 def one_stream(url: str, tokens: int, out: list, i: int) -> None:
@@ -79,11 +98,11 @@ def in_process_tok_s(tokens: int, threads: int) -> float:
     from llama_cpp import Llama
 
     llm = Llama(str(MODEL), n_ctx=1024, n_threads=threads, verbose=False)
-    prompt = f"<start_of_turn>user\n{PROMPT} (0)<end_of_turn>\n<start_of_turn>model\n"
-    llm.create_completion(prompt, max_tokens=4)  # warm-up
+    messages = [{"role": "user", "content": f"{PROMPT} (0)"}]
+    llm.create_chat_completion(messages, max_tokens=4)  # warm-up
     start = time.perf_counter()
-    out = llm.create_completion(prompt, max_tokens=tokens, temperature=0.7, seed=0,
-                                logit_bias={1: -100.0, 106: -100.0})
+    out = llm.create_chat_completion(messages, max_tokens=tokens, temperature=0.7, seed=0,
+                                     logit_bias={int(t): b for t, b in NO_EOS.items()})
     rate = out["usage"]["completion_tokens"] / (time.perf_counter() - start)
     llm.close()
     return rate
@@ -97,26 +116,37 @@ def main() -> None:
     parser.add_argument("--levels", default="1,2,4,8,16")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--ctx", type=int, default=1024, help="N_CTX per sequence")
+    parser.add_argument("--rounds", type=int, default=3, help="turns per level and server")
     args = parser.parse_args()
     levels = [int(x) for x in args.levels.split(",")]
 
-    results: dict[int, dict[int, dict]] = {}
-    rss: dict[int, tuple[float, float]] = {}
-    for n_parallel in (1, args.parallel):
-        server = Server(N_PARALLEL=n_parallel, N_THREADS=args.threads, N_CTX=args.ctx)
-        idle = server.rss_mb()
-        try:
-            run_level(server.url, 1, 8)  # warm-up
-            results[n_parallel] = {c: run_level(server.url, c, args.tokens) for c in levels}
-            rss[n_parallel] = (idle, server.rss_mb())
-        finally:
+    ours = {p: Server(N_PARALLEL=p, N_THREADS=args.threads, N_CTX=args.ctx)
+            for p in (1, args.parallel)}
+    anchor = LlamaServer(n_ctx=args.ctx, n_parallel=args.parallel, threads=args.threads)
+    urls = {**{p: s.url for p, s in ours.items()}, "anchor": anchor.url}
+    idle = {**{p: s.rss_mb() for p, s in ours.items()}, "anchor": anchor.rss_mb()}
+    runs: dict = {key: {c: [] for c in levels} for key in urls}
+    try:
+        for url in urls.values():
+            run_level(url, 1, 8)  # warm-up
+        for c in levels:
+            for _ in range(args.rounds):
+                for key, url in urls.items():
+                    runs[key][c].append(run_level(url, c, args.tokens))
+        loaded = {**{p: s.rss_mb() for p, s in ours.items()}, "anchor": anchor.rss_mb()}
+    finally:
+        for server in ours.values():
             server.stop()
+        anchor.stop()
 
-    with LlamaServer(n_ctx=args.ctx, n_parallel=args.parallel, threads=args.threads) as anchor:
-        anchor_idle = anchor.rss_mb()
-        run_level(anchor.url, 1, 8)  # warm-up
-        anchor_results = {c: run_level(anchor.url, c, args.tokens) for c in levels}
-        anchor_rss = (anchor_idle, anchor.rss_mb())
+    def median(rounds: list[dict]) -> dict:
+        return sorted(rounds, key=lambda r: r["tok_s"])[len(rounds) // 2]
+
+    results = {key: {c: median(r) for c, r in by_level.items()}
+               for key, by_level in runs.items()}
+    anchor_results = results["anchor"]
+    rss = {p: (idle[p], loaded[p]) for p in ours}
+    anchor_rss = (idle["anchor"], loaded["anchor"])
 
     base, best = results[1], results[args.parallel]
     print(f"\n{args.tokens}-token streams, N_PARALLEL={args.parallel} vs N_PARALLEL=1 "

@@ -2,13 +2,16 @@
 (/v1/extract) against free text (/v1/chat/completions, same document, no grammar) on the same
 server in the same run; sequential and 8 concurrent; per feature configuration:
 
-    today    GRAMMAR_ENGINE=llama STRUCTURED_BUDGET=0 STRUCTURED_FAST_FORWARD=0 (before issue 10)
+    today    GRAMMAR_ENGINE=llama STRUCTURED_BUDGET=0 STRUCTURED_FAST_FORWARD=0
+             LOOKUP_DRAFT_MAX=0 (before issue 10)
     masks    llguidance masks only
     budget   llguidance + budget guide
-    all      llguidance + budget guide + fast-forward (the defaults)
+    ff       llguidance + budget guide + fast-forward
+    all      llguidance + budget guide + fast-forward + prompt-lookup drafts (the defaults)
 
-Reported per mode: wall seconds, completion tokens, tokens/s, and the ratio of constrained to
-free-text tokens/s (the issue's target: >= 1.5). Prompt-lookup speculation is not built yet.
+Reported per mode: wall seconds, completion tokens, tokens/s, the ratio of constrained to
+free-text tokens/s (the issue's target: >= 1.5), and the share of prompt-lookup draft tokens
+the model accepted (from /metrics' slm_draft_tokens_total), for each of the two.
 
     PYTHONPATH=src python bench/extract.py [--rounds 2] [--configs today,all] [--modes seq,conc]
 """
@@ -80,30 +83,45 @@ def free_text(url: str) -> int:
     return r.json()["usage"]["completion_tokens"]
 
 
+def drafts(url: str) -> dict[str, float]:
+    out = {"accepted": 0.0, "rejected": 0.0}
+    for line in requests.get(f"{url}/metrics", timeout=30).text.splitlines():
+        if line.startswith("slm_draft_tokens_total{"):
+            out[line.split('outcome="')[1].split('"')[0]] = float(line.split()[-1])
+    return out
+
+
 def measure(fn, url: str, n: int, concurrency: int) -> dict[str, float]:
+    before = drafts(url)
     started = time.perf_counter()
     with ThreadPoolExecutor(concurrency) as pool:
         tokens = sum(pool.map(lambda _: fn(url), range(n)))
     wall = time.perf_counter() - started
-    return {"wall_s": round(wall, 2), "tokens": tokens, "tok_s": round(tokens / wall, 1)}
+    after = drafts(url)
+    accepted = after["accepted"] - before["accepted"]
+    drafted = accepted + after["rejected"] - before["rejected"]
+    return {"wall_s": round(wall, 2), "tokens": tokens, "tok_s": round(tokens / wall, 1),
+            "drafted": int(drafted), "accepted": round(accepted / drafted, 2) if drafted else None}
 
 
 CONFIGS = {
     "today": {"GRAMMAR_ENGINE": "llama", "STRUCTURED_BUDGET": "0",
-              "STRUCTURED_FAST_FORWARD": "0"},
+              "STRUCTURED_FAST_FORWARD": "0", "LOOKUP_DRAFT_MAX": "0"},
     "masks": {"GRAMMAR_ENGINE": "llguidance", "STRUCTURED_BUDGET": "0",
-              "STRUCTURED_FAST_FORWARD": "0"},
+              "STRUCTURED_FAST_FORWARD": "0", "LOOKUP_DRAFT_MAX": "0"},
     "budget": {"GRAMMAR_ENGINE": "llguidance", "STRUCTURED_BUDGET": "1",
-               "STRUCTURED_FAST_FORWARD": "0"},
+               "STRUCTURED_FAST_FORWARD": "0", "LOOKUP_DRAFT_MAX": "0"},
+    "ff": {"GRAMMAR_ENGINE": "llguidance", "STRUCTURED_BUDGET": "1",
+           "STRUCTURED_FAST_FORWARD": "1", "LOOKUP_DRAFT_MAX": "0"},
     "all": {"GRAMMAR_ENGINE": "llguidance", "STRUCTURED_BUDGET": "1",
-            "STRUCTURED_FAST_FORWARD": "1"},
+            "STRUCTURED_FAST_FORWARD": "1", "LOOKUP_DRAFT_MAX": "8"},
 }
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=2, help="sequential requests per mode")
-    ap.add_argument("--configs", default="today,masks,budget,all")
+    ap.add_argument("--configs", default="today,masks,budget,ff,all")
     ap.add_argument("--modes", default="seq,conc")
     args = ap.parse_args()
     modes = {"seq": ("sequential", args.rounds, 1), "conc": ("8 concurrent", 8, 8)}
