@@ -236,3 +236,35 @@ def test_text_assembler_holds_back_partial_stops_and_utf8():
     assert asm.feed("caf\u00e9".encode()[:4]) == "caf"  # half of the two-byte é is held
     assert asm.feed("caf\u00e9".encode()[4:] + b" ST") == "\u00e9 "
     assert asm.feed(b"OP and more") == "" and asm.stopped
+
+
+def test_a_sliding_window_model_reuses_a_prefix_only_while_its_window_is_cached(
+        gemma_path, tmp_path):
+    """Gemma 3 keeps only the last window (512 positions) of its sliding-window layers, as in
+    llama-server: continuing a long cached prompt reuses it, but a prompt that shares only its
+    beginning must be read again (that part of the window is gone), and both must give the
+    cold output."""
+    text = " ".join(f"Line {i}: the {TOPICS[i % len(TOPICS)]} report was filed on day {i}."
+                    for i in range(90))
+    warm_model = load(gemma_path, tmp_path / "warm", n_parallel=1)
+    cold_model = load(gemma_path, tmp_path / "cold", n_parallel=1, prompt_cache="off")
+    try:
+        n_swa = int(warm_model.metadata["gemma3.attention.sliding_window"])
+        long_prompt = text + "\nSummary:"
+        assert len(warm_model.tokenize(long_prompt)) > 2 * n_swa
+        greedy_run(warm_model, long_prompt, 8)
+
+        longer = long_prompt + " The reports cover"
+        ids, _, result = greedy_run(warm_model, longer)
+        assert result.cached_tokens > 2 * n_swa  # the window before the kept end is there
+        cold_ids, cold_margins, _ = greedy_run(cold_model, longer)
+        assert agree_until_near_tie(cold_ids, cold_margins, ids) >= 4
+
+        early = text[:200] + "\nQuestion: what is a river?\nAnswer:"
+        ids, _, result = greedy_run(warm_model, early)
+        assert result.cached_tokens == 0  # shares a prefix whose window was dropped
+        cold_ids, cold_margins, _ = greedy_run(cold_model, early)
+        assert agree_until_near_tie(cold_ids, cold_margins, ids) >= 4
+    finally:
+        warm_model.close()
+        cold_model.close()

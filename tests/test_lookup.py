@@ -34,4 +34,20 @@ def test_the_guess_length_follows_how_guesses_fared() -> None:
     lookup.judge(8, 3)
     assert lookup.draft([5], 8) == [6, 7, 8, 9]  # back to just past the agreed ones
     lookup.judge(4, 0)
+    assert lookup.draft([5], 8) == []  # an outright miss pauses a step (see below)
+    assert lookup.draft([5], 8) == [6]
+
+
+def test_outright_misses_pause_drafting_for_longer_each_time() -> None:
+    lookup = PromptLookup(PROMPT)
+    assert lookup.draft([5], 8) == [6]
+    lookup.judge(1, 0)
+    assert lookup.draft([5], 8) == []  # one step paused
+    assert lookup.draft([5], 8) == [6]
+    lookup.judge(1, 0)
+    assert [lookup.draft([5], 8) for _ in range(3)] == [[], [], [6]]  # two steps paused
+    lookup.judge(1, 1)  # a guess the model took: no more pauses
+    assert lookup.draft([5], 8) == [6, 7]
+    lookup.judge(2, 0)
+    assert lookup.draft([5], 8) == []
     assert lookup.draft([5], 8) == [6]

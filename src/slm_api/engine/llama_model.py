@@ -124,8 +124,7 @@ class LoadedModel:
 
         cparams = llama_cpp.llama_context_default_params()
         # One KV pool shared by all sequences (a prefix can be shared between them), each
-        # request limited to n_ctx of it; the full sliding-window cache lets a sequence keep a
-        # prefix and drop the rest (prompt reuse).
+        # request limited to n_ctx of it.
         cparams.n_ctx = n_ctx * n_parallel
         cparams.n_batch = max(self._n_batch, n_parallel)
         cparams.n_ubatch = cparams.n_batch
@@ -137,7 +136,10 @@ class LoadedModel:
         # token of a batch.
         cparams.n_outputs_max = n_parallel + self._draft_max * min(n_parallel, 4)
         cparams.kv_unified = True
-        cparams.swa_full = settings.prompt_cache != "off"
+        # Sliding-window layers keep only their window (Gemma 3: 4,608 cells instead of 32,768,
+        # 360 MiB less), as in llama-server; the scheduler re-reads a prompt whose kept prefix
+        # has lost its window.
+        cparams.swa_full = False
         cparams.no_perf = True
         self._ctx = llama_cpp.llama_init_from_model(self._model, cparams)
         if not self._ctx:
@@ -152,6 +154,7 @@ class LoadedModel:
                                  settings.cache_size_bytes)
             if settings.prompt_cache == "disk" else None,
             draft_max=self._draft_max, n_outputs=cparams.n_outputs_max,
+            n_swa=int(llama_cpp.llama_model_n_swa(self._model)),
         )
         self._n_ctx = n_ctx
         self.info = ModelInfo(

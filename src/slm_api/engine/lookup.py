@@ -16,6 +16,8 @@ from collections.abc import Sequence
 # looked up only when no longer tail matches.
 MAX_NGRAM = 3
 MIN_NGRAM = 1
+# Longest pause of drafting, in steps, after repeated outright misses.
+MAX_PAUSE = 64
 
 
 class PromptLookup:
@@ -23,10 +25,14 @@ class PromptLookup:
 
     def __init__(self, prompt: Sequence[int]) -> None:
         self._prompt = list(prompt)
-        # How many tokens to guess next: each rejected guess costs a row of a decode, so the
-        # length follows how the last guesses fared (doubling while all were right, back to
-        # just past the agreed ones after a miss).
+        # How many tokens to guess next: each rejected guess costs a row of a decode (on two
+        # CPU cores a decode of 2 tokens takes 1.85x one of 1), so the length follows how the
+        # last guesses fared (doubling while all were right, back to just past the agreed ones
+        # after a miss), and after guesses the model refused outright, drafting pauses for a
+        # number of steps that doubles with each such miss: free text costs next to nothing.
         self.limit = 1
+        self._pause = 0  # steps to skip after the last outright miss
+        self._skip = 0  # steps still skipped
         self._follow: dict[tuple[int, ...], int] = {}
         for n in range(MIN_NGRAM, MAX_NGRAM + 1):
             for end in range(n, len(self._prompt)):
@@ -37,6 +43,9 @@ class PromptLookup:
         """Up to `limit` (and this request's current guess length) tokens that followed the
         longest suffix of `tail` found in the prompt; [] when no suffix occurs there."""
         limit = min(limit, self.limit)
+        if self._skip:
+            self._skip -= 1
+            return []
         if limit <= 0:
             return []
         for n in range(min(MAX_NGRAM, len(tail)), MIN_NGRAM - 1, -1):
@@ -48,3 +57,8 @@ class PromptLookup:
     def judge(self, drafted: int, accepted: int) -> None:
         """Set the next guess length from how the last guess of `drafted` tokens fared."""
         self.limit = 2 * drafted if accepted == drafted else accepted + 1
+        if accepted:
+            self._pause = 0
+        else:
+            self._pause = min(2 * self._pause or 1, MAX_PAUSE)
+            self._skip = self._pause

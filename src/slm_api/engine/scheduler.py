@@ -58,6 +58,7 @@ class Scheduler:
         disk: DiskPromptCache | None = None,
         draft_max: int = 0,
         n_outputs: int = 0,
+        n_swa: int = 0,
     ):
         self._ctx = ctx
         self._mem = llama_cpp.llama_get_memory(ctx)
@@ -69,6 +70,7 @@ class Scheduler:
         self._reuse = reuse_prefix
         self._disk = disk
         self._draft_max = draft_max
+        self._n_swa = n_swa  # the model's attention window (0: none)
         # Logits rows a step may ask for (the context's n_outputs_max): one per sequence, the
         # rest shared by the drafts.
         self._n_outputs = max(n_outputs, n_parallel)
@@ -227,6 +229,12 @@ class Scheduler:
             keep = seq_state.restore(self._ctx, self._disk, slot, prompt, keep)
         # The last prompt token is always decoded again: its logits start the generation.
         keep = min(keep, len(prompt) - 1)
+        if keep and self._n_swa:
+            # A sliding-window cache holds only the last window of a sequence: a prefix can be
+            # kept only if the window before its end is still there (llama-server's check).
+            first = llama_cpp.llama_memory_seq_pos_min(self._mem, slot.seq_id)
+            if first < 0 or first > max(0, keep - self._n_swa):
+                keep = 0
         if not llama_cpp.llama_memory_seq_rm(self._mem, slot.seq_id, keep, -1):
             llama_cpp.llama_memory_seq_rm(self._mem, slot.seq_id, -1, -1)
             keep = 0
