@@ -6,12 +6,13 @@ server in the same run; sequential and 8 concurrent; per feature configuration:
              LOOKUP_DRAFT_MAX=0 (before issue 10)
     masks    llguidance masks only
     budget   llguidance + budget guide
-    ff       llguidance + budget guide + fast-forward
-    all      llguidance + budget guide + fast-forward + prompt-lookup drafts (the defaults)
+    ff       llguidance + budget guide + fast-forward (the defaults)
+    all      ff + prompt-lookup drafts (LOOKUP_DRAFT_MAX=8, off by default)
 
 Reported per mode: wall seconds, completion tokens, tokens/s, the ratio of constrained to
 free-text tokens/s (the issue's target: >= 1.5), and the share of prompt-lookup draft tokens
-the model accepted (from /metrics' slm_draft_tokens_total), for each of the two.
+the model accepted (from /metrics' slm_draft_tokens_total), for each; plus `copy`, the
+document repeated word for word (prompt lookup's best case).
 
     PYTHONPATH=src python bench/extract.py [--rounds 2] [--configs today,all] [--modes seq,conc]
 """
@@ -83,6 +84,15 @@ def free_text(url: str) -> int:
     return r.json()["usage"]["completion_tokens"]
 
 
+def copy_text(url: str) -> int:
+    """Prompt lookup's best case: the document repeated word for word."""
+    r = requests.post(f"{url}/v1/chat/completions", json={
+        "messages": [{"role": "user", "content": "Repeat this text exactly:\n\n" + DOCUMENT}],
+        "max_tokens": MAX_TOKENS, "temperature": 0}, timeout=900)
+    r.raise_for_status()
+    return r.json()["usage"]["completion_tokens"]
+
+
 def drafts(url: str) -> dict[str, float]:
     out = {"accepted": 0.0, "rejected": 0.0}
     for line in requests.get(f"{url}/metrics", timeout=30).text.splitlines():
@@ -134,8 +144,9 @@ def main() -> None:
                 label, n, conc = modes[mode]
                 c = measure(constrained, server.url, n, conc)
                 f = measure(free_text, server.url, n, conc)
+                k = measure(copy_text, server.url, n, conc)
                 print(json.dumps({"config": name, "mode": label, "constrained": c,
-                                  "free_text": f,
+                                  "free_text": f, "copy": k,
                                   "ratio": round(c["tok_s"] / f["tok_s"], 2)}), flush=True)
         finally:
             server.stop()

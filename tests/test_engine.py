@@ -34,8 +34,8 @@ def turn(text: str) -> str:
 
 
 def load(model_path: Path, tmp_path: Path, **overrides) -> LoadedModel:
-    settings = Settings(models_dir=model_path.parent, n_threads=2, n_ctx=1024,
-                        cache_dir=tmp_path / "cache", **overrides)
+    settings = Settings(**{"models_dir": model_path.parent, "n_threads": 2, "n_ctx": 1024,
+                           "cache_dir": tmp_path / "cache", **overrides})
     return LoadedModel.load(model_path, settings, LoadOptions())
 
 
@@ -244,23 +244,25 @@ def test_a_sliding_window_model_reuses_a_prefix_only_while_its_window_is_cached(
     llama-server: continuing a long cached prompt reuses it, but a prompt that shares only its
     beginning must be read again (that part of the window is gone), and both must give the
     cold output."""
-    text = " ".join(f"Line {i}: the {TOPICS[i % len(TOPICS)]} report was filed on day {i}."
-                    for i in range(90))
-    warm_model = load(gemma_path, tmp_path / "warm", n_parallel=1)
-    cold_model = load(gemma_path, tmp_path / "cold", n_parallel=1, prompt_cache="off")
+    lines = [f"Line {i}: the {TOPICS[i % len(TOPICS)]} report was filed on day {i}."
+             for i in range(90)]
+    text = " ".join(lines)
+    warm_model = load(gemma_path, tmp_path / "warm", n_parallel=1, n_ctx=2048)
+    cold_model = load(gemma_path, tmp_path / "cold", n_parallel=1, n_ctx=2048,
+                      prompt_cache="off")
     try:
         n_swa = int(warm_model.metadata["gemma3.attention.sliding_window"])
-        long_prompt = text + "\nSummary:"
+        long_prompt = text + " Line 90:"
         assert len(warm_model.tokenize(long_prompt)) > 2 * n_swa
         greedy_run(warm_model, long_prompt, 8)
 
-        longer = long_prompt + " The reports cover"
+        longer = long_prompt + " the owls report was filed on day 90. Line 91:"
         ids, _, result = greedy_run(warm_model, longer)
         assert result.cached_tokens > 2 * n_swa  # the window before the kept end is there
         cold_ids, cold_margins, _ = greedy_run(cold_model, longer)
         assert agree_until_near_tie(cold_ids, cold_margins, ids) >= 4
 
-        early = text[:200] + "\nQuestion: what is a river?\nAnswer:"
+        early = " ".join(lines[:12]) + " Line 12:"
         ids, _, result = greedy_run(warm_model, early)
         assert result.cached_tokens == 0  # shares a prefix whose window was dropped
         cold_ids, cold_margins, _ = greedy_run(cold_model, early)

@@ -78,8 +78,11 @@ class Settings:
     structured_fast_forward: bool = True
     # Prompt-lookup speculation: up to this many tokens guessed from the prompt (where the
     # output's last tokens occur in it) are decoded with each sampled token and kept where the
-    # model agrees; the output is plain decoding's. 0: off.
-    lookup_draft_max: int = 8
+    # model agrees; the output is plain decoding's. 0: off, the default: on 2 CPU cores a
+    # decode of 2 tokens costs 1.85x one of 1 (llama-bench), so only near-verbatim copies gain
+    # (docs/structured-output.md); where decoding is memory-bound (GPU, larger models), a
+    # guess costs next to nothing.
+    lookup_draft_max: int = 0
     # Who computes grammar token masks: llguidance (fast) or llama (llama.cpp's GBNF sampler).
     grammar_engine: str = "llguidance"
     # SIGTERM: running generations get this long to finish before they end as "length".
