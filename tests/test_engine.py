@@ -124,6 +124,35 @@ def test_a_shared_prefix_is_reused(batched, model_path, tmp_path):
     assert agree_until_near_tie(cold_ids, cold_margins, warm_ids) >= 4
 
 
+def test_a_running_sequence_lends_its_prefix(batched, model_path, tmp_path):
+    """A request whose prefix another sequence holds while still generating starts from a copy
+    of that sequence's KV stream, trimmed to the shared prefix: it evaluates only its own tail,
+    and answers as a request that read its whole prompt does."""
+    system = "You are a terse assistant who answers in one line. " * 30
+    question = turn(system + "Name a large animal.")
+    cold_model = load(model_path, tmp_path, n_parallel=1, prompt_cache="off")
+    try:
+        cold_ids, cold_margins, _ = greedy_run(cold_model, question)
+    finally:
+        cold_model.close()
+
+    story = batched.submit(GenerationRequest(
+        prompt=batched.tokenize(turn(system + "Tell a long story.")), max_tokens=200,
+        sampling=SamplingParams(temperature=0.8, seed=3, logit_bias={
+            t: -100.0 for t in range(batched.n_vocab) if batched._scheduler._is_eog(t)})))
+    chunks = iter(story)
+    next(chunks)  # the story has read its prompt and is generating
+    warm_ids, _, warm = greedy_run(batched, question)
+    assert story.result is None, "the lender finished before the copy: nothing was tested"
+    for _ in chunks:
+        pass
+    shared = common_prefix(batched.tokenize(turn(system + "Tell a long story.")),
+                           batched.tokenize(question))
+    assert shared > 200 and warm.cached_tokens == shared
+    assert agree_until_near_tie(cold_ids, cold_margins, warm_ids) >= 4
+    assert story.result.completion_tokens == 200
+
+
 def test_eight_copies_in_one_batch_give_identical_outputs(batched):
     """Copies of one prompt decoded row beside row agree token for token up to the first
     near-tie: where each sequence's cells sit in the shared KV pool changes the rounding of its

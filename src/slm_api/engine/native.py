@@ -64,3 +64,21 @@ def take_recent_errors() -> str:
 def gpu_offload_supported() -> bool:
     init_backend()
     return bool(llama_cpp.llama_supports_gpu_offload())
+
+
+def _holding_gil(fn: ctypes._CFuncPtr) -> ctypes._CFuncPtr:
+    """The same C function through a PyDLL handle: called without releasing the GIL."""
+    held = ctypes.PyDLL(llama_cpp.llama_cpp._lib._name)[fn.__name__]
+    held.argtypes, held.restype = fn.argtypes, fn.restype
+    return held
+
+
+# The decode loop's short calls keep the GIL. ctypes releases it around every foreign call, and
+# taking it back after a 50 µs call means waiting for whichever HTTP thread took it meanwhile:
+# at 8 streams that wait was most of the 7% of the loop spent "sampling". llama_decode
+# (milliseconds) still releases it, and that is when the HTTP threads run.
+sampler_sample = _holding_gil(llama_cpp.llama_sampler_sample)
+sampler_accept = _holding_gil(llama_cpp.llama_sampler_accept)
+token_to_piece = _holding_gil(llama_cpp.llama_token_to_piece)
+vocab_is_eog = _holding_gil(llama_cpp.llama_vocab_is_eog)
+get_logits_ith = _holding_gil(llama_cpp.llama_get_logits_ith)

@@ -15,6 +15,7 @@ from collections.abc import Callable
 import llama_cpp
 import numpy as np
 
+from slm_api.engine import native
 from slm_api.engine.masks import Matcher
 from slm_api.engine.types import SamplingParams, TokenLogprob
 from slm_api.errors import InvalidRequest
@@ -146,14 +147,14 @@ class Sampler:
             return self._sample_masked(logits_row(ctx, row, self.n_vocab))
         if self.grammar is None:
             # All in C: build candidates, run the chain, accept the token.
-            return int(llama_cpp.llama_sampler_sample(self.chain, ctx, row))
+            return int(native.sampler_sample(self.chain, ctx, row))
         logits = logits_row(ctx, row, self.n_vocab)
         token = self._pick(logits, with_grammar=False)
         if not self._grammar_allows(token, float(logits[token])):
             picked = self._pick_shortlisted(logits) if self._need else None
             token = self._pick(logits, with_grammar=True) if picked is None else picked
-        llama_cpp.llama_sampler_accept(self.grammar, token)
-        llama_cpp.llama_sampler_accept(self.chain, token)
+        native.sampler_accept(self.grammar, token)
+        native.sampler_accept(self.chain, token)
         return token
 
     def _sample_masked(self, logits: np.ndarray) -> int:
@@ -168,7 +169,7 @@ class Sampler:
                                      code="grammar_dead_end")
         if not matcher.accept(token):
             raise InvalidRequest("the grammar refused the sampled token", code="grammar_dead_end")
-        llama_cpp.llama_sampler_accept(self.chain, token)
+        native.sampler_accept(self.chain, token)
         return token
 
     def force(self, token: int) -> bool:
@@ -181,8 +182,8 @@ class Sampler:
         elif self.grammar is not None:
             if not self._grammar_allows(token, 0.0):
                 return False
-            llama_cpp.llama_sampler_accept(self.grammar, token)
-        llama_cpp.llama_sampler_accept(self.chain, token)
+            native.sampler_accept(self.grammar, token)
+        native.sampler_accept(self.chain, token)
         return True
 
     def close(self) -> None:
@@ -216,7 +217,7 @@ def _shortlist_need(p: SamplingParams, n_vocab: int) -> int:
 
 def logits_row(ctx: llama_cpp.llama_context_p, row: int, n_vocab: int) -> np.ndarray:
     """A view (no copy) of one row of the last decode's logits."""
-    return np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(ctx, row), shape=(n_vocab,))
+    return np.ctypeslib.as_array(native.get_logits_ith(ctx, row), shape=(n_vocab,))
 
 
 def logprob_of(

@@ -207,13 +207,17 @@ class Scheduler(Committer):
                 return
         placement = place(prompt, free, self._slots, reuse=self._reuse)
         slot, keep, donor = placement.slot, placement.keep, placement.donor
-        if donor is not None:
-            # Another sequence (maybe still running) holds a longer prefix: share its cells.
-            llama_cpp.llama_memory_seq_rm(self._mem, slot.seq_id, -1, -1)
-            llama_cpp.llama_memory_seq_cp(self._mem, donor.seq_id, slot.seq_id, 0, keep)
-            slot.cached = donor.cached[:keep]
         if self._disk is not None:
-            keep = seq_state.restore(self._ctx, self._disk, slot, prompt, keep)
+            restored = seq_state.restore(self._ctx, self._disk, slot, prompt, keep)
+            if restored > keep:
+                keep, donor = restored, None
+        if donor is not None:
+            # Another sequence (maybe still running) holds a longer prefix: copy it. Each
+            # sequence is its own KV stream, which llama.cpp copies whole at the next decode
+            # (before that step's batch); the copied tail beyond the prefix is dropped below.
+            llama_cpp.llama_memory_seq_rm(self._mem, slot.seq_id, -1, -1)
+            llama_cpp.llama_memory_seq_cp(self._mem, donor.seq_id, slot.seq_id, -1, -1)
+            slot.cached = donor.cached[:keep]
         # The last prompt token is always decoded again: its logits start the generation.
         keep = min(keep, len(prompt) - 1)
         if keep and self._n_swa:
@@ -318,8 +322,8 @@ class Scheduler(Committer):
                 self._sample(slot)
 
     def _fork(self, slot: _Slot, leader: _Slot) -> None:
-        """Once the first choice has read the prompt, share its KV cells (kv_unified: no data is
-        copied) and its logits row: this choice samples its first token from the same row."""
+        """Once the first choice has read the prompt, copy its KV stream (at the next decode) and
+        share its logits row: this choice samples its first token from the same row."""
         prompt = leader.job.request.prompt if leader.job is not None else []
         if leader.logit_row < 0 or leader.n_read < len(prompt):
             return
