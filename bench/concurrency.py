@@ -7,8 +7,9 @@ the same run, and against llama.cpp's own llama-server with as many slots (bench
 the same llama.cpp the wheel was built from), also in the same run. The three servers run
 side by side and each level is measured --rounds times, the servers taking turns, so a busy
 machine slows all three alike; the median round is reported. Then single-stream tokens/s
-through HTTP against in-process llama-cpp-python on the same prompt, and resident memory of
-each server at --ctx.
+through HTTP against in-process llama-cpp-python on the same prompt, resident memory of each
+server at --ctx, and the same work through llama.cpp alone (llama_decode and its sampler
+chain, no HTTP), with a KV stream per sequence and with one pool for all.
 
 Every end-of-generation token of the model is banned (logit_bias) so that every stream runs
 its full length on both servers; "short" counts streams that still ended early.
@@ -20,6 +21,7 @@ its full length on both servers; "short" counts streams that still ended early.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -108,6 +110,57 @@ def in_process_tok_s(tokens: int, threads: int) -> float:
     return rate
 
 
+def decode_ceiling_tok_s(n_seq: int, tokens: int, threads: int, ctx: int, unified: bool) -> float:
+    """What llama.cpp alone does with the same work: `n_seq` sequences of a 30-token prompt,
+    then `tokens` steps of one token each, decoded together and sampled with llama.cpp's own
+    chain (top-k 40, top-p 0.95, min-p 0.05, temperature 0.7, as both servers default to). No
+    HTTP, no Python between steps beyond the calls: the rate both servers are measured against.
+    `unified`: one KV pool for all sequences instead of a stream each."""
+    import llama_cpp
+
+    llama_cpp.llama_backend_init()
+    model = llama_cpp.llama_model_load_from_file(str(MODEL).encode(),
+                                                 llama_cpp.llama_model_default_params())
+    params = llama_cpp.llama_context_default_params()
+    params.n_ctx, params.n_seq_max, params.kv_unified = ctx * 8, 8, unified
+    params.n_threads = params.n_threads_batch = threads
+    context = llama_cpp.llama_init_from_model(model, params)
+    batch = llama_cpp.llama_batch_init(512, 0, 1)
+
+    def decode(rows: list[tuple[int, int, int, bool]]) -> None:  # (token, pos, seq, logits)
+        batch.n_tokens = len(rows)
+        for i, (token, pos, seq, logits) in enumerate(rows):
+            batch.token[i], batch.pos[i], batch.n_seq_id[i] = token, pos, 1
+            batch.seq_id[i][0], batch.logits[i] = seq, logits
+        if llama_cpp.llama_decode(context, batch) != 0:
+            raise RuntimeError("llama_decode failed")
+
+    chains = []
+    for seq in range(n_seq):
+        decode([(100 + seq + j, j, seq, j == 29) for j in range(30)])
+        chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
+        for sampler in (llama_cpp.llama_sampler_init_top_k(40),
+                        llama_cpp.llama_sampler_init_top_p(0.95, 1),
+                        llama_cpp.llama_sampler_init_min_p(0.05, 1),
+                        llama_cpp.llama_sampler_init_temp(0.7),
+                        llama_cpp.llama_sampler_init_dist(seq)):
+            llama_cpp.llama_sampler_chain_add(chain, sampler)
+        chains.append(chain)
+    picked = [200] * n_seq
+    start = time.perf_counter()
+    for step in range(tokens):
+        decode([(picked[seq], 30 + step, seq, True) for seq in range(n_seq)])
+        picked = [llama_cpp.llama_sampler_sample(chains[seq], context, seq)
+                  for seq in range(n_seq)]
+    rate = n_seq * tokens / (time.perf_counter() - start)
+    for chain in chains:
+        llama_cpp.llama_sampler_free(chain)
+    llama_cpp.llama_batch_free(batch)
+    llama_cpp.llama_free(context)
+    llama_cpp.llama_model_free(model)
+    return rate
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -120,13 +173,16 @@ def main() -> None:
     args = parser.parse_args()
     levels = [int(x) for x in args.levels.split(",")]
 
-    ours = {p: Server(N_PARALLEL=p, N_THREADS=args.threads, N_CTX=args.ctx)
-            for p in (1, args.parallel)}
-    anchor = LlamaServer(n_ctx=args.ctx, n_parallel=args.parallel, threads=args.threads)
-    urls = {**{p: s.url for p, s in ours.items()}, "anchor": anchor.url}
-    idle = {**{p: s.rss_mb() for p, s in ours.items()}, "anchor": anchor.rss_mb()}
-    runs: dict = {key: {c: [] for c in levels} for key in urls}
-    try:
+    # A stack, so that servers already started are stopped when a later one fails to start.
+    with contextlib.ExitStack() as running:
+        ours = {p: running.enter_context(Server(N_PARALLEL=p, N_THREADS=args.threads,
+                                                N_CTX=args.ctx))
+                for p in (1, args.parallel)}
+        anchor = running.enter_context(
+            LlamaServer(n_ctx=args.ctx, n_parallel=args.parallel, threads=args.threads))
+        urls = {**{p: s.url for p, s in ours.items()}, "anchor": anchor.url}
+        idle = {**{p: s.rss_mb() for p, s in ours.items()}, "anchor": anchor.rss_mb()}
+        runs: dict = {key: {c: [] for c in levels} for key in urls}
         for url in urls.values():
             # Warm-up, at the widest level too: the first wide batch after start is slow
             # (219 ms median TTFT at 8 streams, then 44 ms), and llama-server warms itself up.
@@ -136,10 +192,6 @@ def main() -> None:
                 for key, url in urls.items():
                     runs[key][c].append(run_level(url, c, args.tokens))
         loaded = {**{p: s.rss_mb() for p, s in ours.items()}, "anchor": anchor.rss_mb()}
-    finally:
-        for server in ours.values():
-            server.stop()
-        anchor.stop()
 
     def median(rounds: list[dict]) -> dict:
         return sorted(rounds, key=lambda r: r["tok_s"])[len(rounds) // 2]
@@ -180,6 +232,12 @@ def main() -> None:
     local_rate = in_process_tok_s(args.tokens, args.threads)
     print(f"\nsingle stream: HTTP {http_rate:.1f} tok/s, in-process llama-cpp-python "
           f"{local_rate:.1f} tok/s, ratio {http_rate / local_rate:.2f}")
+    print("\nllama_decode and llama.cpp's sampler alone, no HTTP (the ceiling of both servers):")
+    for n_seq in sorted({1, min(max(levels), args.parallel)}):
+        split, pooled = (decode_ceiling_tok_s(n_seq, args.tokens, args.threads, args.ctx, u)
+                         for u in (False, True))
+        print(f"  {n_seq} sequence(s): {split:.0f} tok/s with a KV stream each, {pooled:.0f} "
+              "with one pool (kv_unified)")
 
 
 if __name__ == "__main__":
