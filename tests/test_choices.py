@@ -38,6 +38,17 @@ def test_chat_choices_are_counted_and_differ(client, no_end):
     assert three.usage.completion_tokens == 3 * 4 == 3 * one.usage.completion_tokens
 
 
+def test_seeded_choices_repeat_request_to_request(client, no_end):
+    """Every choice of a seeded request repeats, whether the prompt was read afresh or came
+    from the cache: each choice decodes in its own KV stream, whatever its neighbours do."""
+    poem = [{"role": "user", "content": "Write a poem about the sea."}]
+    runs = [[c.message.content for c in client.chat.completions.create(
+        model=MODEL, messages=poem, max_tokens=24, n=3, logit_bias=no_end, seed=42,
+        temperature=0.9).choices] for _ in range(3)]
+    assert len(set(runs[0])) == 3
+    assert runs[1] == runs[0] and runs[2] == runs[0]
+
+
 def test_streamed_choices_interleave_by_index(client, no_end):
     chunks = list(client.chat.completions.create(
         model=MODEL, messages=ASK, max_tokens=6, n=2, logit_bias=no_end, temperature=1.0,
