@@ -12,6 +12,8 @@ import pytest
 from slm_api.grammar.recognizer import Grammar
 from slm_api.prompting.chat_format import formatter_for
 from slm_api.prompting.tool_markup import (
+    DEEPSEEK_R1,
+    DEEPSEEK_V31,
     HERMES,
     LLAMA3,
     MARKUPS,
@@ -50,6 +52,27 @@ MISTRAL_V11_TEMPLATE = MISTRAL_TEMPLATE.replace(
     "{{ c.function.arguments | tojson }}{%- endfor %}",
 )
 QWEN_TEMPLATE = "{%- if tools %}<tools>{{ tools | tojson }}</tools><tool_call>{%- endif %}"
+# DeepSeek R1 (and its distills): the name after `function<｜tool▁sep｜>`, arguments in a fence.
+DEEPSEEK_R1_TEMPLATE = (
+    "{{ bos_token }}{%- if tools %}{{ tools | tojson }}{%- endif %}"
+    "{%- for message in messages %}{%- if message.role == 'user' %}"
+    "<｜User｜>{{ message.content }}"
+    "{%- elif message.role == 'assistant' and message.tool_calls %}"
+    "<｜Assistant｜><｜tool▁calls▁begin｜>{%- for tool in message.tool_calls %}"
+    "<｜tool▁call▁begin｜>{{ tool.type }}<｜tool▁sep｜>{{ tool.function.name }}\n```json\n"
+    "{{ tool.function.arguments }}\n```<｜tool▁call▁end｜>{%- endfor %}<｜tool▁calls▁end｜>"
+    "<｜end▁of▁sentence｜>{%- elif message.role == 'tool' %}"
+    "<｜tool▁outputs▁begin｜><｜tool▁output▁begin｜>{{ message.content }}"
+    "<｜tool▁output▁end｜><｜tool▁outputs▁end｜>"
+    "{%- else %}<｜Assistant｜>{{ message.content }}<｜end▁of▁sentence｜>{%- endif %}"
+    "{%- endfor %}{%- if add_generation_prompt %}<｜Assistant｜>{%- endif %}"
+)
+DEEPSEEK_V31_TEMPLATE = DEEPSEEK_R1_TEMPLATE.replace(
+    "{{ tool.type }}<｜tool▁sep｜>{{ tool.function.name }}\n```json\n"
+    "{{ tool.function.arguments }}\n```",
+    "{{ tool.function.name }}<｜tool▁sep｜>{{ tool.function.arguments }}")
+R1_CALL = ("<｜tool▁call▁begin｜>function<｜tool▁sep｜>{name}\n```json\n{args}\n```"
+           "<｜tool▁call▁end｜>")
 
 
 @pytest.mark.parametrize(("template", "markup"), [
@@ -57,6 +80,8 @@ QWEN_TEMPLATE = "{%- if tools %}<tools>{{ tools | tojson }}</tools><tool_call>{%
     (MISTRAL_TEMPLATE, MISTRAL),
     (MISTRAL_V11_TEMPLATE, MISTRAL_V11),
     (QWEN_TEMPLATE, HERMES),
+    (DEEPSEEK_R1_TEMPLATE, DEEPSEEK_R1),
+    (DEEPSEEK_V31_TEMPLATE, DEEPSEEK_V31),
 ])
 def test_markup_comes_from_the_template(template: str, markup: ToolMarkup):
     assert markup_for_template(template) is markup
@@ -95,6 +120,17 @@ CASES = [
      [("a", "{}"), ("b", '{"s":"[ARGS]"}')]),
     (HERMES, '<tool_call>{"name": "a", "arguments": {"q": 1}}</tool_call>', None,
      [("a", '{"q":1}')]),
+    (DEEPSEEK_R1, "<｜tool▁calls▁begin｜>" + R1_CALL.format(name="get_weather",
+                                                              args='{"city": "Paris"}')
+     + "<｜tool▁calls▁end｜>", None, [("get_weather", '{"city":"Paris"}')]),
+    (DEEPSEEK_R1, "Checking both.<｜tool▁calls▁begin｜>" + R1_CALL.format(name="a", args="{}")
+     + R1_CALL.format(name="b", args='{"s": "```"}') + "<｜tool▁calls▁end｜>", "Checking both.",
+     [("a", "{}"), ("b", '{"s":"```"}')]),
+    (DEEPSEEK_R1, R1_CALL.format(name="a", args='{"n": 1}'), None, [("a", '{"n":1}')]),
+    (DEEPSEEK_R1, "<｜tool▁calls▁begin｜>not a call", "<｜tool▁calls▁begin｜>not a call", []),
+    (DEEPSEEK_V31, "<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>get_time<｜tool▁sep｜>"
+                   '{"tz": "UTC"}<｜tool▁call▁end｜><｜tool▁calls▁end｜>', None,
+     [("get_time", '{"tz":"UTC"}')]),
 ]
 
 
@@ -127,28 +163,36 @@ def test_whole_and_streamed_replies_split_alike(markup, reply, content, calls):
 def test_arguments_stream_in_fragments_for_every_markup():
     for reply in ('{"name": "a", "parameters": {"text": "one two three"}}',
                   '[TOOL_CALLS][{"name": "a", "arguments": {"text": "one two three"}}]',
-                  '[TOOL_CALLS]a[ARGS]{"text": "one two three"}'):
-        markup = LLAMA3 if reply[0] == "{" else MISTRAL_V11 if "[ARGS]" in reply else MISTRAL
+                  '[TOOL_CALLS]a[ARGS]{"text": "one two three"}',
+                  R1_CALL.format(name="a", args='{"text": "one two three"}')):
+        markup = LLAMA3 if reply[0] == "{" else MISTRAL_V11 if "[ARGS]" in reply else \
+            DEEPSEEK_R1 if "```" in reply else MISTRAL
         deltas, (_, calls) = stream(markup, [reply[i:i + 4] for i in range(0, len(reply), 4)])
         fragments = [d for d in deltas if "tool_call" in d and "id" not in d["tool_call"]]
         assert len(fragments) > 3, reply
         assert json.loads(calls[0].arguments) == {"text": "one two three"}
 
 
-@pytest.mark.parametrize("markup", [LLAMA3, MISTRAL, MISTRAL_V11])
+@pytest.mark.parametrize("markup", [LLAMA3, MISTRAL, MISTRAL_V11, DEEPSEEK_R1, DEEPSEEK_V31])
 def test_cut_before_the_name_leaves_no_markup(markup):
     start = {"llama3": '{"name": "get_w', "mistral": '[TOOL_CALLS][{"name": "get_w',
-             "mistral-v11": "[TOOL_CALLS]get_w"}[markup.name]
+             "mistral-v11": "[TOOL_CALLS]get_w",
+             "deepseek-r1": "<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>function"
+                            "<｜tool▁sep｜>get_w",
+             "deepseek-v3.1": "<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>get_w"}[markup.name]
     _, (content, calls) = stream(markup, ["Well. " if markup is not LLAMA3 else "", start],
                                  cut=True)
     assert calls == [] and content in ("Well.", "")
 
 
-@pytest.mark.parametrize("markup", [LLAMA3, MISTRAL, MISTRAL_V11])
+@pytest.mark.parametrize("markup", [LLAMA3, MISTRAL, MISTRAL_V11, DEEPSEEK_R1, DEEPSEEK_V31])
 def test_cut_inside_arguments_keeps_them(markup):
     reply = {"llama3": '{"name": "a", "parameters": {"city": "Pa',
              "mistral": '[TOOL_CALLS][{"name": "a", "arguments": {"city": "Pa',
-             "mistral-v11": '[TOOL_CALLS]a[ARGS]{"city": "Pa'}[markup.name]
+             "mistral-v11": '[TOOL_CALLS]a[ARGS]{"city": "Pa',
+             "deepseek-r1": "<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>function<｜tool▁sep｜>a\n"
+                            '```json\n{"city": "Pa',
+             "deepseek-v3.1": "<｜tool▁call▁begin｜>a<｜tool▁sep｜>{\"city\": \"Pa"}[markup.name]
     _, (content, calls) = stream(markup, [reply], cut=True)
     assert content is None and [(c.name, c.arguments) for c in calls] == [("a", '{"city":"Pa')]
 
@@ -167,6 +211,13 @@ TIME = {"name": "get_time"}
     (MISTRAL, '[TOOL_CALLS][{"name": "get_time", "arguments": {}}]',
      '[TOOL_CALLS]{"name": "get_time", "arguments": {}}'),
     (MISTRAL_V11, '[TOOL_CALLS]get_time[ARGS]{}', '[TOOL_CALLS]get_weather[ARGS]{}'),
+    (DEEPSEEK_R1, "<｜tool▁calls▁begin｜>" + R1_CALL.format(name="get_weather",
+                                                              args='{"unit": "c"}')
+     + "<｜tool▁calls▁end｜>", R1_CALL.format(name="get_weather", args='{"unit": "c"}')),
+    (DEEPSEEK_V31, "<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>get_time<｜tool▁sep｜>{}"
+                   "<｜tool▁call▁end｜><｜tool▁calls▁end｜>",
+     "<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>get_time<｜tool▁sep｜>{\"x\": 1}"
+     "<｜tool▁call▁end｜><｜tool▁calls▁end｜>"),
 ])
 def test_forced_call_grammar_writes_the_markup_it_parses(markup, good, bad):
     grammar = markup.grammar([WEATHER, TIME])
@@ -177,7 +228,8 @@ def test_forced_call_grammar_writes_the_markup_it_parses(markup, good, bad):
 
 
 def test_every_markup_is_registered():
-    assert set(MARKUPS) == {"hermes", "llama3", "mistral", "mistral-v11"}
+    assert set(MARKUPS) == {"hermes", "llama3", "mistral", "mistral-v11", "deepseek-r1",
+                            "deepseek-v3.1"}
 
 
 # Mistral v0.3 / Nemo refuse any tool call id that is not 9 characters.

@@ -10,9 +10,15 @@ A model calls tools in the markup its own chat template shows it; we parse that 
 - mistral: `[TOOL_CALLS][{"name": ..., "arguments": {...}, "id": ...}, ...]` (Mistral v3,
   Nemo, Small 3).
 - mistral-v11: `[TOOL_CALLS]name[ARGS]{...}`, repeated per call (Magistral, Devstral, Small 3.2).
+- deepseek-r1: `<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>function<｜tool▁sep｜>name` then
+  the arguments in a json code fence and `<｜tool▁call▁end｜>`, per call, then
+  `<｜tool▁calls▁end｜>` (DeepSeek R1 and its Qwen/Llama distills, V3).
+- deepseek-v3.1: the same without `function` and the fence:
+  `<｜tool▁call▁begin｜>name<｜tool▁sep｜>{...}<｜tool▁call▁end｜>` (DeepSeek V3.1).
 
 Detection follows llama.cpp's common/chat.cpp: it looks for each markup's marker in the template
-source. Functionary and other rarer markups are not parsed; their models' replies stay content.
+source. Functionary, Command R and other rarer markups are not parsed; their models' replies
+stay content.
 """
 
 from __future__ import annotations
@@ -42,6 +48,9 @@ _OBJ = (r'\s*\{\s*(?:"type"\s*:\s*"function"\s*,\s*)?"name"\s*:\s*' + _NAME
 PYTHON_TAG = "<|python_tag|>"
 MISTRAL_CALLS = "[TOOL_CALLS]"
 MISTRAL_ARGS = "[ARGS]"
+DS_CALLS, DS_CALLS_END = "<｜tool▁calls▁begin｜>", "<｜tool▁calls▁end｜>"
+DS_CALL, DS_SEP, DS_CALL_END = "<｜tool▁call▁begin｜>", "<｜tool▁sep｜>", "<｜tool▁call▁end｜>"
+FENCE = "```"
 
 
 @dataclass(frozen=True)
@@ -63,7 +72,9 @@ class ToolMarkup:
                 found.append(lead)
         return min(found, default=-1)
 
-    def decode_name(self, raw: str) -> str:
+    def name_in(self, header: re.Match[str]) -> str:
+        """The function name a header match found (DeepSeek V3.1's in its own group)."""
+        raw = header.group("name") or header.groupdict().get("name31") or ""
         return json.loads(f'"{raw}"') if self.json_name else raw
 
     # -- whole replies -----------------------------------------------------------------------
@@ -100,6 +111,8 @@ class ToolMarkup:
         pos = _skip_ws(text, start + len(trigger))
         if self.name == "mistral-v11":
             return _v11_calls(text, pos)
+        if self.name.startswith("deepseek"):
+            return _deepseek_calls(text, start)
         try:
             value, pos = _DECODER.raw_decode(text, pos)
         except json.JSONDecodeError:
@@ -143,6 +156,14 @@ class ToolMarkup:
         if self.name == "mistral-v11":
             return _alternatives([(f"{MISTRAL_CALLS}{fn['name']}{MISTRAL_ARGS}",
                                    strict_parameters(fn.get("parameters"))) for fn in fns])
+        if self.name == "deepseek-r1":
+            return _alternatives([(f"{DS_CALLS}{DS_CALL}function{DS_SEP}{fn['name']}\n"
+                                   f"{FENCE}json\n", strict_parameters(fn.get("parameters")))
+                                  for fn in fns], f"\n{FENCE}{DS_CALL_END}{DS_CALLS_END}")
+        if self.name == "deepseek-v3.1":
+            return _alternatives([(f"{DS_CALLS}{DS_CALL}{fn['name']}{DS_SEP}",
+                                   strict_parameters(fn.get("parameters"))) for fn in fns],
+                                 f"{DS_CALL_END}{DS_CALLS_END}")
         key = "parameters" if self.name == "llama3" else "arguments"
         options = [_call_schema(fn, key) for fn in fns]
         schema = options[0] if len(options) == 1 else {"anyOf": options}
@@ -175,8 +196,33 @@ def _v11_calls(text: str, pos: int) -> tuple[list[ToolCall], int] | None:
     return ([call], end) if call is not None else None
 
 
-def _alternatives(options: list[tuple[str, dict[str, Any]]]) -> str:
-    """One grammar for `prefix + JSON` alternatives (a name outside the JSON, as v11 writes)."""
+# One DeepSeek call up to its arguments: R1 writes `function<｜tool▁sep｜>name` and opens a json
+# fence, V3.1 writes `name<｜tool▁sep｜>`.
+_DS_HEAD = re.compile(
+    rf"\s*(?:{DS_CALLS}\s*)?{DS_CALL}\s*(?:function\s*{DS_SEP}\s*(?P<name>[^\s<`{{｜]+)"
+    rf"\s*(?:{FENCE}(?:json)?\s*)?|(?P<name31>[^\s<`{{｜]+)\s*{DS_SEP}\s*)")
+# After a DeepSeek call's arguments: the fence and the markup that close it.
+_DS_TAIL = re.compile(rf"\s*(?:{FENCE})?\s*(?:{DS_CALL_END})?\s*(?:{DS_CALLS_END})?")
+
+
+def _deepseek_calls(text: str, pos: int) -> tuple[list[ToolCall], int] | None:
+    calls: list[ToolCall] = []
+    while (m := _DS_HEAD.match(text, pos)) is not None:
+        try:
+            args, end = _DECODER.raw_decode(text, m.end())
+        except json.JSONDecodeError:
+            break
+        call = _call_from({"name": m.group("name") or m.group("name31"), "arguments": args})
+        if call is None:
+            break
+        calls.append(call)
+        pos = _DS_TAIL.match(text, end).end()  # type: ignore[union-attr]
+    return (calls, pos) if calls else None
+
+
+def _alternatives(options: list[tuple[str, dict[str, Any]]], suffix: str = "") -> str:
+    """One grammar for `prefix + JSON + suffix` alternatives (a name outside the JSON, as
+    Mistral v11 and DeepSeek write)."""
     root = {"anyOf": [schema for _, schema in options]}
     check_schema(root)
     conv = Converter(root)
@@ -186,7 +232,8 @@ def _alternatives(options: list[tuple[str, dict[str, Any]]]) -> str:
                  for i, (prefix, schema) in enumerate(options)]
     except RecursionError:
         raise SchemaError("schema is nested too deeply", param="schema") from None
-    return f"root ::= ({' | '.join(rules)}) ws\n" + conv.b.render()
+    close = f" {literal(suffix)}" if suffix else ""
+    return f"root ::= ({' | '.join(rules)}){close} ws\n" + conv.b.render()
 
 
 def _header(prefix: str, key: str) -> re.Pattern[str]:
@@ -226,7 +273,23 @@ MISTRAL_V11 = ToolMarkup(
     residue=re.compile(""),
     json_name=False,
 )
-MARKUPS = {m.name: m for m in (HERMES, LLAMA3, MISTRAL, MISTRAL_V11)}
+
+def _deepseek(name: str) -> ToolMarkup:
+    head = _DS_HEAD.pattern + r"(?=\{)"
+    return ToolMarkup(
+        name=name,
+        triggers=(DS_CALLS, DS_CALL),
+        bare_json=False,
+        header=re.compile(head),
+        next_header=re.compile(head),
+        residue=_DS_TAIL,
+        json_name=False,
+    )
+
+
+DEEPSEEK_R1 = _deepseek("deepseek-r1")
+DEEPSEEK_V31 = _deepseek("deepseek-v3.1")
+MARKUPS = {m.name: m for m in (HERMES, LLAMA3, MISTRAL, MISTRAL_V11, DEEPSEEK_R1, DEEPSEEK_V31)}
 
 
 def markup_for_template(source: str) -> ToolMarkup:
@@ -234,6 +297,8 @@ def markup_for_template(source: str) -> ToolMarkup:
     marker that only that family's templates contain)."""
     if MISTRAL_CALLS in source:
         return MISTRAL_V11 if MISTRAL_ARGS in source else MISTRAL
+    if DS_CALLS in source or DS_CALL in source:
+        return DEEPSEEK_R1 if FENCE in source else DEEPSEEK_V31
     if PYTHON_TAG in source or "<|start_header_id|>ipython<|end_header_id|>" in source:
         return LLAMA3
     return HERMES

@@ -122,7 +122,7 @@ class ToolCallDeltas:
                     return out  # not known yet: a whole-block call or not a call (see finish)
                 if self._args is not None:
                     self._gap(buf[self._args.pos:m.start()])
-                out.append(self._start(markup.decode_name(m.group("name")), ""))
+                out.append(self._start(markup.name_in(m), ""))
                 self._args = _Args(m.end())
             text = self._args.take(buf)
             if text:
@@ -163,7 +163,12 @@ class ToolCallDeltas:
     def _before_last_region(self, text: str, streamed: bool) -> str:
         at = max(text.rfind(t) for t in self.markup.triggers)
         if at >= 0:
-            return text[:at]
+            head = text[:at]
+            # A region may open with several markers in a row (DeepSeek: calls, then call).
+            while (t := next((t for t in self.markup.triggers if head.rstrip().endswith(t)),
+                             None)) is not None:
+                head = head.rstrip()[:-len(t)]
+            return head
         bare = self.markup.bare_json and not streamed and text.lstrip().startswith("{")
         return "" if bare else text
 
