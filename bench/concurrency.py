@@ -234,8 +234,13 @@ def main() -> None:
           f"{local_rate:.1f} tok/s, ratio {http_rate / local_rate:.2f}")
     print("\nllama_decode and llama.cpp's sampler alone, no HTTP (the ceiling of both servers):")
     for n_seq in sorted({1, min(max(levels), args.parallel)}):
-        split, pooled = (decode_ceiling_tok_s(n_seq, args.tokens, args.threads, args.ctx, u)
-                         for u in (False, True))
+        # In turns too, median of --rounds: one run is only a few seconds.
+        rates: dict[bool, list[float]] = {False: [], True: []}
+        for _ in range(args.rounds):
+            for unified, got in rates.items():
+                got.append(decode_ceiling_tok_s(n_seq, args.tokens, args.threads, args.ctx,
+                                                unified))
+        split, pooled = (statistics.median(rates[u]) for u in (False, True))
         print(f"  {n_seq} sequence(s): {split:.0f} tok/s with a KV stream each, {pooled:.0f} "
               "with one pool (kv_unified)")
 

@@ -1,6 +1,6 @@
 """Prompt-lookup drafts, without a model: what follows the output's tail in the prompt."""
 
-from slm_api.engine.lookup import PromptLookup
+from slm_api.engine.lookup import PromptLookup, Spelling
 
 PROMPT = [5, 6, 7, 8, 9, 1, 2, 3, 7, 8, 4, 4]
 
@@ -51,3 +51,32 @@ def test_outright_misses_pause_drafting_for_longer_each_time() -> None:
     lookup.judge(2, 0)
     assert lookup.draft([5], 8) == []
     assert lookup.draft([5], 8) == [6]
+
+
+VOCAB = ["Name", ":", " Alice", " Martin", ".", '"', "Alice", " ", "a", "b"]
+
+
+def _tokenize(text: str) -> list[int]:
+    """Longest match first over VOCAB, like a BPE vocabulary's merges would give here."""
+    out, i = [], 0
+    while i < len(text):
+        best = max((t for t, s in enumerate(VOCAB) if text.startswith(s, i)),
+                   key=lambda t: len(VOCAB[t]))
+        out.append(best)
+        i += len(VOCAB[best])
+    return out
+
+
+SPELLING = Spelling(lambda t: VOCAB[t].encode(), _tokenize)
+
+
+def test_drafts_match_text_where_the_copy_is_spelt_with_other_tokens() -> None:
+    prompt = _tokenize("Name: Alice Martin. ab")
+    tail = [5, 6]  # the output so far ends `"Alice`: no-space "Alice" is not in the prompt
+    assert PromptLookup(prompt).draft(tail, 1) == []  # by token ids, nothing is found
+    lookup = PromptLookup(prompt, SPELLING)
+    lookup.limit = 8
+    assert [VOCAB[t] for t in lookup.draft(tail, 2)] == [" Martin", "."]
+    # Up to the prompt's end; a guess that could be cut mid-word is left out elsewhere.
+    assert [VOCAB[t] for t in lookup.draft(tail, 8)] == [" Martin", ".", " ", "a", "b"]
+    assert lookup.draft([8, 8, 8, 8], 4) == []  # "aaaa" is nowhere in the prompt

@@ -147,7 +147,7 @@ class Committer:
             return
         room = min(self._draft_max, job.request.max_tokens - job.generated,
                    self._n_ctx - len(slot.cached) - len(slot.feed) - 1)
-        tail = slot.feed if len(slot.feed) >= 3 else slot.cached[-3:] + slot.feed
+        tail = slot.feed if len(slot.feed) >= 8 else slot.cached[-8:] + slot.feed
         draft = job.lookup.draft(tail, room)
         matcher = job.sampler.matcher if job.sampler is not None else None
         if draft and matcher is not None:
@@ -195,11 +195,10 @@ class Committer:
                 return
         feed = pending + new
         if decision.end:
+            # The closing tokens are sent, not decoded: nothing reads their cells (as with an
+            # end-of-generation token), and the reply goes out a decode step sooner.
             job.flush()
-            if feed:
-                slot.feed, slot.end_after = feed, "stop"
-            else:
-                self._release(slot, "stop")
+            self._release(slot, "stop")
             return
         if not self._ended(slot, now, len(feed)):
             slot.feed = feed

@@ -17,7 +17,7 @@ import llama_cpp
 from slm_api.config import Settings
 from slm_api.engine import native
 from slm_api.engine.job import Choices, Job
-from slm_api.engine.lookup import PromptLookup
+from slm_api.engine.lookup import PromptLookup, Spelling
 from slm_api.engine.masks import MaskTokenizer
 from slm_api.engine.native import gpu_offload_supported, init_backend, take_recent_errors
 from slm_api.engine.prompt_cache import DiskPromptCache
@@ -101,6 +101,8 @@ class LoadedModel:
         self._budget = settings.structured_budget
         self._fast_forward = settings.structured_fast_forward
         self._draft_max = settings.lookup_draft_max
+        self._spelling = Spelling(self._piece, lambda text: self.tokenize(
+            text, add_special=False, parse_special=False, param=None))
         self._masks = MaskTokenizer(self._vocab, self.n_vocab) \
             if settings.grammar_engine == "llguidance" else None
         n_ctx = options.n_ctx or settings.n_ctx
@@ -272,7 +274,7 @@ class LoadedModel:
         job = Job(request, sampler, guide=guide, **placement)
         job.fast_forward = self._fast_forward
         if self._draft_max:
-            job.lookup = PromptLookup(request.prompt)
+            job.lookup = PromptLookup(request.prompt, self._spelling)
         return job
 
     def spell(self, text: str) -> list[int]:

@@ -1,21 +1,41 @@
 """Prompt-lookup drafts: guesses of the next tokens, copied from the request's own prompt.
 
-Extraction, summaries and code edits copy long runs of their input. Where the last few tokens
-of the output also occur in the prompt, the tokens that followed them there are a cheap guess
-of what comes next. The scheduler decodes the guesses together with the sampled token and keeps
-the ones the model would have produced anyway (see Scheduler._sample), so the output is the one
-plain decoding gives; a good guess saves a whole decode step per token. Pure: no llama.cpp.
+Extraction, summaries and code edits copy long runs of their input. Where the end of the
+output also occurs in the prompt, what followed it there is a cheap guess of what comes next:
+matched on text when the vocabulary's spelling is given (the server's case), else on token
+ids. The scheduler decodes the guesses together with the sampled token and keeps the ones the
+model would have produced anyway (see Committer._sample), so the output is the one plain
+decoding gives; a good guess saves a whole decode step per token. Pure: no llama.cpp.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 # Longest and shortest output tail looked up. A single token is enough to find a copy (in JSON
 # a value's first token rarely matches the document's spelling of the run before it), but it is
 # looked up only when no longer tail matches.
 MAX_NGRAM = 3
 MIN_NGRAM = 1
+# The same in characters, when drafts are matched on text (see Spelling).
+MAX_CHARS = 24
+MIN_CHARS = 3
+TAIL_TOKENS = 8  # output tokens whose text is matched
+
+
+@dataclass(frozen=True)
+class Spelling:
+    """A vocabulary's text: each token's bytes, and the tokens of a text (no special tokens).
+    With it, drafts are matched on text rather than on token ids: a copied value is often
+    spelt with other tokens than in the prompt (JSON's `"Alice` against the document's
+    ` Alice`), so only its text is found there."""
+
+    piece: Callable[[int], bytes]
+    tokenize: Callable[[str], list[int]]
+
+    def text(self, tokens: Sequence[int]) -> str:
+        return b"".join(map(self.piece, tokens)).decode("utf-8", errors="ignore")
 # Longest pause of drafting, in steps, after repeated outright misses.
 MAX_PAUSE = 64
 
@@ -23,8 +43,10 @@ MAX_PAUSE = 64
 class PromptLookup:
     """Where each short run of the prompt was last seen, and what followed it."""
 
-    def __init__(self, prompt: Sequence[int]) -> None:
+    def __init__(self, prompt: Sequence[int], spelling: Spelling | None = None) -> None:
         self._prompt = list(prompt)
+        self._spelling = spelling
+        self._text = spelling.text(self._prompt) if spelling is not None else ""
         # How many tokens to guess next: each rejected guess costs a row of a decode (on two
         # CPU cores a decode of 2 tokens takes 1.85x one of 1), so the length follows how the
         # last guesses fared (doubling while all were right, back to just past the agreed ones
@@ -48,10 +70,30 @@ class PromptLookup:
             return []
         if limit <= 0:
             return []
+        if self._spelling is not None:
+            return self._draft_text(tail, limit)
         for n in range(min(MAX_NGRAM, len(tail)), MIN_NGRAM - 1, -1):
             at = self._follow.get(tuple(tail[len(tail) - n:]))
             if at is not None:
                 return self._prompt[at:at + limit]
+        return []
+
+    def _draft_text(self, tail: Sequence[int], limit: int) -> list[int]:
+        """The tokens of the prompt's text after the longest end of the output's text found
+        there (its latest occurrence)."""
+        assert self._spelling is not None
+        said = self._spelling.text(tail[-TAIL_TOKENS:])
+        for n in range(min(MAX_CHARS, len(said)), MIN_CHARS - 1, -1):
+            at = self._text.rfind(said[-n:])
+            if at < 0:
+                continue
+            # Enough text for `limit` tokens and one more, which may be cut mid-word.
+            follow = self._text[at + n:at + n + 8 * (limit + 1)]
+            tokens = self._spelling.tokenize(follow)
+            if self._spelling.text(tokens) != follow:
+                return []  # a tokenizer that adds a leading space: no exact spelling
+            return tokens[:limit] if len(tokens) > limit or at + n + len(follow) >= len(
+                self._text) else tokens[:-1]
         return []
 
     def judge(self, drafted: int, accepted: int) -> None:

@@ -201,7 +201,7 @@ class Scheduler(Committer):
                 slot = min(free, key=lambda s: s.last_used)
                 llama_cpp.llama_memory_seq_rm(self._mem, slot.seq_id, -1, -1)
                 slot.cached.clear()
-                slot.job, slot.n_read, slot.feed, slot.end_after = job, 0, [], None
+                slot.job, slot.n_read, slot.feed = job, 0, []
                 slot.fork = leader
                 job.cached = 0
                 return
@@ -233,7 +233,6 @@ class Scheduler(Committer):
         slot.job = job
         slot.n_read = keep
         slot.feed = []
-        slot.end_after = None
         job.cached = keep
 
     def _release(self, slot: _Slot, reason: str = "", error: EngineError | None = None) -> None:
@@ -241,7 +240,6 @@ class Scheduler(Committer):
         slot.job = None
         slot.feed = []
         slot.draft = []
-        slot.end_after = None
         slot.fork = None
         slot.last_used = time.monotonic()
         if job is None:
@@ -266,7 +264,6 @@ class Scheduler(Committer):
             elif slot.fork is not None and slot.fork.job is not slot.job.fork_of:
                 slot.fork = None  # the first choice is gone: read the prompt itself
         # Generating sequences first: their next token (or forced run) keeps every stream moving.
-        ending: list[_Slot] = []
         draft_rows = self._n_outputs - len(self._slots)
         for slot in active:
             slot.logit_row = -1
@@ -281,15 +278,11 @@ class Scheduler(Committer):
             draft_rows -= len(slot.draft)
             first_row = n + len(feed) - 1  # the last fed token's row predicts the next one
             for tok in feed + slot.draft:
-                self._put(n, tok, len(slot.cached), slot.seq_id,
-                          n >= first_row and slot.end_after is None)
+                self._put(n, tok, len(slot.cached), slot.seq_id, n >= first_row)
                 slot.cached.append(tok)
                 n += 1
             slot.feed = []
-            if slot.end_after is None:
-                slot.logit_row = first_row
-            else:
-                ending.append(slot)
+            slot.logit_row = first_row
         for slot in active:
             if slot.job is None or slot.logit_row >= 0 or slot.fork is not None or \
                     slot.n_read == len(slot.job.request.prompt):
@@ -312,8 +305,6 @@ class Scheduler(Committer):
         rc = llama_cpp.llama_decode(self._ctx, batch)
         if rc != 0:
             raise RuntimeError(f"llama_decode returned {rc}")
-        for slot in ending:
-            self._release(slot, slot.end_after or "stop")
         for slot in active:
             if slot.fork is not None and slot.job is not None:
                 self._fork(slot, slot.fork)

@@ -36,10 +36,8 @@ class Slot:
     cached: list[int] = field(default_factory=list)  # tokens whose KV this sequence holds
     job: Job | None = None
     n_read: int = 0  # prompt tokens already in the cache
-    # Sampled or forced tokens not yet decoded; logits are wanted after the last one unless
-    # the generation ends once they are in the cache (`end_after` is its finish reason).
+    # Sampled or forced tokens not yet decoded; logits are wanted after the last one.
     feed: list[int] = field(default_factory=list)
-    end_after: str | None = None
     # Guessed tokens decoded after `feed` (prompt lookup), each with its logits row: the ones
     # the model would have produced itself are kept, the rest dropped from the cache.
     draft: list[int] = field(default_factory=list)
