@@ -66,6 +66,9 @@ class Sampler:
         self._one = np.zeros(1, dtype=_TOKEN_DATA)
         self._short = np.zeros(min(SHORTLIST, n_vocab), dtype=_TOKEN_DATA)
         self._need = _shortlist_need(params, n_vocab)
+        # Whether accepting a token leaves the chain as it was (only penalties keep a history).
+        self._accept_is_free = not (params.repeat_penalty != 1.0 or params.frequency_penalty
+                                    or params.presence_penalty)
 
     def _add(self, sampler: llama_cpp.llama_sampler_p) -> None:
         llama_cpp.llama_sampler_chain_add(self.chain, sampler)
@@ -144,7 +147,7 @@ class Sampler:
     def sample(self, ctx: llama_cpp.llama_context_p, row: int) -> int:
         """Pick the next token from a row of this step's logits and advance the sampler."""
         if self.matcher is not None:
-            return self._sample_masked(logits_row(ctx, row, self.n_vocab))
+            return self._sample_masked(ctx, row)
         if self.grammar is None:
             # All in C: build candidates, run the chain, accept the token.
             return int(native.sampler_sample(self.chain, ctx, row))
@@ -157,10 +160,17 @@ class Sampler:
         native.sampler_accept(self.chain, token)
         return token
 
-    def _sample_masked(self, logits: np.ndarray) -> int:
+    def _sample_masked(self, ctx: llama_cpp.llama_context_p, row: int) -> int:
         matcher = self.matcher
         assert matcher is not None
-        token = self._pick(logits, with_grammar=False)
+        logits = logits_row(ctx, row, self.n_vocab)
+        if self._accept_is_free:
+            # The chain picks in C, as without a grammar (no candidate array built in numpy).
+            # It also accepts its pick, which changes nothing in a chain without penalties, so
+            # a pick the grammar refuses is drawn again below as on the numpy path.
+            token = int(native.sampler_sample(self.chain, ctx, row))
+        else:
+            token = self._pick(logits, with_grammar=False)
         if not matcher.allows(token):
             masked = np.where(matcher.allowed(), logits, -np.inf).astype(np.float32)
             token = self._pick(masked, with_grammar=False)
