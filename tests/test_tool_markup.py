@@ -14,6 +14,7 @@ from slm_api.prompting.chat_format import formatter_for
 from slm_api.prompting.tool_markup import (
     DEEPSEEK_R1,
     DEEPSEEK_V31,
+    GRANITE,
     HERMES,
     LLAMA3,
     MARKUPS,
@@ -71,6 +72,15 @@ DEEPSEEK_V31_TEMPLATE = DEEPSEEK_R1_TEMPLATE.replace(
     "{{ tool.type }}<｜tool▁sep｜>{{ tool.function.name }}\n```json\n"
     "{{ tool.function.arguments }}\n```",
     "{{ tool.function.name }}<｜tool▁sep｜>{{ tool.function.arguments }}")
+GRANITE_TEMPLATE = (
+    "{%- if tools %}<|start_of_role|>available_tools<|end_of_role|>{{ tools | tojson }}"
+    "<|end_of_text|>{%- endif %}{%- for message in messages %}"
+    "{%- if message.role == 'assistant' and message.tool_calls %}"
+    "<|start_of_role|>assistant<|end_of_role|><|tool_call|>{{ message.tool_calls | tojson }}"
+    "<|end_of_text|>{%- else %}<|start_of_role|>{{ message.role }}<|end_of_role|>"
+    "{{ message.content }}<|end_of_text|>{%- endif %}{%- endfor %}"
+    "{%- if add_generation_prompt %}<|start_of_role|>assistant<|end_of_role|>{%- endif %}"
+)
 R1_CALL = ("<｜tool▁call▁begin｜>function<｜tool▁sep｜>{name}\n```json\n{args}\n```"
            "<｜tool▁call▁end｜>")
 
@@ -82,6 +92,7 @@ R1_CALL = ("<｜tool▁call▁begin｜>function<｜tool▁sep｜>{name}\n```json
     (QWEN_TEMPLATE, HERMES),
     (DEEPSEEK_R1_TEMPLATE, DEEPSEEK_R1),
     (DEEPSEEK_V31_TEMPLATE, DEEPSEEK_V31),
+    (GRANITE_TEMPLATE, GRANITE),
 ])
 def test_markup_comes_from_the_template(template: str, markup: ToolMarkup):
     assert markup_for_template(template) is markup
@@ -131,6 +142,10 @@ CASES = [
     (DEEPSEEK_V31, "<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>get_time<｜tool▁sep｜>"
                    '{"tz": "UTC"}<｜tool▁call▁end｜><｜tool▁calls▁end｜>', None,
      [("get_time", '{"tz":"UTC"}')]),
+    (GRANITE, '<|tool_call|>[{"name": "get_weather", "arguments": {"city": "Paris"}}]', None,
+     [("get_weather", '{"city":"Paris"}')]),
+    (GRANITE, 'Sure.<|tool_call|>[{"name": "a", "arguments": {}}, {"name": "b", "parameters": '
+              '{"n": 2}}]<|/tool_call|>', "Sure.", [("a", "{}"), ("b", '{"n":2}')]),
 ]
 
 
@@ -173,9 +188,11 @@ def test_arguments_stream_in_fragments_for_every_markup():
         assert json.loads(calls[0].arguments) == {"text": "one two three"}
 
 
-@pytest.mark.parametrize("markup", [LLAMA3, MISTRAL, MISTRAL_V11, DEEPSEEK_R1, DEEPSEEK_V31])
+@pytest.mark.parametrize("markup", [LLAMA3, MISTRAL, MISTRAL_V11, DEEPSEEK_R1, DEEPSEEK_V31,
+                                    GRANITE])
 def test_cut_before_the_name_leaves_no_markup(markup):
     start = {"llama3": '{"name": "get_w', "mistral": '[TOOL_CALLS][{"name": "get_w',
+             "granite": '<|tool_call|>[{"name": "get_w',
              "mistral-v11": "[TOOL_CALLS]get_w",
              "deepseek-r1": "<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>function"
                             "<｜tool▁sep｜>get_w",
@@ -185,9 +202,11 @@ def test_cut_before_the_name_leaves_no_markup(markup):
     assert calls == [] and content in ("Well.", "")
 
 
-@pytest.mark.parametrize("markup", [LLAMA3, MISTRAL, MISTRAL_V11, DEEPSEEK_R1, DEEPSEEK_V31])
+@pytest.mark.parametrize("markup", [LLAMA3, MISTRAL, MISTRAL_V11, DEEPSEEK_R1, DEEPSEEK_V31,
+                                    GRANITE])
 def test_cut_inside_arguments_keeps_them(markup):
     reply = {"llama3": '{"name": "a", "parameters": {"city": "Pa',
+             "granite": '<|tool_call|>[{"name": "a", "arguments": {"city": "Pa',
              "mistral": '[TOOL_CALLS][{"name": "a", "arguments": {"city": "Pa',
              "mistral-v11": '[TOOL_CALLS]a[ARGS]{"city": "Pa',
              "deepseek-r1": "<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>function<｜tool▁sep｜>a\n"
@@ -211,6 +230,8 @@ TIME = {"name": "get_time"}
     (MISTRAL, '[TOOL_CALLS][{"name": "get_time", "arguments": {}}]',
      '[TOOL_CALLS]{"name": "get_time", "arguments": {}}'),
     (MISTRAL_V11, '[TOOL_CALLS]get_time[ARGS]{}', '[TOOL_CALLS]get_weather[ARGS]{}'),
+    (GRANITE, '<|tool_call|>[{"name": "get_time", "arguments": {}}]',
+     '<|tool_call|>{"name": "get_time", "arguments": {}}'),
     (DEEPSEEK_R1, "<｜tool▁calls▁begin｜>" + R1_CALL.format(name="get_weather",
                                                               args='{"unit": "c"}')
      + "<｜tool▁calls▁end｜>", R1_CALL.format(name="get_weather", args='{"unit": "c"}')),
@@ -228,8 +249,8 @@ def test_forced_call_grammar_writes_the_markup_it_parses(markup, good, bad):
 
 
 def test_every_markup_is_registered():
-    assert set(MARKUPS) == {"hermes", "llama3", "mistral", "mistral-v11", "deepseek-r1",
-                            "deepseek-v3.1"}
+    assert set(MARKUPS) == {"hermes", "llama3", "mistral", "mistral-v11", "granite",
+                            "deepseek-r1", "deepseek-v3.1"}
 
 
 # Mistral v0.3 / Nemo refuse any tool call id that is not 9 characters.

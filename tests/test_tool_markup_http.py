@@ -22,10 +22,13 @@ from openai import OpenAI
 from test_tool_markup import (
     DEEPSEEK_R1_TEMPLATE,
     DEEPSEEK_V31_TEMPLATE,
+    GRANITE_TEMPLATE,
     LLAMA31_TEMPLATE,
     MISTRAL_TEMPLATE,
     MISTRAL_V11_TEMPLATE,
 )
+
+from slm_api.engine import masks
 
 WEATHER = {"type": "function", "function": {
     "name": "get_weather", "description": "Current weather for a city",
@@ -40,7 +43,7 @@ TIME = {"type": "function", "function": {
 ASK = [{"role": "user", "content": "What is the weather in Paris?"}]
 TEMPLATES = {"llama3": LLAMA31_TEMPLATE, "mistral": MISTRAL_TEMPLATE,
              "mistral-v11": MISTRAL_V11_TEMPLATE, "deepseek-r1": DEEPSEEK_R1_TEMPLATE,
-             "deepseek-v3.1": DEEPSEEK_V31_TEMPLATE}
+             "deepseek-v3.1": DEEPSEEK_V31_TEMPLATE, "granite": GRANITE_TEMPLATE}
 
 
 @pytest.fixture(scope="module")
@@ -54,13 +57,18 @@ def markup_client(model_path: Path, tmp_path_factory: pytest.TempPathFactory
     # non-streamed reply must start from the same ones. With the prompt cache on, the second of
     # two identical requests reuses the first's cells and evaluates the last prompt token on its
     # own (the first evaluated it in one batch with the rest): a different sum order, which at a
-    # near-tie flips a greedy choice. With several sequences, the second request takes another
-    # sequence while the first one's cells stay in the shared KV cache, so attention runs over
-    # a differently laid out (longer, masked) window: again other sums. One sequence and no
-    # prompt cache: every request evaluates its whole prompt in one batch into the same cells.
+    # near-tie flips a greedy choice. One sequence and no prompt cache: every request evaluates
+    # its whole prompt in one batch into the same cells.
     settings = make_settings(folder, prompt_cache="off", n_parallel=1)
-    with running_server(settings) as url:
-        yield OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0, timeout=600)
+    # And the same grammar engine: each model builds llguidance's view of its vocabulary in the
+    # background, and until that is ready llama.cpp's grammar serves (no fast-forward), which
+    # may spell the markup in other tokens. Every request here waits for llguidance.
+    ready_matcher = masks.MaskTokenizer.matcher
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(masks.MaskTokenizer, "matcher",
+                      lambda self, gbnf: ready_matcher(self, gbnf) if self.wait(300) else None)
+        with running_server(settings) as url:
+            yield OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0, timeout=600)
 
 
 def streamed(client: OpenAI, **body) -> tuple[str, dict[int, dict], str | None]:
@@ -85,11 +93,8 @@ def test_forced_call_in_the_templates_markup_comes_back_as_tool_calls(markup_cli
         "model": model, "messages": ASK, "tools": [WEATHER, TIME]}).json()["prompt"]
     # The template renders the tools itself (no Hermes block injected).
     assert "<tools>" not in prompt and "get_time" in prompt
-    # Room for DeepSeek R1's long markup even on the first request after load, which llama.cpp's
-    # grammar serves (llguidance is still building its tokenizer) without fast-forward: the
-    # model may spell the markup in more tokens than its canonical ones.
     body = dict(model=model, messages=ASK, tools=[WEATHER, TIME], temperature=0,
-                max_tokens=240, tool_choice={"type": "function",
+                max_tokens=160, tool_choice={"type": "function",
                                              "function": {"name": "get_weather"}})
     reply = markup_client.chat.completions.create(**body)
     choice = reply.choices[0]

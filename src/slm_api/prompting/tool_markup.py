@@ -10,6 +10,8 @@ A model calls tools in the markup its own chat template shows it; we parse that 
 - mistral: `[TOOL_CALLS][{"name": ..., "arguments": {...}, "id": ...}, ...]` (Mistral v3,
   Nemo, Small 3).
 - mistral-v11: `[TOOL_CALLS]name[ARGS]{...}`, repeated per call (Magistral, Devstral, Small 3.2).
+- granite: `<|tool_call|>[{"name": ..., "arguments": {...}}, ...]` (IBM Granite 3.x; Phi-4-mini
+  writes the same and closes it with `<|/tool_call|>`).
 - deepseek-r1: `<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>function<｜tool▁sep｜>name` then
   the arguments in a json code fence and `<｜tool▁call▁end｜>`, per call, then
   `<｜tool▁calls▁end｜>` (DeepSeek R1 and its Qwen/Llama distills, V3).
@@ -48,6 +50,7 @@ _OBJ = (r'\s*\{\s*(?:"type"\s*:\s*"function"\s*,\s*)?"name"\s*:\s*' + _NAME
 PYTHON_TAG = "<|python_tag|>"
 MISTRAL_CALLS = "[TOOL_CALLS]"
 MISTRAL_ARGS = "[ARGS]"
+GRANITE_CALLS, GRANITE_CLOSE = "<|tool_call|>", "<|/tool_call|>"
 DS_CALLS, DS_CALLS_END = "<｜tool▁calls▁begin｜>", "<｜tool▁calls▁end｜>"
 DS_CALL, DS_SEP, DS_CALL_END = "<｜tool▁call▁begin｜>", "<｜tool▁sep｜>", "<｜tool▁call▁end｜>"
 FENCE = "```"
@@ -62,6 +65,7 @@ class ToolMarkup:
     next_header: re.Pattern[str]  # searched after a call: up to the next one's arguments
     residue: re.Pattern[str]  # after a call's arguments: the markup that closes it
     json_name: bool = True  # whether the name group is a JSON string body (escapes decoded)
+    json_list: bool = False  # whether a region holds a JSON array of call objects
 
     def starts(self, text: str, at_reply_start: bool) -> int:
         """Where the first calls region of `text` starts, -1 when none."""
@@ -117,10 +121,13 @@ class ToolMarkup:
             value, pos = _DECODER.raw_decode(text, pos)
         except json.JSONDecodeError:
             return None
-        if self.name == "mistral" and isinstance(value, list):
+        if self.json_list and isinstance(value, list):
             calls = [_call_from(v) for v in value]
             if not calls or None in calls:
                 return None
+            after = _skip_ws(text, pos)
+            if text.startswith(GRANITE_CLOSE, after):  # Phi-4-mini closes what Granite opens
+                pos = after + len(GRANITE_CLOSE)
             return calls, pos  # type: ignore[return-value]
         call = _call_from(value)
         if call is None:
@@ -171,6 +178,7 @@ class ToolMarkup:
             "hermes": (CALL_OPEN, CALL_CLOSE),
             "llama3": ("", ""),
             "mistral": (MISTRAL_CALLS + "[", "]"),
+            "granite": (GRANITE_CALLS + "[", "]"),
         }[self.name]
         return schema_to_gbnf(schema, prefix=prefix, suffix=suffix)
 
@@ -263,6 +271,17 @@ MISTRAL = ToolMarkup(
     header=_header(re.escape(MISTRAL_CALLS) + r"\s*\[?", "arguments"),
     next_header=_header(f"(?:,|{re.escape(MISTRAL_CALLS)}\\s*\\[?)", "arguments"),
     residue=re.compile(r'\s*(?:,\s*"id"\s*:\s*"(?:[^"\\]|\\.)*"\s*)?\}\s*\]?'),
+    json_list=True,
+)
+GRANITE = ToolMarkup(
+    name="granite",
+    triggers=(GRANITE_CALLS,),
+    bare_json=False,
+    header=_header(re.escape(GRANITE_CALLS) + r"\s*\[?", "(?:arguments|parameters)"),
+    next_header=_header(f"(?:,|{re.escape(GRANITE_CALLS)}\\s*\\[?)",
+                        "(?:arguments|parameters)"),
+    residue=re.compile(r"\s*\}\s*\]?(?:\s*" + re.escape(GRANITE_CLOSE) + ")?"),
+    json_list=True,
 )
 MISTRAL_V11 = ToolMarkup(
     name="mistral-v11",
@@ -289,7 +308,8 @@ def _deepseek(name: str) -> ToolMarkup:
 
 DEEPSEEK_R1 = _deepseek("deepseek-r1")
 DEEPSEEK_V31 = _deepseek("deepseek-v3.1")
-MARKUPS = {m.name: m for m in (HERMES, LLAMA3, MISTRAL, MISTRAL_V11, DEEPSEEK_R1, DEEPSEEK_V31)}
+MARKUPS = {m.name: m for m in (HERMES, LLAMA3, MISTRAL, MISTRAL_V11, GRANITE, DEEPSEEK_R1,
+                               DEEPSEEK_V31)}
 
 
 def markup_for_template(source: str) -> ToolMarkup:
@@ -297,6 +317,8 @@ def markup_for_template(source: str) -> ToolMarkup:
     marker that only that family's templates contain)."""
     if MISTRAL_CALLS in source:
         return MISTRAL_V11 if MISTRAL_ARGS in source else MISTRAL
+    if GRANITE_CALLS in source:
+        return GRANITE
     if DS_CALLS in source or DS_CALL in source:
         return DEEPSEEK_R1 if FENCE in source else DEEPSEEK_V31
     if PYTHON_TAG in source or "<|start_header_id|>ipython<|end_header_id|>" in source:
