@@ -64,6 +64,16 @@ def greedy_run(model: LoadedModel, prompt: str, n: int = 16):
     return ids, margins, gen.result
 
 
+def cold_greedy_run(model_path: Path, tmp_path: Path, prompt: str):
+    """greedy_run on a model of its own with no prompt cache at all, whatever ran before: the
+    reference a cached or copied prefix must agree with."""
+    model = load(model_path, tmp_path, n_parallel=1, prompt_cache="off")
+    try:
+        return greedy_run(model, prompt)
+    finally:
+        model.close()
+
+
 def agree_until_near_tie(ids: list[int], margins: list[float], other: list[int]) -> int:
     """How many leading tokens the two runs share; asserts that they part, if at all, only at a
     step where `ids`' run had its two best tokens within 1 nat (see the test below for why a
@@ -107,12 +117,7 @@ def test_concurrent_greedy_requests_match_their_solo_output(batched):
 def test_a_shared_prefix_is_reused(batched, model_path, tmp_path):
     system = "You are a careful assistant. " * 40
     prompt = turn(system + "Name a colour.")
-    # The cold reference comes from a model with no prompt cache at all, whatever ran before.
-    cold_model = load(model_path, tmp_path, n_parallel=1, prompt_cache="off")
-    try:
-        cold_ids, cold_margins, cold = greedy_run(cold_model, prompt)
-    finally:
-        cold_model.close()
+    cold_ids, cold_margins, cold = cold_greedy_run(model_path, tmp_path, prompt)
     assert cold.cached_tokens == 0 and cold.prompt_tokens > 200
 
     fruit = turn(system + "Name a fruit.")
@@ -130,11 +135,7 @@ def test_a_running_sequence_lends_its_prefix(batched, model_path, tmp_path):
     and answers as a request that read its whole prompt does."""
     system = "You are a terse assistant who answers in one line. " * 30
     question = turn(system + "Name a large animal.")
-    cold_model = load(model_path, tmp_path, n_parallel=1, prompt_cache="off")
-    try:
-        cold_ids, cold_margins, _ = greedy_run(cold_model, question)
-    finally:
-        cold_model.close()
+    cold_ids, cold_margins, _ = cold_greedy_run(model_path, tmp_path, question)
 
     story = batched.submit(GenerationRequest(
         prompt=batched.tokenize(turn(system + "Tell a long story.")), max_tokens=200,
