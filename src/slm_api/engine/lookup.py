@@ -22,6 +22,8 @@ MIN_NGRAM = 1
 MAX_CHARS = 24
 MIN_CHARS = 3
 TAIL_TOKENS = 8  # output tokens whose text is matched
+# Longest pause of drafting, in steps, after repeated outright misses.
+MAX_PAUSE = 64
 
 
 @dataclass(frozen=True)
@@ -36,8 +38,6 @@ class Spelling:
 
     def text(self, tokens: Sequence[int]) -> str:
         return b"".join(map(self.piece, tokens)).decode("utf-8", errors="ignore")
-# Longest pause of drafting, in steps, after repeated outright misses.
-MAX_PAUSE = 64
 
 
 class PromptLookup:
@@ -55,8 +55,8 @@ class PromptLookup:
         self.limit = 1
         self._pause = 0  # steps to skip after the last outright miss
         self._skip = 0  # steps still skipped
-        self._follow: dict[tuple[int, ...], int] = {}
-        for n in range(MIN_NGRAM, MAX_NGRAM + 1):
+        self._follow: dict[tuple[int, ...], int] = {}  # token n-grams: without a spelling
+        for n in range(MIN_NGRAM, MAX_NGRAM + 1) if spelling is None else ():
             for end in range(n, len(self._prompt)):
                 # The latest occurrence wins: it is the nearest context to the output.
                 self._follow[tuple(self._prompt[end - n:end])] = end
@@ -87,13 +87,14 @@ class PromptLookup:
             at = self._text.rfind(said[-n:])
             if at < 0:
                 continue
-            # Enough text for `limit` tokens and one more, which may be cut mid-word.
+            # Enough text for `limit` tokens and one more.
             follow = self._text[at + n:at + n + 8 * (limit + 1)]
             tokens = self._spelling.tokenize(follow)
             if self._spelling.text(tokens) != follow:
                 return []  # a tokenizer that adds a leading space: no exact spelling
-            return tokens[:limit] if len(tokens) > limit or at + n + len(follow) >= len(
-                self._text) else tokens[:-1]
+            # The last token may be cut mid-word, unless the prompt ends there.
+            whole = at + n + len(follow) == len(self._text)
+            return tokens[:limit] if whole or len(tokens) > limit else tokens[:-1]
         return []
 
     def judge(self, drafted: int, accepted: int) -> None:
