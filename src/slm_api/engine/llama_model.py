@@ -151,7 +151,7 @@ class LoadedModel:
             raise ModelLoadError(f"cannot create a context for {path.name}: {reason}")
         self._scheduler = Scheduler(
             self._ctx, n_parallel=n_parallel, n_ctx=n_ctx, n_batch=self._n_batch,
-            max_queue=settings.max_queue, piece=self._piece,
+            max_queue=settings.max_queue, n_vocab=self.n_vocab, piece=self._piece,
             is_eog=lambda t: bool(native.vocab_is_eog(self._vocab, t)),
             reuse_prefix=settings.prompt_cache != "off",
             disk=DiskPromptCache(settings.cache_dir / f"{model_id}-{path.stat().st_size}",
