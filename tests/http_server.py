@@ -16,9 +16,9 @@ import requests
 from flask import Flask
 from werkzeug.serving import make_server
 
-from slm_api import state
 from slm_api.app import create_app
 from slm_api.config import DEFAULT_MODEL_FILE, Settings
+from slm_api.plumbing import state
 
 MODEL = Path(DEFAULT_MODEL_FILE).stem  # the id of the default model
 REPO = Path(__file__).resolve().parents[1]

@@ -11,7 +11,7 @@ import pytest
 import requests
 from http_server import make_settings, running_server
 
-from slm_api.hosts import default_allowed_hosts, host_without_port
+from slm_api.plumbing.hosts import default_allowed_hosts, host_without_port
 
 CHAT = {"messages": [{"role": "user", "content": "Say hi"}], "max_tokens": 2}
 REBOUND = {"Host": "attacker.example"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from slm_api.api.responses_store import ResponseStore
+from slm_api.api.responses.store import ResponseStore
 
 
 def _resp(i: int) -> dict:

@@ -16,9 +16,9 @@ from flask import Flask, request
 
 from slm_api.engine import Engine
 from slm_api.errors import Draining
-from slm_api.security import METRICS_ENDPOINTS, route_policy
+from slm_api.plumbing.security import METRICS_ENDPOINTS, route_policy
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("slm_api.lifecycle")  # its name before the move: log filters keep working
 
 # After the drain deadline, time left for the last frames to reach slow clients.
 WRITE_GRACE_S = 5.0

@@ -29,8 +29,8 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from slm_api import state
-from slm_api.api.contract import contract
+from slm_api.api.core.contract import contract
+from slm_api.plumbing import state
 
 ACCESS_LOGGER = "slm_api.access"
 REQUEST_ID_HEADER = "X-Request-ID"

@@ -26,12 +26,12 @@ from limits.errors import StorageError
 from limits.strategies import FixedWindowRateLimiter
 from prometheus_client import CollectorRegistry, Counter
 
-from slm_api import state
-from slm_api.api.errors import error_response
+from slm_api.api.core.errors import error_response
 from slm_api.config import Settings
 from slm_api.errors import APIError
+from slm_api.plumbing import state
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("slm_api.ratelimit")  # its name before the move: log filters keep working
 
 KEY_PREFIX = "slm"
 # Redis answers in well under a millisecond; waiting longer than this means it is gone, and a

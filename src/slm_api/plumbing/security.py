@@ -19,10 +19,10 @@ from flask_cors import CORS
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from slm_api import ratelimit, state
 from slm_api.config import Settings
 from slm_api.errors import APIError
-from slm_api.hosts import HostAllowlist
+from slm_api.plumbing import ratelimit, state
+from slm_api.plumbing.hosts import HostAllowlist
 
 ADMIN_BLUEPRINTS = frozenset({"admin"})
 # Endpoints anyone may call; "metrics" ones only while PROTECT_METRICS is off.

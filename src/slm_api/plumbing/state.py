@@ -1,7 +1,9 @@
 """The app's shared objects, each behind one accessor (flaskr's `get_db` pattern).
 
 `create_app` stores them once; every other module reads them through these functions, never
-through `app.extensions` or `app.config` directly. Each accessor reads the current app, or the
+through `app.extensions` or `app.config` directly. A family's own objects keep their
+accessor with their owner (the Responses store: api/responses/store.py), so this module
+knows none of the families. Each accessor reads the current app, or the
 `app` given (for code that runs at setup, outside a request).
 """
 
@@ -13,13 +15,12 @@ from typing import TYPE_CHECKING, Any
 from flask import Flask, current_app
 
 if TYPE_CHECKING:
-    from slm_api.api.responses_store import ResponseStore
     from slm_api.config import Settings
     from slm_api.engine import Engine
     from slm_api.hub import DownloadJobs
-    from slm_api.observability import Metrics
-    from slm_api.ratelimit import RateLimits
-    from slm_api.security import KeyRing
+    from slm_api.plumbing.observability import Metrics
+    from slm_api.plumbing.ratelimit import RateLimits
+    from slm_api.plumbing.security import KeyRing
 
 _SETTINGS = "SETTINGS"
 _ENGINE = "slm_engine"
@@ -28,7 +29,6 @@ _METRICS = "slm_metrics"
 _KEYS = "slm_keys"
 _OPENAPI = "slm_openapi"
 _RATE_LIMITS = "slm_rate_limits"
-_RESPONSES = "slm_responses"
 
 
 def _app(app: Flask | None) -> Flask:
@@ -77,15 +77,6 @@ def set_rate_limits(app: Flask, limits: RateLimits) -> None:
 def rate_limits(app: Flask | None = None) -> RateLimits | None:
     """None when RATE_LIMIT_RPM and RATE_LIMIT_TPM are both off."""
     return _app(app).extensions.get(_RATE_LIMITS)
-
-
-def set_responses_store(app: Flask, store: ResponseStore) -> None:
-    app.extensions[_RESPONSES] = store
-
-
-def responses_store(app: Flask | None = None) -> ResponseStore:
-    """Stored /v1/responses (SQLite under DATA_DIR)."""
-    return _app(app).extensions[_RESPONSES]
 
 
 def openapi_spec(app: Flask, build: Callable[[Flask], dict[str, Any]]) -> dict[str, Any]:

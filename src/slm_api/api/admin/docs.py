@@ -15,9 +15,9 @@ import flask_swagger_ui
 from flask import Blueprint, Flask, Response, current_app, jsonify, send_from_directory, url_for
 from pydantic import BaseModel
 
-from slm_api import state
-from slm_api.api import openapi
-from slm_api.api.contract import contract
+from slm_api.api.admin import openapi
+from slm_api.api.core.contract import contract
+from slm_api.plumbing import state
 
 bp = Blueprint("docs", __name__)
 

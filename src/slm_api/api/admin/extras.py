@@ -5,11 +5,18 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify
 
-from slm_api import state
-from slm_api.api.body import parse_body
-from slm_api.api.contract import contract
-from slm_api.api.responses import AppliedTemplate, CountResult, DetokenizeResult, TokenizeResult
-from slm_api.api.schemas import ApplyTemplateRequest, DetokenizeRequest, TokenizeRequest
+from slm_api.api.admin.protocol import (
+    AppliedTemplate,
+    ApplyTemplateRequest,
+    CountResult,
+    DetokenizeRequest,
+    DetokenizeResult,
+    TokenizeRequest,
+    TokenizeResult,
+)
+from slm_api.api.core.body import parse_body
+from slm_api.api.core.contract import contract
+from slm_api.plumbing import state
 
 bp = Blueprint("extras", __name__, url_prefix="/extras")
 

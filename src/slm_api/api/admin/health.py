@@ -10,11 +10,11 @@ import time
 
 from flask import Blueprint, Response, jsonify
 
-from slm_api import state
-from slm_api.api.contract import contract
-from slm_api.api.responses import Health, Ready
+from slm_api.api.admin.protocol import Health, Ready
+from slm_api.api.core.contract import contract
 from slm_api.engine import gpu_offload_supported
 from slm_api.gguf_info import fingerprint
+from slm_api.plumbing import state
 
 bp = Blueprint("health", __name__)
 

@@ -1,9 +1,10 @@
 """The OpenAPI 3.1 document, built from the live url_map and each view's Contract (contract.py).
 
 Every route the app serves is in it. Request and response schemas come from the pydantic models
-(api/schemas.py, api/responses.py); summaries and descriptions from the views' docstrings;
-security from what the server enforces with the settings it runs with: with no key configured
-no operation claims to need one, and admin routes say they are open to loopback clients only.
+(each family's protocol.py, api/core/protocol.py); summaries and descriptions from the views'
+docstrings; security from what the server enforces with the settings it runs with: with no key
+configured no operation claims to need one, and admin routes say they are open to loopback
+clients only.
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 from werkzeug.routing import Rule
 
-from slm_api import state
-from slm_api.api.contract import Contract, contract_of
-from slm_api.api.responses import ErrorEnvelope
-from slm_api.security import route_policy
+from slm_api.api.core.contract import Contract, contract_of
+from slm_api.api.core.protocol import ErrorEnvelope
+from slm_api.plumbing import state
+from slm_api.plumbing.security import route_policy
 
 METHODS = ("get", "post", "put", "patch", "delete")
 _ARG = re.compile(r"<(?:[a-zA-Z_]+(?:\([^)]*\))?:)?([a-zA-Z_][a-zA-Z0-9_]*)>")

@@ -9,20 +9,22 @@ from dataclasses import asdict
 
 from flask import Blueprint, Response, jsonify
 
-from slm_api import state
-from slm_api.api.body import parse_body
-from slm_api.api.contract import contract
-from slm_api.api.responses import AdminResult, DownloadJob, ModelDeleted
-from slm_api.api.schemas import (
+from slm_api.api.admin.protocol import (
+    AdminResult,
+    DownloadJob,
     LoadRequest,
+    ModelDeleted,
     ModelLoadRequest,
     ReloadRequest,
     RestoreCacheRequest,
     SetModelRequest,
 )
+from slm_api.api.core.body import parse_body
+from slm_api.api.core.contract import contract
 from slm_api.engine import ModelInfo
 from slm_api.errors import APIError
 from slm_api.hub import download_gguf, validate_request
+from slm_api.plumbing import state
 
 bp = Blueprint("admin", __name__)
 

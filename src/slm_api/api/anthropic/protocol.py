@@ -1,7 +1,7 @@
 """Anthropic Messages API bodies, with Anthropic's field names: requests in, replies out.
 
-Unknown fields are ignored (like schemas.py): SDKs send `metadata`, `thinking`, `service_tier`
-and the like, which change nothing for a local model.
+Unknown fields are ignored (like api/core/protocol.py): SDKs send `metadata`, `thinking`,
+`service_tier` and the like, which change nothing for a local model.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from slm_api.api.schemas import JSONSchemaFormat, ResponseFormat
+from slm_api.api.core.protocol import JSONSchemaFormat, ResponseFormat
 from slm_api.engine import SamplingParams
 
 _TOOL_NAME = r"^[A-Za-z0-9_.-]+$"

@@ -1,9 +1,9 @@
 """POST /v1/messages and /v1/messages/count_tokens: the Anthropic Messages API.
 
-The request is translated into the shared chat path (api/conversation.py): system text and
+The request is translated into the shared chat path (api/core/conversation.py): system text and
 messages become chat messages, `tool_use` / `tool_result` blocks become tool calls and tool
 messages, `tools[].input_schema` the functions' parameters. Errors on these routes use
-Anthropic's envelope (api/errors.py), streams Anthropic's named events.
+Anthropic's envelope (api/anthropic/errors.py), streams Anthropic's named events.
 """
 
 from __future__ import annotations
@@ -15,17 +15,8 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify
 
-from slm_api.api.body import completion_budget, parse_body
-from slm_api.api.contract import contract
-from slm_api.api.conversation import (
-    CallArguments,
-    ChatRun,
-    TextPiece,
-    Turn,
-    start_turn,
-    stream_pieces,
-)
-from slm_api.api.messages_schemas import (
+from slm_api.api.anthropic.errors import anthropic_body, register
+from slm_api.api.anthropic.protocol import (
     AnthropicError,
     AssistantMessage,
     CountTokensRequest,
@@ -41,14 +32,24 @@ from slm_api.api.messages_schemas import (
     Usage,
     UserMessage,
 )
-from slm_api.api.run import collect, iterate
-from slm_api.api.schemas import ResponseFormat
-from slm_api.api.sse import sse_response
+from slm_api.api.core.body import completion_budget, parse_body
+from slm_api.api.core.contract import contract
+from slm_api.api.core.conversation import (
+    CallArguments,
+    ChatRun,
+    TextPiece,
+    Turn,
+    start_turn,
+    stream_pieces,
+)
+from slm_api.api.core.protocol import ResponseFormat
+from slm_api.api.core.run import collect, iterate
+from slm_api.api.core.sse import sse_response
 from slm_api.engine import Finished, SamplingParams
-from slm_api.errors import SlmError
 from slm_api.prompting.chat_format import ToolCall
 
 bp = Blueprint("messages", __name__)
+register(bp.name)
 
 
 # -- request -> chat -----------------------------------------------------------------------
@@ -130,7 +131,7 @@ def create_message() -> Response:
     reply = _Reply(run, stops)
     if req.stream:
         return sse_response(reply.stream(), named=True, done=False,
-                            error_event=SlmError.anthropic_body)
+                            error_event=anthropic_body)
     with run:
         out = collect(run.generation)
     return jsonify(reply.complete(out.text, out.finished).model_dump())

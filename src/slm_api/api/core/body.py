@@ -8,8 +8,8 @@ from typing import Any, TypeVar
 from flask import request
 from pydantic import BaseModel
 
-from slm_api import state
 from slm_api.errors import APIError
+from slm_api.plumbing import state
 
 BodyT = TypeVar("BodyT", bound=BaseModel)
 

@@ -12,9 +12,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from slm_api.api.run import Run, build_request
-from slm_api.api.schemas import LoadModelConfigs, ResponseFormat
-from slm_api.api.structured import check_structured_output, response_format_grammar
+from slm_api.api.core.protocol import LoadModelConfigs, ResponseFormat
+from slm_api.api.core.run import Run, build_request
+from slm_api.api.core.structured import check_structured_output, response_format_grammar
 from slm_api.engine import Chunk, SamplingParams
 from slm_api.errors import APIError
 from slm_api.prompting.chat_format import ToolCall, ToolMarkup, forced_functions

@@ -1,30 +1,40 @@
-"""Every failure leaves the server as an OpenAI error envelope with the right status."""
+"""Every failure leaves the server as an OpenAI error envelope with the right status (or the
+envelope a family registered for its blueprint: Anthropic's for Messages)."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import Any
 
 from flask import Flask, Response, current_app, g, has_request_context, jsonify, request
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
-from slm_api.errors import APIError, SlmError, anthropic_error_body
+from slm_api.errors import APIError, SlmError
 
-__all__ = ["error_response", "register_error_handlers", "validation_message"]
+__all__ = ["error_response", "register_envelope", "register_error_handlers", "validation_message"]
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("slm_api.api.errors")  # its name before the move: log filters keep working
 
-# Blueprints that speak Anthropic's API: their errors, 401s and 429s included, use its envelope.
-ANTHROPIC_BLUEPRINTS = frozenset({"messages"})
+# Blueprints that speak another API's error envelope (Anthropic's Messages), by blueprint name:
+# their errors, 401s and 429s included, use it. Families register at import, before any request.
+_ENVELOPES: dict[str, Callable[[SlmError], dict[str, Any]]] = {}
 
 
-def anthropic_shaped() -> bool:
-    return has_request_context() and request.blueprint in ANTHROPIC_BLUEPRINTS
+def register_envelope(blueprint: str, body: Callable[[SlmError], dict[str, Any]]) -> None:
+    _ENVELOPES[blueprint] = body
+
+
+def _envelope() -> Callable[[SlmError], dict[str, Any]] | None:
+    return _ENVELOPES.get(request.blueprint or "") if has_request_context() else None
 
 
 def error_response(exc: SlmError) -> Response:
-    """`exc` as the OpenAI error envelope (Anthropic's on its routes), status and headers."""
-    body = anthropic_error_body(exc.status, exc.message) if anthropic_shaped() else exc.body()
+    """`exc` as the OpenAI error envelope (its family's on a registered blueprint), status
+    and headers."""
+    envelope = _envelope()
+    body = envelope(exc) if envelope else exc.body()
     response = jsonify(body)
     response.status_code = exc.status
     for key, value in exc.headers.items():

@@ -8,7 +8,6 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from slm_api import state
 from slm_api.engine import (
     Choices,
     Finished,
@@ -19,7 +18,8 @@ from slm_api.engine import (
     TokenLogprob,
 )
 from slm_api.engine.llama_model import LoadedModel
-from slm_api.observability import GenerationRecorder, generation_recorder
+from slm_api.plumbing import state
+from slm_api.plumbing.observability import GenerationRecorder, generation_recorder
 
 
 def build_request(

@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Response
 
-from slm_api.api.errors import log_server_error, request_id
+from slm_api.api.core.errors import log_server_error, request_id
 from slm_api.errors import SlmError
 
 

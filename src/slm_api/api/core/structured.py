@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from slm_api.api.schemas import ResponseFormat
+from slm_api.api.core.protocol import ResponseFormat
 from slm_api.errors import APIError
 from slm_api.grammar import check_schema, schema_to_gbnf, validation_errors
 

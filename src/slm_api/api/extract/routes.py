@@ -7,16 +7,15 @@ import time
 
 from flask import Blueprint, Response, jsonify
 
-from slm_api import state
-from slm_api.api.body import completion_budget, parse_body
-from slm_api.api.contract import contract
-from slm_api.api.reply import usage
-from slm_api.api.responses import ExtractResult
-from slm_api.api.run import Run, build_request, collect
-from slm_api.api.schemas import ExtractRequest
-from slm_api.api.structured import ANY_OBJECT, parse_and_validate, schema_grammar
+from slm_api.api.core.body import completion_budget, parse_body
+from slm_api.api.core.contract import contract
+from slm_api.api.core.reply import usage
+from slm_api.api.core.run import Run, build_request, collect
+from slm_api.api.core.structured import ANY_OBJECT, parse_and_validate, schema_grammar
+from slm_api.api.extract.protocol import ExtractRequest, ExtractResult
 from slm_api.engine import SamplingParams
 from slm_api.errors import APIError, Draining
+from slm_api.plumbing import state
 
 bp = Blueprint("extract", __name__)
 

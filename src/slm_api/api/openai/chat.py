@@ -9,15 +9,14 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify
 
-from slm_api.api.body import choice_count, completion_budget, parse_body
-from slm_api.api.contract import contract
-from slm_api.api.conversation import ChatRun, ReplySplitter, Turn, start_turn
-from slm_api.api.logprobs import chat_logprobs
-from slm_api.api.reply import finish_reason, usage
-from slm_api.api.responses import ChatCompletion, ChatCompletionChunk
-from slm_api.api.run import Collected, collect_choices, iterate
-from slm_api.api.schemas import ChatCompletionRequest
-from slm_api.api.sse import sse_response
+from slm_api.api.core.body import choice_count, completion_budget, parse_body
+from slm_api.api.core.contract import contract
+from slm_api.api.core.conversation import ChatRun, ReplySplitter, Turn, start_turn
+from slm_api.api.core.logprobs import chat_logprobs
+from slm_api.api.core.reply import finish_reason, usage
+from slm_api.api.core.run import Collected, collect_choices, iterate
+from slm_api.api.core.sse import sse_response
+from slm_api.api.openai.protocol import ChatCompletion, ChatCompletionChunk, ChatCompletionRequest
 from slm_api.engine import Finished
 
 bp = Blueprint("chat", __name__)

@@ -9,16 +9,15 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify
 
-from slm_api import state
-from slm_api.api.body import choice_count, completion_budget, one_or_many, parse_body
-from slm_api.api.contract import contract
-from slm_api.api.logprobs import completion_logprobs
-from slm_api.api.reply import finish_reason, usage
-from slm_api.api.responses import Completion
-from slm_api.api.run import Run, build_request, close_on_error, collect_choices, iterate
-from slm_api.api.schemas import CompletionRequest
-from slm_api.api.sse import sse_response
+from slm_api.api.core.body import choice_count, completion_budget, one_or_many, parse_body
+from slm_api.api.core.contract import contract
+from slm_api.api.core.logprobs import completion_logprobs
+from slm_api.api.core.reply import finish_reason, usage
+from slm_api.api.core.run import Run, build_request, close_on_error, collect_choices, iterate
+from slm_api.api.core.sse import sse_response
+from slm_api.api.openai.protocol import Completion, CompletionRequest
 from slm_api.engine import Finished, TokenLogprob
+from slm_api.plumbing import state
 
 bp = Blueprint("completions", __name__)
 

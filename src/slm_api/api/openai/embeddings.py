@@ -7,12 +7,11 @@ import struct
 
 from flask import Blueprint, Response, jsonify
 
-from slm_api import state
-from slm_api.api.body import one_or_many, parse_body
-from slm_api.api.contract import contract
-from slm_api.api.responses import EmbeddingList
-from slm_api.api.schemas import EmbeddingRequest
+from slm_api.api.core.body import one_or_many, parse_body
+from slm_api.api.core.contract import contract
+from slm_api.api.openai.protocol import EmbeddingList, EmbeddingRequest
 from slm_api.errors import APIError
+from slm_api.plumbing import state
 
 bp = Blueprint("embeddings", __name__)
 

@@ -7,11 +7,11 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify
 
-from slm_api import state
-from slm_api.api.contract import contract
-from slm_api.api.responses import LocalModels, Model, ModelList
+from slm_api.api.core.contract import contract
+from slm_api.api.openai.protocol import LocalModels, Model, ModelList
 from slm_api.engine import ModelNotFound
 from slm_api.gguf_info import file_kind
+from slm_api.plumbing import state
 
 bp = Blueprint("models", __name__)
 

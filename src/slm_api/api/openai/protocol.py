@@ -8,6 +8,8 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator
 
 from slm_api.api.core.protocol import (
+    ChatLogprobs,
+    FinishReason,
     LoadModelConfigs,
     MessagesBody,
     NonEmptyText,

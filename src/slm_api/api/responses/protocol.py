@@ -1,6 +1,6 @@
 """OpenAI Responses API bodies, with its field names: the request, and the response object.
 
-Unknown fields are ignored (like schemas.py): SDKs and the Agents SDK send `include`,
+Unknown fields are ignored (like api/core/protocol.py): SDKs and the Agents SDK send `include`,
 `truncation`, `reasoning`, `parallel_tool_calls`, `prompt_cache_key` and the like.
 """
 
@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
-from slm_api.api.schemas import JSONSchemaFormat, ResponseFormat
+from slm_api.api.core.protocol import JSONSchemaFormat, ResponseFormat
 from slm_api.engine import SamplingParams
 
 _NAME = r"^[A-Za-z0-9_.-]+$"

@@ -1,9 +1,9 @@
 """POST /v1/responses, GET and DELETE /v1/responses/{id}: the OpenAI Responses API.
 
-Input items become chat messages for the shared chat path (api/conversation.py): `instructions`
+Input items become chat messages for the shared chat path (api/core/conversation.py): `instructions`
 a system message, `function_call` items assistant tool calls, `function_call_output` items tool
 messages; `text.format` is chat's response_format. With `store` (the default) the response and
-the conversation it ended go into SQLite (api/responses_store.py), which `previous_response_id`
+the conversation it ended go into SQLite (api/responses/store.py), which `previous_response_id`
 continues.
 """
 
@@ -16,10 +16,9 @@ from typing import Any
 
 from flask import Blueprint, Flask, Response, g, jsonify
 
-from slm_api import state
-from slm_api.api.body import completion_budget, parse_body
-from slm_api.api.contract import contract
-from slm_api.api.conversation import (
+from slm_api.api.core.body import completion_budget, parse_body
+from slm_api.api.core.contract import contract
+from slm_api.api.core.conversation import (
     CallArguments,
     ChatRun,
     TextPiece,
@@ -27,7 +26,9 @@ from slm_api.api.conversation import (
     start_turn,
     stream_pieces,
 )
-from slm_api.api.responses_schemas import (
+from slm_api.api.core.run import collect, iterate
+from slm_api.api.core.sse import sse_response
+from slm_api.api.responses.protocol import (
     DeletedResponse,
     FunctionCallItem,
     FunctionCallOutputItem,
@@ -41,11 +42,10 @@ from slm_api.api.responses_schemas import (
     ResponseStreamEvent,
     ResponseUsage,
 )
-from slm_api.api.responses_store import ResponseStore
-from slm_api.api.run import collect, iterate
-from slm_api.api.sse import sse_response
+from slm_api.api.responses.store import ResponseStore, responses_store, set_responses_store
 from slm_api.engine import Finished
 from slm_api.errors import APIError, SlmError
+from slm_api.plumbing import state
 from slm_api.prompting.chat_format import ToolCall
 
 bp = Blueprint("responses", __name__)
@@ -56,14 +56,14 @@ def _open_store(setup: Any) -> None:
     # The file is created on first use: an app that never stores a response writes nothing.
     app: Flask = setup.app
     settings = state.settings(app)
-    state.set_responses_store(app, ResponseStore(
+    set_responses_store(app, ResponseStore(
         settings.data_dir / "responses.sqlite3",
         ttl_s=settings.responses_ttl_s, max_stored=settings.responses_max_stored,
     ))
 
 
 def _store() -> ResponseStore:
-    return state.responses_store()
+    return responses_store()
 
 
 def _not_found(response_id: str) -> APIError:

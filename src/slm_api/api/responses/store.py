@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from flask import Flask, current_app
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS responses (
     id TEXT PRIMARY KEY,
@@ -89,3 +91,15 @@ class ResponseStore:
             cur = db.execute("DELETE FROM responses WHERE id = ? AND owner = ? AND created_at >= ?",
                              (response_id, owner, time.time() - self.ttl_s))
             return cur.rowcount > 0
+
+
+_EXTENSION = "slm_responses"
+
+
+def set_responses_store(app: Flask, store: ResponseStore) -> None:
+    app.extensions[_EXTENSION] = store
+
+
+def responses_store(app: Flask | None = None) -> ResponseStore:
+    """Stored /v1/responses (SQLite under DATA_DIR); the accessor lives with its owner."""
+    return (app if app is not None else current_app).extensions[_EXTENSION]
