@@ -22,7 +22,7 @@ from slm_api.plumbing import state
 bp = Blueprint("docs", __name__)
 
 SWAGGER_DIR = Path(flask_swagger_ui.__file__).resolve().parent / "dist"
-REDOC_DIR = Path(__file__).resolve().parents[1] / "static" / "redoc"
+REDOC_DIR = Path(__file__).resolve().parents[2] / "static" / "redoc"
 
 # Endpoint -> request model, for views that declare no @contract(body=...) (a route added in a
 # hurry). tests/test_docs.py fails for a body route documented by neither.
