@@ -7,7 +7,7 @@ import json
 import string
 
 import pytest
-from grammar_cases import CASES
+from support.grammar_cases import CASES
 
 from slm_api.grammar import schema_to_gbnf, validation_errors
 from slm_api.grammar.budget import BudgetGuide, Decision, looping

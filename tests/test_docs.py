@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 import requests
-from http_server import make_settings, running_server
 from openapi_spec_validator import validate
+from support.http_server import make_settings, running_server
 
 from slm_api.app import create_app
 

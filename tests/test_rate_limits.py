@@ -9,8 +9,8 @@ from pathlib import Path
 import openai
 import pytest
 import requests
-from http_server import MODEL, make_settings, running_server
-from redis_server import free_port, running_redis
+from support.http_server import MODEL, make_settings, running_server
+from support.redis_server import free_port, running_redis
 
 from slm_api.plumbing.ratelimit import duration
 

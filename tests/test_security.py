@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
-from http_server import make_settings, running_server
+from support.http_server import make_settings, running_server
 
 from slm_api.app import create_app
 from slm_api.plumbing import state

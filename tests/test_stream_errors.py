@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 import requests
 from flask import Blueprint
-from http_server import make_settings, serving
+from support.http_server import make_settings, serving
 
 from slm_api.api.core.sse import sse_response
 from slm_api.app import create_app

@@ -20,9 +20,10 @@ from pathlib import Path
 
 import pytest
 import requests
-from redis_server import free_port, running_redis
 
-REPO = Path(__file__).resolve().parents[1]
+from support.redis_server import free_port, running_redis
+
+REPO = Path(__file__).resolve().parents[2]
 NGINX_SITE = REPO / "deploy" / "nginx" / "slm-api.conf"
 _SERVER_LINE = re.compile(r"^\s*server replica\d+:8000 (.*);$", re.M)
 _LOG_LINE = re.compile(r'rid=(\S+) upstream=(.*?) upstream_status=(.*?) rt=')

@@ -21,7 +21,7 @@ from slm_api.config import DEFAULT_MODEL_FILE, Settings
 from slm_api.plumbing import state
 
 MODEL = Path(DEFAULT_MODEL_FILE).stem  # the id of the default model
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def make_settings(models_dir: Path, **overrides: object) -> Settings:
