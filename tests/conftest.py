@@ -92,3 +92,15 @@ def keyed_server(models_dir: Path) -> Iterator[str]:
     keys = ("sk-alice:alice", "sk-bob:bob")
     with running_server(make_settings(models_dir, openai_api_keys=keys)) as url:
         yield url
+
+
+# A `fast` test promises to need no model (`make test-fast` runs them alone in seconds).
+MODEL_FIXTURES = frozenset({"model_path", "gemma_path", "smollm2_path", "models_dir", "server",
+                            "client"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        used = MODEL_FIXTURES.intersection(getattr(item, "fixturenames", ()))
+        if item.get_closest_marker("fast") and used:
+            raise pytest.UsageError(f"{item.nodeid} is marked fast but uses {sorted(used)}")

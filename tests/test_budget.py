@@ -13,6 +13,8 @@ from slm_api.grammar import schema_to_gbnf, validation_errors
 from slm_api.grammar.budget import BudgetGuide, Decision, looping
 from slm_api.grammar.recognizer import Grammar
 
+pytestmark = pytest.mark.fast  # needs no model: `make test-fast`
+
 CONVERTIBLE = [c for c in CASES if c.ok]
 
 
