@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install system-deps models run test test-scale lint bench clean
+.PHONY: install system-deps models run test test-fast test-scale lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,11 @@ system-deps:
 
 test: install system-deps
 	$(BIN)/python -m pytest -q
+
+# The tests that need no model (slots, lookup, budget, tool markup, templates, store, layering):
+# the seconds-long loop before the full suite.
+test-fast: install
+	$(BIN)/python -m pytest -q -m fast
 
 # Three replicas behind nginx with a shared Redis, on loopback (a few minutes; see docs/scaling.md).
 test-scale: install system-deps

@@ -7,25 +7,18 @@ import logging
 
 from flask import Flask
 
-from slm_api import lifecycle, observability, security, state
-from slm_api.api import (
-    admin,
-    chat,
-    completions,
-    docs,
-    embeddings,
-    extract,
-    extras,
-    health,
-    messages,
-    models,
-    responses_api,
-)
-from slm_api.api.errors import register_error_handlers
+from slm_api.api.admin import docs, extras, health
+from slm_api.api.admin import routes as admin
+from slm_api.api.anthropic import routes as messages
+from slm_api.api.core.errors import register_error_handlers
+from slm_api.api.extract import routes as extract
+from slm_api.api.openai import chat, completions, embeddings, models
+from slm_api.api.responses import routes as responses_api
 from slm_api.config import Settings
 from slm_api.default_model import ensure_default_model
 from slm_api.engine import Engine
 from slm_api.hub import DownloadJobs
+from slm_api.plumbing import lifecycle, observability, security, state
 from slm_api.web import bp as web_bp
 
 
