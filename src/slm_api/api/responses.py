@@ -192,7 +192,7 @@ class Model(_Out):
     object: Literal["model"]
     created: int
     owned_by: str
-    kind: Literal["chat", "embedding"] | None = None
+    kind: Literal["chat", "embedding", "rerank"] | None = None
     loaded: bool | None = None
     size_bytes: int | None = None
 
