@@ -21,6 +21,7 @@ from slm_api.api import (
     models,
     responses_api,
 )
+from slm_api.api import rerank as rerank_api
 from slm_api.api.errors import register_error_handlers
 from slm_api.config import Settings
 from slm_api.default_model import ensure_default_model
@@ -48,7 +49,7 @@ def create_app(settings: Settings | None = None, *, load_model: bool = True) -> 
     security.init_app(app)
     lifecycle.init_app(app)
     for module in (health, models, admin, chat, completions, messages, responses_api, embeddings,
-                   extract, extras, docs):
+                   extract, extras, docs, rerank_api):
         app.register_blueprint(module.bp)
     app.register_blueprint(web_bp)
 

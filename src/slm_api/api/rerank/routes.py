@@ -1,0 +1,27 @@
+"""HTTP for reranking: parse, call serving, answer JSON."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, jsonify
+
+from slm_api import state
+from slm_api.api.body import parse_body
+from slm_api.api.contract import contract
+from slm_api.api.rerank.protocol import RerankRequest, RerankResponse
+from slm_api.api.rerank.serving import rerank
+
+bp = Blueprint("rerank", __name__)
+
+
+@bp.post("/v1/rerank")
+@bp.post("/v2/rerank")
+@bp.post("/rerank")
+@contract(body=RerankRequest, response=RerankResponse)
+def rerank_documents() -> Response:
+    """Rerank documents.
+
+    Scores each document against `query` with a cross-encoder (a GGUF with rank pooling) and
+    answers them sorted by `relevance_score`, highest first, as Jina's and Cohere's rerank APIs
+    do; `/rerank` and `/v2/rerank` are the paths llama-server and Cohere clients call."""
+    req = parse_body(RerankRequest)
+    return jsonify(rerank(state.engine(), req))
