@@ -50,7 +50,7 @@ class Settings:
     chat_format: str | None = None  # None: template from the GGUF, else by architecture
     max_loaded_models: int = 1
     embedding_models: tuple[str, ...] = ()
-    # /v1/embeddings without a model uses this one when its file is in MODELS_DIR ("": the
+    # /v1/embeddings without a model uses this one when its file is in MODELS_DIR ("off": the
     # active chat model's pooled hidden states, as before).
     embedding_model: str = Path(MINILM_MODEL_FILE).stem
     max_loaded_embedding_models: int = 2  # beside MAX_LOADED_MODELS chat models

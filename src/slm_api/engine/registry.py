@@ -229,7 +229,7 @@ class Engine:
     def default_embedding_model(self) -> str | None:
         """EMBEDDING_MODEL's id when its file is in MODELS_DIR (`make run` writes MiniLM)."""
         model_id = self.settings.embedding_model
-        if not model_id:
+        if not model_id or model_id == "off":
             return None
         try:
             self.path_for_id(model_id)

@@ -13,9 +13,6 @@ from slm_api.api.rerank.serving import rerank
 bp = Blueprint("rerank", __name__)
 
 
-@bp.post("/v1/rerank")
-@bp.post("/v2/rerank")
-@bp.post("/rerank")
 @contract(body=RerankRequest, response=RerankResponse)
 def rerank_documents() -> Response:
     """Rerank documents.
@@ -25,3 +22,9 @@ def rerank_documents() -> Response:
     do; `/rerank` and `/v2/rerank` are the paths llama-server and Cohere clients call."""
     req = parse_body(RerankRequest)
     return jsonify(rerank(state.engine(), req))
+
+
+# One endpoint name per path: OpenAPI operation ids are made from them and must be unique.
+for _path, _name in (("/v1/rerank", "rerank"), ("/rerank", "rerank_unversioned"),
+                     ("/v2/rerank", "rerank_v2")):
+    bp.add_url_rule(_path, endpoint=_name, view_func=rerank_documents, methods=["POST"])
