@@ -1,6 +1,7 @@
 """Retrieval quality and speed of /v1/embeddings: 80 queries against 200 passages
 (bench/retrieval_data.py), recall@1, recall@5 and MRR for each model, all in one invocation,
-then sentences per second for 1,000 short sentences sent as one request and one at a time.
+then sentences per second for 1,000 short sentences sent as one request and for 100 sent one
+per request (the first model only, unless --speed-all: the chat models take minutes).
 
     .venv/bin/python bench/retrieval.py                      # MiniLM vs the chat models
     .venv/bin/python bench/retrieval.py --models all-minilm-l6-v2
@@ -58,6 +59,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS))
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--speed-all", action="store_true",
+                        help="sentences/s for every model, not only the first (minutes on CPU)")
     args = parser.parse_args()
     server = Server(N_THREADS=args.threads, MAX_LOADED_MODELS=len(args.models))
     try:
@@ -66,7 +69,9 @@ def main() -> None:
         rows = {}
         for model in args.models:
             q = quality(server.url, model)
-            s = speed(server.url, model)
+            first = model == args.models[0]
+            s = speed(server.url, model) if first or args.speed_all else \
+                {"batched": float("nan"), "single": float("nan")}
             rows[model] = (q, s)
             print(f"{model:<30} {q['recall@1']:>9.3f} {q['recall@5']:>9.3f} {q['mrr']:>6.3f} "
                   f"{s['batched']:>23.1f} {s['single']:>19.1f}")
