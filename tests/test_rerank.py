@@ -165,3 +165,10 @@ def test_bad_requests(url: str) -> None:
     long_doc = "word " * 200  # 128-token context
     r = _rerank(url, model=RERANKER, documents=[long_doc])
     assert r.status_code == 400 and r.json()["error"]["param"] == "documents"
+
+
+def test_no_reranker_at_all_is_a_400_that_says_how_to_get_one(server: str) -> None:
+    r = requests.post(f"{server}/v1/rerank", json={"query": QUERY, "documents": DOCS}, timeout=30)
+    assert r.status_code == 400
+    err = r.json()["error"]
+    assert err["code"] == "model_cannot_rerank" and "reranker GGUF" in err["message"]
