@@ -73,7 +73,7 @@ class Embedder:
         with self._lock:
             ctx = self._context()
             mem = llama_cpp.llama_get_memory(ctx)
-            batch = llama_cpp.llama_batch_init(self._n_ctx, 0, MAX_SEQS)
+            batch = llama_cpp.llama_batch_init(self._n_ctx, 0, 1)  # one sequence id per token
             try:
                 for group in pack([len(t) for t in inputs], self._n_ctx):
                     if mem:
