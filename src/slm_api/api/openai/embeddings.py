@@ -28,9 +28,11 @@ def _encode(vector: list[float], fmt: str) -> list[float] | str:
 def embeddings() -> Response:
     """Create embeddings.
 
-    One L2-normalised vector per input, from an embedding model."""
+    One L2-normalised vector per input. Without `model`, the default embedding model
+    (all-MiniLM-L6-v2, EMBEDDING_MODEL) when it is in MODELS_DIR, else the active model."""
     req = parse_body(EmbeddingRequest)
-    with state.engine().use(req.model) as model:
+    engine = state.engine()
+    with engine.use(req.model or engine.default_embedding_model()) as model:
         token_lists = [model.tokenize(item, param="input") if isinstance(item, str) else item
                        for item in one_or_many(req.input)]
         too_long = [i for i, toks in enumerate(token_lists) if len(toks) > model.info.n_ctx]

@@ -255,7 +255,7 @@ class Model(ReplyBody):
     object: Literal["model"]
     created: int
     owned_by: str
-    kind: Literal["chat", "embedding"] | None = None
+    kind: Literal["chat", "embedding", "rerank"] | None = None
     loaded: bool | None = None
     size_bytes: int | None = None
 
