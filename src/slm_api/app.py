@@ -12,6 +12,7 @@ from slm_api.api.admin import routes as admin
 from slm_api.api.anthropic import routes as messages
 from slm_api.api.core.errors import register_error_handlers
 from slm_api.api.extract import routes as extract
+from slm_api.api.ollama import routes as ollama
 from slm_api.api.openai import chat, completions, embeddings, models
 from slm_api.api.rerank import routes as rerank_api
 from slm_api.api.responses import routes as responses_api
@@ -42,7 +43,7 @@ def create_app(settings: Settings | None = None, *, load_model: bool = True) -> 
     security.init_app(app)
     lifecycle.init_app(app)
     for module in (health, models, admin, chat, completions, messages, responses_api, embeddings,
-                   extract, extras, docs, rerank_api):
+                   extract, extras, docs, rerank_api, ollama):
         app.register_blueprint(module.bp)
     app.register_blueprint(web_bp)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -107,6 +108,17 @@ class Settings:
     responses_ttl_s: float = 30 * 24 * 3600.0
     responses_max_stored: int = 10000
     max_n: int = 8
+    # Idle time after which a model is unloaded (Ollama's keep_alive and its default): a Go
+    # duration ("5m", "1h30m") or seconds; negative: never. The model loaded at start (and one
+    # made active by /reload or /setModel) stays unless a request sets its keep_alive.
+    keep_alive: str = "5m"
+    # Extra Ollama model names: "name:tag=model-id" entries (model-id: a file stem).
+    ollama_aliases: tuple[str, ...] = ()
+
+    @property
+    def keep_alive_s(self) -> float | None:
+        """KEEP_ALIVE in seconds; None: never unload."""
+        return duration_seconds(self.keep_alive)
 
     @property
     def default_model_path(self) -> Path:
@@ -168,10 +180,46 @@ class Settings:
             "RESPONSES_MAX_STORED": self.responses_max_stored >= 1,
             "MAX_N": self.max_n >= 1,
             "LOOKUP_DRAFT_MAX": 0 <= self.lookup_draft_max <= 64,
+            "KEEP_ALIVE": _is_duration(self.keep_alive),
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
             raise SettingsError("invalid setting(s): " + ", ".join(bad))
+
+
+_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+
+
+def duration_seconds(value: str | float | int) -> float | None:
+    """Ollama's keep_alive: a number of seconds, or a Go duration ("5m", "1h30m", "-1s");
+    negative means forever (None). Raises ValueError for anything else."""
+    if isinstance(value, bool):
+        raise ValueError("a duration is not a boolean")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        text = value.strip()
+        try:
+            seconds = float(text)
+        except ValueError:
+            sign = -1.0 if text.startswith("-") else 1.0
+            body = text.lstrip("+-")
+            parts = _DURATION.findall(body)
+            if not body or "".join(n + u for n, u in parts) != body:
+                raise ValueError(f"{value!r} is not a duration (e.g. 5m, 1h30m, 300)") from None
+            seconds = sign * sum(float(n) * _UNITS[u] for n, u in parts)
+    if seconds != seconds or seconds in (float("inf"), float("-inf")):
+        raise ValueError(f"{value!r} is not a duration")
+    return None if seconds < 0 else seconds
+
+
+def _is_duration(value: str) -> bool:
+    try:
+        duration_seconds(value)
+    except ValueError:
+        return False
+    return True
 
 
 def _parse(f: Any, raw: str) -> Any:

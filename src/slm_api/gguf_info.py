@@ -114,3 +114,98 @@ def fingerprint(path: Path) -> str:
     of the whole file (that would read gigabytes on every start)."""
     stat = path.stat()
     return _fingerprint(str(path), stat.st_size, stat.st_mtime_ns)
+
+
+# -- values ----------------------------------------------------------------------------------
+
+_SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q",
+            11: "<q", 12: "<d"}
+
+
+class ArrayValue(list):
+    """An array value left unread (`count` items): listing a vocabulary of 262k tokens would
+    cost seconds and megabytes on every /api/show."""
+
+    def __init__(self, count: int):
+        super().__init__()
+        self.count = count
+
+
+def _read_value(f: BinaryIO, kind: int, full_arrays: bool) -> object:
+    if kind in _SCALARS:
+        fmt = _SCALARS[kind]
+        return struct.unpack(fmt, f.read(struct.calcsize(fmt)))[0]
+    if kind == _STRING:
+        return f.read(_u64(f)).decode("utf-8", errors="replace")
+    if kind == _ARRAY:
+        inner = struct.unpack("<I", f.read(4))[0]
+        count = _u64(f)
+        if not full_arrays:
+            pos = f.tell()
+            f.seek(pos - 12)
+            _skip_value(f, _ARRAY)
+            return ArrayValue(count)
+        return [_read_value(f, inner, True) for _ in range(count)]
+    raise ValueError(f"unknown GGUF value type {kind}")
+
+
+class Header:
+    """A GGUF file's metadata (key -> value, arrays unread unless asked for) and the number of
+    parameters its tensors hold."""
+
+    def __init__(self, metadata: dict[str, object], n_params: int):
+        self.metadata = metadata
+        self.n_params = n_params
+
+
+def read_header(path: Path, *, full_arrays: bool = False) -> Header:
+    """Metadata values and the parameter count (from the tensor shapes), without loading."""
+    with path.open("rb") as f:
+        if f.read(4) != b"GGUF":
+            raise ValueError("not a GGUF file")
+        f.read(4)  # version
+        n_tensors = _u64(f)
+        meta: dict[str, object] = {}
+        for _ in range(_u64(f)):
+            key = f.read(_u64(f)).decode("utf-8", errors="replace")
+            kind = struct.unpack("<I", f.read(4))[0]
+            meta[key] = _read_value(f, kind, full_arrays)
+        n_params = 0
+        for _ in range(n_tensors):
+            f.seek(_u64(f), 1)  # name
+            n_dims = struct.unpack("<I", f.read(4))[0]
+            count = 1
+            for _ in range(n_dims):
+                count *= _u64(f)
+            f.seek(12, 1)  # type, offset
+            n_params += count
+        return Header(meta, n_params)
+
+
+@lru_cache(maxsize=64)
+def _cached_header(path: str, mtime_ns: int) -> Header | None:
+    try:
+        return read_header(Path(path))
+    except (OSError, ValueError, struct.error):
+        return None
+
+
+def header(path: Path) -> Header | None:
+    """read_header() of a file, cached by modification time; None when it cannot be read."""
+    return _cached_header(str(path), path.stat().st_mtime_ns)
+
+
+@lru_cache(maxsize=64)
+def _digest(path: str, size: int, mtime_ns: int) -> str:
+    digest = hashlib.sha256(str(size).encode())
+    with open(path, "rb") as f:
+        digest.update(f.read(_FINGERPRINT_SPAN))
+        f.seek(max(size - _FINGERPRINT_SPAN, 0))
+        digest.update(f.read(_FINGERPRINT_SPAN))
+    return digest.hexdigest()
+
+
+def identity_digest(path: Path) -> str:
+    """fingerprint()'s whole SHA-256 (64 hex digits, the width of an Ollama digest)."""
+    stat = path.stat()
+    return _digest(str(path), stat.st_size, stat.st_mtime_ns)

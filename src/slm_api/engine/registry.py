@@ -38,7 +38,8 @@ class _Entry:
     model: LoadedModel
     pins: int = 0
     retired: bool = False
-    last_used: float = 0.0
+    last_used: float = 0.0  # monotonic; while pinned, when the last request began
+    keep_alive_s: float | None = None  # idle time before it is unloaded; None: never
 
 
 class Engine:
@@ -50,6 +51,9 @@ class Engine:
         self._loaded: OrderedDict[str, _Entry] = OrderedDict()
         self._active_id: str | None = None
         self._draining = False
+        self._reaper: threading.Thread | None = None  # started by the first finite keep-alive
+        self._wake = threading.Condition(self._lock)
+        self._closed = False
 
     # -- files -----------------------------------------------------------------------------
 
@@ -178,6 +182,7 @@ class Engine:
                     self._loaded.move_to_end(model_id)
                     if activate:
                         self._active_id = model_id
+                        entry.keep_alive_s = None
                     return entry.model.info
             # Load outside the registry lock: requests on other models keep flowing.
             model = LoadedModel.load(path, self.settings, options)
@@ -185,7 +190,13 @@ class Engine:
                 old = self._loaded.pop(model_id, None)
                 if old:
                     self._retire(old)
-                self._loaded[model_id] = _Entry(model, last_used=time.monotonic())
+                # The model serving requests that name none stays (no surprise 503 on
+                # /health after an idle night); models loaded on demand expire.
+                keep = None if activate else self.settings.keep_alive_s
+                # A second's grace: the request that loaded it pins it before any unload.
+                self._loaded[model_id] = _Entry(model, last_used=time.monotonic() + 1.0,
+                                                keep_alive_s=keep)
+                self._schedule()
                 # An embedding model loaded on demand never becomes the model chat falls back to.
                 if activate or (self._active_id is None and model.info.kind == "chat"):
                     self._active_id = model_id
@@ -250,10 +261,13 @@ class Engine:
         finally:
             with self._lock:
                 entry.pins -= 1
+                if entry.pins == 0:
+                    entry.last_used = time.monotonic()  # idle from now: keep-alive counts
                 if entry.retired and entry.pins == 0:
                     entry.model.close()
                 elif not entry.retired:
                     self._evict_over_capacity(keep=self._active_id or "")
+                    self._schedule()
 
     def _pin(self, model_id: str | None, options: LoadOptions | None) -> _Entry:
         if not model_id:
@@ -273,10 +287,62 @@ class Engine:
             self.load(model_id, options)
         raise NoModelLoaded(f"model {model_id} was unloaded while loading; try again")
 
+    # -- keep-alive -------------------------------------------------------------------------
+
+    def set_keep_alive(self, model_id: str, seconds: float | None) -> None:
+        """How long `model_id` stays loaded once idle (Ollama's keep_alive); 0 unloads it as
+        soon as no request uses it, None keeps it."""
+        with self._lock:
+            entry = self._loaded.get(model_id)
+            if entry is not None:
+                entry.keep_alive_s = seconds
+                self._schedule()
+
+    def expires_at(self, model_id: str) -> float | None:
+        """When (time.time()) an idle `model_id` will be unloaded; None: never (or not
+        loaded). A model in use expires its keep-alive after the request ends."""
+        with self._lock:
+            entry = self._loaded.get(model_id)
+            if entry is None or entry.keep_alive_s is None:
+                return None
+            idle_since = entry.last_used if entry.pins == 0 else time.monotonic()
+            return time.time() + idle_since + entry.keep_alive_s - time.monotonic()
+
+    def _schedule(self) -> None:
+        # Called with self._lock held: unload what is due now, let the reaper wait for the rest.
+        due = self._unload_expired(time.monotonic())
+        if due is not None and self._reaper is None and not self._closed:
+            self._reaper = threading.Thread(target=self._reap, name="keep-alive", daemon=True)
+            self._reaper.start()
+        self._wake.notify_all()
+
+    def _unload_expired(self, now: float) -> float | None:
+        """Unload idle models past their keep-alive (lock held); the next deadline, if any."""
+        deadline = None
+        for model_id, entry in list(self._loaded.items()):
+            if entry.pins or entry.keep_alive_s is None:
+                continue
+            ends = entry.last_used + entry.keep_alive_s
+            if ends <= now:
+                # The active id is kept: a request naming no model loads it again.
+                self._retire(self._loaded.pop(model_id))
+                log.info("unloaded model %s (idle for its keep-alive)", model_id)
+            else:
+                deadline = ends if deadline is None else min(deadline, ends)
+        return deadline
+
+    def _reap(self) -> None:
+        with self._lock:
+            while not self._closed:
+                deadline = self._unload_expired(time.monotonic())
+                self._wake.wait(None if deadline is None else deadline - time.monotonic())
+
     def close(self) -> None:
         with self._lock:
             entries = list(self._loaded.values())
             self._loaded.clear()
             self._active_id = None
+            self._closed = True
+            self._wake.notify_all()
             for entry in entries:
                 self._retire(entry)

@@ -1,0 +1,319 @@
+"""Ollama's request and reply bodies, with its field names (docs/api.md in ollama/ollama, and
+what the `ollama` Python SDK sends and parses).
+
+Unknown fields are ignored, as Ollama does. Durations in replies are nanoseconds.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from slm_api.api.core.protocol import LoadModelConfigs, ReplyBody, RequestBody
+from slm_api.config import duration_seconds
+from slm_api.engine import SamplingParams
+
+# The Ollama version this server answers as: VS Code's Copilot Chat needs >= 0.6.4, and clients
+# gate newer fields (tools, structured `format`, `think`) on the version.
+VERSION = "0.12.0"
+Format = Literal["", "json"] | dict[str, Any] | None
+KeepAlive = int | float | str | None
+
+
+class _Body(RequestBody):
+    # strict (from RequestBody): "5" is not 5, as Ollama's Go decoder; unknown fields ignored.
+    pass
+
+
+class Options(_Body):
+    """The Modelfile parameters a request may set. Those this engine has no sampler for
+    (repeat_last_n, num_keep, mirostat, typical_p, tfs_z, penalize_newline, numa, ...) are
+    accepted and ignored, as Ollama ignores what its runner lacks."""
+
+    num_ctx: int | None = Field(None, ge=16, le=131072)
+    num_batch: int | None = Field(None, ge=1, le=8192)
+    num_gpu: int | None = Field(None, ge=-1)
+    num_thread: int | None = Field(None, ge=1, le=256)
+    num_keep: int | None = None
+    seed: int | None = None
+    num_predict: int | None = Field(None, ge=-2)
+    top_k: int | None = None
+    top_p: float | None = Field(None, ge=0.0, le=1.0)
+    min_p: float | None = Field(None, ge=0.0, le=1.0)
+    typical_p: float | None = None
+    repeat_last_n: int | None = Field(None, ge=-1)
+    temperature: float | None = Field(None, ge=0.0)
+    repeat_penalty: float | None = Field(None, gt=0.0)
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    mirostat: int | None = None
+    mirostat_tau: float | None = None
+    mirostat_eta: float | None = None
+    penalize_newline: bool | None = None
+    stop: list[str] | None = None
+
+    def sampling(self) -> SamplingParams:
+        """The engine's sampling: what the client set, this server's defaults (the OpenAI
+        routes' defaults, so both routes sample alike) for the rest."""
+        given: dict[str, Any] = {
+            "temperature": self.temperature, "top_p": self.top_p, "top_k": self.top_k,
+            "min_p": self.min_p, "repeat_penalty": self.repeat_penalty,
+            "presence_penalty": self.presence_penalty,
+            "frequency_penalty": self.frequency_penalty,
+            "seed": self.seed if self.seed is not None and self.seed >= 0 else None,
+        }
+        return SamplingParams(**{k: v for k, v in given.items() if v is not None})
+
+    def max_tokens(self) -> int | None:
+        """num_predict: -1 (Ollama's default) and -2 fill the context; else a token budget."""
+        return self.num_predict if self.num_predict is not None and self.num_predict > 0 \
+            else None
+
+    def load_configs(self) -> LoadModelConfigs | None:
+        """Load-time options, used when the request's model has to be loaded first."""
+        given = {"n_ctx": self.num_ctx, "n_batch": self.num_batch, "n_gpu_layers": self.num_gpu,
+                 "n_threads": self.num_thread}
+        given = {k: v for k, v in given.items() if v is not None}
+        return LoadModelConfigs(**given) if given else None
+
+
+class _ModelRequest(_Body):
+    model: str = Field(min_length=1, max_length=512)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _name_alias(cls, data: Any) -> Any:
+        # Older clients (and Ollama's own CLI until 0.5) send "name" where newer ones send
+        # "model"; Ollama still reads both.
+        if isinstance(data, dict) and "model" not in data and isinstance(data.get("name"), str):
+            return {**data, "model": data["name"]}
+        return data
+
+
+class KeepAliveBody(_ModelRequest):
+    keep_alive: KeepAlive = None
+
+    @field_validator("keep_alive")
+    @classmethod
+    def _duration(cls, v: KeepAlive) -> KeepAlive:
+        if v is not None:
+            duration_seconds(v)  # ValueError -> 400 naming keep_alive
+        return v
+
+    def keep_alive_s(self) -> float | None:
+        """keep_alive in seconds (None: forever); only when the request set it."""
+        assert self.keep_alive is not None
+        return duration_seconds(self.keep_alive)
+
+
+class GeneratingBody(KeepAliveBody):
+    format: Format = None
+    options: Options | None = None
+    stream: bool | None = True  # null: the default, a stream
+    think: bool | Literal["high", "medium", "low"] | None = None
+
+    @property
+    def opts(self) -> Options:
+        return self.options or Options()
+
+
+class ToolCallFunction(_Body):
+    name: str = Field(min_length=1)
+    arguments: dict[str, Any] = Field(default_factory=dict)
+    index: int | None = None
+
+
+class ToolCall(_Body):
+    id: str | None = None
+    function: ToolCallFunction
+
+
+class Message(_Body):
+    role: Literal["system", "user", "assistant", "tool"]
+    content: str | None = None
+    thinking: str | None = None
+    images: list[str] | None = None
+    tool_calls: list[ToolCall] | None = None
+    tool_name: str | None = None
+    tool_call_id: str | None = None
+
+
+class ToolFunction(_Body):
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+
+
+class Tool(_Body):
+    type: Literal["function"] = "function"
+    function: ToolFunction
+
+
+class ChatRequest(GeneratingBody):
+    messages: list[Message] = Field(default_factory=list)
+    tools: list[Tool] | None = None
+
+
+class GenerateRequest(GeneratingBody):
+    prompt: str | None = None
+    suffix: str | None = None
+    system: str | None = None
+    template: str | None = None
+    context: list[int] | None = None
+    raw: bool | None = False
+    images: list[str] | None = None
+
+
+class EmbedRequest(KeepAliveBody):
+    input: str | list[str] = ""
+    truncate: bool | None = True
+    dimensions: int | None = Field(None, gt=0)
+    options: Options | None = None
+
+
+class EmbeddingsRequest(KeepAliveBody):
+    prompt: str = ""
+    options: Options | None = None
+
+
+class ShowRequest(_ModelRequest):
+    verbose: bool | None = False
+
+
+class PullRequest(_ModelRequest):
+    insecure: bool | None = False
+    stream: bool | None = True
+
+
+class DeleteRequest(_ModelRequest):
+    pass
+
+
+class CopyRequest(_Body):
+    source: str = Field(min_length=1, max_length=512)
+    destination: str = Field(min_length=1, max_length=512)
+
+
+class CreateRequest(RequestBody):
+    """Accepted only to be refused clearly: slm-api has no Modelfiles."""
+
+    model: str | None = None
+
+
+# -- replies -------------------------------------------------------------------------------
+
+
+class OllamaError(ReplyBody):
+    """Every error on the /api routes: Ollama's shape, the status tells the kind."""
+
+    error: str
+
+
+class Version(ReplyBody):
+    version: str
+
+
+class ModelDetails(ReplyBody):
+    parent_model: str = ""
+    format: str = "gguf"
+    family: str
+    families: list[str] | None
+    parameter_size: str
+    quantization_level: str
+
+
+class ListedModel(ReplyBody):
+    name: str
+    model: str
+    modified_at: str
+    size: int
+    digest: str
+    details: ModelDetails
+
+
+class ModelList(ReplyBody):
+    models: list[ListedModel]
+
+
+class RunningModel(ReplyBody):
+    name: str
+    model: str
+    size: int
+    digest: str
+    details: ModelDetails
+    expires_at: str
+    size_vram: int
+    context_length: int
+
+
+class RunningList(ReplyBody):
+    models: list[RunningModel]
+
+
+class ShowResponse(ReplyBody):
+    modelfile: str
+    parameters: str
+    template: str
+    details: ModelDetails
+    model_info: dict[str, Any]
+    capabilities: list[str]
+    modified_at: str
+    license: str | None = None
+
+
+class _Timings(ReplyBody):
+    model: str
+    created_at: str
+    done: bool
+    done_reason: str | None = None
+    total_duration: int | None = None
+    load_duration: int | None = None
+    prompt_eval_count: int | None = None
+    prompt_eval_duration: int | None = None
+    eval_count: int | None = None
+    eval_duration: int | None = None
+
+
+class ReplyMessage(ReplyBody):
+    role: Literal["assistant"] = "assistant"
+    content: str
+    tool_calls: list[ToolCall] | None = None
+
+
+class ChatResponse(_Timings):
+    """A /api/chat reply, and each line of its stream."""
+
+    message: ReplyMessage
+
+
+class GenerateResponse(_Timings):
+    """A /api/generate reply, and each line of its stream."""
+
+    response: str
+    context: list[int] | None = None
+
+
+class EmbedResponse(ReplyBody):
+    model: str
+    embeddings: list[list[float]]
+    total_duration: int
+    load_duration: int
+    prompt_eval_count: int
+
+
+class EmbeddingsResponse(ReplyBody):
+    embedding: list[float]
+
+
+class Progress(ReplyBody):
+    """One line of a /api/pull stream (the reply without streaming: {"status": "success"})."""
+
+    status: str
+    digest: str | None = None
+    total: int | None = None
+    completed: int | None = None
+
+
+class Status(ReplyBody):
+    status: str
