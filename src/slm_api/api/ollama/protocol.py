@@ -153,6 +153,10 @@ class Tool(_Body):
 class ChatRequest(GeneratingBody):
     messages: list[Message] = Field(default_factory=list)
     tools: list[Tool] | None = None
+    # Not Ollama's: slm-api's extension, OpenAI's values ("auto", "none", "required", or
+    # {"type": "function", "function": {"name": ...}}). A small model rarely calls a tool of
+    # its own accord; a forced call is one in the model's markup, grammar-constrained.
+    tool_choice: str | dict[str, Any] | None = None
 
 
 class GenerateRequest(GeneratingBody):

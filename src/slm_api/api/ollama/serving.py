@@ -159,7 +159,8 @@ class ChatReply:
         opts = req.opts
         self.run: ChatRun = start_turn(Turn(
             model=model_id, messages=chat_messages(req.messages), sampling=opts.sampling(),
-            max_tokens=_budget(req), tools=tools, response_format=response_format(req.format),
+            max_tokens=_budget(req), tools=tools, tool_choice=req.tool_choice,
+            response_format=response_format(req.format),
             stop=[s for s in opts.stop or [] if s], load_configs=opts.load_configs()))
         _keep_alive(req, model_id)
         self.clock.loaded()
