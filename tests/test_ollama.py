@@ -221,3 +221,20 @@ def test_what_the_models_cannot_do_is_refused(client):
     with pytest.raises(ollama.ResponseError) as err:
         client.generate(model=MODEL, prompt="def f(", suffix="return 1")
     assert err.value.status_code == 400 and "insert" in err.value.error
+
+
+def test_langchain_chat_ollama(ollama_url):
+    from langchain_ollama import ChatOllama, OllamaEmbeddings
+
+    llm = ChatOllama(model=MODEL, base_url=ollama_url, temperature=0, seed=7, num_predict=12,
+                     validate_model_on_init=True)
+    whole = llm.invoke("What is the capital of France?")
+    assert whole.content.strip() and whole.response_metadata["done_reason"] in ("stop", "length")
+    assert whole.usage_metadata["output_tokens"] <= 12
+    streamed = "".join(chunk.content for chunk in llm.stream("What is the capital of France?"))
+    assert streamed == whole.content
+    city = ChatOllama(model=MODEL, base_url=ollama_url, temperature=0, num_predict=60
+                      ).with_structured_output(City).invoke("Name a city.")
+    assert isinstance(city, City) and city.name
+    vectors = OllamaEmbeddings(model=MINILM, base_url=ollama_url).embed_documents(["a", "b"])
+    assert len(vectors) == 2 and len(vectors[0]) == 384
