@@ -13,6 +13,7 @@ from slm_api.gguf_info import ArrayValue, file_kind, header, identity_digest
 from slm_api.plumbing import state
 
 DEFAULT_TAG = "latest"
+_FOREVER = datetime(2318, 1, 1, tzinfo=UTC)  # /api/ps for a model that never expires
 
 # llama.cpp's LLAMA_FTYPE values (general.file_type) -> the quantization name Ollama shows.
 _FILE_TYPES = {
@@ -109,8 +110,12 @@ def listed(name: str, path: Path) -> dict[str, Any]:
 
 def running(name: str, path: Path, n_ctx: int, expires: float | None) -> dict[str, Any]:
     """One /api/ps entry; a model that never expires shows a date far ahead, as Ollama's -1."""
-    until = datetime.fromtimestamp(expires, tz=UTC) if expires is not None else \
-        datetime(2318, 1, 1, tzinfo=UTC)
+    until = _FOREVER
+    if expires is not None:
+        try:  # a keep_alive of 1e300 s is a valid request and an impossible date
+            until = min(datetime.fromtimestamp(expires, tz=UTC), _FOREVER)
+        except (OverflowError, OSError, ValueError):
+            pass
     return {"name": name, "model": name, "size": path.stat().st_size,
             "digest": identity_digest(path), "details": details(path),
             "expires_at": until.isoformat(), "size_vram": 0, "context_length": n_ctx}

@@ -38,7 +38,7 @@ class Options(_Body):
     num_keep: int | None = None
     seed: int | None = None
     num_predict: int | None = Field(None, ge=-2)
-    top_k: int | None = None
+    top_k: int | None = Field(None, ge=0)
     top_p: float | None = Field(None, ge=0.0, le=1.0)
     min_p: float | None = Field(None, ge=0.0, le=1.0)
     typical_p: float | None = None
