@@ -125,3 +125,17 @@ def test_idle_models_unload_after_keep_alive_whichever_api_loaded_them(short_kee
     time.sleep(3)
     names = {m["model"] for m in requests.get(f"{url}/api/ps", timeout=30).json()["models"]}
     assert f"{minilm}:latest" in names
+
+
+def test_keys_guard_the_ollama_routes_too(models_dir: Path):
+    import ollama
+
+    with running_server(make_settings(models_dir, openai_api_keys=("sk-test",)),
+                        load_model=False) as url:
+        r = requests.get(f"{url}/api/tags", timeout=30)
+        assert r.status_code == 401 and list(r.json()) == ["error"]
+        with pytest.raises(ollama.ResponseError) as err:
+            ollama.Client(host=url).list()
+        assert err.value.status_code == 401
+        keyed = ollama.Client(host=url, headers={"Authorization": "Bearer sk-test"})
+        assert [m.model for m in keyed.list().models] == [f"{MODEL}:latest"]
