@@ -55,7 +55,9 @@ def test_list_names_each_file_with_its_gguf_details(client):
     assert listed["tiny:1b"].digest == smol.digest
 
 
-def test_show_reads_the_gguf_metadata(client):
+def test_show_reads_the_gguf_metadata(client, ollama_url):
+    import requests
+
     shown = client.show(MODEL)
     assert shown.modelinfo["general.architecture"] == "llama"
     assert shown.modelinfo["llama.context_length"] == 8192
@@ -63,6 +65,11 @@ def test_show_reads_the_gguf_metadata(client):
     assert "<|im_start|>" in shown.template
     assert shown.capabilities == ["completion", "tools"]
     assert shown.details.family == "llama"
+    # The SDK has no verbose argument; Ollama's CLI (`ollama show -v`) sends it.
+    verbose = requests.post(f"{ollama_url}/api/show", json={"model": MODEL, "verbose": True},
+                            timeout=60).json()["model_info"]
+    assert len(verbose["tokenizer.ggml.tokens"]) == 49152 and "<|im_start|>" in \
+        verbose["tokenizer.ggml.tokens"]
     assert client.show(f"{MINILM}:latest").capabilities == ["embedding"]
     with pytest.raises(ollama.ResponseError) as err:
         client.show("no-such-model")

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from slm_api.errors import ModelNotFound
-from slm_api.gguf_info import ArrayValue, file_kind, header, identity_digest
+from slm_api.gguf_info import ArrayValue, file_kind, header, identity_digest, read_header
 from slm_api.plumbing import state
 
 DEFAULT_TAG = "latest"
@@ -121,19 +121,18 @@ def running(name: str, path: Path, n_ctx: int, expires: float | None) -> dict[st
             "expires_at": until.isoformat(), "size_vram": 0, "context_length": n_ctx}
 
 
-def _json_value(value: object, verbose: bool) -> object:
-    if isinstance(value, ArrayValue):
-        # Ollama leaves the tokenizer's long arrays out unless asked (verbose); unread here.
-        return None if not verbose else []
-    return value
+def _json_value(value: object) -> object:
+    # Ollama leaves the tokenizer's long arrays out unless asked (verbose); unread here.
+    return None if isinstance(value, ArrayValue) else value
 
 
 def show(path: Path, verbose: bool) -> dict[str, Any]:
-    """/api/show for one file: its details, GGUF metadata as model_info, its chat template."""
-    meta = header(path)
+    """/api/show for one file: its details, GGUF metadata as model_info, its chat template.
+    `verbose` reads the arrays too (the vocabulary: seconds for 262k tokens, so only then)."""
+    meta = read_header(path, full_arrays=True) if verbose else header(path)
     md = dict(meta.metadata) if meta else {}
     template = str(md.pop("tokenizer.chat_template", "") or "")
-    info = {k: _json_value(v, verbose) for k, v in md.items()}
+    info = {k: _json_value(v) for k, v in md.items()}
     if meta is not None:
         info.setdefault("general.parameter_count", meta.n_params)
     model_kind = kind(path)
