@@ -70,7 +70,8 @@ class Committer:
         ended (the caller releases the slot). `drain_deadline` ends it by then with "length"."""
         job = slot.job
         assert job is not None
-        if job.sampler is None:
+        dec = job.decoding
+        if dec.sampler is None:
             return Ended("stop")
         self._deadline = drain_deadline
         # Tokens decoded after the last committed one on a guess (prompt lookup), each with its
@@ -89,8 +90,8 @@ class Committer:
             accepted = self._keep_drafts(slot, draft)
             self.drafted += len(draft.tokens)
             self.draft_accepted += accepted
-            if draft.tokens and job.lookup is not None:
-                job.lookup.judge(len(draft.tokens), accepted)
+            if draft.tokens and dec.lookup is not None:
+                dec.lookup.judge(len(draft.tokens), accepted)
         return ended
 
     def _commit(self, slot: Slot, draft: _Drafts) -> None:
@@ -100,10 +101,11 @@ class Committer:
         the generation ends."""
         job = slot.job
         assert job is not None
+        dec = job.decoding
         now = time.monotonic()
         row = slot.logit_row
         token = self._draw(slot, row, now)
-        guide = job.guide
+        guide = dec.guide
         pending: list[int] = []
         while True:
             decision = guide.on_sampled(token) if guide is not None else KEEP
@@ -120,7 +122,7 @@ class Committer:
             if forced is not None:
                 token, row = forced, -1
                 continue
-            if pending or job.generated >= job.request.max_tokens:
+            if pending or dec.generated >= job.request.max_tokens:
                 break
             # Every committed token was a confirmed draft: the next row predicts what follows.
             row = slot.logit_row + draft.confirmed
@@ -134,14 +136,16 @@ class Committer:
         """Sample a token from a logits row; _End when the generation ends there (end of
         generation, or a sampler error)."""
         job = slot.job
-        assert job is not None and job.sampler is not None
+        assert job is not None
+        dec = job.decoding
+        assert dec.sampler is not None
         try:
-            token = job.sampler.sample(self._ctx, row, self._kept(slot, row))
+            token = dec.sampler.sample(self._ctx, row, self._kept(slot, row))
         except EngineError as exc:
             raise _End(Ended(error=exc)) from exc
         self.tokens_sampled += 1
-        if job.first_token_at is None:
-            job.first_token_at = now
+        if dec.first_token_at is None:
+            dec.first_token_at = now
         if self._is_eog(token):
             job.flush()
             raise _End(Ended("stop"))
@@ -160,13 +164,14 @@ class Committer:
         """Guess the tokens after `slot.feed` from the prompt, for the next step to check."""
         job = slot.job
         assert job is not None
-        if job.lookup is None:
+        dec = job.decoding
+        if dec.lookup is None:
             return
-        room = min(self._draft_max, job.request.max_tokens - job.generated,
+        room = min(self._draft_max, job.request.max_tokens - dec.generated,
                    self._n_ctx - len(slot.cached) - len(slot.feed) - 1)
         tail = slot.feed if len(slot.feed) >= 8 else slot.cached[-8:] + slot.feed
-        draft = job.lookup.draft(tail, room)
-        matcher = job.sampler.matcher if job.sampler is not None else None
+        draft = dec.lookup.draft(tail, room)
+        matcher = dec.sampler.matcher if dec.sampler is not None else None
         if draft and matcher is not None:
             # Guesses the grammar refuses would only be decoded to be dropped.
             del draft[matcher.valid_prefix(draft):]
@@ -175,19 +180,20 @@ class Committer:
     def _forced_next(self, job: Job) -> int | None:
         """The next token the grammar allows alone, already accepted by the sampler; None when
         the model must choose (or fast-forward is off, or the budget is spent)."""
-        sampler = job.sampler
-        if not job.fast_forward or sampler is None or sampler.matcher is None or \
-                job.generated >= job.request.max_tokens:
+        dec = job.decoding
+        sampler = dec.sampler
+        if not dec.fast_forward or sampler is None or sampler.matcher is None or \
+                dec.generated >= job.request.max_tokens:
             return None
-        if not job.ff_queue:
-            job.ff_queue = sampler.matcher.forced()
-            job.ff_queue.reverse()
-        while job.ff_queue:
-            token = job.ff_queue.pop()
+        if not dec.ff_queue:
+            dec.ff_queue = sampler.matcher.forced()
+            dec.ff_queue.reverse()
+        while dec.ff_queue:
+            token = dec.ff_queue.pop()
             if self._is_eog(token) or not sampler.force(token):
-                job.ff_queue.clear()
+                dec.ff_queue.clear()
                 return None
-            job.fast_forwarded += 1
+            dec.fast_forwarded += 1
             return token
         return None
 
@@ -197,13 +203,15 @@ class Committer:
         one are emitted like sampled ones and decoded, with `pending` (emitted, not yet
         decoded), in the next step."""
         job = slot.job
-        assert job is not None and job.sampler is not None
-        job.ff_queue.clear()
+        assert job is not None
+        dec = job.decoding
+        assert dec.sampler is not None
+        dec.ff_queue.clear()
         forced = list(decision.force)
-        if not decision.end and not all(job.sampler.force(t) for t in forced):
+        if not decision.end and not all(dec.sampler.force(t) for t in forced):
             # The grammar engine disagrees with the recognizer: trust the engine from here on.
-            assert job.guide is not None
-            job.guide.active = False
+            assert dec.guide is not None
+            dec.guide.active = False
             forced = []
         new = ([token] if decision.keep else []) + forced
         for i, tok in enumerate(new):
@@ -221,23 +229,25 @@ class Committer:
         """Count a token of the output and send its text; `row` is its logits row (-1: forced,
         no distribution behind it)."""
         job = slot.job
-        assert job is not None and job.sampler is not None
-        job.generated += 1
+        assert job is not None
+        dec = job.decoding
+        assert dec.sampler is not None
+        dec.generated += 1
         n_probs = job.request.sampling.n_probs
         if n_probs > 0:
             if row != -1:
                 logits = self._kept(slot, row)
                 if logits is None:
-                    logits = logits_row(self._ctx, row, job.sampler.n_vocab)
-                job.pending_logprobs.append(logprob_of(logits, token, n_probs, self._piece_text))
+                    logits = logits_row(self._ctx, row, dec.sampler.n_vocab)
+                dec.pending_logprobs.append(logprob_of(logits, token, n_probs, self._piece_text))
             else:
                 text = self._piece_text(token)
-                job.pending_logprobs.append(TokenLogprob(text, 0.0, list(text.encode()), []))
-        job.pending_ids.append(token)
-        text = job.text.feed(self._piece(token))
+                dec.pending_logprobs.append(TokenLogprob(text, 0.0, list(text.encode()), []))
+        dec.pending_ids.append(token)
+        text = dec.text.feed(self._piece(token))
         if text:
             job.emit(text)
-        if job.text.stopped:
+        if dec.text.stopped:
             raise _End(Ended("stop"))
 
     def _check_room(self, slot: Slot, now: float, pending: int) -> None:
@@ -245,11 +255,12 @@ class Committer:
         `pending` tokens still to be decoded."""
         job = slot.job
         assert job is not None
+        dec = job.decoding
         deadline = job.request.deadline
         if self._deadline is not None:
             deadline = min(deadline or self._deadline, self._deadline)
         out_of_room = len(slot.cached) + pending >= self._n_ctx
-        if job.generated >= job.request.max_tokens or out_of_room or (
+        if dec.generated >= job.request.max_tokens or out_of_room or (
             deadline is not None and now >= deadline
         ):
             job.flush()

@@ -20,6 +20,7 @@ import llama_cpp
 
 from slm_api.engine import seq_state
 from slm_api.engine.commit import Committer
+from slm_api.engine.decoding import Decoding
 from slm_api.engine.job import GenerationFailed, Job
 from slm_api.engine.prompt_cache import DiskPromptCache
 from slm_api.engine.sampling import logits_row
@@ -133,7 +134,7 @@ class Scheduler:
     def warm(self, prompt: list[int]) -> int:
         """Evaluate `prompt` into a free sequence's cache without generating anything; returns
         how many of its tokens were already cached."""
-        job = Job(GenerationRequest(prompt=prompt, max_tokens=1), sampler=None)
+        job = Job(GenerationRequest(prompt=prompt, max_tokens=1), Decoding(None, []))
         self.submit(job)
         for _ in job:
             pass
