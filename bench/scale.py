@@ -29,8 +29,8 @@ import requests
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
-from cluster import Cluster  # noqa: E402
-from redis_server import running_redis  # noqa: E402
+from support.cluster import Cluster  # noqa: E402
+from support.redis_server import running_redis  # noqa: E402
 
 KEY = "bench-key"
 TOPICS = ["a bakery", "a bike shop", "a library", "a garden centre", "a ferry line", "a museum",

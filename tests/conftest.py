@@ -59,7 +59,7 @@ def models_dir(model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
 @pytest.fixture(scope="session")
 def server(models_dir: Path) -> Iterator[str]:
     """Base URL of a server with the default model loaded, shared by the whole session."""
-    from http_server import make_settings, running_server
+    from support.http_server import make_settings, running_server
 
     with running_server(make_settings(models_dir)) as url:
         yield url
@@ -76,7 +76,7 @@ def client(server: str):
 @pytest.fixture
 def fake_hub(monkeypatch: pytest.MonkeyPatch):
     """A local stand-in for the Hugging Face Hub; HF_ENDPOINT points at it for the test."""
-    from fakehub import FakeHub
+    from support.fakehub import FakeHub
 
     hub = FakeHub()
     monkeypatch.setenv("HF_ENDPOINT", hub.url)
@@ -87,8 +87,20 @@ def fake_hub(monkeypatch: pytest.MonkeyPatch):
 @pytest.fixture(scope="session")
 def keyed_server(models_dir: Path) -> Iterator[str]:
     """A server that needs API keys: `sk-alice` (client id alice) and `sk-bob` (bob)."""
-    from http_server import make_settings, running_server
+    from support.http_server import make_settings, running_server
 
     keys = ("sk-alice:alice", "sk-bob:bob")
     with running_server(make_settings(models_dir, openai_api_keys=keys)) as url:
         yield url
+
+
+# A `fast` test promises to need no model (`make test-fast` runs them alone in seconds).
+MODEL_FIXTURES = frozenset({"model_path", "gemma_path", "smollm2_path", "models_dir", "server",
+                            "client"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        used = MODEL_FIXTURES.intersection(getattr(item, "fixturenames", ()))
+        if item.get_closest_marker("fast") and used:
+            raise pytest.UsageError(f"{item.nodeid} is marked fast but uses {sorted(used)}")

@@ -9,9 +9,9 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
-from http_server import make_settings, running_server
+from support.http_server import make_settings, running_server
 
-from slm_api.hosts import default_allowed_hosts, host_without_port
+from slm_api.plumbing.hosts import default_allowed_hosts, host_without_port
 
 CHAT = {"messages": [{"role": "user", "content": "Say hi"}], "max_tokens": 2}
 REBOUND = {"Host": "attacker.example"}

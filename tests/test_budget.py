@@ -7,11 +7,13 @@ import json
 import string
 
 import pytest
-from grammar_cases import CASES
+from support.grammar_cases import CASES
 
 from slm_api.grammar import schema_to_gbnf, validation_errors
 from slm_api.grammar.budget import BudgetGuide, Decision, looping
 from slm_api.grammar.recognizer import Grammar
+
+pytestmark = pytest.mark.fast  # needs no model: `make test-fast`
 
 CONVERTIBLE = [c for c in CASES if c.ok]
 

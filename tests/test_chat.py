@@ -11,7 +11,7 @@ from pathlib import Path
 import jinja2
 import pytest
 import requests
-from http_server import MODEL, make_settings, metric, running_server
+from support.http_server import MODEL, make_settings, metric, running_server
 
 # A plain question the default model answers (bench/model_eval.py).
 QUESTION = [{"role": "user", "content": "What is 2+2?"}]

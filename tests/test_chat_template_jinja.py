@@ -9,6 +9,8 @@ import pytest
 from slm_api.errors import InvalidRequest
 from slm_api.prompting.chat_format import formatter_for
 
+pytestmark = pytest.mark.fast  # needs no model: `make test-fast`
+
 # A ChatML template in the Hugging Face style that knows about tools, written for this test.
 CHATML_TOOLS = """{{ bos_token }}
 {%- if tools %}

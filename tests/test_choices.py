@@ -5,7 +5,7 @@ from __future__ import annotations
 import openai
 import pytest
 import requests
-from http_server import MODEL
+from support.http_server import MODEL
 
 ASK = [{"role": "user", "content": "Name a colour."}]
 END_MARKERS = ("<end_of_turn>", "<eos>", "<|im_end|>", "<|endoftext|>", "</s>", "<|eot_id|>")

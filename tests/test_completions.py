@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from http_server import MODEL
+from support.http_server import MODEL
 
 PROMPT = "The capital of France is"
 

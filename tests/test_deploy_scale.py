@@ -11,7 +11,7 @@ from pathlib import Path
 import kubernetes_validate
 import pytest
 import yaml
-from cluster import nginx_conf
+from support.cluster import nginx_conf
 
 from slm_api.app import create_app
 from slm_api.config import Settings

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 import requests
-from http_server import make_settings, running_server
 from openapi_spec_validator import validate
+from support.http_server import make_settings, running_server
 
 from slm_api.app import create_app
 
@@ -55,7 +55,7 @@ def test_every_route_is_documented(spec, folder):
 
 def test_every_route_has_a_typed_contract(spec, folder):
     # A body route without a request model, or a JSON route without a response model, fails
-    # here: @contract(...) on the view (api/contract.py) is how a new route is documented.
+    # here: @contract(...) on the view (api/core/contract.py) is how a new route is documented.
     for path, method, endpoint in _routes(folder):
         op = spec["paths"][path][method]
         if method in ("post", "put", "patch"):

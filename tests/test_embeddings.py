@@ -6,7 +6,7 @@ import base64
 import math
 import struct
 
-from http_server import MODEL
+from support.http_server import MODEL
 
 
 def cosine(a: list[float], b: list[float]) -> float:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import jsonschema
 import pytest
 import requests
-from http_server import MODEL, make_settings, running_server
+from support.http_server import MODEL, make_settings, running_server
 
 TEXT = (
     "Order 1182 was placed by Alice Martin. She bought 2 blue mugs at 8 euros each and "

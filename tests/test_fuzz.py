@@ -18,9 +18,9 @@ from urllib.parse import quote
 
 import pytest
 import requests
-from http_server import MODEL, make_settings, running_server
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.http_server import MODEL, make_settings, running_server
 
 EXAMPLES_PER_ROUTE = 20
 # Routes that run the model get fewer: each example may generate (up to 16 tokens).

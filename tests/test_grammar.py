@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from grammar_cases import CASES, OVERAPPROX, REFUSED
-from grammar_engine import GrammarEngine
+from support.grammar_cases import CASES, OVERAPPROX, REFUSED
+from support.grammar_engine import GrammarEngine
 
 from slm_api.grammar import SchemaError, check_schema, schema_to_gbnf, validation_errors
 

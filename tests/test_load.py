@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from http_server import make_settings, running_server
+from support.http_server import make_settings, running_server
 
 
 @pytest.fixture

@@ -1,6 +1,10 @@
 """Prompt-lookup drafts, without a model: what follows the output's tail in the prompt."""
 
+import pytest
+
 from slm_api.engine.lookup import PromptLookup, Spelling
+
+pytestmark = pytest.mark.fast  # needs no model: `make test-fast`
 
 PROMPT = [5, 6, 7, 8, 9, 1, 2, 3, 7, 8, 4, 4]
 

@@ -8,7 +8,7 @@ import anthropic
 import jsonschema
 import pytest
 import requests
-from http_server import MODEL
+from support.http_server import MODEL
 
 WEATHER = {
     "name": "get_weather",

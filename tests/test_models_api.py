@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from http_server import MODEL, make_settings, model_folder, running_server
+from support.http_server import MODEL, make_settings, model_folder, running_server
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +95,7 @@ def test_tokenize_round_trip(server):
 
 
 def test_embedding_models_are_listed_by_their_metadata(tmp_path, models_dir):
-    from ggufs import write_tiny_gguf
+    from support.ggufs import write_tiny_gguf
 
     os.link(next(models_dir.glob("*.gguf")), tmp_path / "chat-model.gguf")
     write_tiny_gguf(tmp_path / "tiny-embedder.gguf", bert__pooling_type=1)

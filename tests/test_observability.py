@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 import requests
-from http_server import MODEL, make_settings, running_server
 from prometheus_client.parser import text_string_to_metric_families
+from support.http_server import MODEL, make_settings, running_server
 
-from slm_api.observability import ACCESS_LOGGER
+from slm_api.plumbing.observability import ACCESS_LOGGER
 
 SECRET = "purple-elephant-prompt"
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import openai
 import pytest
 import requests
-from http_server import MODEL, make_settings, running_server
-from redis_server import free_port, running_redis
+from support.http_server import MODEL, make_settings, running_server
+from support.redis_server import free_port, running_redis
 
-from slm_api.ratelimit import duration
+from slm_api.plumbing.ratelimit import duration
 
 CHAT = {"messages": [{"role": "user", "content": "Say hi"}], "max_tokens": 2}
 

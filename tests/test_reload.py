@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 import requests
-from ggufs import write_tiny_gguf
-from http_server import MODEL, make_settings, model_folder, running_server
+from support.ggufs import write_tiny_gguf
+from support.http_server import MODEL, make_settings, model_folder, running_server
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,8 @@ import json
 import jsonschema
 import openai
 import pytest
-from http_server import MODEL
 from pydantic import BaseModel, Field
+from support.http_server import MODEL
 
 WEATHER = {
     "type": "function",

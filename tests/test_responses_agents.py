@@ -14,9 +14,9 @@ from agents import (
     set_default_openai_client,
     set_tracing_disabled,
 )
-from http_server import MODEL
 from openai import AsyncOpenAI
 from pydantic import BaseModel, Field
+from support.http_server import MODEL
 
 CALLS: list[str] = []
 

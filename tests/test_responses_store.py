@@ -5,7 +5,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from slm_api.api.responses_store import ResponseStore
+import pytest
+
+from slm_api.api.responses.store import ResponseStore
+
+pytestmark = pytest.mark.fast  # needs no model: `make test-fast`
 
 
 def _resp(i: int) -> dict:

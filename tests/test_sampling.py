@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from http_server import MODEL
+from support.http_server import MODEL
 
 PROMPT = "The capital of France is"
 STORY = [{"role": "user", "content": "Tell me a story about a fox."}]

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 import requests
-from cluster import Cluster
-from http_server import model_folder
+from support.cluster import Cluster
+from support.http_server import model_folder
 
 pytestmark = pytest.mark.skipif(
     os.environ.get("SLM_TEST_SCALE") != "1",

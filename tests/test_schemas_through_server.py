@@ -9,8 +9,8 @@ import json
 
 import pytest
 import requests
-from grammar_cases import CASES
-from http_server import MODEL
+from support.grammar_cases import CASES
+from support.http_server import MODEL
 
 from slm_api.grammar import validation_errors
 

@@ -11,11 +11,11 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
-from http_server import make_settings, running_server
+from support.http_server import make_settings, running_server
 
-from slm_api import state
 from slm_api.app import create_app
-from slm_api.security import generated_client_id, parse_keys
+from slm_api.plumbing import state
+from slm_api.plumbing.security import generated_client_id, parse_keys
 
 CHAT = {"messages": [{"role": "user", "content": "Say hi"}], "max_tokens": 2}
 # Routes the issue names as admin: each must be classed admin however the code is arranged.

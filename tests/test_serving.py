@@ -11,7 +11,7 @@ from collections import Counter
 from pathlib import Path
 
 import requests
-from http_server import gunicorn_server
+from support.http_server import gunicorn_server
 
 # A base-model continuation that goes on far past the few seconds a test holds it.
 COUNTING = {"prompt": "1, 2, 3, 4, 5,", "temperature": 0, "stream": True}

@@ -7,6 +7,8 @@ import pytest
 from slm_api.engine.slots import DONOR_MIN_GAIN, Placement, Slot, common_prefix, place
 from slm_api.prompting.stops import partial_suffix
 
+pytestmark = pytest.mark.fast  # needs no model: `make test-fast`
+
 
 @pytest.mark.parametrize(
     "a, b, n",

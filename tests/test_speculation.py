@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from http_server import MODEL, make_settings, metric, running_server
+from support.http_server import MODEL, make_settings, metric, running_server
 
 DOCUMENT = (
     "Shipping notice 2291. The parcel for Bruno Keller, Lindenstrasse 12, 8001 Zurich, left "

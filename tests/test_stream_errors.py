@@ -13,9 +13,9 @@ from collections.abc import Iterator
 import pytest
 import requests
 from flask import Blueprint
-from http_server import make_settings, serving
+from support.http_server import make_settings, serving
 
-from slm_api.api.sse import sse_response
+from slm_api.api.core.sse import sse_response
 from slm_api.app import create_app
 from slm_api.errors import APIError, InvalidRequest, QueueFull, SlmError
 from slm_api.hub import DownloadError

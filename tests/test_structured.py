@@ -6,8 +6,8 @@ import json
 
 import jsonschema
 import requests
-from http_server import MODEL
 from pydantic import BaseModel, Field
+from support.http_server import MODEL
 
 ASK = [{"role": "user", "content": "Describe a fictional person: name and age."}]
 

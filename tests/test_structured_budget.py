@@ -9,11 +9,11 @@ import json
 import jsonschema
 import pytest
 import requests
-from grammar_cases import CASES
-from http_server import MODEL
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
+from support.grammar_cases import CASES
+from support.http_server import MODEL
 
 from slm_api.grammar import validation_errors
 

@@ -14,6 +14,8 @@ from slm_api.prompting.tool_calls import tool_call_schema
 from slm_api.prompting.tool_markup import HERMES
 from slm_api.prompting.tool_stream import ToolCallDeltas, assemble
 
+pytestmark = pytest.mark.fast  # needs no model: `make test-fast`
+
 parse_tool_calls = HERMES.parse
 
 ID = re.compile(r"^call_[0-9a-f]{24}$")

@@ -25,6 +25,8 @@ from slm_api.prompting.tool_markup import (
 )
 from slm_api.prompting.tool_stream import ToolCallDeltas, assemble
 
+pytestmark = pytest.mark.fast  # needs no model: `make test-fast`
+
 # Trimmed from the real templates: just the parts each family's detection keys on.
 LLAMA31_TEMPLATE = (
     "{{- bos_token }}{%- if tools %}<|start_header_id|>system<|end_header_id|>\n\n"

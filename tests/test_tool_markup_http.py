@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 import requests
-from ggufs import with_chat_template
-from http_server import MODEL, make_settings, running_server
 from openai import OpenAI
+from support.ggufs import with_chat_template
+from support.http_server import MODEL, make_settings, running_server
 from test_tool_markup import (
     DEEPSEEK_R1_TEMPLATE,
     DEEPSEEK_V31_TEMPLATE,

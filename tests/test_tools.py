@@ -6,7 +6,7 @@ import json
 
 import jsonschema
 import requests
-from http_server import MODEL
+from support.http_server import MODEL
 
 WEATHER = {
     "type": "function",

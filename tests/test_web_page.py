@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from http_server import make_settings, model_folder, running_server
+from support.http_server import make_settings, model_folder, running_server
 
 from slm_api.grammar import validation_errors
 
@@ -135,7 +135,7 @@ def set_range(page, selector: str, value: float) -> None:
 
 
 def test_chat_streams_the_reply_in_chromium(server, page, tmp_path: Path):
-    from http_server import MODEL
+    from support.http_server import MODEL
 
     page.goto(f"{server}/")
     page.wait_for_function("() => document.querySelector('#model').value !== ''")
@@ -201,7 +201,7 @@ def test_extract_tab_shows_the_api_error(server, page):
 
 
 def test_page_sends_the_api_key_and_remembers_it(models_dir: Path, tmp_path: Path, page):
-    from http_server import MODEL
+    from support.http_server import MODEL
 
     folder = tmp_path / "models"
     folder.mkdir()

@@ -11,25 +11,19 @@ from typing import Any
 
 from flask import Flask
 
-from slm_api import lifecycle, observability, security, state
-from slm_api.api import (
-    admin,
-    chat,
-    completions,
-    docs,
-    embeddings,
-    extract,
-    extras,
-    health,
-    messages,
-    models,
-    responses_api,
-)
-from slm_api.api.errors import register_error_handlers
+from slm_api.api.admin import docs, extras, health
+from slm_api.api.admin import routes as admin
+from slm_api.api.anthropic import routes as messages
+from slm_api.api.core.errors import register_error_handlers
+from slm_api.api.extract import routes as extract
+from slm_api.api.openai import chat, completions, embeddings, models
+from slm_api.api.rerank import routes as rerank_api
+from slm_api.api.responses import routes as responses_api
 from slm_api.config import Settings
 from slm_api.default_model import ensure_default_model, write_on_first_start
 from slm_api.engine import Engine
 from slm_api.hub import DownloadJobs
+from slm_api.plumbing import lifecycle, observability, security, state
 from slm_api.web import bp as web_bp
 
 
@@ -52,7 +46,7 @@ def create_app(settings: Settings | None = None, *, load_model: bool = True) -> 
     security.init_app(app)
     lifecycle.init_app(app)
     for module in (health, models, admin, chat, completions, messages, responses_api, embeddings,
-                   extract, extras, docs):
+                   extract, extras, docs, rerank_api):
         app.register_blueprint(module.bp)
     app.register_blueprint(web_bp)
 

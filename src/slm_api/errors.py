@@ -1,8 +1,9 @@
 """One error base for everything the server refuses or fails at.
 
-Each error knows its HTTP status, OpenAI `type`, `code` and `param`; `api/errors.py` has the one
-handler that turns any of them into the envelope, and `api/sse.py` turns one raised mid-stream
-into an error event. Nothing here imports Flask or llama_cpp, so pure code can raise them.
+Each error knows its HTTP status, OpenAI `type`, `code` and `param`; `api/core/errors.py` has the
+one handler that turns any of them into the envelope, and `api/core/sse.py` turns one raised
+mid-stream into an error event. Nothing here imports Flask or llama_cpp, so pure code can raise
+them.
 """
 
 from __future__ import annotations
@@ -29,27 +30,6 @@ _TYPES = {
 def error_type(status: int) -> str:
     """OpenAI's `type` for an HTTP status."""
     return _TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
-
-
-# Anthropic's error `type` names (its SDK maps statuses to exception classes the same way).
-_ANTHROPIC_TYPES = {
-    401: "authentication_error",
-    403: "permission_error",
-    404: "not_found_error",
-    408: "timeout_error",
-    413: "request_too_large",
-    429: "rate_limit_error",
-    503: "overloaded_error",
-}
-
-
-def anthropic_error_type(status: int) -> str:
-    return _ANTHROPIC_TYPES.get(status, "api_error" if status >= 500 else "invalid_request_error")
-
-
-def anthropic_error_body(status: int, message: str) -> dict:
-    """Anthropic's error envelope: {"type": "error", "error": {"type", "message"}}."""
-    return {"type": "error", "error": {"type": anthropic_error_type(status), "message": message}}
 
 
 def _override(target: object, **values: object) -> None:
@@ -94,9 +74,6 @@ class SlmError(Exception):
     @property
     def type(self) -> str:
         return error_type(self.status)
-
-    def anthropic_body(self) -> dict:
-        return anthropic_error_body(self.status, self.message)
 
     def body(self) -> dict:
         """The OpenAI error envelope."""

@@ -40,6 +40,12 @@ def _skip_value(f: BinaryIO, kind: int) -> None:
 
 
 def metadata_keys(path: Path) -> list[str]:
+    return _read_header(path)[0]
+
+
+def _read_header(path: Path) -> tuple[list[str], int | None]:
+    """The metadata keys, and the value of `<arch>.pooling_type` when there is one."""
+    pooling = None
     with path.open("rb") as f:
         if f.read(4) != b"GGUF":
             raise ValueError("not a GGUF file")
@@ -49,9 +55,12 @@ def metadata_keys(path: Path) -> list[str]:
         for _ in range(_u64(f)):
             key = f.read(_u64(f)).decode("utf-8", errors="replace")
             kind = struct.unpack("<I", f.read(4))[0]
-            _skip_value(f, kind)
+            if key.endswith(".pooling_type") and kind in (4, 5):  # uint32 / int32
+                pooling = struct.unpack("<i" if kind == 5 else "<I", f.read(4))[0]
+            else:
+                _skip_value(f, kind)
             keys.append(key)
-        return keys
+        return keys, pooling
 
 
 def declares_pooling(keys: Iterable[str]) -> bool:
@@ -59,22 +68,31 @@ def declares_pooling(keys: Iterable[str]) -> bool:
     return any(k.endswith(".pooling_type") for k in keys)
 
 
-def model_kind(model_id: str, keys: Iterable[str], embedding_ids: Iterable[str]) -> str:
-    """"embedding" when EMBEDDING_MODELS names the model or its metadata declares pooling."""
+RANK_POOLING = 4  # llama.cpp's LLAMA_POOLING_TYPE_RANK: a cross-encoder's score head
+
+
+def model_kind(model_id: str, keys: Iterable[str], embedding_ids: Iterable[str],
+               pooling: int | None = None) -> str:
+    """"rerank" for rank pooling; "embedding" when EMBEDDING_MODELS names the model or its
+    metadata declares another pooling; else "chat"."""
+    if pooling == RANK_POOLING:
+        return "rerank"
     return "embedding" if model_id in embedding_ids or declares_pooling(keys) else "chat"
 
 
 @lru_cache(maxsize=256)
-def _keys(path: str, mtime_ns: int) -> tuple[str, ...]:
+def _header(path: str, mtime_ns: int) -> tuple[tuple[str, ...], int | None]:
     try:
-        return tuple(metadata_keys(Path(path)))
+        keys, pooling = _read_header(Path(path))
+        return tuple(keys), pooling
     except (OSError, ValueError, struct.error):
-        return ()  # unreadable files are still listed; loading one reports the reason
+        return (), None  # unreadable files are still listed; loading one reports the reason
 
 
 def file_kind(path: Path, embedding_ids: Iterable[str]) -> str:
     """model_kind() of a file on disk, from its header alone."""
-    return model_kind(path.stem, _keys(str(path), path.stat().st_mtime_ns), embedding_ids)
+    keys, pooling = _header(str(path), path.stat().st_mtime_ns)
+    return model_kind(path.stem, keys, embedding_ids, pooling)
 
 
 _FINGERPRINT_SPAN = 1 << 20

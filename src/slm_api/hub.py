@@ -124,7 +124,7 @@ def download_gguf(repo_id: str, filename: str, revision: str | None, settings: S
     tqdm_class = _progress_class(progress, cancelled) if progress or cancelled else None
     # Xet-backed files too come over plain HTTP from their resolve URL (the Hub serves every
     # file that way): one transfer path, whose progress and cancel the suite runs end to end
-    # (tests/fakehub.py answers as the Hub does for a Xet-backed file). Read at call time.
+    # (tests/support/fakehub.py answers as the Hub does for a Xet-backed file). Read at call time.
     hf_constants.HF_HUB_DISABLE_XET = True
     try:
         cached = hf_hub_download(repo_id, filename, revision=revision,

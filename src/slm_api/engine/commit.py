@@ -11,10 +11,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import llama_cpp
+import numpy as np
 
 from slm_api.engine.job import Job
 from slm_api.engine.sampling import logits_row, logprob_of
-from slm_api.engine.slots import Slot
+from slm_api.engine.slots import END_ROW, Slot
 from slm_api.engine.types import TokenLogprob
 from slm_api.errors import EngineError
 from slm_api.grammar.budget import KEEP, Decision
@@ -117,7 +118,7 @@ class Committer:
         job = slot.job
         assert job is not None and job.sampler is not None
         try:
-            token = job.sampler.sample(self._ctx, row)
+            token = job.sampler.sample(self._ctx, row, self._kept(slot, row))
         except EngineError as exc:
             self._release(slot, error=exc)
             return None
@@ -211,8 +212,10 @@ class Committer:
         job.generated += 1
         n_probs = job.request.sampling.n_probs
         if n_probs > 0:
-            if row >= 0:
-                logits = logits_row(self._ctx, row, job.sampler.n_vocab)
+            if row != -1:
+                logits = self._kept(slot, row)
+                if logits is None:
+                    logits = logits_row(self._ctx, row, job.sampler.n_vocab)
                 job.pending_logprobs.append(logprob_of(logits, token, n_probs, self._piece_text))
             else:
                 text = self._piece_text(token)
@@ -240,6 +243,14 @@ class Committer:
             self._release(slot, "length")
             return True
         return False
+
+    @staticmethod
+    def _kept(slot: Slot, row: int) -> np.ndarray | None:
+        """The slot's kept prompt-end logits when `row` names them, else None (a batch row)."""
+        if row != END_ROW:
+            return None
+        assert slot.end is not None
+        return slot.end.row
 
     def _piece_text(self, token: int) -> str:
         return self._piece(token).decode("utf-8", errors="replace")

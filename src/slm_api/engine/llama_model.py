@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
-import math
 import queue
-import threading
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -16,6 +14,7 @@ import llama_cpp
 
 from slm_api.config import Settings
 from slm_api.engine import native
+from slm_api.engine.embedder import Embedder
 from slm_api.engine.job import Choices, Job
 from slm_api.engine.lookup import PromptLookup, Spelling
 from slm_api.engine.masks import MaskTokenizer
@@ -66,8 +65,7 @@ class LoadedModel:
     def __init__(self, path: Path, settings: Settings, options: LoadOptions):
         init_backend()
         _check_magic(path)
-        self._lock = threading.Lock()
-        self._embed_ctx = None
+        self.embedder: Embedder | None = None
         self._ctx = None
         self._scheduler: Scheduler | None = None
         self._longest_piece: int | None = None  # bytes, measured on the first long prompt
@@ -103,8 +101,7 @@ class LoadedModel:
         self._draft_max = settings.lookup_draft_max
         self._spelling = Spelling(self._piece, lambda text: self.tokenize(
             text, add_special=False, parse_special=False, param=None))
-        self._masks = MaskTokenizer(self._vocab, self.n_vocab) \
-            if settings.grammar_engine == "llguidance" else None
+        self._masks: MaskTokenizer | None = None
         n_ctx = options.n_ctx or settings.n_ctx
         n_parallel = options.n_parallel or settings.n_parallel
         n_train = int(llama_cpp.llama_model_n_ctx_train(self._model))
@@ -114,9 +111,15 @@ class LoadedModel:
                                  f"{n_train}", param="n_ctx")
         arch = self.metadata.get("general.architecture", "unknown")
         model_id = path.stem
+        pooling = self.metadata.get(f"{arch}.pooling_type")
+        kind = model_kind(model_id, self.metadata, settings.embedding_models,
+                          int(pooling) if pooling and pooling.isdigit() else None)
         try:
+            # An embedding model has no template: any format will do, its requests for text
+            # are refused by _generator() once rendered.
             self.chat: ChatFormatter = formatter_for(
-                self.metadata, options.chat_format or settings.chat_format,
+                self.metadata, options.chat_format or settings.chat_format or
+                (None if kind == "chat" else "chatml"),
                 bos=self._special_text(llama_cpp.llama_vocab_bos(self._vocab)),
                 eos=self._special_text(llama_cpp.llama_vocab_eos(self._vocab)),
                 add_bos=bool(llama_cpp.llama_vocab_get_add_bos(self._vocab)),
@@ -125,45 +128,54 @@ class LoadedModel:
         except ValueError as exc:
             raise ModelLoadError(f"{path.name}: {exc}", param="chat_format") from exc
 
-        cparams = llama_cpp.llama_context_default_params()
-        # Each sequence its own KV stream of n_ctx cells, as llama-server's slots: attention
-        # spans only the sequence's own cells (one pool shared by all eight decoded 6% fewer
-        # tokens/s at 8 streams), and a prefix moves between sequences as a stream copy.
-        cparams.n_ctx = n_ctx * n_parallel
-        cparams.n_batch = max(self._n_batch, n_parallel)
-        cparams.n_ubatch = cparams.n_batch
-        cparams.n_seq_max = n_parallel
-        cparams.n_threads = self._threads
-        cparams.n_threads_batch = self._threads
-        # One logits row per sequence per step, and a few shared by prompt-lookup drafts:
-        # llama.cpp would otherwise reserve a vocabulary-sized row (1 MiB for Gemma) for every
-        # token of a batch.
-        cparams.n_outputs_max = n_parallel + self._draft_max * min(n_parallel, 4)
-        cparams.kv_unified = False
-        # Sliding-window layers keep only their window (Gemma 3: 4,608 cells instead of 32,768,
-        # 360 MiB less), as in llama-server; the scheduler re-reads a prompt whose kept prefix
-        # has lost its window.
-        cparams.swa_full = False
-        cparams.no_perf = True
-        self._ctx = llama_cpp.llama_init_from_model(self._model, cparams)
-        if not self._ctx:
-            reason = take_recent_errors() or "out of memory?"
-            raise ModelLoadError(f"cannot create a context for {path.name}: {reason}")
-        self._scheduler = Scheduler(
-            self._ctx, n_parallel=n_parallel, n_ctx=n_ctx, n_batch=self._n_batch,
-            max_queue=settings.max_queue, piece=self._piece,
-            is_eog=lambda t: bool(native.vocab_is_eog(self._vocab, t)),
-            reuse_prefix=settings.prompt_cache != "off",
-            disk=DiskPromptCache(settings.cache_dir / f"{model_id}-{path.stat().st_size}",
-                                 settings.cache_size_bytes)
-            if settings.prompt_cache == "disk" else None,
-            draft_max=self._draft_max, n_outputs=cparams.n_outputs_max,
-            n_swa=int(llama_cpp.llama_model_n_swa(self._model)),
-        )
+        if kind == "chat":
+            if settings.grammar_engine == "llguidance":
+                self._masks = MaskTokenizer(self._vocab, self.n_vocab)
+            cparams = llama_cpp.llama_context_default_params()
+            # Each sequence its own KV stream of n_ctx cells, as llama-server's slots: attention
+            # spans only the sequence's own cells (one pool shared by all eight decoded 6% fewer
+            # tokens/s at 8 streams), and a prefix moves between sequences as a stream copy.
+            cparams.n_ctx = n_ctx * n_parallel
+            cparams.n_batch = max(self._n_batch, n_parallel)
+            cparams.n_ubatch = cparams.n_batch
+            cparams.n_seq_max = n_parallel
+            cparams.n_threads = self._threads
+            cparams.n_threads_batch = self._threads
+            # One logits row per sequence per step, and a few shared by prompt-lookup drafts:
+            # llama.cpp would otherwise reserve a vocabulary-sized row (1 MiB for Gemma) for every
+            # token of a batch.
+            cparams.n_outputs_max = n_parallel + self._draft_max * min(n_parallel, 4)
+            cparams.kv_unified = False
+            # Sliding-window layers keep only their window (Gemma 3: 4,608 cells instead of 32,768,
+            # 360 MiB less), as in llama-server; the scheduler re-reads a prompt whose kept prefix
+            # has lost its window.
+            cparams.swa_full = False
+            cparams.no_perf = True
+            self._ctx = llama_cpp.llama_init_from_model(self._model, cparams)
+            if not self._ctx:
+                reason = take_recent_errors() or "out of memory?"
+                raise ModelLoadError(f"cannot create a context for {path.name}: {reason}")
+            self._scheduler = Scheduler(
+                self._ctx, n_parallel=n_parallel, n_ctx=n_ctx, n_batch=self._n_batch,
+                max_queue=settings.max_queue, n_vocab=self.n_vocab, piece=self._piece,
+                is_eog=lambda t: bool(native.vocab_is_eog(self._vocab, t)),
+                reuse_prefix=settings.prompt_cache != "off",
+                disk=DiskPromptCache(settings.cache_dir / f"{model_id}-{path.stat().st_size}",
+                                     settings.cache_size_bytes)
+                if settings.prompt_cache == "disk" else None,
+                draft_max=self._draft_max, n_outputs=cparams.n_outputs_max,
+                n_swa=int(llama_cpp.llama_model_n_swa(self._model)),
+            )
+        elif n_train:
+            # An embedding model gets no generation context or decode loop (nothing to sample)
+            # and its context stops where its position table does (512 for BERT).
+            n_ctx = min(n_ctx, n_train)
+        self.embedder = Embedder(self._model, n_ctx, self._threads,
+                                 declares_pooling(self.metadata))
         self._n_ctx = n_ctx
         self.info = ModelInfo(
-            id=model_id, path=path, n_ctx=n_ctx, architecture=arch, chat_format=self.chat.name,
-            kind=model_kind(model_id, self.metadata, settings.embedding_models),
+            id=model_id, path=path, n_ctx=n_ctx, architecture=arch,
+            chat_format=self.chat.name if kind == "chat" else "none", kind=kind,
             size_bytes=path.stat().st_size,
             n_params=int(llama_cpp.llama_model_n_params(self._model)), n_vocab=self.n_vocab,
             gpu_layers=gpu,
@@ -235,16 +247,17 @@ class LoadedModel:
     def submit(self, request: GenerationRequest) -> Generation:
         """Queue a generation. Raises InvalidRequest (prompt too long for n_ctx, grammar that
         llama.cpp cannot parse) or QueueFull, before any token is sampled."""
+        scheduler = self._generator()
         self.check_tokens(request.prompt)
         check_fits(request, self._n_ctx)
         job = self._job(request)
-        assert self._scheduler is not None
-        self._scheduler.submit(job)
+        scheduler.submit(job)
         return job
 
     def submit_choices(self, request: GenerationRequest, n: int) -> Choices:
         """Queue `n` generations of one prompt (a request's choices): the prompt is evaluated
         once and shared. With a seed, choice i samples with seed + i, so choices differ."""
+        scheduler = self._generator()
         self.check_tokens(request.prompt)
         check_fits(request, self._n_ctx)
         out: queue.SimpleQueue = queue.SimpleQueue()
@@ -260,8 +273,7 @@ class LoadedModel:
             for job in jobs:
                 job.finish("abort")
             raise
-        assert self._scheduler is not None
-        self._scheduler.submit_all(jobs)
+        scheduler.submit_all(jobs)
         return Choices(jobs, out)
 
     def _job(self, request: GenerationRequest, **placement: Any) -> Job:
@@ -304,10 +316,16 @@ class LoadedModel:
     def warm(self, prompt: list[int]) -> int:
         """Evaluate `prompt` into the prompt cache without generating; returns how many of its
         tokens the cache already held (as a request's `cached_tokens` counts them)."""
+        scheduler = self._generator()
         self.check_tokens(prompt)
         check_fits(GenerationRequest(prompt=prompt, max_tokens=1), self._n_ctx)
-        assert self._scheduler is not None
-        return self._scheduler.warm(prompt)
+        return scheduler.warm(prompt)
+
+    def _generator(self) -> Scheduler:
+        if self._scheduler is None:
+            raise InvalidRequest(f"{self.info.id} is an {self.info.kind} model: it does not "
+                                 "generate text", param="model")
+        return self._scheduler
 
     def stats(self) -> dict[str, int]:
         return self._scheduler.stats() if self._scheduler else {
@@ -323,52 +341,29 @@ class LoadedModel:
         if self._scheduler is not None:
             self._scheduler.drain(deadline)
 
-    # -- embeddings --------------------------------------------------------------------------
+    # -- embeddings ------------------------------------------------------------------------
 
     def embed(self, inputs: list[list[int]]) -> list[list[float]]:
-        """One L2-normalised, mean-pooled vector per token list."""
+        """One L2-normalised pooled vector per token list, several inputs to a decode."""
         for tokens in inputs:
             self.check_tokens(tokens, "input")
-        with self._lock:
-            ctx = self._embedding_context()
-            n_embd = llama_cpp.llama_model_n_embd(self._model)
-            mem = llama_cpp.llama_get_memory(ctx)
-            batch = llama_cpp.llama_batch_init(self._n_ctx, 0, 1)
-            try:
-                out = []
-                for tokens in inputs:
-                    llama_cpp.llama_memory_clear(mem, True)
-                    for i, tok in enumerate(tokens):
-                        batch.token[i], batch.pos[i] = tok, i
-                        batch.n_seq_id[i], batch.seq_id[i][0], batch.logits[i] = 1, 0, 1
-                    batch.n_tokens = len(tokens)
-                    if llama_cpp.llama_decode(ctx, batch) != 0:
-                        raise InvalidRequest("llama.cpp could not embed this input",
-                                             param="input")
-                    vec = llama_cpp.llama_get_embeddings_seq(ctx, 0)
-                    values = [float(vec[i]) for i in range(n_embd)]
-                    norm = math.sqrt(sum(v * v for v in values)) or 1.0
-                    out.append([v / norm for v in values])
-                return out
-            finally:
-                llama_cpp.llama_batch_free(batch)
+        return self.embedder.embed(inputs)
 
-    def _embedding_context(self) -> llama_cpp.llama_context_p:
-        if self._embed_ctx is None:
-            cparams = llama_cpp.llama_context_default_params()
-            cparams.n_ctx = self._n_ctx
-            cparams.n_batch = cparams.n_ubatch = self._n_ctx  # a whole input in one ubatch
-            cparams.n_seq_max = 1
-            cparams.n_threads = cparams.n_threads_batch = self._threads
-            cparams.embeddings = True
-            if not declares_pooling(self.metadata):
-                cparams.pooling_type = llama_cpp.LLAMA_POOLING_TYPE_MEAN
-            cparams.no_perf = True
-            ctx = llama_cpp.llama_init_from_model(self._model, cparams)
-            if not ctx:
-                raise InvalidRequest("could not create an embedding context for this model")
-            self._embed_ctx = ctx
-        return self._embed_ctx
+    def rank(self, query: str, documents: list[str]) -> tuple[list[float], int]:
+        """A cross-encoder's score for each document against `query`, and the tokens read.
+        Each pair is `[CLS] query [SEP] document [SEP]` (BERT; `<s> q </s> d </s>` for XLM-R)."""
+        q = self.tokenize(query, param="query")
+        bos = llama_cpp.llama_vocab_bos(self._vocab)
+        pairs = []
+        for i, doc in enumerate(documents):
+            d = self.tokenize(doc, param="documents")
+            pair = q + (d[1:] if d and d[0] == bos else d)
+            if len(pair) > self._n_ctx:
+                raise InvalidRequest(f"query and document {i} have {len(pair)} tokens, more "
+                                     f"than the model's context of {self._n_ctx}",
+                                     param="documents")
+            pairs.append(pair)
+        return self.embedder.rank(pairs), sum(len(p) for p in pairs)
 
     # -- lifetime ----------------------------------------------------------------------------
 
@@ -378,10 +373,8 @@ class LoadedModel:
             self._scheduler = None
         if getattr(self, "_masks", None) is not None:
             self._masks.close()
-        with self._lock:
-            if self._embed_ctx is not None:
-                llama_cpp.llama_free(self._embed_ctx)
-                self._embed_ctx = None
+        if getattr(self, "embedder", None) is not None:
+            self.embedder.close()
         if self._ctx is not None:
             llama_cpp.llama_free(self._ctx)
             self._ctx = None

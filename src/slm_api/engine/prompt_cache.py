@@ -2,9 +2,11 @@
 restart.
 
 A sequence's KV state is saved after a request over a long prompt (and by /restore_cache), next
-to the token list it encodes. After a restart, a request whose prompt starts with a saved token
-list loads that state instead of evaluating the prefix again. Files are kept per model file and
-the oldest are deleted once the folder is over CACHE_SIZE_BYTES.
+to the token list it encodes and the logits after its prompt's last token. After a restart, a
+request whose prompt starts with a saved token list loads that state instead of evaluating the
+prefix again; one whose prompt is exactly the saved prompt also starts from the saved logits,
+so it answers as the first request did. Files are kept per model file and the oldest are
+deleted once the folder is over CACHE_SIZE_BYTES.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ import struct
 import threading
 from pathlib import Path
 
-from slm_api.engine.slots import common_prefix
+import numpy as np
+
+from slm_api.engine.slots import EndLogits, common_prefix
 
 log = logging.getLogger(__name__)
 
@@ -35,11 +39,15 @@ class DiskPromptCache:
         folder.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._entries: dict[str, list[int]] = {}
+        self._ends: dict[str, int] = {}  # entry -> the prompt length its saved logits follow
         for meta in folder.glob("*.json"):
             try:
-                self._entries[meta.stem] = json.loads(meta.read_text())["tokens"]
+                entry = json.loads(meta.read_text())
+                self._entries[meta.stem] = entry["tokens"]
             except (OSError, ValueError, KeyError):
                 continue
+            if isinstance(entry.get("logits_after"), int):
+                self._ends[meta.stem] = entry["logits_after"]
 
     def best(self, prompt: list[int]) -> tuple[str | None, int]:
         """The saved entry sharing the longest prefix with `prompt`, and that length."""
@@ -61,23 +69,46 @@ class DiskPromptCache:
         except OSError:
             return None
 
-    def save(self, tokens: list[int], state: bytes) -> None:
-        """Write in a background thread: the decode loop must not wait on the disk."""
-        threading.Thread(target=self._write, args=(list(tokens), state), daemon=True).start()
-
-    def _write(self, tokens: list[int], state: bytes) -> None:
-        key = _key(tokens)
+    def end(self, key: str) -> EndLogits | None:
+        """The logits saved after the prompt of entry `key`, if any were."""
+        with self._lock:
+            n = self._ends.get(key)
+        if n is None:
+            return None
         try:
-            tmp = self.folder / f".{key}.tmp"
-            tmp.write_bytes(state)
-            os.replace(tmp, self.folder / f"{key}.state")
-            (self.folder / f"{key}.json").write_text(json.dumps({"tokens": tokens}))
+            row = np.fromfile(self.folder / f"{key}.logits", dtype=np.float32)
+        except (OSError, ValueError):
+            return None
+        return EndLogits(n, row)
+
+    def save(self, tokens: list[int], state: bytes, end: EndLogits | None = None) -> None:
+        """Write in a background thread: the decode loop must not wait on the disk."""
+        threading.Thread(target=self._write, args=(list(tokens), state, end),
+                         daemon=True).start()
+
+    def _write(self, tokens: list[int], state: bytes, end: EndLogits | None) -> None:
+        key = _key(tokens)
+        meta: dict[str, object] = {"tokens": tokens}
+        try:
+            self._replace(f"{key}.state", state)
+            if end is not None:
+                self._replace(f"{key}.logits", end.row.astype(np.float32).tobytes())
+                meta["logits_after"] = end.n
+            # Written last: an entry is listed only once its files are whole.
+            self._replace(f"{key}.json", json.dumps(meta).encode())
         except OSError as exc:
             log.warning("prompt cache: could not save %s: %s", key, exc)
             return
         with self._lock:
             self._entries[key] = tokens
+            if end is not None:
+                self._ends[key] = end.n
         self._evict()
+
+    def _replace(self, name: str, data: bytes) -> None:
+        tmp = self.folder / f".{name}.tmp"
+        tmp.write_bytes(data)
+        os.replace(tmp, self.folder / name)
 
     def _evict(self) -> None:
         files = sorted(self.folder.glob("*.state"), key=lambda p: p.stat().st_mtime)
@@ -87,5 +118,7 @@ class DiskPromptCache:
             total -= victim.stat().st_size
             with self._lock:
                 self._entries.pop(victim.stem, None)
-            victim.unlink(missing_ok=True)
+                self._ends.pop(victim.stem, None)
             victim.with_suffix(".json").unlink(missing_ok=True)
+            victim.unlink(missing_ok=True)
+            victim.with_suffix(".logits").unlink(missing_ok=True)

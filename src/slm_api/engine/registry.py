@@ -186,7 +186,8 @@ class Engine:
                 if old:
                     self._retire(old)
                 self._loaded[model_id] = _Entry(model, last_used=time.monotonic())
-                if activate or self._active_id is None:
+                # An embedding model loaded on demand never becomes the model chat falls back to.
+                if activate or (self._active_id is None and model.info.kind == "chat"):
                     self._active_id = model_id
                 self._evict_over_capacity(keep=model_id)
             log.info("loaded model %s from %s", model_id, path)
@@ -204,20 +205,37 @@ class Engine:
 
     def _evict_over_capacity(self, keep: str) -> None:
         # Called with self._lock held. Least recently used first, never one that is pinned.
-        while len(self._loaded) > self.settings.max_loaded_models:
-            victim = next(
-                (mid for mid, e in self._loaded.items() if mid != keep and e.pins == 0), None
-            )
-            if victim is None:
-                break
-            self._retire(self._loaded.pop(victim))
-            log.info("unloaded model %s (least recently used)", victim)
+        # Chat models count against MAX_LOADED_MODELS; embedding and rerank models (tens of MB,
+        # no decode loop) against MAX_LOADED_EMBEDDING_MODELS, so loading one never evicts the
+        # chat model.
+        for chat, limit in ((True, self.settings.max_loaded_models),
+                            (False, self.settings.max_loaded_embedding_models)):
+            while True:
+                ids = [mid for mid, e in self._loaded.items()
+                       if (e.model.info.kind == "chat") == chat]
+                victim = next((mid for mid in ids
+                               if mid != keep and self._loaded[mid].pins == 0), None)
+                if len(ids) <= limit or victim is None:
+                    break
+                self._retire(self._loaded.pop(victim))
+                log.info("unloaded model %s (least recently used)", victim)
 
     def _retire(self, entry: _Entry) -> None:
         # Called with self._lock held: close now if idle, else when the last request lets go.
         entry.retired = True
         if entry.pins == 0:
             entry.model.close()
+
+    def default_embedding_model(self) -> str | None:
+        """EMBEDDING_MODEL's id when its file is in MODELS_DIR (`make run` writes MiniLM)."""
+        model_id = self.settings.embedding_model
+        if not model_id or model_id == "off":
+            return None
+        try:
+            self.path_for_id(model_id)
+        except ModelNotFound:
+            return None
+        return model_id
 
     # -- use -------------------------------------------------------------------------------
 

@@ -144,15 +144,23 @@ class Sampler:
         llama_cpp.llama_sampler_apply(self.grammar, ctypes.byref(arr))
         return bool(np.isfinite(one["logit"][0]))
 
-    def sample(self, ctx: llama_cpp.llama_context_p, row: int) -> int:
-        """Pick the next token from a row of this step's logits and advance the sampler."""
+    def sample(self, ctx: llama_cpp.llama_context_p, row: int,
+               kept: np.ndarray | None = None) -> int:
+        """Pick the next token from a row of this step's logits, or from `kept` logits (a
+        prompt's end, read by an earlier decode), and advance the sampler."""
         if self.matcher is not None:
-            return self._sample_masked(ctx, row)
-        if self.grammar is None:
+            return self._sample_masked(ctx, row, kept)
+        if kept is not None:
+            logits = kept
+        elif self.grammar is None:
             # All in C: build candidates, run the chain, accept the token.
             return int(native.sampler_sample(self.chain, ctx, row))
-        logits = logits_row(ctx, row, self.n_vocab)
+        else:
+            logits = logits_row(ctx, row, self.n_vocab)
         token = self._pick(logits, with_grammar=False)
+        if self.grammar is None:
+            native.sampler_accept(self.chain, token)
+            return token
         if not self._grammar_allows(token, float(logits[token])):
             picked = self._pick_shortlisted(logits) if self._need else None
             token = self._pick(logits, with_grammar=True) if picked is None else picked
@@ -160,11 +168,12 @@ class Sampler:
         native.sampler_accept(self.chain, token)
         return token
 
-    def _sample_masked(self, ctx: llama_cpp.llama_context_p, row: int) -> int:
+    def _sample_masked(self, ctx: llama_cpp.llama_context_p, row: int,
+                       kept: np.ndarray | None) -> int:
         matcher = self.matcher
         assert matcher is not None
-        logits = logits_row(ctx, row, self.n_vocab)
-        if self._accept_is_free:
+        logits = logits_row(ctx, row, self.n_vocab) if kept is None else kept
+        if self._accept_is_free and kept is None:
             # The chain picks in C, as without a grammar (no candidate array built in numpy).
             # It also accepts its pick, which changes nothing in a chain without penalties, so
             # a pick the grammar refuses is drawn again below as on the numpy path.

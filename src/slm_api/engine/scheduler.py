@@ -22,8 +22,9 @@ from slm_api.engine import seq_state
 from slm_api.engine.commit import Committer
 from slm_api.engine.job import GenerationFailed, Job
 from slm_api.engine.prompt_cache import DiskPromptCache
+from slm_api.engine.sampling import logits_row
+from slm_api.engine.slots import END_ROW, EndLogits, place
 from slm_api.engine.slots import Slot as _Slot
-from slm_api.engine.slots import place
 from slm_api.engine.types import GenerationRequest
 from slm_api.errors import Draining, EngineError, QueueFull
 
@@ -39,6 +40,7 @@ class Scheduler(Committer):
         n_ctx: int,
         n_batch: int,
         max_queue: int,
+        n_vocab: int,
         piece: Callable[[int], bytes],
         is_eog: Callable[[int], bool],
         reuse_prefix: bool = True,
@@ -52,6 +54,7 @@ class Scheduler(Committer):
         self._n_ctx = n_ctx
         self._n_batch = max(n_batch, n_parallel)
         self._max_queue = max_queue
+        self._n_vocab = n_vocab
         self._piece = piece
         self._is_eog = is_eog
         self._reuse = reuse_prefix
@@ -201,6 +204,7 @@ class Scheduler(Committer):
                 slot = min(free, key=lambda s: s.last_used)
                 llama_cpp.llama_memory_seq_rm(self._mem, slot.seq_id, -1, -1)
                 slot.cached.clear()
+                slot.end = None
                 slot.job, slot.n_read, slot.feed = job, 0, []
                 slot.fork = leader
                 job.cached = 0
@@ -218,8 +222,11 @@ class Scheduler(Committer):
             llama_cpp.llama_memory_seq_rm(self._mem, slot.seq_id, -1, -1)
             llama_cpp.llama_memory_seq_cp(self._mem, donor.seq_id, slot.seq_id, -1, -1)
             slot.cached = donor.cached[:keep]
-        # The last prompt token is always decoded again: its logits start the generation.
-        keep = min(keep, len(prompt) - 1)
+            slot.end = donor.end
+        # The generation starts from the logits after the last prompt token: the ones kept
+        # when this very prompt was read before, or else from decoding that token again.
+        whole = slot.end is not None and slot.end.n == len(prompt) <= keep
+        keep = len(prompt) if whole else min(keep, len(prompt) - 1)
         if keep and self._n_swa:
             # A sliding-window cache holds only the last window of a sequence: a prefix can be
             # kept only if the window before its end is still there (llama-server's check).
@@ -230,9 +237,12 @@ class Scheduler(Committer):
             llama_cpp.llama_memory_seq_rm(self._mem, slot.seq_id, -1, -1)
             keep = 0
         del slot.cached[keep:]
+        if slot.end is not None and slot.end.n > keep:
+            slot.end = None  # its cells are gone
         slot.job = job
         slot.n_read = keep
         slot.feed = []
+        slot.logit_row = END_ROW if keep == len(prompt) else -1
         job.cached = keep
 
     def _release(self, slot: _Slot, reason: str = "", error: EngineError | None = None) -> None:
@@ -241,6 +251,7 @@ class Scheduler(Committer):
         slot.feed = []
         slot.draft = []
         slot.fork = None
+        slot.logit_row = -1
         slot.last_used = time.monotonic()
         if job is None:
             return
@@ -248,6 +259,7 @@ class Scheduler(Committer):
             # The cache of a failed step is in an unknown state: forget it.
             llama_cpp.llama_memory_seq_rm(self._mem, slot.seq_id, -1, -1)
             slot.cached.clear()
+            slot.end = None
             job.fail(error)
         else:
             if self._disk is not None and reason in ("stop", "length"):
@@ -266,6 +278,8 @@ class Scheduler(Committer):
         # Generating sequences first: their next token (or forced run) keeps every stream moving.
         draft_rows = self._n_outputs - len(self._slots)
         for slot in active:
+            if slot.logit_row == END_ROW:
+                continue  # its prompt was read before: it samples from the logits kept then
             slot.logit_row = -1
             feed = slot.feed
             if slot.job is None or not feed or n + len(feed) > self._n_batch:
@@ -283,8 +297,9 @@ class Scheduler(Committer):
                 n += 1
             slot.feed = []
             slot.logit_row = first_row
+        read: list[_Slot] = []  # the slots whose prompt ends in this step
         for slot in active:
-            if slot.job is None or slot.logit_row >= 0 or slot.fork is not None or \
+            if slot.job is None or slot.logit_row != -1 or slot.fork is not None or \
                     slot.n_read == len(slot.job.request.prompt):
                 continue
             prompt = slot.job.request.prompt
@@ -299,28 +314,34 @@ class Scheduler(Committer):
             if slot.n_read == len(prompt):
                 batch.logits[n - 1] = 1
                 slot.logit_row = n - 1
-        if n == 0:
-            return
-        batch.n_tokens = n
-        rc = llama_cpp.llama_decode(self._ctx, batch)
-        if rc != 0:
-            raise RuntimeError(f"llama_decode returned {rc}")
+                read.append(slot)
+        if n:
+            batch.n_tokens = n
+            rc = llama_cpp.llama_decode(self._ctx, batch)
+            if rc != 0:
+                raise RuntimeError(f"llama_decode returned {rc}")
+            for slot in read:
+                row = logits_row(self._ctx, slot.logit_row, self._n_vocab).copy()
+                slot.end = EndLogits(len(slot.cached), row)
+            for slot in active:
+                if slot.fork is not None and slot.job is not None:
+                    self._fork(slot, slot.fork)
         for slot in active:
-            if slot.fork is not None and slot.job is not None:
-                self._fork(slot, slot.fork)
-        for slot in active:
-            if slot.job is not None and slot.logit_row >= 0:
+            if slot.job is not None and slot.logit_row != -1:
                 self._sample(slot)
+                if slot.logit_row == END_ROW:
+                    slot.logit_row = -1
 
     def _fork(self, slot: _Slot, leader: _Slot) -> None:
         """Once the first choice has read the prompt, copy its KV stream (at the next decode) and
         share its logits row: this choice samples its first token from the same row."""
         prompt = leader.job.request.prompt if leader.job is not None else []
-        if leader.logit_row < 0 or leader.n_read < len(prompt):
+        if leader.logit_row == -1 or leader.n_read < len(prompt):
             return
         llama_cpp.llama_memory_seq_rm(self._mem, slot.seq_id, -1, -1)
         llama_cpp.llama_memory_seq_cp(self._mem, leader.seq_id, slot.seq_id, -1, -1)
         slot.cached = list(leader.cached)
+        slot.end = leader.end
         slot.n_read = len(prompt)
         slot.logit_row = leader.logit_row
         slot.fork = None

@@ -1,5 +1,6 @@
 """One sequence's KV state between llama.cpp and the disk prompt cache (PROMPT_CACHE=disk):
-restored instead of evaluating a saved prefix again, saved after a request over a long prompt."""
+restored instead of evaluating a saved prefix again, saved after a request over a long prompt,
+with the logits that followed its prompt (Slot.end)."""
 
 from __future__ import annotations
 
@@ -30,8 +31,10 @@ def restore(ctx: llama_cpp.llama_context_p, disk: DiskPromptCache, slot: Slot,
     if llama_cpp.llama_state_seq_set_data(ctx, buf, len(data), slot.seq_id) == 0:
         log.warning("prompt cache: could not restore a saved state; evaluating instead")
         slot.cached.clear()
+        slot.end = None
         return 0
     slot.cached = disk.tokens(key)
+    slot.end = disk.end(key)
     return n
 
 
@@ -46,4 +49,5 @@ def save(ctx: llama_cpp.llama_context_p, disk: DiskPromptCache, slot: Slot, job:
     buf = (ctypes.c_uint8 * size)()
     written = llama_cpp.llama_state_seq_get_data(ctx, buf, size, slot.seq_id)
     if written:
-        disk.save(list(slot.cached), bytes(buf)[:written])
+        end = slot.end if slot.end is not None and slot.end.n <= len(slot.cached) else None
+        disk.save(list(slot.cached), bytes(buf)[:written], end)

@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from slm_api.engine.types import GenerationRequest
 from slm_api.errors import InvalidRequest
 
@@ -17,6 +19,8 @@ if TYPE_CHECKING:
 # Copying another sequence's KV stream costs about what reading 5 tokens does (8 ms for SmolLM2
 # at N_CTX=4096): only worth it for a clearly longer prefix.
 DONOR_MIN_GAIN = 16
+# Slot.logit_row when this step's logits are the slot's kept `end` row, not a row of the batch.
+END_ROW = -2
 
 
 def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
@@ -26,6 +30,18 @@ def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
     while i < n and a[i] == b[i]:
         i += 1
     return i
+
+
+@dataclass(frozen=True)
+class EndLogits:
+    """The logits a decode gave after a sequence's first `n` cached tokens, the end of the
+    prompt it read. A later request with exactly that prompt starts from them and decodes
+    nothing: decoding the last prompt token again, in a batch of one row instead of the
+    prompt's chunk, takes other matrix kernels whose rounding can turn a greedy answer at a
+    near-tie, so the same request would answer differently once its prompt is cached."""
+
+    n: int
+    row: np.ndarray
 
 
 @dataclass
@@ -41,7 +57,8 @@ class Slot:
     # Guessed tokens decoded after `feed` (prompt lookup), each with its logits row: the ones
     # the model would have produced itself are kept, the rest dropped from the cache.
     draft: list[int] = field(default_factory=list)
-    logit_row: int = -1  # row of this step's logits that belongs to this slot
+    logit_row: int = -1  # row of this step's logits that belongs to this slot (or END_ROW)
+    end: EndLogits | None = None  # the logits after cached[:end.n], while those cells stay
     last_used: float = 0.0
     # The slot whose prompt this one waits to copy (a choice of the same request, n > 1).
     fork: Slot | None = None

@@ -85,7 +85,7 @@ class ModelInfo:
     n_ctx: int  # tokens one request may use (prompt + completion)
     architecture: str
     chat_format: str  # "jinja" (template from metadata) or a named fallback such as "gemma"
-    kind: str = "chat"  # "chat" | "embedding"
+    kind: str = "chat"  # "chat" | "embedding" | "rerank"
     size_bytes: int = 0
     n_params: int = 0
     n_vocab: int = 0

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from flask import Blueprint, Response, send_from_directory
 
-from slm_api.api.contract import contract
+from slm_api.api.core.contract import contract
 
 bp = Blueprint("web", __name__)
 

@@ -1,0 +1,61 @@
+"""Tokenizer and template access: /extras/tokenize, /extras/tokenize/count, /extras/detokenize,
+/extras/apply-template (the prompt a chat request would generate from)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, jsonify
+
+from slm_api.api.admin.protocol import (
+    AppliedTemplate,
+    ApplyTemplateRequest,
+    CountResult,
+    DetokenizeRequest,
+    DetokenizeResult,
+    TokenizeRequest,
+    TokenizeResult,
+)
+from slm_api.api.core.body import parse_body
+from slm_api.api.core.contract import contract
+from slm_api.plumbing import state
+
+bp = Blueprint("extras", __name__, url_prefix="/extras")
+
+
+@bp.post("/tokenize")
+@contract(body=TokenizeRequest, response=TokenizeResult)
+def tokenize() -> Response:
+    """Tokenize text with a model's tokenizer."""
+    req = parse_body(TokenizeRequest)
+    with state.engine().use(req.model) as model:
+        tokens = model.tokenize(req.input, add_special=req.add_special, param=None)
+        return jsonify({"tokens": tokens})
+
+
+@bp.post("/tokenize/count")
+@contract(body=TokenizeRequest, response=CountResult)
+def count() -> Response:
+    """Count the tokens of a text."""
+    req = parse_body(TokenizeRequest)
+    with state.engine().use(req.model) as model:
+        tokens = model.tokenize(req.input, add_special=req.add_special, param=None)
+        return jsonify({"count": len(tokens)})
+
+
+@bp.post("/detokenize")
+@contract(body=DetokenizeRequest, response=DetokenizeResult)
+def detokenize() -> Response:
+    """Turn token ids back into text."""
+    req = parse_body(DetokenizeRequest)
+    with state.engine().use(req.model) as model:
+        return jsonify({"text": model.detokenize(req.tokens)})
+
+
+@bp.post("/apply-template")
+@contract(body=ApplyTemplateRequest, response=AppliedTemplate)
+def apply_template() -> Response:
+    """Render messages with the model's chat template, without generating."""
+    req = parse_body(ApplyTemplateRequest)
+    messages, tools = req.message_dicts(), req.tool_dicts()
+    with state.engine().use(req.model) as model:
+        prompt = model.chat.render(messages, tools=tools, add_generation_prompt=True)
+        return jsonify({"prompt": prompt, "chat_format": model.chat.name})

@@ -1,0 +1,126 @@
+"""The server's own endpoints' bodies: admin (downloads, loads, reloads), the llama.cpp-style
+extras (tokenize, detokenize, apply-template) and the probes (/health, /ready)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from slm_api.api.core.protocol import (
+    LoadModelConfigs,
+    MessagesBody,
+    ReplyBody,
+    RequestBody,
+    TokenId,
+)
+from slm_api.engine.types import LoadOptions
+
+
+class LoadRequest(RequestBody):
+    repo_id: str = Field(min_length=1, max_length=200)
+    filename: str = Field(min_length=1, max_length=255)
+    revision: str | None = Field(None, max_length=200)
+    async_: bool = Field(False, alias="async")
+
+
+class ReloadRequest(LoadModelConfigs):
+    model_path: str = Field(min_length=1, max_length=1024)
+
+
+class ModelLoadRequest(LoadModelConfigs):
+    model: str = Field(min_length=1, max_length=255)
+
+
+class SetModelRequest(RequestBody):
+    model_name: str = Field(min_length=1, max_length=255)
+    load_model_configs: LoadModelConfigs | None = None
+
+    def to_load_options(self) -> LoadOptions | None:
+        return self.load_model_configs.to_load_options() if self.load_model_configs else None
+
+
+
+
+class TokenizeRequest(RequestBody):
+    model: str | None = None
+    input: str
+    add_special: bool = True
+
+
+class DetokenizeRequest(RequestBody):
+    model: str | None = None
+    tokens: list[TokenId]
+
+
+class ApplyTemplateRequest(MessagesBody):
+    model: str | None = None
+
+
+class RestoreCacheRequest(ApplyTemplateRequest):
+    pass
+
+
+class ModelDeleted(ReplyBody):
+    id: str
+    object: Literal["model"]
+    deleted: bool
+
+
+# -- admin ----------------------------------------------------------------------------------
+
+
+class AdminResult(ReplyBody):
+    """What an admin route did (`status`) and the model it concerns."""
+
+    status: str
+    model: Any = None
+
+
+class DownloadJob(ReplyBody):
+    job_id: str | None = None
+    status: str
+
+
+# -- probes ---------------------------------------------------------------------------------
+
+
+class Health(ReplyBody):
+    status: Literal["ok", "no_model", "engine_loop_dead"]
+    model_loaded: bool
+    model: str | None
+    model_path: str | None
+    n_ctx: int | None
+    chat_format: str | None
+    loaded_models: list[str]
+    requests_in_flight: int
+    draining: bool
+    gpu_offload: bool
+    uptime_s: float
+
+
+class Ready(ReplyBody):
+    status: Literal["ready", "no_model", "queue_full", "draining", "engine_loop_dead"]
+    model: str | None
+
+
+# -- extras -----------------------------------------------------------------------------
+
+
+class TokenizeResult(ReplyBody):
+    tokens: list[int]
+
+
+class CountResult(ReplyBody):
+    count: int
+
+
+class DetokenizeResult(ReplyBody):
+    text: str
+
+
+class AppliedTemplate(ReplyBody):
+    prompt: str
+    chat_format: str
+
+

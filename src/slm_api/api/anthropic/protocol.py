@@ -1,0 +1,184 @@
+"""Anthropic Messages API bodies, with Anthropic's field names: requests in, replies out.
+
+Unknown fields are ignored (like api/core/protocol.py): SDKs send `metadata`, `thinking`,
+`service_tier` and the like, which change nothing for a local model.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from slm_api.api.core.protocol import JSONSchemaFormat, ResponseFormat
+from slm_api.engine import SamplingParams
+
+_TOOL_NAME = r"^[A-Za-z0-9_.-]+$"
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, strict=True)
+
+
+class TextBlock(_Body):
+    type: Literal["text"]
+    text: str
+
+
+class ToolUseBlock(_Body):
+    type: Literal["tool_use"]
+    id: str
+    name: str
+    input: dict[str, Any] = Field(default_factory=dict)
+
+
+class ToolResultBlock(_Body):
+    type: Literal["tool_result"]
+    tool_use_id: str
+    content: str | list[TextBlock] | None = None
+    is_error: bool | None = None
+
+    def text(self) -> str:
+        if self.content is None:
+            return ""
+        if isinstance(self.content, str):
+            return self.content
+        return "\n".join(block.text for block in self.content)
+
+
+UserBlock = Annotated[TextBlock | ToolResultBlock, Field(discriminator="type")]
+AssistantBlock = Annotated[TextBlock | ToolUseBlock, Field(discriminator="type")]
+
+
+class UserMessage(_Body):
+    role: Literal["user"]
+    content: str | list[UserBlock]
+
+
+class AssistantMessage(_Body):
+    role: Literal["assistant"]
+    content: str | list[AssistantBlock]
+
+
+MessageParam = Annotated[UserMessage | AssistantMessage, Field(discriminator="role")]
+
+
+class ToolParam(_Body):
+    name: str = Field(min_length=1, max_length=64, pattern=_TOOL_NAME)
+    description: str | None = None
+    input_schema: dict[str, Any] = Field(default_factory=lambda: {"type": "object"})
+
+
+class ToolChoiceMode(_Body):
+    type: Literal["auto", "any", "none"]
+    disable_parallel_tool_use: bool | None = None
+
+
+class ToolChoiceTool(_Body):
+    type: Literal["tool"]
+    name: str
+    disable_parallel_tool_use: bool | None = None
+
+
+ToolChoice = Annotated[ToolChoiceMode | ToolChoiceTool, Field(discriminator="type")]
+
+
+class MessagesPrompt(_Body):
+    """What the prompt is made of: shared by /v1/messages and /v1/messages/count_tokens."""
+
+    model: str | None = None
+    messages: list[MessageParam] = Field(min_length=1)
+    system: str | list[TextBlock] | None = None
+    tools: list[ToolParam] | None = None
+    tool_choice: ToolChoice | None = None
+
+
+class JSONOutputFormat(_Body):
+    type: Literal["json_schema"]
+    schema_: dict[str, Any] = Field(alias="schema")
+
+
+class OutputConfig(_Body):
+    """Structured output: `format` constrains the reply to the JSON Schema (same decoding as
+    chat's response_format)."""
+
+    format: JSONOutputFormat | None = None
+
+
+class MessagesRequest(MessagesPrompt):
+    max_tokens: int = Field(gt=0, le=2**31 - 1)
+    temperature: float | None = Field(None, ge=0.0, le=1.0)
+    top_p: float | None = Field(None, gt=0.0, le=1.0)
+    top_k: int | None = Field(None, ge=0)
+    stop_sequences: list[str] | None = Field(None, max_length=16)
+    stream: bool = False
+    metadata: dict[str, Any] | None = None
+    output_config: OutputConfig | None = None
+
+    def response_format(self) -> ResponseFormat | None:
+        fmt = self.output_config.format if self.output_config else None
+        if fmt is None:
+            return None
+        return ResponseFormat(type="json_schema",
+                              json_schema=JSONSchemaFormat(schema=fmt.schema_))
+
+    def to_sampling_params(self) -> SamplingParams:
+        """The engine's sampling: what the client set, the server's defaults for the rest."""
+        given = {"temperature": self.temperature, "top_p": self.top_p, "top_k": self.top_k}
+        return SamplingParams(**{k: v for k, v in given.items() if v is not None})
+
+
+class CountTokensRequest(MessagesPrompt):
+    pass
+
+
+# -- replies -------------------------------------------------------------------------------
+
+
+class Usage(BaseModel):
+    input_tokens: int
+    output_tokens: int
+    cache_creation_input_tokens: int | None = None
+    cache_read_input_tokens: int | None = None
+
+
+StopReason = Literal["end_turn", "max_tokens", "stop_sequence", "tool_use"]
+
+
+class Message(BaseModel):
+    """A /v1/messages reply."""
+
+    id: str
+    type: Literal["message"] = "message"
+    role: Literal["assistant"] = "assistant"
+    model: str
+    content: list[TextBlock | ToolUseBlock]
+    stop_reason: StopReason | None
+    stop_sequence: str | None = None
+    usage: Usage
+
+
+class TokenCount(BaseModel):
+    """A /v1/messages/count_tokens reply."""
+
+    input_tokens: int
+
+
+class MessageStreamEvent(BaseModel):
+    """One streamed event (`event: <type>`): message_start, content_block_start,
+    content_block_delta, content_block_stop, message_delta, message_stop, ping or error."""
+
+    model_config = ConfigDict(extra="allow")
+    type: str
+
+
+class AnthropicErrorDetail(BaseModel):
+    type: str
+    message: str
+
+
+class AnthropicError(BaseModel):
+    """Every error on the /v1/messages routes: Anthropic's envelope."""
+
+    type: Literal["error"] = "error"
+    error: AnthropicErrorDetail

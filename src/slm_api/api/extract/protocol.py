@@ -1,0 +1,35 @@
+"""/v1/extract's body and reply: text in, JSON that fits a schema out."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from slm_api.api.core.protocol import ReplyBody, RequestBody, Usage
+
+
+class ExtractRequest(RequestBody):
+    model: str | None = None
+    text: str = Field(min_length=1)
+    schema_: dict[str, Any] | bool | None = Field(None, alias="schema")
+    instructions: str | None = None
+    temperature: float = Field(0.0, ge=0.0, le=2.0)
+    max_tokens: int | None = Field(None, gt=0)
+    seed: int | None = None
+
+
+
+
+# -- extract and extras ---------------------------------------------------------------------
+
+
+class ExtractResult(ReplyBody):
+    object: Literal["extract.result"]
+    created: int
+    model: str
+    latency_ms: float
+    data: Any = Field(description="JSON that fits the request's schema")
+    usage: Usage
+
+

@@ -1,0 +1,285 @@
+"""OpenAI's chat, completions and embeddings wire format: request bodies with its field names
+and defaults, and the typed replies behind /openapi.json's response schemas."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, field_validator
+
+from slm_api.api.core.protocol import (
+    ChatLogprobs,
+    FinishReason,
+    LoadModelConfigs,
+    MessagesBody,
+    NonEmptyText,
+    ReplyBody,
+    RequestBody,
+    ResponseFormat,
+    TokenIdKey,
+    TokenIds,
+    Usage,
+)
+from slm_api.engine.types import LoadOptions, SamplingParams
+from slm_api.errors import APIError
+
+
+class SamplingFields(RequestBody):
+    model: str | None = None
+    max_tokens: int | None = Field(None, gt=0)
+    temperature: float = Field(0.8, ge=0.0, le=2.0)
+    top_p: float = Field(0.95, gt=0.0, le=1.0)
+    top_k: int = Field(40, ge=0)
+    min_p: float = Field(0.05, ge=0.0, le=1.0)
+    seed: int | None = None
+    presence_penalty: float = Field(0.0, ge=-2.0, le=2.0)
+    frequency_penalty: float = Field(0.0, ge=-2.0, le=2.0)
+    repeat_penalty: float = Field(1.0, gt=0.0)
+    stop: str | Annotated[list[str], Field(max_length=4)] | None = None
+    stream: bool = False
+    stream_options: dict[str, Any] | None = None
+    logit_bias: dict[TokenIdKey, float] | None = None
+    n: int = Field(1, ge=1, description="Choices to generate, side by side (up to MAX_N)")
+    load_model_configs: LoadModelConfigs | None = None
+
+    @field_validator("stop")
+    @classmethod
+    def _stop_list(cls, v: str | list[str] | None) -> list[str] | None:
+        if v is None:
+            return None
+        stops = [v] if isinstance(v, str) else v
+        if len(stops) > 4:
+            raise ValueError("at most 4 stop sequences")
+        return [s for s in stops if s]
+
+    @property
+    def include_usage(self) -> bool:
+        return bool((self.stream_options or {}).get("include_usage"))
+
+    def to_load_options(self) -> LoadOptions | None:
+        return self.load_model_configs.to_load_options() if self.load_model_configs else None
+
+    def to_sampling_params(self, *, grammar: str | None = None, n_probs: int = 0) -> SamplingParams:
+        bias = None
+        if self.logit_bias:
+            try:
+                bias = {int(k): float(v) for k, v in self.logit_bias.items()}
+            except ValueError as exc:
+                raise APIError(
+                    400, "logit_bias keys must be token ids", param="logit_bias"
+                ) from exc
+        return SamplingParams(
+            temperature=self.temperature,
+            top_p=self.top_p,
+            top_k=self.top_k,
+            min_p=self.min_p,
+            seed=self.seed,
+            presence_penalty=self.presence_penalty,
+            frequency_penalty=self.frequency_penalty,
+            repeat_penalty=self.repeat_penalty,
+            grammar=grammar,
+            logit_bias=bias,
+            n_probs=n_probs,
+        )
+
+
+class ChatCompletionRequest(SamplingFields, MessagesBody):
+    max_completion_tokens: int | None = Field(None, gt=0)
+    tool_choice: Literal["none", "auto", "required"] | dict[str, Any] | None = None
+    response_format: ResponseFormat | None = None
+    logprobs: bool = False
+    top_logprobs: int | None = Field(None, ge=0, le=20)
+
+    @property
+    def completion_limit(self) -> int | None:
+        return self.max_completion_tokens or self.max_tokens
+
+
+class CompletionRequest(SamplingFields):
+    prompt: str | Annotated[list[str], Field(min_length=1)] | TokenIds | Annotated[
+        list[TokenIds], Field(min_length=1)]
+    echo: bool = False
+    logprobs: int | None = Field(None, ge=0, le=20)
+    max_tokens: int | None = Field(16, gt=0)
+    suffix: str | None = None
+
+    @field_validator("prompt")
+    @classmethod
+    def _non_empty(cls, v: Any) -> Any:
+        if isinstance(v, list) and not v:
+            raise ValueError("prompt must not be an empty list")
+        return v
+
+
+class EmbeddingRequest(RequestBody):
+    model: str | None = None
+    input: NonEmptyText | Annotated[list[NonEmptyText], Field(min_length=1)] | TokenIds | Annotated[
+        list[TokenIds], Field(min_length=1)]
+    encoding_format: Literal["float", "base64"] = "float"
+    dimensions: int | None = Field(None, gt=0)
+
+    @field_validator("input")
+    @classmethod
+    def _non_empty(cls, v: Any) -> Any:
+        if v == "" or v == [] or (isinstance(v, list) and any(x in ("", []) for x in v)):
+            raise ValueError("input must not be empty")
+        return v
+
+
+
+
+# -- chat -----------------------------------------------------------------------------------
+
+
+class FunctionCallOut(ReplyBody):
+    name: str
+    arguments: str
+
+
+class ToolCallOut(ReplyBody):
+    id: str
+    type: Literal["function"]
+    function: FunctionCallOut
+
+
+class AssistantMessage(ReplyBody):
+    role: Literal["assistant"]
+    content: str | None
+    tool_calls: list[ToolCallOut] | None = None
+
+
+class ChatChoice(ReplyBody):
+    index: int
+    message: AssistantMessage
+    logprobs: ChatLogprobs | None
+    finish_reason: FinishReason
+
+
+class ChatCompletion(ReplyBody):
+    id: str
+    object: Literal["chat.completion"]
+    created: int
+    model: str
+    choices: list[ChatChoice]
+    usage: Usage
+    system_fingerprint: str | None = None
+
+
+class ToolCallDelta(ReplyBody):
+    index: int
+    id: str | None = None
+    type: Literal["function"] | None = None
+    function: dict[str, Any] | None = None
+
+
+class ChatDelta(ReplyBody):
+    role: Literal["assistant"] | None = None
+    content: str | None = None
+    tool_calls: list[ToolCallDelta] | None = None
+
+
+class ChatChunkChoice(ReplyBody):
+    index: int
+    delta: ChatDelta
+    logprobs: ChatLogprobs | None = None
+    finish_reason: FinishReason | None
+
+
+class ChatCompletionChunk(ReplyBody):
+    """One `data:` event of a chat stream (the last one carries `usage` when
+    stream_options.include_usage is set; an error mid-stream is an ErrorEnvelope event)."""
+
+    id: str
+    object: Literal["chat.completion.chunk"]
+    created: int
+    model: str
+    choices: list[ChatChunkChoice]
+    usage: Usage | None = None
+    system_fingerprint: str | None = None
+
+
+# -- completions ----------------------------------------------------------------------------
+
+
+class CompletionLogprobs(ReplyBody):
+    tokens: list[str]
+    token_logprobs: list[float]
+    top_logprobs: list[dict[str, float]]
+    text_offset: list[int]
+
+
+class CompletionChoice(ReplyBody):
+    text: str
+    index: int
+    logprobs: CompletionLogprobs | None
+    finish_reason: FinishReason | None
+
+
+class Completion(ReplyBody):
+    """A text completion; each streamed event has this shape too (without `usage`)."""
+
+    id: str
+    object: Literal["text_completion"]
+    created: int
+    model: str
+    choices: list[CompletionChoice]
+    usage: Usage | None = None
+
+
+# -- embeddings -----------------------------------------------------------------------------
+
+
+class Embedding(ReplyBody):
+    object: Literal["embedding"]
+    index: int
+    embedding: list[float] | str = Field(description="floats, or base64 little-endian float32")
+
+
+class EmbeddingUsage(ReplyBody):
+    prompt_tokens: int
+    total_tokens: int
+
+
+class EmbeddingList(ReplyBody):
+    object: Literal["list"]
+    data: list[Embedding]
+    model: str
+    usage: EmbeddingUsage
+
+
+# -- models ---------------------------------------------------------------------------------
+
+
+class Model(ReplyBody):
+    id: str
+    object: Literal["model"]
+    created: int
+    owned_by: str
+    kind: Literal["chat", "embedding", "rerank"] | None = None
+    loaded: bool | None = None
+    size_bytes: int | None = None
+
+
+class ModelList(ReplyBody):
+    object: Literal["list"]
+    data: list[Model]
+
+
+class LocalModel(ReplyBody):
+    name: str
+    id: str
+    size_bytes: int
+    loaded: bool
+
+
+class ActiveModel(ReplyBody):
+    name: str
+    path: str
+    n_ctx: int
+
+
+class LocalModels(ReplyBody):
+    active: ActiveModel | None
+    models: list[LocalModel]
+
+

@@ -1,0 +1,53 @@
+"""Rerank request and response types, with Jina's / Cohere's field names."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+NonEmptyText = Annotated[str, Field(min_length=1)]
+MAX_DOCUMENTS = 1000
+
+
+class RerankDocumentIn(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=True)
+    text: NonEmptyText
+
+
+class RerankRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=True)
+    model: str | None = Field(None, description="a reranker (rank pooling); none: the first one")
+    query: NonEmptyText
+    documents: Annotated[list[NonEmptyText | RerankDocumentIn],
+                         Field(min_length=1, max_length=MAX_DOCUMENTS)]
+    top_n: int | None = Field(None, ge=1, description="how many results; none: all")
+    return_documents: bool = False
+
+    def texts(self) -> list[str]:
+        return [d if isinstance(d, str) else d.text for d in self.documents]
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class RerankDocumentOut(_Out):
+    text: str
+
+
+class RerankResult(_Out):
+    index: int = Field(description="the document's position in `documents`")
+    relevance_score: float = Field(description="the model's score (a logit: higher is closer)")
+    document: RerankDocumentOut | None = None
+
+
+class RerankUsage(_Out):
+    prompt_tokens: int
+    total_tokens: int
+
+
+class RerankResponse(_Out):
+    model: str
+    results: list[RerankResult]
+    usage: RerankUsage

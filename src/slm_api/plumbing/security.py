@@ -1,0 +1,238 @@
+"""Who may call what: API keys, admin routes, allowed Host names, per-client rate limits, CORS.
+
+Every route falls in one of three classes, decided by `route_policy(endpoint)`:
+- "open":  /health, /ready and /metrics (unless PROTECT_METRICS=1), the API docs, CORS preflights.
+- "admin": every route of an admin blueprint (ADMIN_BLUEPRINTS). Marking the blueprint rather
+           than listing URLs means a route added there later is protected without a second edit.
+- "api":   everything else, unknown URLs included (a new route is protected by default).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+from dataclasses import dataclass
+
+from flask import Flask, g, request
+from flask_cors import CORS
+from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from slm_api.config import Settings
+from slm_api.errors import APIError
+from slm_api.plumbing import ratelimit, state
+from slm_api.plumbing.hosts import HostAllowlist
+
+ADMIN_BLUEPRINTS = frozenset({"admin"})
+# Endpoints anyone may call; "metrics" ones only while PROTECT_METRICS is off.
+OPEN_ENDPOINTS = frozenset({"static"})
+OPEN_BLUEPRINTS = frozenset({"docs", "web"})  # the pages; the API calls they make are not
+METRICS_ENDPOINTS = frozenset({"health.health", "health.ready", "observability.metrics"})
+# Headers a reverse proxy adds: a loopback connection carrying one was relayed for someone else.
+FORWARDING_HEADERS = ("X-Forwarded-For", "Forwarded", "X-Real-IP")
+
+
+def _digest(key: str) -> bytes:
+    # Comparing fixed-length digests keeps compare_digest's time independent of key length.
+    return hashlib.sha256(key.encode("utf-8")).digest()
+
+
+def generated_client_id(key: str) -> str:
+    """A stable id for a key configured without one; reveals nothing usable about the key."""
+    return "client-" + hashlib.sha256(b"slm-api-client:" + key.encode("utf-8")).hexdigest()[:10]
+
+
+def parse_keys(entries: tuple[str, ...] | list[str]) -> dict[str, str]:
+    """`key` or `key:client_id` entries -> {key: client_id}. The id follows the last colon."""
+    keys: dict[str, str] = {}
+    for entry in entries:
+        entry = entry.strip()
+        key, sep, client = entry.rpartition(":")
+        if not sep or not key or not client.strip():
+            key, client = entry, ""
+        key, client = key.strip(), client.strip()
+        if key:
+            keys[key] = client or generated_client_id(key)
+    return keys
+
+
+@dataclass(frozen=True)
+class KeyRing:
+    """Configured keys as digests -> client id; `admin` holds the subset allowed admin routes."""
+
+    api: tuple[tuple[bytes, str], ...]
+    admin: tuple[tuple[bytes, str], ...]
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> KeyRing:
+        api = parse_keys(settings.openai_api_keys)
+        if settings.openai_api_key:
+            api.update(parse_keys((settings.openai_api_key,)))
+        admin = parse_keys(settings.admin_api_keys)
+        # An admin key also works as an API key: the operator should not need two.
+        api.update({k: v for k, v in admin.items() if k not in api})
+        return cls(
+            api=tuple((_digest(k), c) for k, c in api.items()),
+            admin=tuple((_digest(k), c) for k, c in admin.items()),
+        )
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.api)
+
+    @staticmethod
+    def _match(given: str, ring: tuple[tuple[bytes, str], ...]) -> str | None:
+        # Every key is compared (no early exit), so timing does not tell which one matched.
+        digest, found = _digest(given), None
+        for candidate, client in ring:
+            if hmac.compare_digest(digest, candidate):
+                found = client
+        return found
+
+    def client_for(self, given: str) -> str | None:
+        return self._match(given, self.api)
+
+    def admin_client_for(self, given: str) -> str | None:
+        return self._match(given, self.admin)
+
+
+def route_policy(endpoint: str | None, settings: Settings) -> str:
+    """"open", "admin" or "api" for a Flask endpoint name (None: no route matched)."""
+    if endpoint is None:
+        return "api"
+    blueprint = endpoint.rpartition(".")[0]
+    if blueprint in ADMIN_BLUEPRINTS:
+        return "admin"
+    if endpoint in OPEN_ENDPOINTS or blueprint in OPEN_BLUEPRINTS:
+        return "open"
+    if endpoint in METRICS_ENDPOINTS:
+        return "api" if settings.protect_metrics else "open"
+    return "api"
+
+
+def is_loopback(address: str | None) -> bool:
+    try:
+        ip = ipaddress.ip_address((address or "").split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_loopback
+
+
+def bearer_token() -> str | None:
+    """The key a client sent: `Authorization: Bearer <key>`, or `x-api-key: <key>` (how the
+    anthropic SDK and Claude-style tools send it)."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return request.headers.get("x-api-key", "").strip() or None
+
+
+def _unauthorized(message: str) -> APIError:
+    return APIError(401, message, code="invalid_api_key", headers={"WWW-Authenticate": "Bearer"})
+
+
+def check_body_size(max_bytes: int) -> None:
+    """413 for a body without Content-Length (chunked) that runs past MAX_REQUEST_BYTES.
+
+    Werkzeug caps such a stream at the limit but then just stops reading, so the view would see
+    a truncated body (a misleading 400 "not valid JSON"). Read it here, and if the cap was hit,
+    look one byte further in the raw input to tell "exactly at the limit" from "too large"."""
+    if request.content_length is not None or request.method in ("GET", "HEAD", "OPTIONS"):
+        return  # with Content-Length, Werkzeug itself refuses an oversized body
+    data = request.get_data(cache=True)
+    if len(data) >= max_bytes and request.environ["wsgi.input"].read(1):
+        raise RequestEntityTooLarge()
+
+
+def _authorize(keys: KeyRing, hosts: HostAllowlist, settings: Settings) -> None:
+    g.client_id = request.remote_addr or "unknown"
+    if request.method == "OPTIONS":
+        return  # CORS preflights carry no credentials by design
+    policy = route_policy(request.endpoint, settings)
+    if policy == "open":
+        return
+    # Where no key is asked for, being on this machine is the credential; a page in the user's
+    # browser can borrow that by DNS rebinding, but not its Host header.
+    trusts_position = not keys.enabled or (policy == "admin" and not keys.admin)
+    if trusts_position and not hosts.allows(request.headers.get("Host")):
+        raise APIError(
+            403,
+            "Host header not in ALLOWED_HOSTS; without API keys this server answers only to the "
+            "names in ALLOWED_HOSTS (add this name there, or configure API keys)",
+            code="host_not_allowed",
+        )
+    token = bearer_token()
+    if keys.enabled:
+        if token is None:
+            raise _unauthorized(
+                "Missing API key: send `Authorization: Bearer <key>` or `x-api-key: <key>`"
+            )
+        client = keys.client_for(token)
+        if client is None:
+            raise _unauthorized("Incorrect API key provided")
+        g.client_id = client
+    if policy == "admin":
+        _authorize_admin(keys, token, settings)
+
+
+def _authorize_admin(keys: KeyRing, token: str | None, settings: Settings) -> None:
+    if keys.admin:
+        if token is None:
+            raise _unauthorized("This admin route needs a key from ADMIN_API_KEYS")
+        client = keys.admin_client_for(token)
+        if client is None:
+            raise APIError(403, "This key may not use admin routes", code="admin_key_required")
+        g.client_id = client
+        return
+    # No admin keys: only this machine may download files or swap models. Behind a proxy every
+    # client looks like loopback, so a relayed request (forwarding headers) is refused unless
+    # TRUSTED_PROXY_HOPS made remote_addr the real client.
+    relayed = settings.trusted_proxy_hops == 0 and any(
+        h in request.headers for h in FORWARDING_HEADERS
+    )
+    if not is_loopback(request.remote_addr) or relayed:
+        raise APIError(
+            403,
+            "Admin routes are open to loopback clients only; set ADMIN_API_KEYS to use them "
+            "remotely",
+            code="admin_forbidden",
+        )
+
+
+def init_app(app: Flask) -> None:
+    """Install key checks, admin checks, Host checks, rate limits and CORS on `app`."""
+    settings = state.settings(app)
+    keys = KeyRing.from_settings(settings)
+    hosts = HostAllowlist(settings.allowed_hosts, settings.host)
+    state.set_keys(app, keys)
+    if settings.trusted_proxy_hops > 0:
+        # Only then is X-Forwarded-For believed: a client could otherwise claim to be loopback.
+        hops = settings.trusted_proxy_hops
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
+
+    @app.before_request
+    def _security() -> None:
+        _authorize(keys, hosts, settings)
+        # After the key check: an anonymous client cannot make the server read its body.
+        check_body_size(settings.max_request_bytes)
+
+    def _exempt() -> bool:
+        # Preflights and open routes (health, docs) are never counted against anyone.
+        return request.method == "OPTIONS" or route_policy(request.endpoint, settings) == "open"
+
+    # Registered after `_security`, whose hook names the client the limits are kept for.
+    ratelimit.init_app(app, settings, _exempt)
+
+    if settings.cors_origins:
+        CORS(
+            app,
+            origins=list(settings.cors_origins),
+            allow_headers=["Authorization", "Content-Type", "X-Request-ID", "x-api-key",
+                           "anthropic-version"],
+            expose_headers=["X-Request-ID", "Retry-After"],
+            max_age=600,
+        )
