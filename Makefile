@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 RUNTIME_STAMP := $(VENV)/.installed-runtime
 STAMP := $(VENV)/.installed
 
-.PHONY: install install-dev system-deps models run test test-fast test-scale lint bench clean
+.PHONY: install install-dev system-deps node-deps models run test test-fast test-scale lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,7 +43,15 @@ run: install $(MODELS)
 system-deps:
 	bash scripts/system-deps.sh
 
-test: install-dev system-deps
+# The npm SDKs tests/test_node_sdks.py drives (versions pinned by the lock file).
+# npm ci again only when the lock file is newer than the last install.
+NODE_STAMP := tests/node/node_modules/.package-lock.json
+node-deps: system-deps
+	@if ! command -v npm >/dev/null; then echo "node-deps: no npm (tests/test_node_sdks.py skips)" >&2; \
+	elif [ ! $(NODE_STAMP) -nt tests/node/package-lock.json ]; then \
+		cd tests/node && npm ci --no-audit --no-fund; fi
+
+test: install-dev system-deps node-deps
 	$(BIN)/python -m pytest -q
 
 # The tests that need no model (slots, lookup, budget, tool markup, templates, store, layering):
