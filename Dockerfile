@@ -5,6 +5,8 @@
 # --- build: a C/C++ toolchain, the runtime dependencies compiled into /opt/venv ---------------
 FROM python:3.11-slim AS build
 
+# Unpinned apt packages (DL3008): they come with the base image's Debian release and its fixes.
+# hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends build-essential cmake \
     && rm -rf /var/lib/apt/lists/*
@@ -26,6 +28,7 @@ FROM python:3.11-slim
 
 # libgomp1: llama.cpp's OpenMP threads (GCC's runtime, which build-essential brought to the
 # build stage); curl: the HEALTHCHECK.
+# hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends libgomp1 curl \
     && rm -rf /var/lib/apt/lists/*
@@ -48,6 +51,8 @@ RUN mkdir -p /models /hf_cache
 VOLUME ["/models", "/hf_cache"]
 EXPOSE 8000
 
+# A shell form on purpose (`|| exit 1`: Docker reads only status 1 as unhealthy).
+# hadolint ignore=DL3025
 HEALTHCHECK --interval=30s --timeout=5s --start-period=120s --retries=3 \
     CMD curl -fsS http://127.0.0.1:8000/health || exit 1
 
