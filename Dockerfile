@@ -11,6 +11,9 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends build-essential cmake \
     && rm -rf /var/lib/apt/lists/*
 
+# llama.cpp builds for this machine's CPU by default; for an image that runs on other CPUs:
+# `docker build --build-arg CMAKE_ARGS=-DGGML_NATIVE=OFF .` (RUN sees a build arg as a variable).
+ARG CMAKE_ARGS=""
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY src ./src
