@@ -11,6 +11,7 @@ once by hand: see the README's "Install" figures."""
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -23,12 +24,20 @@ from test_deploy import REPO, free_port
 
 
 def _copy_sources(dest: Path) -> Path:
+    """What the Dockerfile's build stage copies before `pip install .`, and nothing else."""
+    from test_dockerfile import stages
+
     src = dest / "src-copy"
     src.mkdir()
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy2(REPO / name, src / name)
-    shutil.copytree(REPO / "src", src / "src",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    copied = [shlex.split(args)[:-1] for word, args in stages()[0] if word == "COPY"]
+    names = [name for sources in copied for name in sources]
+    assert {"pyproject.toml", "src"} <= set(names), names
+    for name in names:
+        if (REPO / name).is_dir():
+            shutil.copytree(REPO / name, src / name,
+                            ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        else:
+            shutil.copy2(REPO / name, src / name)
     return src
 
 

@@ -1,8 +1,9 @@
 """Each way the README tells users to start the server, run as written (on loopback and a free
 port), answers /health and a chat completion over real HTTP: `make run` in a fresh copy of the
-checkout, `python -m slm_api serve`, and gunicorn with the package's config module from a folder
+checkout and gunicorn with the package's config module from a folder
 with no gunicorn.conf.py. (`slm-api serve`: test_deploy.py and test_install.py; the bare
-`gunicorn -w 1 -b ... slm_api.app:app` in the checkout: test_gunicorn_command.py.)"""
+`gunicorn -w 1 -b ... slm_api.app:app` in the checkout: test_gunicorn_command.py; `python -m
+slm_api serve`: test_serving.py's server.)"""
 
 from __future__ import annotations
 
@@ -60,13 +61,15 @@ def _env(models_dir: Path, **extra: str) -> dict[str, str]:
             "LOG_LEVEL": "WARNING", "PYTHONPATH": str(REPO / "src"), **extra}
 
 
-def test_python_m_slm_api_serve(models_dir: Path):
+def test_python_m_slm_api_serve_is_the_suites_own_server():
+    # `python -m slm_api serve` is how support.http_server.gunicorn_server starts the server that
+    # test_serving.py streams from (and calls /health on), so it needs no server of its own here.
+    import inspect
+
+    from support import http_server
+
     assert ".venv/bin/python -m slm_api serve" in README
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    cmd = [sys.executable, "-m", "slm_api", "serve", "--host", "127.0.0.1", "--port", str(port)]
-    with started(cmd, REPO, _env(models_dir), url):
-        assert_serves(url)
+    assert '"-m", "slm_api", "serve"' in inspect.getsource(http_server.gunicorn_server)
 
 
 def test_gunicorn_with_the_package_config_from_any_folder(models_dir: Path, tmp_path: Path):
