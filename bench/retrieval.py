@@ -2,9 +2,11 @@
 (bench/retrieval_data.py), recall@1, recall@5 and MRR for each model, all in one invocation,
 then sentences per second for 1,000 short sentences sent as one request and for 100 sent one
 per request (the first model only, unless --speed-all: the chat models take minutes).
+With --anchor, the same sentences through llama.cpp's `llama-server --embedding` on the same GGUF
+(bench/anchors.py builds it) in the same invocation, and our ratio to it.
 
     .venv/bin/python bench/retrieval.py                      # MiniLM vs the chat models
-    .venv/bin/python bench/retrieval.py --models all-minilm-l6-v2
+    .venv/bin/python bench/retrieval.py --models all-minilm-l6-v2 --anchor
 
 Needs the models in models/ (`make models`). Numbers are in docs/embeddings.md.
 """
@@ -17,7 +19,7 @@ import time
 import numpy as np
 import requests
 from retrieval_data import corpus
-from server import Server
+from server import REPO, Server
 
 DEFAULT_MODELS = ("all-minilm-l6-v2", "smollm2-135m-instruct-q4_1", "gemma-3-270m-q4_k_m")
 
@@ -55,12 +57,25 @@ def speed(url: str, model: str, n: int = 1000, one_by_one: int = 100) -> dict[st
     return {"batched": batched, "single": single}
 
 
+def anchor_speed(model: str, threads: int) -> dict[str, float]:
+    """llama-server on the same GGUF, with slots enough to batch a list as ours does (its
+    /v1/embeddings puts each input in a slot and decodes the busy slots together)."""
+    from anchors import LlamaServer
+
+    with LlamaServer(REPO / "models" / f"{model}.gguf", n_ctx=512, n_parallel=16,
+                     threads=threads, extra=["--embedding", "--pooling", "mean",
+                                             "-b", "4096", "-ub", "4096"]) as anchor:
+        return speed(anchor.url, model)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS))
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--speed-all", action="store_true",
                         help="sentences/s for every model, not only the first (minutes on CPU)")
+    parser.add_argument("--anchor", action="store_true",
+                        help="also time llama-server --embedding on the first model's GGUF")
     args = parser.parse_args()
     server = Server(N_THREADS=args.threads, MAX_LOADED_MODELS=len(args.models))
     try:
@@ -76,6 +91,13 @@ def main() -> None:
             print(f"{model:<30} {q['recall@1']:>9.3f} {q['recall@5']:>9.3f} {q['mrr']:>6.3f} "
                   f"{s['batched']:>23.1f} {s['single']:>19.1f}")
         base = args.models[0]
+        if args.anchor:
+            anchor = anchor_speed(base, args.threads)
+            ours = rows[base][1]
+            print(f"{'llama-server --embedding':<30} {'':>9} {'':>9} {'':>6} "
+                  f"{anchor['batched']:>23.1f} {anchor['single']:>19.1f}")
+            print(f"ours / llama-server: {ours['batched'] / anchor['batched']:.2f}x (1 request "
+                  f"of 1000), {ours['single'] / anchor['single']:.2f}x (1 per request)")
         for model in args.models[1:]:
             ratio = rows[base][0]["mrr"] / max(rows[model][0]["mrr"], 1e-9)
             print(f"MRR {base} / {model}: {ratio:.2f}x")

@@ -9,6 +9,8 @@ NEEDED=(
   redis-server:redis-server
   nginx:nginx
   chromium:chromium  # tests/test_web_page.py drives the page at / with playwright
+  node:nodejs  # tests/test_node_sdks.py: the npm SDKs under Debian's Node
+  npm:npm
 )
 
 missing=()

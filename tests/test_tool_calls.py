@@ -10,7 +10,7 @@ import jsonschema
 import pytest
 
 from slm_api.errors import InvalidRequest
-from slm_api.prompting.tool_calls import tool_call_schema
+from slm_api.prompting.tool_calls import call_schema, forced_functions
 from slm_api.prompting.tool_markup import HERMES
 from slm_api.prompting.tool_stream import ToolCallDeltas, assemble
 
@@ -199,11 +199,17 @@ def test_stream_agrees_with_whole_text(text: str):
             whole[0], [(c.name, c.arguments) for c in whole[1]])
 
 
-# -- tool_call_schema ----------------------------------------------------------------------
+# -- call_schema --------------------------------------------------------------------------
 
 
 def call(name: str, arguments: dict) -> dict:
     return {"name": name, "arguments": arguments}
+
+
+def tool_call_schema(tools: list | None, choice: object) -> dict | None:
+    """The schema a reply to (tools, tool_choice) must fit, as the Hermes grammar builds it."""
+    fns = forced_functions(tools, choice)
+    return None if fns is None else call_schema(fns)
 
 
 def test_schema_required_allows_any_tool():

@@ -1,9 +1,13 @@
-"""The Flask application factory. `slm-api serve` runs it under gunicorn; any other WSGI
-server can call it (`gunicorn 'slm_api.app:create_app()'`)."""
+"""The Flask application factory. `slm-api serve` runs it under gunicorn; a WSGI server given a
+module and a name gets `slm_api.app:app`, built on first use (`gunicorn -w 1 -b 0.0.0.0:8000
+slm_api.app:app`, with gunicorn.conf.py for the worker), or calls the factory itself."""
 
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from flask import Flask
 
@@ -17,7 +21,7 @@ from slm_api.api.openai import chat, completions, embeddings, models
 from slm_api.api.rerank import routes as rerank_api
 from slm_api.api.responses import routes as responses_api
 from slm_api.config import Settings
-from slm_api.default_model import ensure_default_model
+from slm_api.default_model import ensure_default_model, write_on_first_start
 from slm_api.engine import Engine
 from slm_api.hub import DownloadJobs
 from slm_api.plumbing import lifecycle, observability, security, state
@@ -52,3 +56,41 @@ def create_app(settings: Settings | None = None, *, load_model: bool = True) -> 
         engine.start()
     return app
 
+
+# `slm_api.app:app`: one app per process, for WSGI servers that import it by name. Built on first
+# access (PEP 562), not at import, so importing this module (the tests, `create_app`) loads no
+# model; the tests never touch it, so no test shares it.
+_lazy: dict[str, Flask] = {}
+_lazy_lock = threading.Lock()
+log = logging.getLogger(__name__)
+
+
+def __getattr__(name: str) -> Any:
+    if name != "app":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    with _lazy_lock:
+        if "app" not in _lazy:
+            settings = Settings.from_env()
+            settings.validate()  # as `slm-api serve` does: a bad setting stops the start
+            write_on_first_start(settings)  # as `slm-api serve` does: both embedded models
+            app = create_app(settings)
+            app.wsgi_app = _warn_single_threaded(app.wsgi_app)  # type: ignore[method-assign]
+            _lazy["app"] = app
+    return _lazy["app"]
+
+
+def _warn_single_threaded(wsgi_app: Callable) -> Callable:
+    """A WSGI server with one thread (gunicorn's default sync worker, when it found no
+    gunicorn.conf.py) serves one request at a time: a stream holds it, /health included. The
+    app cannot change its server, so it says so once, in the log."""
+    warned = threading.Event()
+
+    def wrapped(environ: dict, start_response: Callable) -> Iterable[bytes]:
+        if not warned.is_set() and not environ.get("wsgi.multithread", True):
+            warned.set()
+            log.warning("this WSGI server runs one request at a time, so one stream blocks "
+                        "every other request and /health; start `slm-api serve`, or gunicorn "
+                        "with `-c python:slm_api.gunicorn_conf` (see the README)")
+        return wsgi_app(environ, start_response)
+
+    return wrapped

@@ -24,7 +24,9 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def _serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    _write_embedded_models(settings)
+    from slm_api.default_model import write_on_first_start
+
+    write_on_first_start(settings)
     from gunicorn.app.base import BaseApplication
 
     from slm_api import gunicorn_config
@@ -41,21 +43,6 @@ def _serve(args: argparse.Namespace) -> int:
 
     _Server().run()
     return 0
-
-
-def _write_embedded_models(settings: Settings) -> None:
-    """A first start on the default model (fresh clone, empty Docker volume) writes both embedded
-    models, so the other one is there to pick. A failure is logged, never fatal: the server
-    still starts and says why it has no model."""
-    from slm_api.default_model import DefaultModelError, ensure_default_models, is_embedded
-
-    path = settings.default_model_path
-    if path.is_file() or not is_embedded(path, settings):
-        return  # not a first start: the folder is the operator's to arrange
-    try:
-        ensure_default_models(settings)
-    except (DefaultModelError, OSError) as exc:
-        print(f"slm-api: could not write the embedded models: {exc}", file=sys.stderr)
 
 
 def _fetch_default_model(_: argparse.Namespace) -> int:

@@ -183,3 +183,16 @@ def ensure_default_model(settings: Settings) -> Path | None:
     except (DefaultModelError, OSError) as exc:
         log.error("could not write the default model: %s", exc)
         return None
+
+
+def write_on_first_start(settings: Settings) -> None:
+    """A first start on the default model (fresh clone, empty Docker volume, a clean venv)
+    writes both embedded models, so the other one is there to pick. A failure is logged, never
+    fatal: the server still starts and says why it has no model."""
+    path = settings.default_model_path
+    if path.is_file() or not is_embedded(path, settings):
+        return  # not a first start: the folder is the operator's to arrange
+    try:
+        ensure_default_models(settings)
+    except (DefaultModelError, OSError) as exc:
+        log.error("could not write the embedded models: %s", exc)

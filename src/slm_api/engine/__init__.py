@@ -4,9 +4,9 @@ HTTP code talks to `Engine` (a registry of loaded models) and to the `LoadedMode
 for the duration of one request (`with engine.use(model_id) as model:`).
 """
 
+from slm_api.engine.engine import Engine
 from slm_api.engine.job import Choices
 from slm_api.engine.llama_model import gpu_offload_supported
-from slm_api.engine.registry import Engine
 from slm_api.engine.types import (
     Chunk,
     Finished,

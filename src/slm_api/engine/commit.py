@@ -1,7 +1,8 @@
 """How one step's logits become a sequence's output: the sampled token, the tokens the grammar
 forces after it (fast-forward), the budget guide's closing, and the check of prompt-lookup
-drafts. Part of the Scheduler (a mixin over its state), kept apart from admission, placement
-and batching so each file reads as one concern.
+drafts. The Scheduler owns one Committer and asks it, per slot and step, to `commit`; the answer
+says whether the sequence goes on or how it ended, and the Scheduler releases the slot (as
+llama.cpp's server does after `process_token`). Admission, placement and batching stay there.
 """
 
 from __future__ import annotations
@@ -33,27 +34,46 @@ class _Drafts:
         return self.confirmed < len(self.tokens) and self.tokens[self.confirmed] == token
 
 
+@dataclass(frozen=True)
+class Ended:
+    """How a step ended a sequence's generation: `reason` ("stop", "length"), or `error`."""
+
+    reason: str = ""
+    error: EngineError | None = None
+
+
+class _End(Exception):  # noqa: N818 (control flow, not an error: it unwinds to commit())
+    def __init__(self, ended: Ended):
+        self.ended = ended
+
+
 class Committer:
-    """The Scheduler's token path; the attributes below are the Scheduler's."""
+    """The token path of one context's sequences, and its counters."""
 
-    _ctx: llama_cpp.llama_context_p
-    _mem: llama_cpp.llama_memory_t
-    _n_ctx: int
-    _draft_max: int
-    _drafted: int
-    _draft_accepted: int
-    _tokens_sampled: int
-    _drain_deadline: float | None
-    _is_eog: Callable[[int], bool]
-    _piece: Callable[[int], bytes]
-    _release: Callable[..., None]  # (slot, reason="", error=None): end the slot's job
+    def __init__(self, ctx: llama_cpp.llama_context_p, *, n_ctx: int, draft_max: int,
+                 piece: Callable[[int], bytes], is_eog: Callable[[int], bool]):
+        self._ctx = ctx
+        self._mem = llama_cpp.llama_get_memory(ctx)
+        self._n_ctx = n_ctx
+        self._draft_max = draft_max
+        self._piece = piece
+        self._is_eog = is_eog
+        self._deadline: float | None = None  # the drain deadline of the step being committed
+        # Tokens sampled since load, aborted generations included: how a client (or a test)
+        # sees whether the loop still decodes for a request that has gone away.
+        self.tokens_sampled = 0
+        self.drafted = 0
+        self.draft_accepted = 0
 
-    def _sample(self, slot: Slot) -> None:
+    def commit(self, slot: Slot, drain_deadline: float | None = None) -> Ended | None:
+        """Sample this step's token(s) for `slot`'s job; None while it goes on, else how it
+        ended (the caller releases the slot). `drain_deadline` ends it by then with "length"."""
         job = slot.job
         assert job is not None
-        if job.sampler is None:
-            self._release(slot, "stop")
-            return
+        dec = job.decoding
+        if dec.sampler is None:
+            return Ended("stop")
+        self._deadline = drain_deadline
         # Tokens decoded after the last committed one on a guess (prompt lookup), each with its
         # logits row after `slot.logit_row`. Each row is sampled exactly as plain decoding
         # would sample it, and only while every committed token so far equals the guess at
@@ -61,27 +81,31 @@ class Committer:
         # guessed tokens the model agreed with are already in the cache.
         draft = _Drafts(slot.draft, len(slot.cached) - len(slot.draft))
         slot.draft = []
+        ended = None
         try:
             self._commit(slot, draft)
+        except _End as end:
+            ended = end.ended
         finally:
             accepted = self._keep_drafts(slot, draft)
-            self._drafted += len(draft.tokens)
-            self._draft_accepted += accepted
-            if draft.tokens and job.lookup is not None:
-                job.lookup.judge(len(draft.tokens), accepted)
+            self.drafted += len(draft.tokens)
+            self.draft_accepted += accepted
+            if draft.tokens and dec.lookup is not None:
+                dec.lookup.judge(len(draft.tokens), accepted)
+        return ended
 
     def _commit(self, slot: Slot, draft: _Drafts) -> None:
         """Sample this step's token(s) of `slot`, and append the tokens the grammar forces
         after them (fast-forward): each is judged by the budget guide, emitted, and (unless
-        already in the cache as a confirmed draft) decoded in the next step."""
+        already in the cache as a confirmed draft) decoded in the next step. Raises _End when
+        the generation ends."""
         job = slot.job
         assert job is not None
+        dec = job.decoding
         now = time.monotonic()
         row = slot.logit_row
         token = self._draw(slot, row, now)
-        if token is None:
-            return
-        guide = job.guide
+        guide = dec.guide
         pending: list[int] = []
         while True:
             decision = guide.on_sampled(token) if guide is not None else KEEP
@@ -90,8 +114,6 @@ class Committer:
                 self._apply(slot, token, decision, now, pending, row)
                 return
             self._emit(slot, token, row)
-            if slot.job is None:
-                return
             if not pending and draft.confirms(token):
                 draft.confirmed += 1  # already decoded
             else:
@@ -100,35 +122,33 @@ class Committer:
             if forced is not None:
                 token, row = forced, -1
                 continue
-            if pending or job.generated >= job.request.max_tokens:
+            if pending or dec.generated >= job.request.max_tokens:
                 break
             # Every committed token was a confirmed draft: the next row predicts what follows.
             row = slot.logit_row + draft.confirmed
             token = self._draw(slot, row, now)
-            if token is None:
-                return
         self._keep_drafts(slot, draft)
-        if not self._ended(slot, now, len(pending)):
-            slot.feed = pending
-            self._propose(slot)
+        self._check_room(slot, now, len(pending))
+        slot.feed = pending
+        self._propose(slot)
 
-    def _draw(self, slot: Slot, row: int, now: float) -> int | None:
-        """Sample a token from a logits row; None when the generation ended there (end of
+    def _draw(self, slot: Slot, row: int, now: float) -> int:
+        """Sample a token from a logits row; _End when the generation ends there (end of
         generation, or a sampler error)."""
         job = slot.job
-        assert job is not None and job.sampler is not None
+        assert job is not None
+        dec = job.decoding
+        assert dec.sampler is not None
         try:
-            token = job.sampler.sample(self._ctx, row, self._kept(slot, row))
+            token = dec.sampler.sample(self._ctx, row, self._kept(slot, row))
         except EngineError as exc:
-            self._release(slot, error=exc)
-            return None
-        self._tokens_sampled += 1
-        if job.first_token_at is None:
-            job.first_token_at = now
+            raise _End(Ended(error=exc)) from exc
+        self.tokens_sampled += 1
+        if dec.first_token_at is None:
+            dec.first_token_at = now
         if self._is_eog(token):
             job.flush()
-            self._release(slot, "stop")
-            return None
+            raise _End(Ended("stop"))
         return token
 
     def _keep_drafts(self, slot: Slot, draft: _Drafts) -> int:
@@ -144,13 +164,14 @@ class Committer:
         """Guess the tokens after `slot.feed` from the prompt, for the next step to check."""
         job = slot.job
         assert job is not None
-        if job.lookup is None:
+        dec = job.decoding
+        if dec.lookup is None:
             return
-        room = min(self._draft_max, job.request.max_tokens - job.generated,
+        room = min(self._draft_max, job.request.max_tokens - dec.generated,
                    self._n_ctx - len(slot.cached) - len(slot.feed) - 1)
         tail = slot.feed if len(slot.feed) >= 8 else slot.cached[-8:] + slot.feed
-        draft = job.lookup.draft(tail, room)
-        matcher = job.sampler.matcher if job.sampler is not None else None
+        draft = dec.lookup.draft(tail, room)
+        matcher = dec.sampler.matcher if dec.sampler is not None else None
         if draft and matcher is not None:
             # Guesses the grammar refuses would only be decoded to be dropped.
             del draft[matcher.valid_prefix(draft):]
@@ -159,19 +180,20 @@ class Committer:
     def _forced_next(self, job: Job) -> int | None:
         """The next token the grammar allows alone, already accepted by the sampler; None when
         the model must choose (or fast-forward is off, or the budget is spent)."""
-        sampler = job.sampler
-        if not job.fast_forward or sampler is None or sampler.matcher is None or \
-                job.generated >= job.request.max_tokens:
+        dec = job.decoding
+        sampler = dec.sampler
+        if not dec.fast_forward or sampler is None or sampler.matcher is None or \
+                dec.generated >= job.request.max_tokens:
             return None
-        if not job.ff_queue:
-            job.ff_queue = sampler.matcher.forced()
-            job.ff_queue.reverse()
-        while job.ff_queue:
-            token = job.ff_queue.pop()
+        if not dec.ff_queue:
+            dec.ff_queue = sampler.matcher.forced()
+            dec.ff_queue.reverse()
+        while dec.ff_queue:
+            token = dec.ff_queue.pop()
             if self._is_eog(token) or not sampler.force(token):
-                job.ff_queue.clear()
+                dec.ff_queue.clear()
                 return None
-            job.fast_forwarded += 1
+            dec.fast_forwarded += 1
             return token
         return None
 
@@ -181,68 +203,68 @@ class Committer:
         one are emitted like sampled ones and decoded, with `pending` (emitted, not yet
         decoded), in the next step."""
         job = slot.job
-        assert job is not None and job.sampler is not None
-        job.ff_queue.clear()
+        assert job is not None
+        dec = job.decoding
+        assert dec.sampler is not None
+        dec.ff_queue.clear()
         forced = list(decision.force)
-        if not decision.end and not all(job.sampler.force(t) for t in forced):
+        if not decision.end and not all(dec.sampler.force(t) for t in forced):
             # The grammar engine disagrees with the recognizer: trust the engine from here on.
-            assert job.guide is not None
-            job.guide.active = False
+            assert dec.guide is not None
+            dec.guide.active = False
             forced = []
         new = ([token] if decision.keep else []) + forced
         for i, tok in enumerate(new):
             self._emit(slot, tok, row if i == 0 and decision.keep else -1)
-            if slot.job is None:
-                return
         feed = pending + new
         if decision.end:
             # The closing tokens are sent, not decoded: nothing reads their cells (as with an
             # end-of-generation token), and the reply goes out a decode step sooner.
             job.flush()
-            self._release(slot, "stop")
-            return
-        if not self._ended(slot, now, len(feed)):
-            slot.feed = feed
+            raise _End(Ended("stop"))
+        self._check_room(slot, now, len(feed))
+        slot.feed = feed
 
     def _emit(self, slot: Slot, token: int, row: int) -> None:
         """Count a token of the output and send its text; `row` is its logits row (-1: forced,
         no distribution behind it)."""
         job = slot.job
-        assert job is not None and job.sampler is not None
-        job.generated += 1
+        assert job is not None
+        dec = job.decoding
+        assert dec.sampler is not None
+        dec.generated += 1
         n_probs = job.request.sampling.n_probs
         if n_probs > 0:
             if row != -1:
                 logits = self._kept(slot, row)
                 if logits is None:
-                    logits = logits_row(self._ctx, row, job.sampler.n_vocab)
-                job.pending_logprobs.append(logprob_of(logits, token, n_probs, self._piece_text))
+                    logits = logits_row(self._ctx, row, dec.sampler.n_vocab)
+                dec.pending_logprobs.append(logprob_of(logits, token, n_probs, self._piece_text))
             else:
                 text = self._piece_text(token)
-                job.pending_logprobs.append(TokenLogprob(text, 0.0, list(text.encode()), []))
-        job.pending_ids.append(token)
-        text = job.text.feed(self._piece(token))
+                dec.pending_logprobs.append(TokenLogprob(text, 0.0, list(text.encode()), []))
+        dec.pending_ids.append(token)
+        text = dec.text.feed(self._piece(token))
         if text:
             job.emit(text)
-        if job.text.stopped:
-            self._release(slot, "stop")
+        if dec.text.stopped:
+            raise _End(Ended("stop"))
 
-    def _ended(self, slot: Slot, now: float, pending: int) -> bool:
-        """Release the slot with "length" when max_tokens, the context or the deadline is
-        reached, `pending` tokens still to be decoded."""
+    def _check_room(self, slot: Slot, now: float, pending: int) -> None:
+        """End with "length" when max_tokens, the context or the deadline is reached,
+        `pending` tokens still to be decoded."""
         job = slot.job
         assert job is not None
+        dec = job.decoding
         deadline = job.request.deadline
-        if self._drain_deadline is not None:
-            deadline = min(deadline or self._drain_deadline, self._drain_deadline)
+        if self._deadline is not None:
+            deadline = min(deadline or self._deadline, self._deadline)
         out_of_room = len(slot.cached) + pending >= self._n_ctx
-        if job.generated >= job.request.max_tokens or out_of_room or (
+        if dec.generated >= job.request.max_tokens or out_of_room or (
             deadline is not None and now >= deadline
         ):
             job.flush()
-            self._release(slot, "length")
-            return True
-        return False
+            raise _End(Ended("length"))
 
     @staticmethod
     def _kept(slot: Slot, row: int) -> np.ndarray | None:

@@ -7,12 +7,9 @@ import threading
 import time
 from collections.abc import Iterator
 
-from slm_api.engine.lookup import PromptLookup
-from slm_api.engine.sampling import Sampler
-from slm_api.engine.types import Chunk, Finished, GenerationRequest, TokenLogprob
+from slm_api.engine.decoding import Decoding
+from slm_api.engine.types import Chunk, Finished, GenerationRequest
 from slm_api.errors import EngineError
-from slm_api.grammar.budget import BudgetGuide
-from slm_api.prompting.stops import TextAssembler
 
 
 class GenerationFailed(EngineError, status=500, code="generation_failed"):
@@ -23,7 +20,8 @@ _Item = Chunk | Finished | EngineError
 
 
 class Job:
-    """A submitted request: the HTTP thread iterates it, the loop thread feeds it.
+    """A submitted request: the HTTP thread iterates it, the loop thread feeds it through the
+    job's `decoding` (the sequence's decode state).
 
     The choices of one request (n > 1) are jobs that share one output queue, each item tagged
     with the job's `index`; every one but the first names the first as `fork_of`, and the
@@ -32,30 +30,19 @@ class Job:
     def __init__(
         self,
         request: GenerationRequest,
-        sampler: Sampler | None,
+        decoding: Decoding,
         *,
         index: int = 0,
         out: queue.SimpleQueue[tuple[int, _Item]] | None = None,
         fork_of: Job | None = None,
-        guide: BudgetGuide | None = None,
     ):
         self.request = request
+        self.decoding = decoding
         self.index = index
         self.fork_of = fork_of
-        self.sampler = sampler  # None: only fill the cache with the prompt (warm-up)
-        self.guide = guide  # a constrained generation's closing planner
-        self.fast_forward = False  # append tokens the grammar forces without sampling them
-        self.ff_queue: list[int] = []  # forced tokens still to append, last first
-        self.fast_forwarded = 0
-        self.lookup: PromptLookup | None = None  # drafts from the prompt (speculation on)
-        self.text = TextAssembler(request.stop)
         self.result: Finished | None = None
         self.submitted = time.monotonic()
-        self.first_token_at: float | None = None
-        self.generated = 0
         self.cached = 0
-        self.pending_ids: list[int] = []
-        self.pending_logprobs: list[TokenLogprob] = []
         self._out: queue.SimpleQueue[tuple[int, _Item]] = out or queue.SimpleQueue()
         self._aborted = threading.Event()
 
@@ -78,29 +65,24 @@ class Job:
         return self._aborted.is_set()
 
     def emit(self, text: str) -> None:
-        """Send text with the tokens (and their logprobs) sampled since the last chunk: a token
-        whose text is held back (half a character, a possible stop string) rides along with
-        the next one, so every token reaches the client once."""
-        self._out.put((self.index,
-                       Chunk(text, tuple(self.pending_ids), tuple(self.pending_logprobs))))
-        self.pending_ids.clear()
-        self.pending_logprobs.clear()
+        """Send text with the tokens sampled since the last chunk."""
+        self._out.put((self.index, self.decoding.chunk(text)))
 
     def flush(self) -> None:
-        text = self.text.flush()
-        if text or self.pending_ids:
+        dec = self.decoding
+        text = dec.text.flush()
+        if text or dec.pending_ids:
             self.emit(text)
 
     def finish(self, reason: str) -> None:
-        if self.sampler is not None:
-            self.sampler.close()
-        ttft = None if self.first_token_at is None else self.first_token_at - self.submitted
-        self._out.put((self.index, Finished(reason, len(self.request.prompt), self.generated,
-                                            self.cached, ttft, self.text.matched)))
+        dec = self.decoding
+        dec.close()
+        ttft = None if dec.first_token_at is None else dec.first_token_at - self.submitted
+        self._out.put((self.index, Finished(reason, len(self.request.prompt), dec.generated,
+                                            self.cached, ttft, dec.text.matched)))
 
     def fail(self, error: EngineError) -> None:
-        if self.sampler is not None:
-            self.sampler.close()
+        self.decoding.close()
         self._out.put((self.index, error))
 
 

@@ -14,6 +14,7 @@ import llama_cpp
 
 from slm_api.config import Settings
 from slm_api.engine import native
+from slm_api.engine.decoding import Decoding
 from slm_api.engine.embedder import Embedder
 from slm_api.engine.job import Choices, Job
 from slm_api.engine.lookup import PromptLookup, Spelling
@@ -283,11 +284,10 @@ class LoadedModel:
         guide = self._guide(grammar, request.max_tokens) if grammar and self._budget else None
         matcher = self._masks.matcher(grammar) if grammar is not None and self._masks else None
         sampler = Sampler(self._vocab, self.n_vocab, request.sampling, matcher)
-        job = Job(request, sampler, guide=guide, **placement)
-        job.fast_forward = self._fast_forward
-        if self._draft_max:
-            job.lookup = PromptLookup(request.prompt, self._spelling)
-        return job
+        lookup = PromptLookup(request.prompt, self._spelling) if self._draft_max else None
+        return Job(request, Decoding(sampler, request.stop, guide=guide,
+                                     fast_forward=self._fast_forward, lookup=lookup),
+                   **placement)
 
     def spell(self, text: str) -> list[int]:
         """Tokens whose pieces are exactly `text` (a tokenizer that adds a space prefix would

@@ -4,7 +4,7 @@ Extraction, summaries and code edits copy long runs of their input. Where the en
 output also occurs in the prompt, what followed it there is a cheap guess of what comes next:
 matched on text when the vocabulary's spelling is given (the server's case), else on token
 ids. The scheduler decodes the guesses together with the sampled token and keeps the ones the
-model would have produced anyway (see Committer._sample), so the output is the one plain
+model would have produced anyway (see Committer.commit), so the output is the one plain
 decoding gives; a good guess saves a whole decode step per token. Pure: no llama.cpp.
 """
 

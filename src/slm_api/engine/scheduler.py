@@ -20,6 +20,7 @@ import llama_cpp
 
 from slm_api.engine import seq_state
 from slm_api.engine.commit import Committer
+from slm_api.engine.decoding import Decoding
 from slm_api.engine.job import GenerationFailed, Job
 from slm_api.engine.prompt_cache import DiskPromptCache
 from slm_api.engine.sampling import logits_row
@@ -31,7 +32,7 @@ from slm_api.errors import Draining, EngineError, QueueFull
 log = logging.getLogger(__name__)
 
 
-class Scheduler(Committer):
+class Scheduler:
     def __init__(
         self,
         ctx: llama_cpp.llama_context_p,
@@ -55,11 +56,8 @@ class Scheduler(Committer):
         self._n_batch = max(n_batch, n_parallel)
         self._max_queue = max_queue
         self._n_vocab = n_vocab
-        self._piece = piece
-        self._is_eog = is_eog
         self._reuse = reuse_prefix
         self._disk = disk
-        self._draft_max = draft_max
         self._n_swa = n_swa  # the model's attention window (0: none)
         # Logits rows a step may ask for (the context's n_outputs_max): one per sequence, the
         # rest shared by the drafts.
@@ -69,11 +67,8 @@ class Scheduler(Committer):
         self._wake = threading.Condition()
         self._running = True
         self._drain_deadline: float | None = None  # set by drain(): every generation ends by it
-        # Tokens sampled since load, aborted generations included: how a client (or a test)
-        # sees whether the loop still decodes for a request that has gone away.
-        self._tokens_sampled = 0
-        self._drafted = 0
-        self._draft_accepted = 0
+        self._committer = Committer(ctx, n_ctx=n_ctx, draft_max=draft_max, piece=piece,
+                                    is_eog=is_eog)
         self._batch = llama_cpp.llama_batch_init(self._n_batch, 0, 1)
         self._thread = threading.Thread(target=self._loop, name="slm-scheduler", daemon=True)
         self._thread.start()
@@ -115,9 +110,9 @@ class Scheduler(Committer):
                 "queued": len(self._waiting),
                 "n_parallel": len(self._slots),
                 "max_queue": self._max_queue,
-                "tokens_sampled": self._tokens_sampled,
-                "draft_tokens": self._drafted,
-                "draft_tokens_accepted": self._draft_accepted,
+                "tokens_sampled": self._committer.tokens_sampled,
+                "draft_tokens": self._committer.drafted,
+                "draft_tokens_accepted": self._committer.draft_accepted,
             }
 
     @property
@@ -139,7 +134,7 @@ class Scheduler(Committer):
     def warm(self, prompt: list[int]) -> int:
         """Evaluate `prompt` into a free sequence's cache without generating anything; returns
         how many of its tokens were already cached."""
-        job = Job(GenerationRequest(prompt=prompt, max_tokens=1), sampler=None)
+        job = Job(GenerationRequest(prompt=prompt, max_tokens=1), Decoding(None, []))
         self.submit(job)
         for _ in job:
             pass
@@ -328,7 +323,9 @@ class Scheduler(Committer):
                     self._fork(slot, slot.fork)
         for slot in active:
             if slot.job is not None and slot.logit_row != -1:
-                self._sample(slot)
+                ended = self._committer.commit(slot, self._drain_deadline)
+                if ended is not None:
+                    self._release(slot, ended.reason, ended.error)
                 if slot.logit_row == END_ROW:
                     slot.logit_row = -1
 

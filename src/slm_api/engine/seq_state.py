@@ -41,7 +41,7 @@ def restore(ctx: llama_cpp.llama_context_p, disk: DiskPromptCache, slot: Slot,
 def save(ctx: llama_cpp.llama_context_p, disk: DiskPromptCache, slot: Slot, job: Job) -> None:
     """Save `slot`'s state after `job` when its prompt is long enough to be worth loading."""
     prompt = job.request.prompt
-    if job.sampler is not None and len(prompt) < MIN_TOKENS:
+    if job.decoding.sampler is not None and len(prompt) < MIN_TOKENS:
         return
     if disk.best(prompt)[1] >= len(prompt):
         return

@@ -201,10 +201,6 @@ class ChatFormatter:
     # cannot render tools; a template that renders them teaches its own (JinjaFormatter).
     tool_markup: ToolMarkup = HERMES
 
-    def parse_tool_calls(self, text: str) -> tuple[str | None, list[ToolCall]]:
-        """Split a reply into its plain content and the tool calls the model made."""
-        return self.tool_markup.parse(text)
-
     def tool_stream(self) -> ToolCallDeltas:
         """A fresh splitter of generated text into content and tool-call deltas."""
         return ToolCallDeltas(self.tool_markup)

@@ -149,13 +149,9 @@ def forced_functions(tools: list[dict[str, Any]] | None, tool_choice: Any
     raise InvalidRequest(f"unknown tool_choice {tool_choice!r}", param="tool_choice")
 
 
-def tool_call_schema(tools: list[dict[str, Any]] | None, tool_choice: Any,
-                     arguments_key: str = "arguments") -> dict[str, Any] | None:
-    """The JSON Schema of the single call object a reply must be (None when the model may
-    choose): one allowed function gives its object schema directly, several an anyOf."""
-    fns = forced_functions(tools, tool_choice)
-    if fns is None:
-        return None
+def call_schema(fns: list[dict[str, Any]], arguments_key: str = "arguments") -> dict[str, Any]:
+    """The JSON Schema of the single call object a forced reply must be, given the functions
+    `forced_functions` allows: one gives its object schema directly, several an anyOf."""
     options = [_call_schema(fn, arguments_key) for fn in fns]
     return options[0] if len(options) == 1 else {"anyOf": options}
 

@@ -38,7 +38,7 @@ from slm_api.prompting.tool_calls import (
     CALL_OPEN,
     ToolCall,
     _call_from,
-    _call_schema,
+    call_schema,
     strict_parameters,
 )
 
@@ -172,8 +172,7 @@ class ToolMarkup:
                                    strict_parameters(fn.get("parameters"))) for fn in fns],
                                  f"{DS_CALL_END}{DS_CALLS_END}")
         key = "parameters" if self.name == "llama3" else "arguments"
-        options = [_call_schema(fn, key) for fn in fns]
-        schema = options[0] if len(options) == 1 else {"anyOf": options}
+        schema = call_schema(fns, key)
         prefix, suffix = {
             "hermes": (CALL_OPEN, CALL_CLOSE),
             "llama3": ("", ""),

@@ -10,29 +10,25 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from slm_api.api.core.protocol import JSONSchemaFormat, ResponseFormat
+from slm_api.api.core.protocol import JSONSchemaFormat, RequestBody, ResponseFormat
 from slm_api.engine import SamplingParams
 
 _TOOL_NAME = r"^[A-Za-z0-9_.-]+$"
 
 
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="ignore", populate_by_name=True, strict=True)
-
-
-class TextBlock(_Body):
+class TextBlock(RequestBody):
     type: Literal["text"]
     text: str
 
 
-class ToolUseBlock(_Body):
+class ToolUseBlock(RequestBody):
     type: Literal["tool_use"]
     id: str
     name: str
     input: dict[str, Any] = Field(default_factory=dict)
 
 
-class ToolResultBlock(_Body):
+class ToolResultBlock(RequestBody):
     type: Literal["tool_result"]
     tool_use_id: str
     content: str | list[TextBlock] | None = None
@@ -50,12 +46,12 @@ UserBlock = Annotated[TextBlock | ToolResultBlock, Field(discriminator="type")]
 AssistantBlock = Annotated[TextBlock | ToolUseBlock, Field(discriminator="type")]
 
 
-class UserMessage(_Body):
+class UserMessage(RequestBody):
     role: Literal["user"]
     content: str | list[UserBlock]
 
 
-class AssistantMessage(_Body):
+class AssistantMessage(RequestBody):
     role: Literal["assistant"]
     content: str | list[AssistantBlock]
 
@@ -63,18 +59,18 @@ class AssistantMessage(_Body):
 MessageParam = Annotated[UserMessage | AssistantMessage, Field(discriminator="role")]
 
 
-class ToolParam(_Body):
+class ToolParam(RequestBody):
     name: str = Field(min_length=1, max_length=64, pattern=_TOOL_NAME)
     description: str | None = None
     input_schema: dict[str, Any] = Field(default_factory=lambda: {"type": "object"})
 
 
-class ToolChoiceMode(_Body):
+class ToolChoiceMode(RequestBody):
     type: Literal["auto", "any", "none"]
     disable_parallel_tool_use: bool | None = None
 
 
-class ToolChoiceTool(_Body):
+class ToolChoiceTool(RequestBody):
     type: Literal["tool"]
     name: str
     disable_parallel_tool_use: bool | None = None
@@ -83,7 +79,7 @@ class ToolChoiceTool(_Body):
 ToolChoice = Annotated[ToolChoiceMode | ToolChoiceTool, Field(discriminator="type")]
 
 
-class MessagesPrompt(_Body):
+class MessagesPrompt(RequestBody):
     """What the prompt is made of: shared by /v1/messages and /v1/messages/count_tokens."""
 
     model: str | None = None
@@ -93,12 +89,12 @@ class MessagesPrompt(_Body):
     tool_choice: ToolChoice | None = None
 
 
-class JSONOutputFormat(_Body):
+class JSONOutputFormat(RequestBody):
     type: Literal["json_schema"]
     schema_: dict[str, Any] = Field(alias="schema")
 
 
-class OutputConfig(_Body):
+class OutputConfig(RequestBody):
     """Structured output: `format` constrains the reply to the JSON Schema (same decoding as
     chat's response_format)."""
 

@@ -10,34 +10,30 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
-from slm_api.api.core.protocol import JSONSchemaFormat, ResponseFormat
+from slm_api.api.core.protocol import JSONSchemaFormat, RequestBody, ResponseFormat
 from slm_api.engine import SamplingParams
 
 _NAME = r"^[A-Za-z0-9_.-]+$"
 
 
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="ignore", populate_by_name=True, strict=True)
-
-
 # -- input items ---------------------------------------------------------------------------
 
 
-class TextPart(_Body):
+class TextPart(RequestBody):
     """input_text in user/system turns; output_text when an earlier reply is sent back."""
 
     type: Literal["input_text", "output_text", "text"]
     text: str
 
 
-class MessageItem(_Body):
+class MessageItem(RequestBody):
     type: Literal["message"] = "message"
     role: Literal["user", "assistant", "system", "developer"]
     content: str | list[TextPart]
     id: str | None = None
 
 
-class FunctionCallItem(_Body):
+class FunctionCallItem(RequestBody):
     type: Literal["function_call"]
     call_id: str = Field(min_length=1)
     name: str
@@ -45,7 +41,7 @@ class FunctionCallItem(_Body):
     id: str | None = None
 
 
-class FunctionCallOutputItem(_Body):
+class FunctionCallOutputItem(RequestBody):
     type: Literal["function_call_output"]
     call_id: str = Field(min_length=1)
     output: str | list[TextPart]
@@ -74,7 +70,7 @@ InputItem = Annotated[
 # -- options -------------------------------------------------------------------------------
 
 
-class FunctionTool(_Body):
+class FunctionTool(RequestBody):
     type: Literal["function"]
     name: str = Field(min_length=1, max_length=64, pattern=_NAME)
     description: str | None = None
@@ -87,12 +83,12 @@ class FunctionTool(_Body):
         return {"type": "function", "function": fn}
 
 
-class FunctionChoice(_Body):
+class FunctionChoice(RequestBody):
     type: Literal["function"]
     name: str
 
 
-class TextFormat(_Body):
+class TextFormat(RequestBody):
     type: Literal["text", "json_object", "json_schema"]
     name: str = "response"
     description: str | None = None
@@ -106,11 +102,11 @@ class TextFormat(_Body):
         return self
 
 
-class TextOptions(_Body):
+class TextOptions(RequestBody):
     format: TextFormat | None = None
 
 
-class ResponseRequest(_Body):
+class ResponseRequest(RequestBody):
     model: str | None = None
     input: str | list[InputItem]
     instructions: str | None = None
