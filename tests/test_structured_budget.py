@@ -14,10 +14,7 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 from support.grammar_cases import CASES
 from support.http_server import MODEL
-from support.oracle import schema_problems
-
-from slm_api.grammar import schema_to_gbnf
-from slm_api.grammar.recognizer import Grammar
+from support.oracle import schema_problems, shortest_tokens
 
 LONG = [{"role": "user", "content": "Invent a person. Write a very long biography with many "
                                     "hobbies, friends and places."}]
@@ -164,18 +161,6 @@ ROOMY = 48
 draws = settings(max_examples=12, deadline=None, derandomize=True, database=None,
                  suppress_health_check=list(HealthCheck))
 temperatures = st.sampled_from([0.0, 0.7, 1.0, 1.5])
-
-
-def shortest_tokens(server: str, schema: object) -> int:
-    """Tokens of the shortest JSON that fits `schema`: the recognizer's shortest text for the
-    schema's grammar, counted by the model's tokenizer (never read from the server's 400)."""
-    g = Grammar(schema_to_gbnf(schema))
-    text = g.completion(g.start())
-    assert text is not None and schema_problems(json.loads(text), schema) == [], text
-    r = requests.post(f"{server}/extras/tokenize/count", json={"input": text,
-                                                              "add_special": False}, timeout=30)
-    assert r.status_code == 200, r.text
-    return r.json()["count"]
 
 
 @draws

@@ -7,7 +7,11 @@ import json
 from typing import Any
 
 import jsonschema
+import requests
 from jsonschema import Draft7Validator, Draft202012Validator
+
+from slm_api.grammar import schema_to_gbnf
+from slm_api.grammar.recognizer import Grammar
 
 
 def schema_problems(instance: Any, schema: Any) -> list[str]:
@@ -31,3 +35,15 @@ def _tuple_items(node: Any) -> bool:
     if isinstance(node, dict):
         return isinstance(node.get("items"), list) or any(map(_tuple_items, node.values()))
     return isinstance(node, list) and any(map(_tuple_items, node))
+
+
+def shortest_tokens(server: str, schema: object) -> int:
+    """Tokens of the shortest JSON that fits `schema`: the recognizer's shortest text for the
+    schema's grammar, counted by the model's tokenizer (never read from the server's 400)."""
+    g = Grammar(schema_to_gbnf(schema))
+    text = g.completion(g.start())
+    assert text is not None and schema_problems(json.loads(text), schema) == [], text
+    r = requests.post(f"{server}/extras/tokenize/count", json={"input": text,
+                                                              "add_special": False}, timeout=30)
+    assert r.status_code == 200, r.text
+    return r.json()["count"]
