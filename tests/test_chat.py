@@ -105,6 +105,24 @@ def test_seed_makes_sampling_repeatable(client):
     assert first == second
 
 
+def test_different_seeds_sample_differently(client):
+    # A server that sampled with one fixed seed whatever the request said passes the test
+    # above; three seeds must not all give one story.
+    kwargs = dict(messages=[{"role": "user", "content": "Tell me a story."}], temperature=1.0,
+                  max_tokens=12)
+    texts = {client.chat.completions.create(model=MODEL, seed=seed, **kwargs)
+             .choices[0].message.content for seed in (1, 2, 3)}
+    assert len(texts) > 1, texts
+
+
+def test_max_completion_tokens_caps_the_reply(client):
+    # OpenAI's newer name for max_tokens.
+    reply = client.chat.completions.create(model=MODEL, messages=QUESTION, temperature=0,
+                                           max_completion_tokens=3)
+    assert reply.usage.completion_tokens == 3
+    assert reply.choices[0].finish_reason == "length"
+
+
 def test_default_prompt_is_the_models_own_template(server, model_path: Path):
     # The default path: tokenizer.chat_template from the GGUF, rendered as Jinja. Rendered here
     # independently with plain jinja2, the server's prompt must be exactly that text.
