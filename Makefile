@@ -28,8 +28,10 @@ models: $(MODELS)
 run: install $(MODELS)
 	$(BIN)/slm-api serve
 
+# A part it cannot install stops CI (CI=true); elsewhere its tests skip, naming it.
 system-deps:
-	bash scripts/system-deps.sh
+	@bash scripts/system-deps.sh || { [ "$${CI:-}" != true ] && \
+		echo "system-deps: carrying on; the tests that need the missing parts will skip" >&2; }
 
 test: install system-deps
 	$(BIN)/python -m pytest -q
@@ -40,6 +42,7 @@ test-fast: install
 	$(BIN)/python -m pytest -q -m fast
 
 # Three replicas behind nginx with a shared Redis, on loopback (a few minutes; see docs/scaling.md).
+# SLM_TEST_SCALE=1 asks for the cluster: without nginx or Redis its tests fail, never all skip.
 test-scale: install system-deps
 	SLM_TEST_SCALE=1 $(BIN)/python -m pytest -q tests/test_scale.py
 
