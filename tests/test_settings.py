@@ -139,3 +139,17 @@ def test_reload_options_and_n_gpu_layers_on_a_cpu_build(url, caplog):
     assert prompt.endswith("<start_of_turn>user\nWhat is 2+2?<end_of_turn>\n"
                            "<start_of_turn>model\n"), prompt
     assert _chat(url, max_tokens=2).status_code == 200
+
+
+def test_responses_ttl_s_forgets_a_stored_response(models_dir: Path, tmp_path: Path):
+    import time
+
+    with running_server(make_settings(models_dir, data_dir=tmp_path / "data",
+                                      responses_ttl_s=2.0)) as base:
+        made = requests.post(f"{base}/v1/responses", timeout=120, json={
+            "input": "Say hi.", "max_output_tokens": 1}).json()["id"]
+        assert requests.get(f"{base}/v1/responses/{made}", timeout=10).status_code == 200
+        time.sleep(2.5)
+        gone = requests.get(f"{base}/v1/responses/{made}", timeout=10)
+        assert gone.status_code == 404, gone.text
+        assert gone.json()["error"]["code"] == "response_not_found"
