@@ -40,8 +40,10 @@ models: $(MODELS)
 run: install $(MODELS)
 	$(BIN)/slm-api serve
 
+# A part it cannot install stops CI (CI=true); elsewhere its tests skip, naming it.
 system-deps:
-	bash scripts/system-deps.sh
+	@bash scripts/system-deps.sh || { [ "$${CI:-}" != true ] && \
+		echo "system-deps: carrying on; the tests that need the missing parts will skip" >&2; }
 
 # The npm SDKs tests/test_node_sdks.py drives (versions pinned by the lock file).
 # npm ci again only when the lock file is newer than the last install.
@@ -60,6 +62,7 @@ test-fast: install-dev
 	$(BIN)/python -m pytest -q -m fast
 
 # Three replicas behind nginx with a shared Redis, on loopback (a few minutes; see docs/scaling.md).
+# SLM_TEST_SCALE=1 asks for the cluster: without nginx or Redis its tests fail, never all skip.
 test-scale: install-dev system-deps
 	SLM_TEST_SCALE=1 $(BIN)/python -m pytest -q tests/test_scale.py
 

@@ -8,8 +8,9 @@ import string
 
 import pytest
 from support.grammar_cases import CASES
+from support.oracle import schema_problems
 
-from slm_api.grammar import schema_to_gbnf, validation_errors
+from slm_api.grammar import schema_to_gbnf
 from slm_api.grammar.budget import BudgetGuide, Decision, looping
 from slm_api.grammar.recognizer import Grammar
 
@@ -39,7 +40,7 @@ def test_recognizer_agrees_with_the_cases(case):
 def test_shortest_output_fits_the_schema(case):
     g = _grammar(case.schema)
     text = g.completion(g.start())
-    assert validation_errors(json.loads(text), case.schema) == [], text
+    assert schema_problems(json.loads(text), case.schema) == [], text
 
 
 # A character-level "tokenizer" stands in for the model's: token id = code point.

@@ -72,3 +72,30 @@ def test_completion_stop(client):
     )
     assert "8" not in out.choices[0].text
     assert out.choices[0].finish_reason == "stop"
+
+
+def test_completion_list_of_token_lists(client, server):
+    import requests
+
+    prompts = [PROMPT, "One, two, three,"]
+    ids = [requests.post(f"{server}/extras/tokenize", json={"input": p}, timeout=30)
+           .json()["tokens"] for p in prompts]
+    out = client.completions.create(model=MODEL, prompt=ids, max_tokens=4, temperature=0)
+    assert [c.index for c in out.choices] == [0, 1]
+    for choice, text in zip(out.choices, prompts, strict=True):
+        alone = client.completions.create(model=MODEL, prompt=text, max_tokens=4, temperature=0)
+        assert choice.text == alone.choices[0].text
+
+
+def test_completion_text_offset_points_at_each_token(client):
+    for echo in (False, True):
+        out = client.completions.create(model=MODEL, prompt=PROMPT, max_tokens=5,
+                                        temperature=0, logprobs=1, echo=echo)
+        choice = out.choices[0]
+        lp = choice.logprobs
+        assert len(lp.text_offset) == len(lp.tokens) == 5
+        # Each offset is where its token starts in the returned text; echo shifts them all by
+        # the prompt.
+        assert lp.text_offset[0] == (len(PROMPT) if echo else 0)
+        for offset, token in zip(lp.text_offset, lp.tokens, strict=True):
+            assert choice.text[offset:offset + len(token)] == token, (offset, token)

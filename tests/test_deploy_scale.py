@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from dataclasses import fields
 from pathlib import Path
@@ -12,6 +11,7 @@ import kubernetes_validate
 import pytest
 import yaml
 from support.cluster import nginx_conf
+from support.parts import need
 
 from slm_api.app import create_app
 from slm_api.config import Settings
@@ -80,11 +80,10 @@ def test_compose_scale_file():
 
 
 def test_nginx_accepts_the_config(tmp_path):
-    if shutil.which("nginx") is None:
-        pytest.skip("nginx not installed (Debian package nginx; scripts/system-deps.sh)")
+    nginx = need("nginx", "nginx not installed (Debian package nginx; scripts/system-deps.sh)")
     conf = tmp_path / "nginx.conf"
     conf.write_text(nginx_conf(tmp_path, 18080, [18001, 18002, 18003]))
-    out = subprocess.run(["nginx", "-t", "-p", str(tmp_path), "-c", str(conf), "-e",
+    out = subprocess.run([nginx, "-t", "-p", str(tmp_path), "-c", str(conf), "-e",
                           str(tmp_path / "error.log")], capture_output=True, text=True, timeout=30)
     assert out.returncode == 0, out.stderr
     for needed in ("proxy_buffering off;", "hash $slm_affinity consistent;",

@@ -148,6 +148,7 @@ def test_loaded_beside_the_chat_model_and_refuses_to_chat(app_url: tuple) -> Non
     r = requests.post(f"{url}/v1/chat/completions", json={
         "model": MINILM, "messages": [{"role": "user", "content": "hi"}]}, timeout=30)
     assert r.status_code == 400 and "embedding model" in r.json()["error"]["message"]
+    assert (r.json()["error"]["code"], r.json()["error"]["param"]) == ("invalid_request", "model")
     # The chat model's pooling is still there when asked for by name.
     assert len(_embed(url, "hello", model=MODEL)["data"][0]["embedding"]) == 576
 
@@ -155,5 +156,7 @@ def test_loaded_beside_the_chat_model_and_refuses_to_chat(app_url: tuple) -> Non
 def test_too_long_input_is_a_400(app_url: tuple) -> None:
     _, url = app_url
     r = requests.post(f"{url}/v1/embeddings", json={"input": "word " * 600}, timeout=60)
-    assert r.status_code == 400 and r.json()["error"]["param"] == "input"
+    assert r.status_code == 400
+    assert (r.json()["error"]["code"], r.json()["error"]["param"]) == ("context_length_exceeded",
+                                                                       "input")
     assert "512" in r.json()["error"]["message"]

@@ -46,7 +46,9 @@ def test_token_input_and_errors(server):
     assert r.status_code == 200 and len(r.json()["data"]) == 1
     r = requests.post(f"{server}/v1/embeddings", json={"input": ""}, timeout=30)
     assert r.status_code == 400
+    assert (r.json()["error"]["code"], r.json()["error"]["param"]) == ("invalid_value", "input")
     r = requests.post(
         f"{server}/v1/embeddings", json={"input": ["x"], "encoding_format": "hex"}, timeout=30
     )
     assert r.status_code == 400 and r.json()["error"]["param"] == "encoding_format"
+    assert r.json()["error"]["code"] == "invalid_value"

@@ -6,6 +6,7 @@ import jsonschema
 import pytest
 import requests
 from support.http_server import MODEL, make_settings, running_server
+from support.oracle import shortest_tokens
 
 TEXT = (
     "Order 1182 was placed by Alice Martin. She bought 2 blue mugs at 8 euros each and "
@@ -69,6 +70,7 @@ def test_invalid_schema_is_refused_with_its_problem(server):
         f"{server}/v1/extract", json={"text": TEXT, "schema": {"type": "objekt"}}, timeout=30
     )
     assert r.status_code == 400
+    assert (r.json()["error"]["code"], r.json()["error"]["param"]) == ("invalid_schema", "type")
     assert "objekt" in r.json()["error"]["message"]
 
 
@@ -81,7 +83,9 @@ def test_max_tokens_below_the_shortest_output_is_the_clients_400(server):
     assert r.status_code == 400
     error = r.json()["error"]
     assert error["code"] == "max_tokens_too_small" and error["param"] == "max_tokens"
-    needed = int(error["message"].rsplit(" ", 1)[-1])
+    # The shortest JSON that fits, counted here (not read from the message), is named in it.
+    needed = shortest_tokens(server, ORDER_SCHEMA)
+    assert needed > 5 and f"at least {needed}" in error["message"], (needed, error)
     # The named budget is enough: the reply is complete and fits.
     r = requests.post(
         f"{server}/v1/extract",
@@ -95,7 +99,8 @@ def test_max_tokens_below_the_shortest_output_is_the_clients_400(server):
 
 def test_missing_text(server):
     r = requests.post(f"{server}/v1/extract", json={"schema": ORDER_SCHEMA}, timeout=30)
-    assert r.status_code == 400 and r.json()["error"]["param"] == "text"
+    assert r.status_code == 400
+    assert (r.json()["error"]["code"], r.json()["error"]["param"]) == ("invalid_value", "text")
 
 
 def test_cut_without_budget_guide_names_no_budget_already_given(models_dir):

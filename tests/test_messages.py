@@ -168,3 +168,92 @@ def test_tool_use_cut_by_max_tokens_says_so(claude):
         assert reply.stop_reason == "max_tokens", stream
         assert reply.usage.output_tokens == 20
         assert [b.type for b in reply.content][-1:] == ["tool_use"], reply.content
+
+
+STORY = [{"role": "user", "content": "Tell me a story about a fox."}]
+
+
+def test_top_k_one_samples_the_greedy_reply(claude):
+    # top_k=1 leaves one candidate: at temperature 1 the reply is the greedy one. A server that
+    # dropped top_k would sample freely (checked: without it, temperature 1 wanders off).
+    def text(**sampling: float) -> str:
+        reply = claude.messages.create(model=MODEL, max_tokens=16, messages=STORY,
+                                       extra_body=sampling)
+        return reply.content[0].text
+
+    text(temperature=0)  # warm: a prompt read whole and one read from the cache differ a hair
+    greedy = text(temperature=0)
+    assert text(temperature=1.0, top_k=1) == greedy
+    assert any(text(temperature=1.0) != greedy for _ in range(3))
+
+
+def test_tool_result_is_error_prefixes_error(claude, server):
+    # Documented: is_error puts "Error: " before the result's text. The prompt grows by exactly
+    # what the tokenizer makes of that prefix, counted here from plain text.
+    use = {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {"city": "Rome"}}
+
+    def counted(**flag: bool) -> int:
+        messages = [{"role": "user", "content": "Weather in Rome?"},
+                    {"role": "assistant", "content": [use]},
+                    {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1",
+                                                  "content": "city not found", **flag}]}]
+        return claude.messages.count_tokens(model=MODEL, messages=messages,
+                                            tools=[WEATHER]).input_tokens
+
+    def tokens(text: str) -> int:
+        return requests.post(f"{server}/extras/tokenize/count", timeout=30, json={
+            "input": text, "add_special": False}).json()["count"]
+
+    prefix = tokens("Error: city not found") - tokens("city not found")
+    assert prefix >= 2
+    assert counted(is_error=True) == counted(is_error=False) + prefix == counted() + prefix
+
+
+def _sse(lines) -> tuple[str, dict]:
+    """The next (event name, data) of a named-event stream."""
+    name = None
+    for line in lines:
+        if line.startswith("event: "):
+            name = line[len("event: "):]
+        elif line.startswith("data: "):
+            return name, json.loads(line[len("data: "):])
+    raise AssertionError("the stream ended")
+
+
+def test_failure_after_the_stream_started_is_an_error_event(models_dir):
+    # One sequence: a chat stream holds it, so a Messages stream waits in the queue after its
+    # message_start went out. Shutting down (what SIGTERM does) fails the waiting request: its
+    # status is sent, so the failure arrives as Anthropic's `event: error`, then the stream ends.
+    import time
+
+    from support.http_server import make_settings, serving
+
+    from slm_api.app import create_app
+    from slm_api.plumbing import state
+
+    app = create_app(make_settings(models_dir, n_parallel=1))
+    with serving(app) as url:
+        busy = requests.post(f"{url}/v1/chat/completions", stream=True, timeout=120, json={
+            "messages": STORY, "max_tokens": 400, "temperature": 0, "stream": True})
+        busy_lines = busy.iter_lines(decode_unicode=True)
+        assert next(line for line in busy_lines if line.startswith("data: "))
+        with requests.post(f"{url}/v1/messages", stream=True, timeout=120, json={
+                "model": MODEL, "max_tokens": 8, "messages": ASK, "stream": True}) as r:
+            assert r.status_code == 200 and r.headers["Content-Type"].startswith(
+                "text/event-stream")
+            lines = r.iter_lines(decode_unicode=True)
+            assert _sse(lines)[0] == "message_start"
+            state.engine(app).drain(time.monotonic() + 5)
+            rest = []
+            while True:
+                try:
+                    rest.append(_sse(lines))
+                except AssertionError:
+                    break
+        busy.close()
+    names = [name for name, _ in rest]
+    assert names[-1] == "error", rest
+    name, data = rest[-1]
+    assert data["type"] == "error" and data["error"]["type"] == "overloaded_error", data
+    assert "shutting down" in data["error"]["message"]
+    assert "message_stop" not in names and "content_block_delta" not in names

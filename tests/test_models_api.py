@@ -92,6 +92,7 @@ def test_tokenize_round_trip(server):
     assert text == "Hello world"
     r = requests.post(f"{server}/extras/detokenize", json={"tokens": [-1]}, timeout=30)
     assert r.status_code == 400
+    assert (r.json()["error"]["code"], r.json()["error"]["param"]) == ("invalid_value", "tokens.0")
 
 
 def test_embedding_models_are_listed_by_their_metadata(tmp_path, models_dir):

@@ -49,5 +49,5 @@ def test_a_prompt_longer_than_any_tokenization_fits_is_refused_before_tokenizing
     r = requests.post(f"{server}/v1/chat/completions", json=body, timeout=60)
     assert r.status_code == 400, r.text
     error = r.json()["error"]
-    assert error["code"] == "context_length_exceeded"
+    assert (error["code"], error["param"]) == ("context_length_exceeded", "messages")
     assert "characters" in error["message"] and "2048 tokens" in error["message"]

@@ -151,24 +151,32 @@ def test_models_that_cannot_rank_are_a_400_naming_those_that_can(url: str) -> No
     # The reranker gives scores, not vectors.
     r = requests.post(f"{url}/v1/embeddings", json={"model": RERANKER, "input": "x"}, timeout=30)
     assert r.status_code == 400 and "rerank" in r.json()["error"]["message"]
+    assert (r.json()["error"]["code"], r.json()["error"]["param"]) == ("invalid_request", "model")
     models = {m["id"]: m["kind"] for m in requests.get(f"{url}/v1/models", timeout=30).json()
               ["data"]}
     assert models[RERANKER] == "rerank"
 
 
 def test_bad_requests(url: str) -> None:
-    for body in ({"query": QUERY, "documents": []}, {"query": "", "documents": DOCS},
-                 {"query": QUERY, "documents": DOCS, "top_n": 0},
-                 {"query": QUERY, "documents": [{"nottext": "x"}]}, {"documents": DOCS}):
+    for body, param in (({"query": QUERY, "documents": []}, "documents"),
+                        ({"query": "", "documents": DOCS}, "query"),
+                        ({"query": QUERY, "documents": DOCS, "top_n": 0}, "top_n"),
+                        ({"query": QUERY, "documents": [{"nottext": "x"}]}, "documents.0"),
+                        ({"documents": DOCS}, "query")):
         r = requests.post(f"{url}/v1/rerank", json=body, timeout=30)
         assert r.status_code == 400, (body, r.text)
+        assert (r.json()["error"]["code"], r.json()["error"]["param"]) == ("invalid_value",
+                                                                           param), r.text
     long_doc = "word " * 200  # 128-token context
     r = _rerank(url, model=RERANKER, documents=[long_doc])
-    assert r.status_code == 400 and r.json()["error"]["param"] == "documents"
+    assert r.status_code == 400
+    assert (r.json()["error"]["code"], r.json()["error"]["param"]) == ("context_length_exceeded",
+                                                                       "documents")
 
 
 def test_no_reranker_at_all_is_a_400_that_says_how_to_get_one(server: str) -> None:
     r = requests.post(f"{server}/v1/rerank", json={"query": QUERY, "documents": DOCS}, timeout=30)
     assert r.status_code == 400
     err = r.json()["error"]
-    assert err["code"] == "model_cannot_rerank" and "reranker GGUF" in err["message"]
+    assert (err["code"], err["param"]) == ("model_cannot_rerank", "model")
+    assert "reranker GGUF" in err["message"]

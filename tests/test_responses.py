@@ -82,6 +82,28 @@ def test_previous_response_id_continues_and_the_store_answers(client):
         client.responses.create(model=MODEL, input="Hi", previous_response_id=first.id)
 
 
+def test_instructions_are_not_carried_and_metadata_comes_back(client, server):
+    # A long system instruction on the first turn only: were it carried over by
+    # previous_response_id, the second prompt would hold all of its tokens again.
+    import requests
+
+    instructions = "Answer in English, politely and briefly. " * 20
+    count = requests.post(f"{server}/extras/tokenize/count", json={
+        "input": instructions, "add_special": False}, timeout=30).json()["count"]
+    first = client.responses.create(model=MODEL, input="My name is Ada.", max_output_tokens=4,
+                                    temperature=0, instructions=instructions,
+                                    metadata={"topic": "names", "user": "u-1"})
+    assert first.metadata == {"topic": "names", "user": "u-1"}
+    assert client.responses.retrieve(first.id).metadata == first.metadata
+    assert first.instructions == instructions and first.usage.input_tokens > count
+    second = client.responses.create(model=MODEL, input="What is my name?", max_output_tokens=1,
+                                     previous_response_id=first.id)
+    assert second.instructions is None and second.metadata == {}
+    # Earlier input and output are carried; the instructions are not.
+    assert second.usage.input_tokens < count, (second.usage.input_tokens, count)
+    assert second.usage.input_tokens > first.usage.input_tokens - count
+
+
 def test_store_false_keeps_nothing(client):
     r = client.responses.create(model=MODEL, input=QUESTION, max_output_tokens=1, store=False)
     with pytest.raises(openai.NotFoundError):

@@ -117,7 +117,8 @@ def test_keys_protect_api_routes(empty_dir):
             assert requests.request(method, url + path, timeout=10).status_code == 401
         # Monitoring and the docs stay open.
         assert requests.get(f"{url}/metrics", timeout=10).status_code == 200
-        assert requests.get(f"{url}/health", timeout=10).status_code in (200, 503)
+        health = requests.get(f"{url}/health", timeout=10)  # open: 503 says "no model", not 401
+        assert (health.status_code, health.json()["status"]) == (503, "no_model"), health.text
         assert requests.get(f"{url}/openapi.json", timeout=10).status_code == 200
         assert requests.get(f"{url}/docs", timeout=10).status_code == 200
 

@@ -74,3 +74,4 @@ def test_bad_schema_is_400(server):
     }
     r = requests.post(f"{server}/v1/chat/completions", json=body, timeout=30)
     assert r.status_code == 400
+    assert (r.json()["error"]["code"], r.json()["error"]["param"]) == ("invalid_schema", "type")

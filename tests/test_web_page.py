@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
@@ -15,10 +14,10 @@ from pathlib import Path
 import pytest
 import requests
 from support.http_server import make_settings, model_folder, running_server
+from support.oracle import schema_problems
+from support.parts import find, missing
 
-from slm_api.grammar import validation_errors
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM = find("chromium") or find("chromium-browser")
 KEY = "sk-page-test"
 
 
@@ -73,9 +72,12 @@ def test_page_is_open_when_the_api_needs_a_key(tmp_path: Path):
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
     if CHROMIUM is None:
-        pytest.skip("Chromium is not installed: the Debian package `chromium` "
-                    "(scripts/system-deps.sh installs it when run as root)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (dev extra)")
+        missing("Chromium is not installed: the Debian package `chromium` "
+                "(scripts/system-deps.sh installs it when run as root)")
+    try:
+        from playwright import sync_api
+    except ImportError:
+        missing("playwright is not installed (a dev extra)")
     with sync_api.sync_playwright() as p:
         # --no-sandbox: Chromium's sandbox cannot start as root (CI containers).
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
@@ -183,7 +185,7 @@ def test_extract_tab_returns_json_that_fits(server, page, tmp_path: Path):
     screenshot(page, tmp_path / "web-extract.png")
     schema = json.loads(page.input_value("#extract-schema"))
     data = json.loads(page.text_content("#extract-output"))
-    assert validation_errors(data, schema) == []
+    assert schema_problems(data, schema) == []
     assert data["name"] == "Alice" and data["age"] == 31
     assert "fits the schema" in page.text_content("#extract-stats")
     assert page.errors == []

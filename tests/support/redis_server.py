@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
 import socket
 import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import pytest
+from support.parts import need
 
 
 def free_port() -> int:
@@ -30,9 +29,8 @@ def ping(port: int) -> bool:
 @contextmanager
 def running_redis() -> Iterator[str]:
     """Start redis-server (no persistence); yields `redis://127.0.0.1:PORT/0`."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("redis-server not installed (Debian package redis-server; make test adds it)")
+    binary = need("redis-server", "redis-server not installed (Debian package redis-server; "
+                  "scripts/system-deps.sh installs it)", "SLM_TEST_SCALE")
     port = free_port()
     proc = subprocess.Popen(
         [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],

@@ -361,7 +361,7 @@ class LoadedModel:
             if len(pair) > self._n_ctx:
                 raise InvalidRequest(f"query and document {i} have {len(pair)} tokens, more "
                                      f"than the model's context of {self._n_ctx}",
-                                     param="documents")
+                                     param="documents", code="context_length_exceeded")
             pairs.append(pair)
         return self.embedder.rank(pairs), sum(len(p) for p in pairs)
 

@@ -46,11 +46,12 @@ _TYPE_TAGS = {"str", "int", "float", "bool", "dict", "list", "none", "__root__"}
 
 
 def _is_type_tag(part: object) -> bool:
-    """pydantic puts the union member tried into an error's location ("stop.str"); the
-    client's field is the part before it."""
+    """pydantic puts the union member tried into an error's location ("stop.str",
+    "input.constrained-str"); the client's field is the part before it."""
     if not isinstance(part, str):
         return False
-    return part in _TYPE_TAGS or "[" in part or part[:1].isupper()
+    return (part in _TYPE_TAGS or "[" in part or part[:1].isupper()
+            or part.startswith("constrained-"))
 
 
 def validation_message(exc: ValidationError) -> tuple[str, str | None]:

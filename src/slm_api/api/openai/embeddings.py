@@ -41,7 +41,7 @@ def embeddings() -> Response:
                 400,
                 f"input {too_long[0]} has {len(token_lists[too_long[0]])} tokens, more than the "
                 f"model's context of {model.info.n_ctx}",
-                param="input",
+                param="input", code="context_length_exceeded",  # the code chat's gives
             )
         vectors = model.embed(token_lists)
         model_id = model.info.id
