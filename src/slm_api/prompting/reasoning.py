@@ -19,9 +19,11 @@ a `<think>` later in the answer is the answer's text.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from slm_api.grammar.gbnf import literal
 from slm_api.prompting.stops import partial_suffix
 
 REASONING_FORMATS = ("auto", "none", "think")
@@ -50,6 +52,19 @@ class ReasoningMarkup:
         if self.opened_by(prompt):
             return f"\n{self.close}\n\n"
         return f"{self.open}\n\n{self.close}\n\n"
+
+    def think_first(self, grammar: str, inside: bool) -> str:
+        """`grammar` (GBNF, `root` its start) for the answer after free thinking: the reply
+        may think (opening the block itself unless `inside`: then it must), closes the
+        block, then the grammar
+        applies. The thinking may not write `<` (no marker can be half-written in it), and
+        the budget guide counts it against max_tokens, so the answer still closes validly."""
+        answer = re.sub(r"(?m)^root(\s*::=)", r"think-answer\1", grammar, count=1)
+        block = f"think-text {literal(self.close)} think-gap"
+        head = block if inside else f"({literal(self.open)} {block})?"
+        return (f"root ::= {head} think-answer\n"
+                "think-text ::= [^<]*\n"
+                'think-gap ::= ("\\n" "\\n"?)?\n' + answer)
 
     def splitter(self, inside: bool = False) -> ReasoningDeltas:
         """A fresh streaming splitter; `inside`: the prompt opened the block."""

@@ -1,0 +1,162 @@
+"""A reasoning model's thinking over real HTTP: kept out of the answer in Chat Completions,
+Responses and Anthropic Messages, streamed and not.
+
+The reasoning models are the real default model with a thinking template written into a copy
+of its GGUF. The weights know nothing of `<think>`, so the tests make the model think on real
+decoding: the template opens the block in the generation prompt (the reply starts inside it),
+and either max_tokens cuts the thinking (its end-of-turn token banned with logit_bias) or a
+response format's grammar makes the model close the block and answer in JSON (the budget guide
+closes the thinking in time). The parser then runs on what the model wrote.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from openai import OpenAI
+from support.ggufs import with_chat_template
+from support.http_server import MODEL, make_settings, running_server
+
+from slm_api.engine import masks
+
+# ChatML, the generation prompt opening the thinking (as DeepSeek-R1's later templates do), and
+# earlier assistant turns with their thinking stripped.
+OPEN_TEMPLATE = (
+    "{% for message in messages %}{% set content = message.content %}"
+    "{% if message.role == 'assistant' and '</think>' in content %}"
+    "{% set content = content.split('</think>')[-1].lstrip() %}{% endif %}"
+    "{{ '<|im_start|>' + message.role + '\\n' + content + '<|im_end|>\\n' }}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n<think>\\n' }}{% endif %}")
+# Qwen3's switch: thinking is the model's own choice unless enable_thinking is false, when the
+# template writes the empty block.
+TOGGLE_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message.role + '\\n' + message.content + '<|im_end|>\\n' }}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}"
+    "{% if enable_thinking is defined and enable_thinking is false %}"
+    "{{ '<think>\\n\\n</think>\\n\\n' }}{% endif %}{% endif %}")
+ASK = [{"role": "user", "content": "What is 2 + 2? Think it through."}]
+SCHEMA = {"type": "object", "properties": {"answer": {"type": "integer"}},
+          "required": ["answer"], "additionalProperties": False}
+JSON_FORMAT = {"type": "json_schema", "json_schema": {"name": "sum", "schema": SCHEMA,
+                                                       "strict": True}}
+MARKERS = ("<think>", "</think>")
+
+
+@pytest.fixture(scope="module")
+def server(model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    folder = tmp_path_factory.mktemp("reasoning-models")
+    os.link(model_path, folder / model_path.name)
+    with_chat_template(model_path, folder / "think-open.gguf", OPEN_TEMPLATE)
+    with_chat_template(model_path, folder / "think-toggle.gguf", TOGGLE_TEMPLATE)
+    # One sequence, no prompt cache: a streamed and a whole reply decode the same numerics
+    # (see test_tool_markup_http.py), and every grammar waits for llguidance.
+    settings = make_settings(folder, prompt_cache="off", n_parallel=1, max_loaded_models=3)
+    ready_matcher = masks.MaskTokenizer.matcher
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(masks.MaskTokenizer, "matcher",
+                      lambda self, gbnf: ready_matcher(self, gbnf) if self.wait(300) else None)
+        with running_server(settings) as url:
+            yield url
+
+
+@pytest.fixture(scope="module")
+def client(server: str) -> OpenAI:
+    return OpenAI(base_url=f"{server}/v1", api_key="unused", max_retries=0, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def no_end(server: str) -> dict[str, float]:
+    """logit_bias that bans the end of the turn: the thinking runs until max_tokens."""
+    ids = requests.post(f"{server}/extras/tokenize", timeout=30, json={
+        "model": "think-open", "input": "<|im_end|>", "add_special": False}).json()["tokens"]
+    assert len(ids) == 1
+    return {str(ids[0]): -100.0}
+
+
+def streamed(client: OpenAI, **body: Any) -> tuple[str, str, str, str | None, Any]:
+    """A streamed reply joined: reasoning_content, reasoning, content, finish_reason, usage."""
+    rc, rs, content, reason, usage = "", "", "", None, None
+    for chunk in client.chat.completions.create(stream=True,
+                                                stream_options={"include_usage": True}, **body):
+        if chunk.usage is not None:
+            usage = chunk.usage
+        if not chunk.choices:
+            continue
+        delta = chunk.choices[0].delta
+        extra = delta.model_extra or {}
+        rc += extra.get("reasoning_content") or ""
+        rs += extra.get("reasoning") or ""
+        content += delta.content or ""
+        reason = chunk.choices[0].finish_reason or reason
+    return rc, rs, content, reason, usage
+
+
+def _reasoning_of(message: Any) -> tuple[str | None, str | None]:
+    extra = message.model_extra or {}
+    return extra.get("reasoning_content"), extra.get("reasoning")
+
+
+# -- Chat Completions ----------------------------------------------------------------------
+
+
+def test_a_reply_cut_inside_the_thinking_is_all_reasoning(client, no_end):
+    body = dict(model="think-open", messages=ASK, temperature=0, max_tokens=24,
+                logit_bias=no_end)
+    reply = client.chat.completions.create(**body)
+    choice = reply.choices[0]
+    assert choice.finish_reason == "length"
+    assert choice.message.content == ""
+    reasoning, also = _reasoning_of(choice.message)
+    assert reasoning and reasoning == also
+    assert not any(m in reasoning for m in MARKERS)
+    details = reply.usage.completion_tokens_details
+    assert details is not None and 0 < details.reasoning_tokens <= reply.usage.completion_tokens
+    rc, rs, content, reason, usage = streamed(client, **body)
+    assert (rc, rs, content, reason) == (reasoning, reasoning, "", "length")
+    assert usage.completion_tokens_details.reasoning_tokens == details.reasoning_tokens
+
+
+def test_structured_answer_follows_free_thinking(client):
+    body = dict(model="think-open", messages=ASK, temperature=0, max_tokens=48,
+                response_format=JSON_FORMAT)
+    reply = client.chat.completions.create(**body)
+    choice = reply.choices[0]
+    assert choice.finish_reason == "stop", choice
+    # The grammar applied only once the model closed its thinking: the answer is the JSON.
+    assert set(json.loads(choice.message.content)) == {"answer"}
+    reasoning, also = _reasoning_of(choice.message)
+    assert reasoning and reasoning == also
+    assert not any(m in reasoning or m in choice.message.content for m in MARKERS)
+    rc, rs, content, reason, usage = streamed(client, **body)
+    assert (rc, rs, content, reason) == (reasoning, reasoning, choice.message.content, "stop")
+    assert 0 < usage.completion_tokens_details.reasoning_tokens < usage.completion_tokens
+
+
+@pytest.mark.parametrize("model", ["think-open", "think-toggle"])
+@pytest.mark.parametrize("switch", [{"extra_body": {"chat_template_kwargs": {
+    "enable_thinking": False}}}, {"reasoning_effort": "none"}], ids=["kwargs", "effort"])
+def test_thinking_switched_off_closes_the_block_in_the_prompt(client, no_end, model, switch):
+    body = dict(model=model, messages=ASK, temperature=0, max_tokens=12, logit_bias=no_end)
+    on = client.chat.completions.create(**body)
+    off = client.chat.completions.create(**body, **switch)
+    # The empty block `<think>\n\n</think>\n\n` (or its close, where the prompt opened it).
+    assert off.usage.prompt_tokens > on.usage.prompt_tokens
+    message = off.choices[0].message
+    assert message.content and _reasoning_of(message) == (None, None)
+    assert off.usage.completion_tokens_details.reasoning_tokens == 0
+    rc, rs, content, _, _ = streamed(client, **body, **switch)
+    assert (rc, rs, content) == ("", "", message.content)
+
+
+def test_a_model_without_reasoning_markup_answers_as_before(client):
+    reply = client.chat.completions.create(model=MODEL, messages=ASK, temperature=0,
+                                           max_tokens=8)
+    assert _reasoning_of(reply.choices[0].message) == (None, None)
+    assert reply.usage.completion_tokens_details is None
