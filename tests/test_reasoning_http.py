@@ -160,3 +160,100 @@ def test_a_model_without_reasoning_markup_answers_as_before(client):
                                            max_tokens=8)
     assert _reasoning_of(reply.choices[0].message) == (None, None)
     assert reply.usage.completion_tokens_details is None
+
+
+# -- Responses -----------------------------------------------------------------------------
+
+
+RESPONSE_BODY = dict(model="think-open", input=ASK[0]["content"], temperature=0,
+                     max_output_tokens=48, store=False,
+                     text={"format": {"type": "json_schema", "name": "sum", "schema": SCHEMA,
+                                      "strict": True}})
+
+
+def test_responses_put_the_thinking_in_a_reasoning_item_before_the_message(client):
+    whole = client.responses.create(**RESPONSE_BODY)
+    assert whole.status == "completed"
+    thought, message = whole.output
+    assert thought.type == "reasoning" and message.type == "message"
+    [text] = thought.content
+    assert text.type == "reasoning_text" and text.text
+    assert not any(m in text.text for m in MARKERS)
+    assert set(json.loads(whole.output_text)) == {"answer"}
+    details = whole.usage.output_tokens_details
+    assert 0 < details.reasoning_tokens < whole.usage.output_tokens
+    events = list(client.responses.create(**RESPONSE_BODY, stream=True))
+    kinds = [e.type for e in events]
+    first_text = kinds.index("response.output_text.delta")
+    assert kinds.index("response.reasoning_text.delta") < first_text
+    assert kinds.index("response.reasoning_text.done") < first_text
+    deltas = "".join(e.delta for e in events if e.type == "response.reasoning_text.delta")
+    assert deltas == text.text
+    final = events[-1].response
+    assert [item.type for item in final.output] == ["reasoning", "message"]
+    assert final.output[0].content[0].text == text.text
+    assert final.output_text == whole.output_text
+    assert final.usage.output_tokens_details.reasoning_tokens == details.reasoning_tokens
+
+
+def test_responses_take_a_reasoning_item_back_and_effort_none_turns_thinking_off(client):
+    first = client.responses.create(**RESPONSE_BODY)
+    # The Agents SDK sends a reply's items back as the next input, reasoning included.
+    follow = [*[item.model_dump(exclude_none=True) for item in first.output],
+              {"role": "user", "content": "And 3 + 3?"}]
+    again = client.responses.create(**{**RESPONSE_BODY, "input": follow},
+                                    reasoning={"effort": "none"})
+    assert [item.type for item in again.output] == ["message"]
+    assert again.usage.output_tokens_details.reasoning_tokens == 0
+    assert again.reasoning.effort == "none"
+
+
+# -- Anthropic Messages --------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def claude(server: str) -> Any:
+    import anthropic
+
+    return anthropic.Anthropic(base_url=server, api_key="unused", max_retries=0, timeout=600)
+
+
+CLAUDE_BODY = dict(model="think-open", max_tokens=48, messages=ASK,
+                   extra_body={"temperature": 0, "output_config": {
+                       "format": {"type": "json_schema", "schema": SCHEMA}}})
+
+
+def test_messages_show_thinking_blocks_only_when_thinking_is_enabled(claude):
+    shown = claude.messages.create(**CLAUDE_BODY, thinking={"type": "enabled",
+                                                            "budget_tokens": 1024})
+    thought, text = shown.content
+    assert thought.type == "thinking" and thought.thinking
+    assert not any(m in thought.thinking for m in MARKERS)
+    assert text.type == "text" and set(json.loads(text.text)) == {"answer"}
+    hidden = claude.messages.create(**CLAUDE_BODY)
+    assert [b.type for b in hidden.content] == ["text"]
+    assert hidden.content[0].text == text.text
+    with claude.messages.stream(**CLAUDE_BODY, thinking={"type": "enabled",
+                                                         "budget_tokens": 1024}) as stream:
+        events = list(stream)
+        final = stream.get_final_message()
+    deltas = [e.delta for e in events if e.type == "content_block_delta"]
+    assert "".join(d.thinking for d in deltas if d.type == "thinking_delta") == thought.thinking
+    assert [b.type for b in final.content] == ["thinking", "text"]
+    assert final.content[1].text == text.text
+    with claude.messages.stream(**CLAUDE_BODY) as stream:
+        assert [b.type for b in stream.get_final_message().content] == ["text"]
+
+
+def test_messages_take_thinking_blocks_back_and_disabled_thinking_closes_the_block(claude):
+    shown = claude.messages.create(**CLAUDE_BODY, thinking={"type": "enabled",
+                                                            "budget_tokens": 1024})
+    history = [*ASK, {"role": "assistant", "content": [b.model_dump() for b in shown.content]},
+               {"role": "user", "content": "And 3 + 3?"}]
+    on = claude.messages.count_tokens(model="think-open", messages=history)
+    off = claude.messages.count_tokens(model="think-open", messages=history,
+                                       thinking={"type": "disabled"})
+    assert off.input_tokens > on.input_tokens
+    reply = claude.messages.create(**{**CLAUDE_BODY, "messages": history},
+                                   thinking={"type": "disabled"})
+    assert [b.type for b in reply.content] == ["text"]
