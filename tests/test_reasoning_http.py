@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import requests
 from openai import OpenAI
+from pydantic import BaseModel, Field
 from support.ggufs import with_chat_template
 from support.http_server import MODEL, make_settings, running_server
 
@@ -257,3 +258,73 @@ def test_messages_take_thinking_blocks_back_and_disabled_thinking_closes_the_blo
     reply = claude.messages.create(**{**CLAUDE_BODY, "messages": history},
                                    thinking={"type": "disabled"})
     assert [b.type for b in reply.content] == ["text"]
+
+
+# -- tools ---------------------------------------------------------------------------------
+
+
+WEATHER = {"type": "function", "function": {
+    "name": "get_weather", "description": "Current weather for a city",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string", "maxLength": 30}},
+                   "required": ["city"], "additionalProperties": False}}}
+
+
+def test_a_forced_tool_call_follows_the_thinking(client):
+    body = dict(model="think-open", temperature=0, max_tokens=64, tools=[WEATHER],
+                messages=[{"role": "user", "content": "What is the weather in Paris?"}],
+                tool_choice={"type": "function", "function": {"name": "get_weather"}})
+    choice = client.chat.completions.create(**body).choices[0]
+    assert choice.finish_reason == "tool_calls", choice
+    [call] = choice.message.tool_calls
+    assert call.function.name == "get_weather" and set(json.loads(call.function.arguments)) == {
+        "city"}
+    reasoning, _ = _reasoning_of(choice.message)
+    assert reasoning and not any(m in reasoning for m in MARKERS)
+    assert not choice.message.content
+    calls, rc = {}, ""
+    for chunk in client.chat.completions.create(stream=True, **body):
+        delta = chunk.choices[0].delta
+        rc += (delta.model_extra or {}).get("reasoning_content") or ""
+        assert not delta.content
+        for tc in delta.tool_calls or []:
+            calls[tc.index] = calls.get(tc.index, "") + (tc.function.arguments or "")
+    assert rc == reasoning and calls == {0: call.function.arguments}
+
+
+class Report(BaseModel):
+    city: str = Field(max_length=20)
+
+
+def test_an_agent_runs_a_reasoning_model_through_the_responses_api(server):
+    from agents import (
+        Agent,
+        ModelSettings,
+        Runner,
+        function_tool,
+        set_default_openai_client,
+        set_tracing_disabled,
+    )
+    from openai import AsyncOpenAI
+
+    cities: list[str] = []
+
+    @function_tool
+    def get_weather(city: str) -> str:
+        """Current weather for a city."""
+        cities.append(city)
+        return f"It is 18 degrees and sunny in {city}."
+
+    set_tracing_disabled(True)
+    set_default_openai_client(AsyncOpenAI(base_url=f"{server}/v1", api_key="unused",
+                                          max_retries=0, timeout=600), use_for_tracing=False)
+    agent = Agent(name="Weather", instructions="Answer weather questions with the tool.",
+                  model="think-open", tools=[get_weather], output_type=Report,
+                  model_settings=ModelSettings(tool_choice="required", temperature=0,
+                                               max_tokens=64))
+    result = Runner.run_sync(agent, "What is the weather in Paris?", max_turns=4)
+    kinds = [item.type for item in result.new_items]
+    # Each turn thinks first; the second turn got the first's reasoning item back as input.
+    assert kinds[:3] == ["reasoning_item", "tool_call_item", "tool_call_output_item"], kinds
+    assert kinds[-1] == "message_output_item" and cities
+    assert isinstance(result.final_output, Report)
+    assert all(r.usage.output_tokens_details.reasoning_tokens > 0 for r in result.raw_responses)
