@@ -328,3 +328,49 @@ def test_an_agent_runs_a_reasoning_model_through_the_responses_api(server):
     assert kinds[-1] == "message_output_item" and cities
     assert isinstance(result.final_output, Report)
     assert all(r.usage.output_tokens_details.reasoning_tokens > 0 for r in result.raw_responses)
+
+
+# -- thinking budget -----------------------------------------------------------------------
+
+
+def test_a_thinking_budget_closes_the_block_and_the_answer_follows(client, no_end):
+    body = dict(model="think-open", messages=ASK, temperature=0, max_tokens=30,
+                logit_bias=no_end, extra_body={"thinking_budget": 8})
+    reply = client.chat.completions.create(**body)
+    choice = reply.choices[0]
+    reasoning, _ = _reasoning_of(choice.message)
+    # Without the budget these 30 tokens are all thinking (the first test); with it, 8 are.
+    assert reasoning and choice.message.content
+    assert not any(m in reasoning or m in choice.message.content for m in MARKERS)
+    assert choice.finish_reason == "length" and reply.usage.completion_tokens == 30
+    assert 8 <= reply.usage.completion_tokens_details.reasoning_tokens <= 12
+    rc, _, content, reason, usage = streamed(client, **body)
+    assert (rc, content, reason) == (reasoning, choice.message.content, "length")
+    assert usage.completion_tokens == 30
+
+
+def test_a_thinking_budget_with_structured_output_still_answers_valid_json(client):
+    body = dict(model="think-open", messages=ASK, temperature=0, max_tokens=48,
+                response_format=JSON_FORMAT, extra_body={"thinking_budget": 6})
+    reply = client.chat.completions.create(**body)
+    choice = reply.choices[0]
+    assert choice.finish_reason == "stop", choice
+    assert set(json.loads(choice.message.content)) == {"answer"}
+    reasoning, _ = _reasoning_of(choice.message)
+    assert reasoning and reply.usage.completion_tokens_details.reasoning_tokens <= 10
+    rc, _, content, reason, _ = streamed(client, **body)
+    assert (rc, content, reason) == (reasoning, choice.message.content, "stop")
+
+
+def test_a_thinking_budget_of_zero_means_no_thinking(client):
+    reply = client.chat.completions.create(model="think-open", messages=ASK, temperature=0,
+                                           max_tokens=8, extra_body={"thinking_budget": 0})
+    assert _reasoning_of(reply.choices[0].message) == (None, None)
+    assert reply.choices[0].message.content
+
+
+def test_a_thinking_budget_needs_one_choice(client):
+    with pytest.raises(Exception) as info:
+        client.chat.completions.create(model="think-open", messages=ASK, max_tokens=8, n=2,
+                                       extra_body={"thinking_budget": 4})
+    assert getattr(info.value, "status_code", None) == 400

@@ -111,7 +111,9 @@ def _turn(req: MessagesPrompt, sampling: SamplingParams, max_tokens: int | None 
     tools, tool_choice = _tools(req)
     return Turn(model=req.model, messages=_chat_messages(req), sampling=sampling,
                 max_tokens=max_tokens, tools=tools, tool_choice=tool_choice, stop=stop or [],
-                response_format=response_format, thinking=req.thinking_switch)
+                response_format=response_format, thinking=req.thinking_switch,
+                thinking_budget=req.thinking.budget_tokens
+                if req.thinking and req.thinking.type == "enabled" else None)
 
 
 # -- routes --------------------------------------------------------------------------------

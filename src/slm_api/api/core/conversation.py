@@ -16,6 +16,7 @@ from typing import Any
 from slm_api.api.core.protocol import LoadModelConfigs, ResponseFormat
 from slm_api.api.core.run import Run, build_request
 from slm_api.api.core.structured import check_structured_output, response_format_grammar
+from slm_api.api.core.thinking import BudgetedGeneration, OneChoice
 from slm_api.engine import Chunk, SamplingParams
 from slm_api.errors import APIError
 from slm_api.prompting.chat_format import ToolCall, ToolMarkup, forced_functions
@@ -67,15 +68,18 @@ class Turn:
     thinking: bool | None = None
     reasoning_effort: str | None = None
     template_kwargs: dict[str, Any] | None = None
+    # At most this many tokens of thinking, then the server closes the block (api/core/
+    # thinking.py); 0: no thinking.
+    thinking_budget: int | None = None
 
     @property
     def thinking_enabled(self) -> bool | None:
         asked = (self.template_kwargs or {}).get("enable_thinking")
         if isinstance(asked, bool):
             return asked
-        if self.thinking is not None:
+        if self.thinking is not None and self.thinking_budget != 0:
             return self.thinking
-        return False if self.reasoning_effort == "none" else None
+        return False if self.reasoning_effort == "none" or self.thinking_budget == 0 else None
 
 
 @dataclass
@@ -113,9 +117,15 @@ class ChatRun(Run):
         if markup is not None and enabled is False and (
                 not markup.toggle or markup.opened_by(prompt)):
             prompt += markup.closing(prompt)  # an empty block: how Qwen3 turns thinking off
+        self.budget = turn.thinking_budget if markup is not None and enabled is not False \
+            else None
+        if self.budget is not None and markup is not None and not markup.opened_by(prompt):
+            prompt += f"{markup.open}\n"  # a budget is for thinking: the reply starts in it
         # Whether the reply starts inside the thinking (the prompt opened the block).
         self.thinks_from_start = markup is not None and markup.opened_by(prompt)
-        if markup is not None and self.grammar is not None and enabled is not False:
+        self.answer_grammar = self.grammar
+        if markup is not None and self.grammar is not None and enabled is not False \
+                and self.budget is None:
             # Free thinking first, then the constrained answer.
             self.grammar = markup.think_first(self.grammar, self.thinks_from_start)
         return prompt
@@ -144,7 +154,15 @@ class ChatRun(Run):
             params = replace(self.turn.sampling, grammar=self.grammar)
             req = build_request(self.model, self.prompt_tokens, self.turn.max_tokens, params,
                                 stops)
-            if n is None:
+            markup = self.model.chat.reasoning
+            if self.budget is not None and (n or 1) != 1:
+                raise APIError(400, "a thinking budget needs n = 1", param="thinking_budget")
+            if self.budget is not None and markup is not None:
+                # Thinking, then (the block closed when the budget is spent) the answer.
+                gen = BudgetedGeneration(self.model, req, self.budget, markup,
+                                         self.answer_grammar)
+                self.generation = gen if n is None else OneChoice(gen)
+            elif n is None:
                 self.submit(req)
             else:
                 self.submit_choices(req, n)

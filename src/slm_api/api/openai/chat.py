@@ -46,6 +46,7 @@ def chat_completions() -> Response:
         load_configs=req.load_model_configs,
         reasoning_effort=req.reasoning_effort,
         template_kwargs=req.chat_template_kwargs,
+        thinking_budget=req.thinking_budget,
     ), n)
     reply = _Reply(run, req, n)
     if req.stream:

@@ -93,6 +93,8 @@ class ChatCompletionRequest(SamplingFields, MessagesBody):
     # variables as vLLM and llama-server take them ({"enable_thinking": false}).
     reasoning_effort: Literal["none", "minimal", "low", "medium", "high"] | None = None
     chat_template_kwargs: dict[str, Any] | None = None
+    thinking_budget: int | None = Field(None, ge=0, description=(
+        "at most this many tokens of thinking, then the server closes the block; 0: none"))
 
     @property
     def completion_limit(self) -> int | None:
