@@ -153,3 +153,26 @@ def test_formatter_carries_the_reasoning_setting():
     assert builtin.reasoning is None
     assert formatter_for({"general.architecture": "gemma3"},
                          reasoning_format="think").reasoning is not None
+
+
+def test_the_setting_is_checked_at_start_up():
+    from slm_api.config import Settings, SettingsError
+
+    assert Settings.from_env({"REASONING_FORMAT": "none"}, dotenv_path=None
+                             ).reasoning_format == "none"
+    assert Settings.from_env({}, dotenv_path=None).reasoning_format == "auto"
+    with pytest.raises(SettingsError, match="REASONING_FORMAT"):
+        Settings.from_env({"REASONING_FORMAT": "harmony-ish"}, dotenv_path=None)
+
+
+def test_think_first_grammar_frees_the_thinking_and_keeps_the_answer():
+    from slm_api.grammar.recognizer import Grammar
+
+    answer = 'root ::= "{" inner "}"\ninner ::= [0-9]+\n'
+    inside = Grammar(THINK.think_first(answer, inside=True))
+    assert inside.accepts("I add them.</think>\n\n{4}")
+    assert not inside.accepts("<think>x</think>{4}")  # the prompt opened it already
+    assert not inside.accepts("a < b</think>{4}")  # no `<` in the thinking
+    assert not inside.accepts("{4}")  # the thinking must close first
+    outside = Grammar(THINK.think_first(answer, inside=False))
+    assert outside.accepts("{4}") and outside.accepts("<think>hm</think>{4}")

@@ -124,6 +124,24 @@ def test_a_reply_cut_inside_the_thinking_is_all_reasoning(client, no_end):
     assert usage.completion_tokens_details.reasoning_tokens == details.reasoning_tokens
 
 
+def test_each_of_n_choices_splits_its_own_thinking(client, no_end):
+    body = dict(model="think-open", messages=ASK, temperature=0, max_tokens=12, n=2,
+                logit_bias=no_end)
+    reply = client.chat.completions.create(**body)
+    assert [c.finish_reason for c in reply.choices] == ["length", "length"]
+    reasonings = [_reasoning_of(c.message)[0] for c in reply.choices]
+    assert all(reasonings) and all(c.message.content == "" for c in reply.choices)
+    assert 0 < reply.usage.completion_tokens_details.reasoning_tokens <= 24
+    joined: dict[int, str] = {}
+    for chunk in client.chat.completions.create(stream=True, **body):
+        for choice in chunk.choices:
+            assert not choice.delta.content
+            extra = choice.delta.model_extra or {}
+            joined[choice.index] = joined.get(choice.index, "") + (
+                extra.get("reasoning_content") or "")
+    assert [joined[0], joined[1]] == reasonings
+
+
 def test_structured_answer_follows_free_thinking(client):
     body = dict(model="think-open", messages=ASK, temperature=0, max_tokens=48,
                 response_format=JSON_FORMAT)
