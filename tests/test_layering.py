@@ -178,7 +178,8 @@ def test_the_checks_catch_a_planted_violation(tmp_path: Path) -> None:
     "module",
     ["slm_api.grammar", "slm_api.prompting.chat_format", "slm_api.prompting.tool_calls",
      "slm_api.prompting.tool_markup", "slm_api.prompting.tool_stream",
-     "slm_api.prompting.stops", "slm_api.gguf_info", "slm_api.errors",
+     "slm_api.prompting.stops", "slm_api.prompting.reasoning", "slm_api.gguf_info",
+     "slm_api.errors",
      "slm_api.models_fetch.bert_gguf", "slm_api.default_model"],
 )
 def test_pure_modules_do_not_import_llama_cpp(module: str) -> None:

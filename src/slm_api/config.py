@@ -11,6 +11,8 @@ from typing import Any
 
 from dotenv import dotenv_values
 
+from slm_api.prompting.reasoning import REASONING_FORMATS
+
 # The two models written into MODELS_DIR from PyPI (slm_api.default_model).
 SMOLLM2_MODEL_FILE = "smollm2-135m-instruct-q4_1.gguf"
 GEMMA_MODEL_FILE = "gemma-3-270m-q4_k_m.gguf"
@@ -49,6 +51,9 @@ class Settings:
     n_gpu_layers: int = 0
     n_parallel: int = 8
     chat_format: str | None = None  # None: template from the GGUF, else by architecture
+    # Thinking markup split out of replies (docs/reasoning.md): auto (the template says),
+    # none (left in the content), think (`<think>`...`</think>` whatever the template).
+    reasoning_format: str = "auto"
     max_loaded_models: int = 1
     embedding_models: tuple[str, ...] = ()
     # /v1/embeddings without a model uses this one when its file is in MODELS_DIR ("off": the
@@ -168,6 +173,7 @@ class Settings:
             "PORT": 0 <= self.port <= 65535,
             "PROMPT_CACHE": self.prompt_cache in {"ram", "disk", "off"},
             "GRAMMAR_ENGINE": self.grammar_engine in {"llguidance", "llama"},
+            "REASONING_FORMAT": self.reasoning_format in REASONING_FORMATS,
             "MAX_QUEUE": self.max_queue >= 0,
             "TRUSTED_PROXY_HOPS": self.trusted_proxy_hops >= 0,
             "RATE_LIMIT_RPM": self.rate_limit_rpm >= 0,

@@ -125,6 +125,7 @@ class LoadedModel:
                 eos=self._special_text(llama_cpp.llama_vocab_eos(self._vocab)),
                 add_bos=bool(llama_cpp.llama_vocab_get_add_bos(self._vocab)),
                 special_tokens=self._special_tokens(LLAMA3_HINTS),
+                reasoning_format=settings.reasoning_format,
             )
         except ValueError as exc:
             raise ModelLoadError(f"{path.name}: {exc}", param="chat_format") from exc

@@ -27,6 +27,7 @@ from slm_api.prompting.chat_templates import (
     merge_same_role,
 )
 from slm_api.prompting.jinja_template import JinjaTemplate
+from slm_api.prompting.reasoning import ReasoningMarkup, reasoning_for_template
 from slm_api.prompting.tool_calls import (
     ToolCall,
     arguments_value,
@@ -192,10 +193,15 @@ class ChatFormatter:
         tools: list[dict[str, Any]] | None = None,
         add_generation_prompt: bool = True,
         tool_choice: Any = "auto",
+        template_kwargs: dict[str, Any] | None = None,
     ) -> str:
-        """The prompt text. tool_choice "none" leaves the tools out of the prompt.
+        """The prompt text. tool_choice "none" leaves the tools out of the prompt;
+        `template_kwargs`: extra template variables (`enable_thinking`), for Jinja templates.
         Raises InvalidRequest for messages the format cannot take."""
         raise NotImplementedError
+
+    # The thinking markup the model writes before its answer (reasoning.py); None: it does not.
+    reasoning: ReasoningMarkup | None = None
 
     # The markup the model calls tools in: Hermes, which the prompt teaches a template that
     # cannot render tools; a template that renders them teaches its own (JinjaFormatter).
@@ -227,7 +233,8 @@ class BuiltinFormatter(ChatFormatter):
         self.prefix = self.bos if fmt.default_bos and not tokenizer_adds_bos else ""
 
     def render(self, messages: list[dict[str, Any]], *, tools: list[dict[str, Any]] | None = None,
-               add_generation_prompt: bool = True, tool_choice: Any = "auto") -> str:
+               add_generation_prompt: bool = True, tool_choice: Any = "auto",
+               template_kwargs: dict[str, Any] | None = None) -> str:
         msgs = normalize_messages(messages)
         turns = to_turns(msgs, tools if tool_choice != "none" else None)
         return self.prefix + self.format.render(turns, add_generation_prompt, self.bos, self.eos)
@@ -237,8 +244,9 @@ class JinjaFormatter(ChatFormatter):
     name = "jinja"
 
     def __init__(self, template: str, *, bos: str = "", eos: str = "",
-                 tokenizer_adds_bos: bool = True):
+                 tokenizer_adds_bos: bool = True, reasoning_format: str | None = "auto"):
         self.template = JinjaTemplate(template)  # ValueError when it does not compile
+        self.reasoning = reasoning_for_template(template, reasoning_format)
         if self.template.uses_tools:
             self.tool_markup = markup_for_template(template)
         self.bos, self.eos = bos, eos
@@ -247,10 +255,12 @@ class JinjaFormatter(ChatFormatter):
         self.stop = tuple(dict.fromkeys([*markers, *([eos] if eos else [])]))
 
     def render(self, messages: list[dict[str, Any]], *, tools: list[dict[str, Any]] | None = None,
-               add_generation_prompt: bool = True, tool_choice: Any = "auto") -> str:
+               add_generation_prompt: bool = True, tool_choice: Any = "auto",
+               template_kwargs: dict[str, Any] | None = None) -> str:
         msgs = normalize_messages(messages)
         tools = tools if tools and tool_choice != "none" else None
         context: dict[str, Any] = {
+            **(template_kwargs or {}),  # under ours: a client cannot replace the messages
             "add_generation_prompt": add_generation_prompt,
             "bos_token": self.bos,
             "eos_token": self.eos,
@@ -330,6 +340,7 @@ def formatter_for(
     eos: str = "",
     add_bos: bool | None = None,
     special_tokens: Collection[str] = (),
+    reasoning_format: str | None = "auto",
 ) -> ChatFormatter:
     """The GGUF template (tokenizer.chat_template) when present, else by general.architecture;
     `override` (CHAT_FORMAT) wins. Unknown architecture with no template: ValueError.
@@ -337,6 +348,7 @@ def formatter_for(
     bos/eos: the vocabulary's BOS/EOS token texts (passed to templates as bos_token/eos_token).
     add_bos: whether the tokenizer adds BOS itself (llama_vocab_get_add_bos); None reads it from
     the metadata. special_tokens: optional token texts from the vocabulary, a hint for llama-3.
+    reasoning_format: REASONING_FORMAT (auto: the template says; none; think).
     """
     template = metadata.get("tokenizer.chat_template") or None
     adds_bos = tokenizer_adds_bos(metadata) if add_bos is None else add_bos
@@ -345,7 +357,8 @@ def formatter_for(
         if not template:
             raise ValueError("CHAT_FORMAT=jinja, but this GGUF has no tokenizer.chat_template; "
                              f"use one of: {', '.join(BUILTIN_FORMATS)}")
-        return JinjaFormatter(template, bos=bos, eos=eos, tokenizer_adds_bos=adds_bos)
+        return JinjaFormatter(template, bos=bos, eos=eos, tokenizer_adds_bos=adds_bos,
+                              reasoning_format=reasoning_format)
     if name is None:
         name = format_for_architecture(metadata, special_tokens)
         if name is None:
@@ -354,4 +367,7 @@ def formatter_for(
                 f"this GGUF has no chat template and architecture {arch!r} has no built-in "
                 f"format; set CHAT_FORMAT to one of: {', '.join(BUILTIN_FORMATS)}"
             )
-    return BuiltinFormatter(BUILTIN_FORMATS[name], bos=bos, eos=eos, tokenizer_adds_bos=adds_bos)
+    builtin = BuiltinFormatter(BUILTIN_FORMATS[name], bos=bos, eos=eos,
+                               tokenizer_adds_bos=adds_bos)
+    builtin.reasoning = reasoning_for_template(None, reasoning_format)
+    return builtin

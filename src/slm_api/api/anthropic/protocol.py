@@ -42,8 +42,23 @@ class ToolResultBlock(RequestBody):
         return "\n".join(block.text for block in self.content)
 
 
+class ThinkingBlock(RequestBody):
+    """A reasoning model's thinking (docs/reasoning.md). Sent back in an assistant turn it is
+    accepted and left out of the prompt; the signature is empty (nothing here verifies it)."""
+
+    type: Literal["thinking"]
+    thinking: str
+    signature: str = ""
+
+
+class RedactedThinkingBlock(RequestBody):
+    type: Literal["redacted_thinking"]
+    data: str
+
+
 UserBlock = Annotated[TextBlock | ToolResultBlock, Field(discriminator="type")]
-AssistantBlock = Annotated[TextBlock | ToolUseBlock, Field(discriminator="type")]
+AssistantBlock = Annotated[TextBlock | ToolUseBlock | ThinkingBlock | RedactedThinkingBlock,
+                           Field(discriminator="type")]
 
 
 class UserMessage(RequestBody):
@@ -79,6 +94,11 @@ class ToolChoiceTool(RequestBody):
 ToolChoice = Annotated[ToolChoiceMode | ToolChoiceTool, Field(discriminator="type")]
 
 
+class ThinkingConfig(RequestBody):
+    type: Literal["enabled", "disabled", "adaptive"]
+    budget_tokens: int | None = Field(None, ge=0)
+
+
 class MessagesPrompt(RequestBody):
     """What the prompt is made of: shared by /v1/messages and /v1/messages/count_tokens."""
 
@@ -87,6 +107,16 @@ class MessagesPrompt(RequestBody):
     system: str | list[TextBlock] | None = None
     tools: list[ToolParam] | None = None
     tool_choice: ToolChoice | None = None
+    thinking: ThinkingConfig | None = None
+
+    @property
+    def thinking_switch(self) -> bool | None:
+        """The core's switch: enabled on, disabled off, unset the model's default (its
+        thinking then left out of the reply)."""
+        if self.thinking is None:
+            return None
+        return self.thinking.type != "disabled"
+
 
 
 class JSONOutputFormat(RequestBody):
@@ -148,7 +178,7 @@ class Message(BaseModel):
     type: Literal["message"] = "message"
     role: Literal["assistant"] = "assistant"
     model: str
-    content: list[TextBlock | ToolUseBlock]
+    content: list[ThinkingBlock | TextBlock | ToolUseBlock]
     stop_reason: StopReason | None
     stop_sequence: str | None = None
     usage: Usage

@@ -26,6 +26,7 @@ from slm_api.api.anthropic.protocol import (
     MessageStreamEvent,
     StopReason,
     TextBlock,
+    ThinkingBlock,
     TokenCount,
     ToolResultBlock,
     ToolUseBlock,
@@ -37,6 +38,7 @@ from slm_api.api.core.contract import contract
 from slm_api.api.core.conversation import (
     CallArguments,
     ChatRun,
+    ReasoningPiece,
     TextPiece,
     Turn,
     start_turn,
@@ -109,7 +111,9 @@ def _turn(req: MessagesPrompt, sampling: SamplingParams, max_tokens: int | None 
     tools, tool_choice = _tools(req)
     return Turn(model=req.model, messages=_chat_messages(req), sampling=sampling,
                 max_tokens=max_tokens, tools=tools, tool_choice=tool_choice, stop=stop or [],
-                response_format=response_format)
+                response_format=response_format, thinking=req.thinking_switch,
+                thinking_budget=req.thinking.budget_tokens
+                if req.thinking and req.thinking.type == "enabled" else None)
 
 
 # -- routes --------------------------------------------------------------------------------
@@ -128,7 +132,8 @@ def create_message() -> Response:
     stops = [s for s in req.stop_sequences or [] if s]
     run = start_turn(_turn(req, req.to_sampling_params(), completion_budget(req.max_tokens),
                            stops, req.response_format()))
-    reply = _Reply(run, stops)
+    # Thinking blocks only when the request enables them; else the thinking is dropped.
+    reply = _Reply(run, stops, show_thinking=bool(req.thinking_switch))
     if req.stream:
         return sse_response(reply.stream(), named=True, done=False,
                             error_event=anthropic_body)
@@ -164,11 +169,12 @@ def _tool_use(call: ToolCall) -> ToolUseBlock:
 
 
 class _Reply:
-    def __init__(self, run: ChatRun, stops: list[str]):
+    def __init__(self, run: ChatRun, stops: list[str], show_thinking: bool = False):
         self.id = "msg_" + secrets.token_hex(12)
         self.run = run
         self.model = run.model.info.id
         self.stops = stops
+        self.show_thinking = show_thinking
 
     def _stop(self, finished: Finished | None, called: bool) -> tuple[StopReason, str | None]:
         # A call cut by max_tokens is no call to run: max_tokens, as chat says "length".
@@ -187,11 +193,14 @@ class _Reply:
 
     def complete(self, text: str, finished: Finished | None) -> Message:
         cut = finished is not None and finished.finish_reason == "length"
-        content, calls = self.run.split(text, cut)
+        parts = self.run.parts(text, cut)
+        content, calls = parts.content, parts.calls
         reason, matched = self._stop(finished, bool(calls))
         if reason == "end_turn":
             self.run.check_output(text)
-        blocks: list[TextBlock | ToolUseBlock] = []
+        blocks: list[ThinkingBlock | TextBlock | ToolUseBlock] = []
+        if parts.reasoning and self.show_thinking:
+            blocks.append(ThinkingBlock(type="thinking", thinking=parts.reasoning))
         if content:
             blocks.append(TextBlock(type="text", text=content))
         blocks.extend(_tool_use(call) for call in calls)
@@ -207,7 +216,15 @@ class _Reply:
         # its input streamed as input_json_delta fragments (what chat streams as
         # delta.tool_calls), then text again should the model say more after its calls.
         index, open_kind, called = -1, None, False
-        for piece in stream_pieces(self.run, iterate(self.run)):
+        for piece in stream_pieces(self.run, iterate(self.run), thinking=self.show_thinking):
+            if isinstance(piece, ReasoningPiece):
+                if open_kind is None:  # the thinking comes first, in a block of its own
+                    index, open_kind = 0, "thinking"
+                    yield {"type": "content_block_start", "index": index, "content_block": {
+                        "type": "thinking", "thinking": "", "signature": ""}}
+                yield {"type": "content_block_delta", "index": index,
+                       "delta": {"type": "thinking_delta", "thinking": piece.text}}
+                continue
             if isinstance(piece, CallArguments):
                 yield {"type": "content_block_delta", "index": index,
                        "delta": {"type": "input_json_delta", "partial_json": piece.text}}

@@ -146,11 +146,16 @@ class PromptTokensDetails(ReplyBody):
     cached_tokens: int
 
 
+class CompletionTokensDetails(ReplyBody):
+    reasoning_tokens: int  # of completion_tokens, the thinking (docs/reasoning.md)
+
+
 class Usage(ReplyBody):
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
     prompt_tokens_details: PromptTokensDetails | None = None
+    completion_tokens_details: CompletionTokensDetails | None = None
 
 
 FinishReason = Literal["stop", "length", "tool_calls"]

@@ -7,15 +7,22 @@ from typing import Any
 from slm_api.engine import Finished
 
 
-def usage(finished: Finished | None) -> dict[str, Any]:
+def usage(finished: Finished | None, reasoning_tokens: int | None = None) -> dict[str, Any]:
+    """OpenAI's usage object; `reasoning_tokens` (a reasoning model's thinking, counted by the
+    conversation core) adds completion_tokens_details."""
     if finished is None:
         return {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
-    return {
+    out: dict[str, Any] = {
         "prompt_tokens": finished.prompt_tokens,
         "completion_tokens": finished.completion_tokens,
         "total_tokens": finished.prompt_tokens + finished.completion_tokens,
         "prompt_tokens_details": {"cached_tokens": finished.cached_tokens},
     }
+    if reasoning_tokens is not None:
+        # Re-tokenized text may differ by a token from what was sampled: never above the total.
+        out["completion_tokens_details"] = {
+            "reasoning_tokens": min(reasoning_tokens, finished.completion_tokens)}
+    return out
 
 
 def finish_reason(finished: Finished | None) -> str:

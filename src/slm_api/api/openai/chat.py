@@ -44,6 +44,9 @@ def chat_completions() -> Response:
         response_format=req.response_format,
         stop=req.stop or [],
         load_configs=req.load_model_configs,
+        reasoning_effort=req.reasoning_effort,
+        template_kwargs=req.chat_template_kwargs,
+        thinking_budget=req.thinking_budget,
     ), n)
     reply = _Reply(run, req, n)
     if req.stream:
@@ -65,11 +68,13 @@ class _Reply:
         self.req = req
         self.n = n
 
-    def _choice(self, index: int, out: Collected) -> dict[str, Any]:
+    def _choice(self, index: int, out: Collected) -> tuple[dict[str, Any], str]:
         reason = finish_reason(out.finished)
-        message: dict[str, Any] = {"role": "assistant", "content": out.text}
-        content, calls = self.run.split(out.text, reason == "length")
-        message["content"] = content
+        parts = self.run.parts(out.text, reason == "length")
+        content, calls = parts.content, parts.calls
+        message: dict[str, Any] = {"role": "assistant", "content": content}
+        if parts.reasoning:
+            message.update(_reasoning(parts.reasoning))
         if calls:
             message["tool_calls"] = [c.to_openai() for c in calls]
             if reason != "length":
@@ -83,16 +88,22 @@ class _Reply:
             if self.req.logprobs
             else None,
             "finish_reason": reason,
-        }
+        }, parts.reasoning
+
+    def _usage(self, total: Finished | None, reasonings: list[str]) -> dict[str, Any]:
+        counted = (sum(self.run.reasoning_tokens(r) for r in reasonings)
+                   if self.run.model.chat.reasoning is not None else None)
+        return usage(total, counted)
 
     def complete(self, outs: list[Collected], total: Finished | None) -> dict[str, Any]:
+        choices = [self._choice(i, out) for i, out in enumerate(outs)]
         return {
             "id": self.id,
             "object": "chat.completion",
             "created": self.created,
             "model": self.model,
-            "choices": [self._choice(i, out) for i, out in enumerate(outs)],
-            "usage": usage(total),
+            "choices": [choice for choice, _ in choices],
+            "usage": self._usage(total, [r for _, r in choices]),
             "system_fingerprint": None,
         }
 
@@ -114,8 +125,9 @@ class _Reply:
     def stream(self) -> Iterator[dict[str, Any]]:
         for index in range(self.n):
             yield self._chunk(index, {"role": "assistant", "content": ""})
-        # With tools, markup becomes tool_calls deltas and never reaches the content.
-        splitters = [ReplySplitter(self.run) for _ in range(self.n)]
+        # With tools, markup becomes tool_calls deltas and never reaches the content; a
+        # reasoning model's thinking becomes reasoning_content deltas.
+        splitters = [ReplySplitter(self.run, reasoning=True) for _ in range(self.n)]
         for index, item in iterate(self.run):
             if isinstance(item, Finished):
                 yield from self._end(index, splitters[index], item)
@@ -140,7 +152,8 @@ class _Reply:
                 "created": self.created,
                 "model": self.model,
                 "choices": [],
-                "usage": usage(self.run.generation.result if self.run.generation else None),
+                "usage": self._usage(self.run.generation.result if self.run.generation else None,
+                                     [s.reasoning for s in splitters]),
             }
 
     def _end(self, index: int, splitter: ReplySplitter, finished: Finished
@@ -156,4 +169,11 @@ class _Reply:
 def _openai_delta(delta: dict[str, Any]) -> dict[str, Any]:
     if "tool_call" in delta:
         return {"tool_calls": [delta["tool_call"]]}
+    if "reasoning" in delta:
+        return _reasoning(delta["reasoning"])
     return delta
+
+
+def _reasoning(text: str) -> dict[str, str]:
+    # llama-server's field, and vLLM's newer name for it: either kind of client reads it.
+    return {"reasoning_content": text, "reasoning": text}

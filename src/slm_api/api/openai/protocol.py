@@ -89,6 +89,12 @@ class ChatCompletionRequest(SamplingFields, MessagesBody):
     response_format: ResponseFormat | None = None
     logprobs: bool = False
     top_logprobs: int | None = Field(None, ge=0, le=20)
+    # A reasoning model's thinking (docs/reasoning.md): "none" turns it off; the template's own
+    # variables as vLLM and llama-server take them ({"enable_thinking": false}).
+    reasoning_effort: Literal["none", "minimal", "low", "medium", "high"] | None = None
+    chat_template_kwargs: dict[str, Any] | None = None
+    thinking_budget: int | None = Field(None, ge=0, description=(
+        "at most this many tokens of thinking, then the server closes the block; 0: none"))
 
     @property
     def completion_limit(self) -> int | None:
@@ -146,6 +152,9 @@ class AssistantMessage(ReplyBody):
     role: Literal["assistant"]
     content: str | None
     tool_calls: list[ToolCallOut] | None = None
+    # A reasoning model's thinking, under llama-server's name and vLLM's (the same text).
+    reasoning_content: str | None = None
+    reasoning: str | None = None
 
 
 class ChatChoice(ReplyBody):
@@ -176,6 +185,8 @@ class ChatDelta(ReplyBody):
     role: Literal["assistant"] | None = None
     content: str | None = None
     tool_calls: list[ToolCallDelta] | None = None
+    reasoning_content: str | None = None
+    reasoning: str | None = None
 
 
 class ChatChunkChoice(ReplyBody):

@@ -52,6 +52,18 @@ class FunctionCallOutputItem(RequestBody):
         return "\n".join(p.text for p in self.output)
 
 
+class ReasoningItem(RequestBody):
+    """An earlier reply's thinking sent back (as the Agents SDK does): accepted, and left out
+    of the prompt (the templates drop earlier turns' thinking too)."""
+
+    type: Literal["reasoning"]
+    id: str | None = None
+    summary: list[dict[str, Any]] = Field(default_factory=list)
+    content: list[dict[str, Any]] | None = None
+    encrypted_content: str | None = None
+    status: str | None = None
+
+
 def _item_type(value: Any) -> str:
     # A message may leave out its type ({"role": "user", "content": "..."}).
     if isinstance(value, dict):
@@ -62,7 +74,8 @@ def _item_type(value: Any) -> str:
 InputItem = Annotated[
     Annotated[MessageItem, Tag("message")]
     | Annotated[FunctionCallItem, Tag("function_call")]
-    | Annotated[FunctionCallOutputItem, Tag("function_call_output")],
+    | Annotated[FunctionCallOutputItem, Tag("function_call_output")]
+    | Annotated[ReasoningItem, Tag("reasoning")],
     Discriminator(_item_type),
 ]
 
@@ -106,6 +119,13 @@ class TextOptions(RequestBody):
     format: TextFormat | None = None
 
 
+class ReasoningOptions(RequestBody):
+    # "none" turns a reasoning model's thinking off (docs/reasoning.md); `summary` is accepted
+    # and the thinking sent whole as reasoning_text (a small model's summary would be noise).
+    effort: Literal["none", "minimal", "low", "medium", "high"] | None = None
+    summary: Literal["auto", "concise", "detailed"] | None = None
+
+
 class ResponseRequest(RequestBody):
     model: str | None = None
     input: str | list[InputItem]
@@ -116,6 +136,7 @@ class ResponseRequest(RequestBody):
     tools: list[FunctionTool] | None = None
     tool_choice: Literal["none", "auto", "required"] | FunctionChoice | None = None
     text: TextOptions | None = None
+    reasoning: ReasoningOptions | None = None
     stream: bool = False
     store: bool = True
     previous_response_id: str | None = None
@@ -162,6 +183,21 @@ class OutputMessage(BaseModel):
     content: list[OutputText]
 
 
+class ReasoningText(BaseModel):
+    type: Literal["reasoning_text"] = "reasoning_text"
+    text: str
+
+
+class OutputReasoning(BaseModel):
+    """A reasoning model's thinking, the item before the answer's message."""
+
+    id: str
+    type: Literal["reasoning"] = "reasoning"
+    status: Literal["in_progress", "completed", "incomplete"] = "completed"
+    summary: list[Any] = Field(default_factory=list)
+    content: list[ReasoningText]
+
+
 class OutputFunctionCall(BaseModel):
     id: str
     type: Literal["function_call"] = "function_call"
@@ -203,7 +239,7 @@ class ResponseObject(BaseModel):
     instructions: str | None = None
     max_output_tokens: int | None = None
     model: str
-    output: list[OutputMessage | OutputFunctionCall]
+    output: list[OutputReasoning | OutputMessage | OutputFunctionCall]
     parallel_tool_calls: bool = True
     previous_response_id: str | None = None
     reasoning: dict[str, Any] = Field(default_factory=lambda: {"effort": None, "summary": None})

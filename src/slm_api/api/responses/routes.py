@@ -21,6 +21,7 @@ from slm_api.api.core.contract import contract
 from slm_api.api.core.conversation import (
     CallArguments,
     ChatRun,
+    ReasoningPiece,
     TextPiece,
     Turn,
     start_turn,
@@ -36,7 +37,10 @@ from slm_api.api.responses.protocol import (
     InputTokensDetails,
     OutputFunctionCall,
     OutputMessage,
+    OutputReasoning,
     OutputText,
+    OutputTokensDetails,
+    ReasoningText,
     ResponseObject,
     ResponseRequest,
     ResponseStreamEvent,
@@ -49,6 +53,7 @@ from slm_api.plumbing import state
 from slm_api.prompting.chat_format import ToolCall
 
 bp = Blueprint("responses", __name__)
+Output = OutputReasoning | OutputMessage | OutputFunctionCall
 
 
 @bp.record_once
@@ -148,6 +153,7 @@ def create_response() -> Response:
         tools=[t.to_chat() for t in req.tools or []] or None,
         tool_choice=req.chat_tool_choice(),
         response_format=req.response_format(),
+        reasoning_effort=req.reasoning.effort if req.reasoning else None,
     ))
     reply = _Reply(run, req, items, g.client_id)
     if req.stream:
@@ -199,10 +205,12 @@ class _Reply:
             else (req.tool_choice or "auto"),
             tools=[t.model_dump(exclude_none=True) for t in req.tools or []],
             parallel_tool_calls=req.parallel_tool_calls, metadata=req.metadata or {},
+            reasoning=req.reasoning.model_dump() if req.reasoning
+            else {"effort": None, "summary": None},
         )
 
-    def _finish(self, output: list[OutputMessage | OutputFunctionCall],
-                finished: Finished | None) -> dict[str, Any]:
+    def _finish(self, output: list[Output], finished: Finished | None,
+                reasoning: str) -> dict[str, Any]:
         """Fill in the final object, store it, and return it as JSON."""
         obj = self.object
         obj.output = output
@@ -215,6 +223,8 @@ class _Reply:
             input_tokens=prompt, output_tokens=completion, total_tokens=prompt + completion,
             input_tokens_details=InputTokensDetails(
                 cached_tokens=finished.cached_tokens if finished else 0),
+            output_tokens_details=OutputTokensDetails(
+                reasoning_tokens=min(self.run.reasoning_tokens(reasoning), completion)),
         )
         data = obj.model_dump(mode="json")
         if self.req.store:
@@ -229,15 +239,21 @@ class _Reply:
 
     def complete(self, text: str, finished: Finished | None) -> dict[str, Any]:
         cut = finished is not None and finished.finish_reason == "length"
-        content, calls = self.run.split(text, cut)
+        parts = self.run.parts(text, cut)
+        content, calls = parts.content, parts.calls
         if not calls and not cut:
             self.run.check_output(text)
-        output: list[OutputMessage | OutputFunctionCall] = []
+        output: list[Output] = []
+        if parts.reasoning:
+            # The thinking comes before the answer, as an item of its own.
+            output.append(OutputReasoning(
+                id=_new_id("rs"), content=[ReasoningText(text=parts.reasoning)],
+                status="incomplete" if cut and not content and not calls else "completed"))
         if content:
             output.append(OutputMessage(id=_new_id("msg"), content=[OutputText(text=content)],
                                         status="incomplete" if cut else "completed"))
         output.extend(self._call_item(call) for call in calls)
-        return self._finish(output, finished)
+        return self._finish(output, finished, parts.reasoning)
 
     def stream(self) -> Iterator[dict[str, Any]]:
         events = _Events()
@@ -253,9 +269,23 @@ class _Reply:
         # Items follow one another: a message, then each function call as the model writes it,
         # its arguments streamed as response.function_call_arguments.delta fragments (what chat
         # streams as delta.tool_calls), then a message again should the model say more.
-        output: list[OutputMessage | OutputFunctionCall] = []
-        open_item: OutputMessage | OutputFunctionCall | None = None
-        for piece in stream_pieces(self.run, iterate(self.run)):
+        output: list[Output] = []
+        open_item: Output | None = None
+        reasoning = ""
+        for piece in stream_pieces(self.run, iterate(self.run), thinking=True):
+            if isinstance(piece, ReasoningPiece):
+                # The thinking comes first: its item opens the output.
+                reasoning += piece.text
+                if open_item is None:
+                    open_item = OutputReasoning(id=_new_id("rs"), status="in_progress",
+                                                content=[ReasoningText(text="")])
+                    output.append(open_item)
+                    yield from self._opened(ev, open_item, 0, ReasoningText(text=""))
+                assert isinstance(open_item, OutputReasoning)
+                open_item.content[0].text += piece.text
+                yield ev.next("response.reasoning_text.delta", item_id=open_item.id,
+                              output_index=0, content_index=0, delta=piece.text)
+                continue
             if isinstance(piece, CallArguments):
                 assert isinstance(open_item, OutputFunctionCall)
                 open_item.arguments += piece.text
@@ -272,11 +302,7 @@ class _Reply:
                                           content=[OutputText(text="")])
                 output.append(open_item)
                 index = len(output) - 1
-                yield ev.next("response.output_item.added", output_index=index,
-                              item={**open_item.model_dump(mode="json"), "content": []})
-                yield ev.next("response.content_part.added", item_id=open_item.id,
-                              output_index=index, content_index=0,
-                              part=OutputText(text="").model_dump(mode="json"))
+                yield from self._opened(ev, open_item, index, OutputText(text=""))
                 yield from self._text_delta(ev, open_item, index, piece.text)
                 continue
             open_item = self._call_item(piece.call)
@@ -291,9 +317,10 @@ class _Reply:
         finished = self.run.generation.result if self.run.generation else None
         cut = finished is not None and finished.finish_reason == "length"
         if open_item is not None:
-            status = "incomplete" if cut and isinstance(open_item, OutputMessage) else "completed"
+            status = "incomplete" if cut and not isinstance(open_item, OutputFunctionCall) \
+                else "completed"
             yield from self._close(ev, open_item, len(output) - 1, status)
-        final = self._finish(output, finished)
+        final = self._finish(output, finished, reasoning)
         kind = "response.incomplete" if cut else "response.completed"
         yield ev.next(kind, response=final)
 
@@ -306,12 +333,26 @@ class _Reply:
                       content_index=0, delta=text, logprobs=[])
 
     @staticmethod
-    def _close(ev: _Events, item: OutputMessage | OutputFunctionCall, index: int,
+    def _opened(ev: _Events, item: OutputMessage | OutputReasoning, index: int,
+                part: OutputText | ReasoningText) -> Iterator[dict[str, Any]]:
+        yield ev.next("response.output_item.added", output_index=index,
+                      item={**item.model_dump(mode="json"), "content": []})
+        yield ev.next("response.content_part.added", item_id=item.id, output_index=index,
+                      content_index=0, part=part.model_dump(mode="json"))
+
+    @staticmethod
+    def _close(ev: _Events, item: Output, index: int,
                status: str) -> Iterator[dict[str, Any]]:
         item.status = status  # type: ignore[assignment]
         if isinstance(item, OutputFunctionCall):
             yield ev.next("response.function_call_arguments.done", item_id=item.id,
                           output_index=index, name=item.name, arguments=item.arguments)
+        elif isinstance(item, OutputReasoning):
+            part = item.content[0]
+            yield ev.next("response.reasoning_text.done", item_id=item.id, output_index=index,
+                          content_index=0, text=part.text)
+            yield ev.next("response.content_part.done", item_id=item.id, output_index=index,
+                          content_index=0, part=part.model_dump(mode="json"))
         else:
             part = item.content[0]
             yield ev.next("response.output_text.done", item_id=item.id, output_index=index,
