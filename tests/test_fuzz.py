@@ -237,6 +237,16 @@ def _check(r: requests.Response, route: str) -> None:
             assert body["type"] == "error" and set(body["error"]) >= {"type", "message"}, text
             assert r.status_code < 500 or body["error"]["type"] == "overloaded_error", text
         return
+    if route.split(" ", 1)[-1].startswith("/api/"):
+        # Ollama's routes answer {"error": "<message>"}, as its clients parse; no code, so a
+        # 5xx may only be the 503 of "no model" / "busy".
+        if r.status_code >= 400 and is_json:
+            error = r.json().get("error")
+            assert isinstance(error, str) and error, f"{route}: {text}"
+            assert r.status_code < 500 or r.status_code == 503, f"{route}: {text}"
+        if "ndjson" in r.headers.get("Content-Type", ""):
+            assert "internal" not in text, f"{route}: {text[-500:]}"
+        return
     if r.status_code >= 500:
         code = r.json().get("error", {}).get("code") if is_json else None
         assert (r.status_code == 503 and code in ALLOWED_503) or (

@@ -392,3 +392,48 @@ def test_a_thinking_budget_needs_one_choice(client):
         client.chat.completions.create(model="think-open", messages=ASK, max_tokens=8, n=2,
                                        extra_body={"thinking_budget": 4})
     assert getattr(info.value, "status_code", None) == 400
+
+
+# -- Ollama's API: `think` and message.thinking ---------------------------------------------
+
+
+def test_ollama_chat_gives_the_thinking_as_message_thinking(server: str) -> None:
+    import ollama
+
+    client = ollama.Client(host=server, timeout=600)
+    body = dict(model="think-open", messages=ASK, format=SCHEMA,
+                options={"num_predict": 48, "temperature": 0})
+    whole = client.chat(**body)
+    assert whole.message.thinking and not any(m in whole.message.thinking for m in MARKERS)
+    assert json.loads(whole.message.content)["answer"] is not None  # the answer after it
+    assert not any(m in whole.message.content for m in MARKERS)
+    thinking, content = "", ""
+    for part in client.chat(stream=True, **body):
+        thinking += part.message.thinking or ""
+        content += part.message.content or ""
+    assert (thinking, content) == (whole.message.thinking, whole.message.content)
+    shown = client.show("think-open")
+    assert "thinking" in shown.capabilities
+    assert "thinking" not in client.show(MODEL).capabilities
+
+
+def test_ollama_think_false_and_a_model_that_cannot_think(server: str) -> None:
+    import ollama
+
+    client = ollama.Client(host=server, timeout=600)
+    off = client.chat(model="think-toggle", messages=ASK, think=False,
+                      options={"num_predict": 12, "temperature": 0})
+    assert not off.message.thinking and off.message.content
+    with pytest.raises(ollama.ResponseError) as err:
+        client.chat(model=MODEL, messages=ASK, think=True, options={"num_predict": 4})
+    assert err.value.status_code == 400 and "does not support thinking" in str(err.value)
+
+
+def test_ollama_generate_splits_the_thinking(server: str) -> None:
+    r = requests.post(f"{server}/api/generate", timeout=600, json={
+        "model": "think-open", "prompt": ASK[0]["content"], "stream": False, "format": SCHEMA,
+        "options": {"num_predict": 48, "temperature": 0}})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["thinking"] and json.loads(body["response"])["answer"] is not None
+    assert not any(m in body["response"] + body["thinking"] for m in MARKERS)

@@ -17,6 +17,7 @@ from slm_api.api.core.conversation import (
     CallArguments,
     CallStart,
     ChatRun,
+    ReasoningPiece,
     TextPiece,
     Turn,
     start_turn,
@@ -36,10 +37,11 @@ from slm_api.api.ollama.protocol import (
     KeepAliveBody,
     Message,
 )
-from slm_api.engine import Finished
+from slm_api.engine import Chunk, Finished
 from slm_api.errors import APIError
 from slm_api.plumbing import state
 from slm_api.prompting.chat_format import ToolCall
+from slm_api.prompting.reasoning import split_reasoning
 
 
 def now() -> str:
@@ -64,7 +66,19 @@ def _refuse_unsupported(req: GeneratingBody, model_id: str, images: bool) -> Non
     if images:
         raise APIError(400, f'"{req.model}" does not support images: this server\'s models '
                        "take text only", param="images")
-    if req.think not in (None, False):
+
+
+def _thinking(req: GeneratingBody) -> tuple[bool | None, str | None]:
+    """`think` as the core's switch and effort: true/false, or GPT-OSS's "high" / "medium" /
+    "low" (thinking on at that effort); unset leaves the model's default."""
+    if isinstance(req.think, str):
+        return True, req.think
+    return req.think, None
+
+
+def _refuse_thinking(req: GeneratingBody, thinks: bool) -> None:
+    # As Ollama: asking a model without thinking to think is a 400 naming it.
+    if req.think not in (None, False) and not thinks:
         raise APIError(400, f'"{req.model}" does not support thinking', param="think")
 
 
@@ -157,11 +171,20 @@ class ChatReply:
         self.req, self.clock = req, _Clock(model_id)
         tools = [t.model_dump(exclude_none=True) for t in req.tools] if req.tools else None
         opts = req.opts
+        thinking, effort = _thinking(req)
         self.run: ChatRun = start_turn(Turn(
             model=model_id, messages=chat_messages(req.messages), sampling=opts.sampling(),
             max_tokens=_budget(req), tools=tools, tool_choice=req.tool_choice,
             response_format=response_format(req.format),
-            stop=[s for s in opts.stop or [] if s], load_configs=opts.load_configs()))
+            stop=[s for s in opts.stop or [] if s], load_configs=opts.load_configs(),
+            thinking=thinking, reasoning_effort=effort))
+        try:
+            _refuse_thinking(req, self.run.model.chat.reasoning is not None)
+        except APIError:
+            self.run.close()
+            raise
+        # The thinking goes out as message.thinking unless the request turned it off.
+        self.show_thinking = req.think is not False
         _keep_alive(req, model_id)
         self.clock.loaded()
 
@@ -177,10 +200,13 @@ class ChatReply:
         with self.run:
             out = collect(self.run.generation)
         cut = out.finished is not None and out.finished.finish_reason == "length"
-        content, calls = self.run.split(out.text, cut)
+        parts = self.run.parts(out.text, cut)
+        calls = parts.calls
         if not calls and not cut:
             self.run.check_output(out.text)
-        message: dict[str, Any] = {"role": "assistant", "content": content or ""}
+        message: dict[str, Any] = {"role": "assistant", "content": parts.content or ""}
+        if parts.reasoning and self.show_thinking:
+            message["thinking"] = parts.reasoning
         if calls:
             message["tool_calls"] = [_ollama_call(c, i) for i, c in enumerate(calls)]
         return self._final(out.finished, message)
@@ -190,10 +216,18 @@ class ChatReply:
         # sends calls as complete objects, never as argument fragments).
         pending: list[ToolCall] = []
         index = 0
-        texts: list[str] = []
-        for piece in stream_pieces(self.run, iterate(self.run)):
-            if isinstance(piece, TextPiece):
-                texts.append(piece.text)
+        raw: list[str] = []  # the reply as generated, thinking included, for its check
+
+        def chunks() -> Iterator[Chunk]:
+            for chunk in iterate(self.run):
+                raw.append(chunk.text)
+                yield chunk
+
+        for piece in stream_pieces(self.run, chunks(), thinking=self.show_thinking):
+            if isinstance(piece, ReasoningPiece):
+                yield self._object({"role": "assistant", "content": "",
+                                    "thinking": piece.text}, False)
+            elif isinstance(piece, TextPiece):
                 yield self._object({"role": "assistant", "content": piece.text}, False)
             elif isinstance(piece, CallStart):
                 yield from self._calls(pending, index)
@@ -204,7 +238,7 @@ class ChatReply:
         yield from self._calls(pending, index)
         finished = self.run.generation.result if self.run.generation else None
         if index + len(pending) == 0 and _done_reason(finished) == "stop":
-            self.run.check_output("".join(texts))
+            self.run.check_output("".join(raw))
         yield self._final(finished, {"role": "assistant", "content": ""})
 
     def _calls(self, calls: list[ToolCall], first: int) -> Iterator[dict[str, Any]]:
@@ -236,18 +270,29 @@ class GenerateReply:
                        if opts.load_configs() else None)
         try:
             model = self.run.model
+            # A reasoning model's thinking is split off the reply (`thinking`), as in chat.
+            self.markup = model.chat.reasoning
+            _refuse_thinking(req, self.markup is not None)
+            self.show_thinking = req.think is not False
+            inside = False
             if req.raw:
                 tokens = model.tokenize(req.prompt or "", param="prompt")
                 stops = self.stop
             else:
                 messages = ([{"role": "system", "content": req.system}] if req.system else [])
                 messages.append({"role": "user", "content": req.prompt or ""})
-                tokens = model.tokenize(model.chat.render(messages, add_generation_prompt=True),
-                                        param="prompt")
+                text = model.chat.render(messages, add_generation_prompt=True)
+                inside = self.markup is not None and self.markup.opened_by(text)
+                tokens = model.tokenize(text, param="prompt")
                 stops = [*self.stop, *model.chat.stop]
+            self.inside = inside
             self.prompt = [*(req.context or []), *tokens]
             params = opts.sampling()
             grammar = response_format_grammar(self.fmt)
+            if grammar is not None and self.markup is not None and (
+                    inside or req.think is not False):
+                # Free thinking first, then the constrained answer (as chat's core does).
+                grammar = self.markup.think_first(grammar, inside)
             if grammar is not None:
                 params = replace(params, grammar=grammar)
             self.run.submit(build_request(model, self.prompt, _budget(req), params, stops))
@@ -263,10 +308,13 @@ class GenerateReply:
 
     def _final(self, finished: Finished | None, text: str, ids: list[int]) -> dict[str, Any]:
         reason = _done_reason(finished)
+        thinking, answer = split_reasoning(self.markup, text, self.inside)
         if reason == "stop":
-            check_structured_output(self.fmt, text, client_stop=bool(self.stop))
-        return self._object("" if self.req.stream is not False else text, True,
-                            done_reason=reason, context=[*self.prompt, *ids],
+            check_structured_output(self.fmt, answer, client_stop=bool(self.stop))
+        extra = {"thinking": thinking} if thinking and self.show_thinking and \
+            self.req.stream is False else {}
+        return self._object("" if self.req.stream is not False else answer, True,
+                            done_reason=reason, context=[*self.prompt, *ids], **extra,
                             **self.clock.timings(finished))
 
     def complete(self) -> dict[str, Any]:
@@ -277,13 +325,24 @@ class GenerateReply:
     def stream(self) -> Iterator[dict[str, Any]]:
         texts: list[str] = []
         ids: list[int] = []
+        splitter = self.markup.splitter(self.inside) if self.markup is not None else None
         for chunk in iterate(self.run):
             ids.extend(chunk.token_ids)
             if chunk.text:
                 texts.append(chunk.text)
-                yield self._object(chunk.text, False)
+                yield from self._deltas(splitter.feed(chunk.text) if splitter is not None
+                                        else [{"content": chunk.text}])
+        if splitter is not None:
+            yield from self._deltas(splitter.finish())
         finished = self.run.generation.result if self.run.generation else None
         yield self._final(finished, "".join(texts), ids)
+
+    def _deltas(self, deltas: list[dict[str, str]]) -> Iterator[dict[str, Any]]:
+        for delta in deltas:
+            if "content" in delta:
+                yield self._object(delta["content"], False)
+            elif self.show_thinking:
+                yield self._object("", False, thinking=delta["reasoning"])
 
 
 def load_only(req: GeneratingBody, key: str, value: Any) -> dict[str, Any]:
