@@ -98,14 +98,8 @@ def file_kind(path: Path, embedding_ids: Iterable[str]) -> str:
 _FINGERPRINT_SPAN = 1 << 20
 
 
-@lru_cache(maxsize=16)
 def _fingerprint(path: str, size: int, mtime_ns: int) -> str:
-    digest = hashlib.sha256(str(size).encode())
-    with open(path, "rb") as f:
-        digest.update(f.read(_FINGERPRINT_SPAN))
-        f.seek(max(size - _FINGERPRINT_SPAN, 0))
-        digest.update(f.read(_FINGERPRINT_SPAN))
-    return digest.hexdigest()[:16]
+    return _digest(path, size, mtime_ns)[:16]
 
 
 def fingerprint(path: Path) -> str:
