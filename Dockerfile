@@ -11,14 +11,19 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends build-essential cmake \
     && rm -rf /var/lib/apt/lists/*
 
-# llama.cpp builds for this machine's CPU by default; for an image that runs on other CPUs:
-# `docker build --build-arg CMAKE_ARGS=-DGGML_NATIVE=OFF .` (RUN sees a build arg as a variable).
+# llama.cpp builds for this machine's CPU by default, without ggml's AMX kernels on x86-64 (on
+# Sapphire Rapids their weight repack crashes the first decode: llama.cpp issue 20824); for an
+# image that runs on other CPUs: `docker build --build-arg CMAKE_ARGS=-DGGML_NATIVE=OFF .`
+# (RUN sees a build arg as a variable).
 ARG CMAKE_ARGS=""
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY src ./src
 # `.`, never `.[dev]`: the image serves, it does not test.
-RUN python -m venv /opt/venv \
+RUN no_amx="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16" \
+    && if [ -z "$CMAKE_ARGS" ] && [ "$(uname -m)" = x86_64 ]; then \
+        export CMAKE_ARGS="-DCMAKE_C_FLAGS='$no_amx' -DCMAKE_CXX_FLAGS='$no_amx'"; fi \
+    && python -m venv /opt/venv \
     && /opt/venv/bin/pip install --no-cache-dir --upgrade pip \
     && /opt/venv/bin/pip install --no-cache-dir .
 # The pinned SmolLM2 and MiniLM wheels (hash-checked at first start): the first start writes

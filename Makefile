@@ -15,6 +15,15 @@ $(BIN)/python:
 	$(BIN)/pip install --upgrade pip
 
 # llama-cpp-python compiles from source once (about 5 minutes); pip caches the wheel.
+# It builds llama.cpp for this CPU (-march=native) but without ggml's AMX kernels: on Sapphire
+# Rapids Xeons their weight repack crashes the first decode (llama.cpp issue 20824). The flags
+# reach only the wheels pip builds (a wheel pip already cached keeps its flags:
+# `pip cache remove llama_cpp_python` to rebuild).
+ifeq ($(shell uname -m),x86_64)
+export CMAKE_ARGS ?= -DCMAKE_C_FLAGS='$(NO_AMX)' -DCMAKE_CXX_FLAGS='$(NO_AMX)'
+NO_AMX := -mno-amx-tile -mno-amx-int8 -mno-amx-bf16
+endif
+
 $(RUNTIME_STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -e .
 	touch $@

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import subprocess
 import sys
 import tarfile
@@ -32,6 +33,8 @@ from server import MODEL, REPO, free_port
 
 BUILD = REPO / "build"
 TARGETS = ("llama-server", "llama-bench")
+# ggml's AMX kernels crash on Sapphire Rapids (llama.cpp issue 20824): the Makefile's NO_AMX.
+NO_AMX = "-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
 
 
 def llama_cpp_python_version() -> str:
@@ -61,12 +64,16 @@ def binaries(version: str | None = None, jobs: int = 2) -> dict[str, Path]:
     if all(p.exists() for p in paths.values()):
         return paths
     src = _source_dir(version) / "vendor" / "llama.cpp"
-    # Static, CPU-only, no web UI download and no TLS: the anchor serves loopback only.
+    # Static, CPU-only, no web UI download and no TLS: the anchor serves loopback only. Built
+    # as the Makefile builds llama-cpp-python (native, no AMX kernels), so both run the same code.
+    no_amx = ["-DCMAKE_C_FLAGS=" + NO_AMX, "-DCMAKE_CXX_FLAGS=" + NO_AMX] \
+        if platform.machine() == "x86_64" else []
     subprocess.run(
         ["nice", "-n", "10", "cmake", "-S", str(src), "-B", str(out), "-G", "Ninja",
          "-DCMAKE_BUILD_TYPE=Release", "-DBUILD_SHARED_LIBS=OFF", "-DLLAMA_BUILD_TESTS=OFF",
          "-DLLAMA_BUILD_EXAMPLES=OFF", "-DLLAMA_BUILD_APP=OFF", "-DLLAMA_BUILD_UI=OFF",
-         "-DLLAMA_USE_PREBUILT_UI=OFF", "-DLLAMA_OPENSSL=OFF", "-DGGML_NATIVE=ON"], check=True)
+         "-DLLAMA_USE_PREBUILT_UI=OFF", "-DLLAMA_OPENSSL=OFF", "-DGGML_NATIVE=ON", *no_amx],
+        check=True)
     subprocess.run(["nice", "-n", "10", "cmake", "--build", str(out), "-j", str(jobs),
                     "--target", *TARGETS], check=True)
     return paths

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import statistics
 import threading
@@ -31,7 +30,7 @@ from pathlib import Path
 
 import requests
 from anchors import LlamaServer
-from server import MODEL, Server
+from server import MODEL, Server, sse_events
 
 PROMPT = "Write a long story about a lighthouse keeper and a storm."
 
@@ -61,10 +60,7 @@ def one_stream(url: str, tokens: int, out: list, i: int) -> None:
     n_chunks = 0
     finish = None
     with requests.post(f"{url}/v1/chat/completions", json=body, stream=True, timeout=600) as r:
-        for line in r.iter_lines():
-            if not line.startswith(b"data: ") or line == b"data: [DONE]":
-                continue
-            event = json.loads(line[6:])
+        for event in sse_events(r.iter_lines()):
             if event.get("usage"):
                 n_tokens = event["usage"]["completion_tokens"]
             for choice in event.get("choices", []):

@@ -19,7 +19,7 @@ import threading
 import time
 
 import requests
-from server import MODEL, Server
+from server import MODEL, Server, sse_events
 
 PROMPT = "Write a long story about a lighthouse keeper and a storm."
 
@@ -30,10 +30,7 @@ def openai_stream(url: str, tokens: int, i: int) -> tuple[float, int]:
             "stream_options": {"include_usage": True}}
     start, first, n = time.perf_counter(), None, 0
     with requests.post(f"{url}/v1/chat/completions", json=body, stream=True, timeout=600) as r:
-        for line in r.iter_lines():
-            if not line.startswith(b"data: ") or line == b"data: [DONE]":
-                continue
-            event = json.loads(line[6:])
+        for event in sse_events(r.iter_lines()):
             if event.get("usage"):
                 n = event["usage"]["completion_tokens"]
             if first is None and any(c["delta"].get("content") for c in event["choices"]):

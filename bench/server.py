@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import requests
@@ -17,6 +19,13 @@ sys.path.insert(0, str(REPO / "src"))
 from slm_api.config import DEFAULT_MODEL_FILE  # noqa: E402
 
 MODEL = REPO / "models" / DEFAULT_MODEL_FILE
+
+
+def sse_events(lines: Iterable[bytes]) -> Iterator[dict]:
+    """The JSON events of an OpenAI-style SSE stream (`requests`' iter_lines), `[DONE]` left out."""
+    for line in lines:
+        if line.startswith(b"data: ") and line != b"data: [DONE]":
+            yield json.loads(line[6:])
 
 
 def free_port() -> int:

@@ -79,6 +79,8 @@ class LoadedModel:
             n_gpu_layers = 0
         mparams = llama_cpp.llama_model_default_params()
         mparams.n_gpu_layers = 999 if n_gpu_layers < 0 else n_gpu_layers
+        if native.amx_kernels_built():
+            mparams.use_extra_bufts = False
         take_recent_errors()
         model = llama_cpp.llama_model_load_from_file(str(path).encode(), mparams)
         if not model:

@@ -61,6 +61,16 @@ def take_recent_errors() -> str:
     return "; ".join(lines)
 
 
+def amx_kernels_built() -> bool:
+    """Whether this build of ggml has its AMX kernels (llama.cpp built with -march=native on a
+    Sapphire Rapids or newer Xeon). Their weight repack crashes the first decode (SIGSEGV in
+    ggml_backend_amx_mul_mat, llama.cpp issue 20824, seen on this project's CI machines with
+    0.3.36), so a model is loaded without the extra buffer types there: slower prompt reading,
+    but it runs. `make install` builds without them (Makefile, LLAMA_CMAKE_ARGS)."""
+    init_backend()
+    return b"AMX_INT8 = 1" in llama_cpp.llama_print_system_info()
+
+
 def gpu_offload_supported() -> bool:
     init_backend()
     return bool(llama_cpp.llama_supports_gpu_offload())
