@@ -17,7 +17,7 @@ from slm_api.api.anthropic import routes as messages
 from slm_api.api.core.errors import register_error_handlers
 from slm_api.api.extract import routes as extract
 from slm_api.api.ollama import routes as ollama
-from slm_api.api.openai import chat, completions, embeddings, models
+from slm_api.api.openai import routes as openai
 from slm_api.api.rerank import routes as rerank_api
 from slm_api.api.responses import routes as responses_api
 from slm_api.config import Settings
@@ -46,9 +46,10 @@ def create_app(settings: Settings | None = None, *, load_model: bool = True) -> 
     observability.init_app(app)
     security.init_app(app)
     lifecycle.init_app(app)
-    for module in (health, models, admin, chat, completions, messages, responses_api, embeddings,
-                   extract, extras, docs, rerank_api, ollama):
-        app.register_blueprint(module.bp)
+    for bp in (health.bp, openai.models_bp, admin.bp, openai.chat_bp, openai.completions_bp,
+               messages.bp, responses_api.bp, openai.embeddings_bp, extract.bp, extras.bp, docs.bp,
+               rerank_api.bp, ollama.bp):
+        app.register_blueprint(bp)
     app.register_blueprint(web_bp)
 
     if load_model:

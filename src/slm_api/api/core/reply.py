@@ -1,4 +1,5 @@
-"""Reply fields every generating route shares: `usage` and `finish_reason`."""
+"""How a generation ended, as every generating route reports it: `cut` (ended at the token
+budget), OpenAI's `finish_reason` and `usage` (chat, completions, extract)."""
 
 from __future__ import annotations
 
@@ -29,3 +30,10 @@ def finish_reason(finished: Finished | None) -> str:
     # "abort" only happens when the client is gone; nobody reads it, but keep the field valid.
     reason = finished.finish_reason if finished else "stop"
     return reason if reason in ("stop", "length", "tool_calls") else "stop"
+
+
+def cut(finished: Finished | None) -> bool:
+    """The generation ended at its token budget (or the request's deadline): every family
+    names it its own way (length, max_tokens, incomplete), and a cut reply is not checked
+    against its structured-output guarantee."""
+    return finished is not None and finished.finish_reason == "length"

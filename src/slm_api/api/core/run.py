@@ -65,13 +65,18 @@ class Run:
         self.generation = choices
         return choices
 
+    @property
+    def result(self) -> Finished | None:
+        """How the generation ended (the totals of every choice); None before it has."""
+        return self.generation.result if self.generation is not None else None
+
     def close(self) -> None:
         if self.generation is not None and self.generation.result is None:
             self.generation.abort()
         self._stack.close()
         # Metrics and the access log get this generation's tokens once (close may run twice).
         record, self._record = self._record, None
-        result = self.generation.result if self.generation is not None else None
+        result = self.result
         if record is not None and result is not None:
             record(result.prompt_tokens, result.completion_tokens,
                    result.time_to_first_token_s, time.monotonic() - self._submitted,
