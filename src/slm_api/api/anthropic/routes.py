@@ -1,122 +1,29 @@
-"""POST /v1/messages and /v1/messages/count_tokens: the Anthropic Messages API.
+"""The Anthropic Messages API, HTTP only: POST /v1/messages and /v1/messages/count_tokens.
 
-The request is translated into the shared chat path (api/core/conversation.py): system text and
-messages become chat messages, `tool_use` / `tool_result` blocks become tool calls and tool
-messages, `tools[].input_schema` the functions' parameters. Errors on these routes use
-Anthropic's envelope (api/anthropic/errors.py), streams Anthropic's named events.
+Bodies parse into protocol.py's models and serving.py runs them over the shared core. Errors on
+these routes use Anthropic's envelope (errors.py), streams Anthropic's named events.
 """
 
 from __future__ import annotations
 
-import json
-import secrets
-from collections.abc import Iterator
-from typing import Any
-
 from flask import Blueprint, Response, jsonify
 
+from slm_api.api.anthropic import serving
 from slm_api.api.anthropic.errors import anthropic_body, register
 from slm_api.api.anthropic.protocol import (
     AnthropicError,
-    AssistantMessage,
     CountTokensRequest,
     Message,
-    MessagesPrompt,
     MessagesRequest,
     MessageStreamEvent,
-    StopReason,
-    TextBlock,
-    ThinkingBlock,
     TokenCount,
-    ToolResultBlock,
-    ToolUseBlock,
-    Usage,
-    UserMessage,
 )
-from slm_api.api.core.body import completion_budget, parse_body
+from slm_api.api.core.body import parse_body
 from slm_api.api.core.contract import contract
-from slm_api.api.core.conversation import (
-    CallArguments,
-    ChatRun,
-    ReasoningPiece,
-    TextPiece,
-    Turn,
-    start_turn,
-    stream_pieces,
-)
-from slm_api.api.core.protocol import ResponseFormat
-from slm_api.api.core.run import collect, iterate
 from slm_api.api.core.sse import sse_response
-from slm_api.engine import Finished, SamplingParams
-from slm_api.prompting.chat_format import ToolCall
 
 bp = Blueprint("messages", __name__)
 register(bp.name)
-
-
-# -- request -> chat -----------------------------------------------------------------------
-
-
-def _chat_messages(req: MessagesPrompt) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    if req.system:
-        system = req.system if isinstance(req.system, str) else "\n".join(
-            b.text for b in req.system)
-        out.append({"role": "system", "content": system})
-    for msg in req.messages:
-        out.extend(_chat_message(msg))
-    return out
-
-
-def _chat_message(msg: UserMessage | AssistantMessage) -> list[dict[str, Any]]:
-    if isinstance(msg.content, str):
-        return [{"role": msg.role, "content": msg.content}]
-    texts = [{"type": "text", "text": b.text} for b in msg.content if isinstance(b, TextBlock)]
-    if msg.role == "assistant":
-        calls = [{"id": b.id, "type": "function", "function": {
-                  "name": b.name, "arguments": json.dumps(b.input, ensure_ascii=False)}}
-                 for b in msg.content if isinstance(b, ToolUseBlock)]
-        message: dict[str, Any] = {"role": "assistant", "content": texts}
-        if calls:
-            message["tool_calls"] = calls
-        return [message]
-    out: list[dict[str, Any]] = []
-    for block in msg.content:
-        if isinstance(block, ToolResultBlock):
-            text = block.text()
-            out.append({"role": "tool", "tool_call_id": block.tool_use_id,
-                        "content": f"Error: {text}" if block.is_error else text})
-    if texts or not out:
-        out.append({"role": "user", "content": texts})
-    return out
-
-
-def _tools(req: MessagesPrompt) -> tuple[list[dict[str, Any]] | None, Any]:
-    """Anthropic tools and tool_choice in OpenAI's terms (what the chat formatter takes)."""
-    tools = [
-        {"type": "function", "function": {
-            "name": t.name, "description": t.description or "", "parameters": t.input_schema}}
-        for t in req.tools or []
-    ] or None
-    choice = req.tool_choice
-    if choice is None or tools is None:
-        return tools, None  # no tools: nothing to choose from, nothing to force
-    if choice.type == "tool":
-        return tools, {"type": "function", "function": {"name": choice.name}}
-    return tools, {"auto": "auto", "any": "required", "none": "none"}[choice.type]
-
-
-def _turn(req: MessagesPrompt, sampling: SamplingParams, max_tokens: int | None = None,
-          stop: list[str] | None = None, response_format: ResponseFormat | None = None) -> Turn:
-    tools, tool_choice = _tools(req)
-    return Turn(model=req.model, messages=_chat_messages(req), sampling=sampling,
-                max_tokens=max_tokens, tools=tools, tool_choice=tool_choice, stop=stop or [],
-                response_format=response_format, thinking=req.thinking_switch,
-                thinking_budget=req.thinking.budget_tokens
-                if req.thinking and req.thinking.type == "enabled" else None)
-
-
-# -- routes --------------------------------------------------------------------------------
 
 
 @bp.post("/v1/messages")
@@ -129,132 +36,15 @@ def create_message() -> Response:
     blocks out; errors in Anthropic's envelope. With `"stream": true`, Anthropic's named
     events (`event: message_start`, ...), with no `[DONE]`."""
     req = parse_body(MessagesRequest)
-    stops = [s for s in req.stop_sequences or [] if s]
-    run = start_turn(_turn(req, req.to_sampling_params(), completion_budget(req.max_tokens),
-                           stops, req.response_format()))
-    # Thinking blocks only when the request enables them; else the thinking is dropped.
-    reply = _Reply(run, stops, show_thinking=bool(req.thinking_switch))
+    reply = serving.MessageReply(req)
     if req.stream:
         return sse_response(reply.stream(), named=True, done=False,
                             error_event=anthropic_body)
-    with run:
-        out = collect(run.generation)
-    return jsonify(reply.complete(out.text, out.finished).model_dump())
+    return jsonify(reply.complete().model_dump())
 
 
 @bp.post("/v1/messages/count_tokens")
 @contract(body=CountTokensRequest, response=TokenCount, error=AnthropicError)
 def count_tokens() -> Response:
     """The prompt tokens a /v1/messages request with this system, messages and tools would use."""
-    req = parse_body(CountTokensRequest)
-    with ChatRun(_turn(req, SamplingParams())) as run:
-        return jsonify(TokenCount(input_tokens=len(run.prompt_tokens)).model_dump())
-
-
-# -- chat -> reply -------------------------------------------------------------------------
-
-
-def _tool_use_id(call: ToolCall) -> str:
-    # Anthropic ids look like toolu_...; the id only has to round-trip through tool_result.
-    return "toolu_" + call.id.removeprefix("call_")
-
-
-def _tool_use(call: ToolCall) -> ToolUseBlock:
-    try:
-        value = json.loads(call.arguments)
-    except json.JSONDecodeError:  # cut by max_tokens: the stream sent what was written
-        value = {}
-    return ToolUseBlock(type="tool_use", id=_tool_use_id(call), name=call.name,
-                        input=value if isinstance(value, dict) else {})
-
-
-class _Reply:
-    def __init__(self, run: ChatRun, stops: list[str], show_thinking: bool = False):
-        self.id = "msg_" + secrets.token_hex(12)
-        self.run = run
-        self.model = run.model.info.id
-        self.stops = stops
-        self.show_thinking = show_thinking
-
-    def _stop(self, finished: Finished | None, called: bool) -> tuple[StopReason, str | None]:
-        # A call cut by max_tokens is no call to run: max_tokens, as chat says "length".
-        if finished is not None and finished.finish_reason == "length":
-            return "max_tokens", None
-        if called:
-            return "tool_use", None
-        matched = finished.stop_sequence if finished else None
-        if matched is not None and matched in self.stops:
-            return "stop_sequence", matched
-        return "end_turn", None
-
-    def _usage(self, finished: Finished | None) -> Usage:
-        return Usage(input_tokens=len(self.run.prompt_tokens),
-                     output_tokens=finished.completion_tokens if finished else 0)
-
-    def complete(self, text: str, finished: Finished | None) -> Message:
-        cut = finished is not None and finished.finish_reason == "length"
-        parts = self.run.parts(text, cut)
-        content, calls = parts.content, parts.calls
-        reason, matched = self._stop(finished, bool(calls))
-        if reason == "end_turn":
-            self.run.check_output(text)
-        blocks: list[ThinkingBlock | TextBlock | ToolUseBlock] = []
-        if parts.reasoning and self.show_thinking:
-            blocks.append(ThinkingBlock(type="thinking", thinking=parts.reasoning))
-        if content:
-            blocks.append(TextBlock(type="text", text=content))
-        blocks.extend(_tool_use(call) for call in calls)
-        return Message(id=self.id, model=self.model, content=blocks, stop_reason=reason,
-                       stop_sequence=matched, usage=self._usage(finished))
-
-    def stream(self) -> Iterator[dict[str, Any]]:
-        start = Message(id=self.id, model=self.model, content=[], stop_reason=None,
-                        usage=Usage(input_tokens=len(self.run.prompt_tokens), output_tokens=0))
-        yield {"type": "message_start", "message": start.model_dump()}
-        yield {"type": "ping"}
-        # Blocks follow one another: text, then each tool_use block as its call is written,
-        # its input streamed as input_json_delta fragments (what chat streams as
-        # delta.tool_calls), then text again should the model say more after its calls.
-        index, open_kind, called = -1, None, False
-        for piece in stream_pieces(self.run, iterate(self.run), thinking=self.show_thinking):
-            if isinstance(piece, ReasoningPiece):
-                if open_kind is None:  # the thinking comes first, in a block of its own
-                    index, open_kind = 0, "thinking"
-                    yield {"type": "content_block_start", "index": index, "content_block": {
-                        "type": "thinking", "thinking": "", "signature": ""}}
-                yield {"type": "content_block_delta", "index": index,
-                       "delta": {"type": "thinking_delta", "thinking": piece.text}}
-                continue
-            if isinstance(piece, CallArguments):
-                yield {"type": "content_block_delta", "index": index,
-                       "delta": {"type": "input_json_delta", "partial_json": piece.text}}
-                continue
-            if isinstance(piece, TextPiece) and open_kind == "text":
-                yield {"type": "content_block_delta", "index": index,
-                       "delta": {"type": "text_delta", "text": piece.text}}
-                continue
-            if open_kind is not None:
-                yield {"type": "content_block_stop", "index": index}
-            index += 1
-            if isinstance(piece, TextPiece):
-                open_kind = "text"
-                yield {"type": "content_block_start", "index": index,
-                       "content_block": {"type": "text", "text": ""}}
-                yield {"type": "content_block_delta", "index": index,
-                       "delta": {"type": "text_delta", "text": piece.text}}
-                continue
-            open_kind, called = "tool_use", True
-            yield {"type": "content_block_start", "index": index,
-                   "content_block": {"type": "tool_use", "id": _tool_use_id(piece.call),
-                                     "name": piece.call.name, "input": {}}}
-            if piece.arguments:
-                yield {"type": "content_block_delta", "index": index,
-                       "delta": {"type": "input_json_delta", "partial_json": piece.arguments}}
-        if open_kind is not None:
-            yield {"type": "content_block_stop", "index": index}
-        finished = self.run.generation.result if self.run.generation else None
-        reason, matched = self._stop(finished, called)
-        yield {"type": "message_delta",
-               "delta": {"stop_reason": reason, "stop_sequence": matched},
-               "usage": {"output_tokens": finished.completion_tokens if finished else 0}}
-        yield {"type": "message_stop"}
+    return jsonify(serving.count_tokens(parse_body(CountTokensRequest)).model_dump())

@@ -24,6 +24,7 @@ from slm_api.api.core.conversation import (
     stream_pieces,
 )
 from slm_api.api.core.protocol import JSONSchemaFormat, ResponseFormat
+from slm_api.api.core.reply import cut
 from slm_api.api.core.run import Run, build_request, collect, iterate
 from slm_api.api.core.structured import check_structured_output, response_format_grammar
 from slm_api.api.ollama.models import resolve
@@ -147,7 +148,7 @@ class _Clock:
 
 
 def _done_reason(finished: Finished | None) -> str:
-    return "length" if finished is not None and finished.finish_reason == "length" else "stop"
+    return "length" if cut(finished) else "stop"
 
 
 def _ollama_call(call: ToolCall, index: int) -> dict[str, Any]:
@@ -199,10 +200,10 @@ class ChatReply:
     def complete(self) -> dict[str, Any]:
         with self.run:
             out = collect(self.run.generation)
-        cut = out.finished is not None and out.finished.finish_reason == "length"
-        parts = self.run.parts(out.text, cut)
+        was_cut = cut(out.finished)
+        parts = self.run.parts(out.text, was_cut)
         calls = parts.calls
-        if not calls and not cut:
+        if not calls and not was_cut:
             self.run.check_output(out.text)
         message: dict[str, Any] = {"role": "assistant", "content": parts.content or ""}
         if parts.reasoning and self.show_thinking:
@@ -236,7 +237,7 @@ class ChatReply:
             elif isinstance(piece, CallArguments):
                 continue  # the ToolCall object gets the whole arguments by the end
         yield from self._calls(pending, index)
-        finished = self.run.generation.result if self.run.generation else None
+        finished = self.run.result
         if index + len(pending) == 0 and _done_reason(finished) == "stop":
             self.run.check_output("".join(raw))
         yield self._final(finished, {"role": "assistant", "content": ""})
@@ -334,7 +335,7 @@ class GenerateReply:
                                         else [{"content": chunk.text}])
         if splitter is not None:
             yield from self._deltas(splitter.finish())
-        finished = self.run.generation.result if self.run.generation else None
+        finished = self.run.result
         yield self._final(finished, "".join(texts), ids)
 
     def _deltas(self, deltas: list[dict[str, str]]) -> Iterator[dict[str, Any]]:

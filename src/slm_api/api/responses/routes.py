@@ -1,59 +1,30 @@
-"""POST /v1/responses, GET and DELETE /v1/responses/{id}: the OpenAI Responses API.
+"""The OpenAI Responses API, HTTP only: POST /v1/responses, GET and DELETE /v1/responses/{id}.
 
-Input items become chat messages for the shared chat path (api/core/conversation.py): `instructions`
-a system message, `function_call` items assistant tool calls, `function_call_output` items tool
-messages; `text.format` is chat's response_format. With `store` (the default) the response and
-the conversation it ended go into SQLite (api/responses/store.py), which `previous_response_id`
-continues.
+Bodies parse into protocol.py's models, serving.py runs them over the shared core and shapes
+the response object (or its named, numbered stream events); stored responses live in SQLite
+(store.py), opened when the blueprint is registered.
 """
 
 from __future__ import annotations
 
-import secrets
-import time
-from collections.abc import Iterator
 from typing import Any
 
 from flask import Blueprint, Flask, Response, g, jsonify
 
-from slm_api.api.core.body import completion_budget, parse_body
+from slm_api.api.core.body import parse_body
 from slm_api.api.core.contract import contract
-from slm_api.api.core.conversation import (
-    CallArguments,
-    ChatRun,
-    ReasoningPiece,
-    TextPiece,
-    Turn,
-    start_turn,
-    stream_pieces,
-)
-from slm_api.api.core.run import collect, iterate
 from slm_api.api.core.sse import sse_response
+from slm_api.api.responses import serving
 from slm_api.api.responses.protocol import (
     DeletedResponse,
-    FunctionCallItem,
-    FunctionCallOutputItem,
-    IncompleteDetails,
-    InputTokensDetails,
-    OutputFunctionCall,
-    OutputMessage,
-    OutputReasoning,
-    OutputText,
-    OutputTokensDetails,
-    ReasoningText,
     ResponseObject,
     ResponseRequest,
     ResponseStreamEvent,
-    ResponseUsage,
 )
-from slm_api.api.responses.store import ResponseStore, responses_store, set_responses_store
-from slm_api.engine import Finished
-from slm_api.errors import APIError, SlmError
+from slm_api.api.responses.store import ResponseStore, set_responses_store
 from slm_api.plumbing import state
-from slm_api.prompting.chat_format import ToolCall
 
 bp = Blueprint("responses", __name__)
-Output = OutputReasoning | OutputMessage | OutputFunctionCall
 
 
 @bp.record_once
@@ -67,73 +38,6 @@ def _open_store(setup: Any) -> None:
     ))
 
 
-def _store() -> ResponseStore:
-    return responses_store()
-
-
-def _not_found(response_id: str) -> APIError:
-    return APIError(404, f"Response with id '{response_id}' not found.", param="response_id",
-                    code="response_not_found")
-
-
-def _new_id(prefix: str) -> str:
-    return f"{prefix}_{secrets.token_hex(16)}"
-
-
-# -- input items -> chat messages ----------------------------------------------------------
-
-
-def _input_items(req: ResponseRequest) -> list[dict[str, Any]]:
-    """This request's input as item dicts (what a stored conversation is made of)."""
-    if isinstance(req.input, str):
-        return [{"type": "message", "role": "user", "content": req.input}]
-    return [item.model_dump(mode="json", by_alias=True, exclude_none=True) for item in req.input]
-
-
-def _text(content: Any) -> list[dict[str, str]] | str:
-    if isinstance(content, str):
-        return content
-    return [{"type": "text", "text": part["text"]} for part in content]
-
-
-def chat_messages(instructions: str | None, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Response input items as chat messages; a function_call joins the assistant message
-    before it, so a reply's text and calls stay one turn."""
-    out: list[dict[str, Any]] = []
-    if instructions:
-        out.append({"role": "system", "content": instructions})
-    for item in items:
-        kind = item.get("type", "message")
-        if kind == "message":
-            out.append({"role": item["role"], "content": _text(item["content"])})
-        elif kind == "function_call":
-            call = FunctionCallItem.model_validate(item)
-            tool_call = {"id": call.call_id, "type": "function",
-                         "function": {"name": call.name, "arguments": call.arguments}}
-            last = out[-1] if out else None
-            if last is None or last["role"] != "assistant":
-                last = {"role": "assistant", "content": ""}
-                out.append(last)
-            last.setdefault("tool_calls", []).append(tool_call)
-        elif kind == "function_call_output":
-            result = FunctionCallOutputItem.model_validate(item)
-            out.append({"role": "tool", "tool_call_id": result.call_id, "content": result.text()})
-    return out
-
-
-def _conversation(req: ResponseRequest) -> list[dict[str, Any]]:
-    items = _input_items(req)
-    if req.previous_response_id is None:
-        return items
-    stored = _store().get(g.client_id, req.previous_response_id)
-    if stored is None:
-        raise _not_found(req.previous_response_id)
-    return [*stored.conversation, *items]
-
-
-# -- routes --------------------------------------------------------------------------------
-
-
 @bp.post("/v1/responses")
 @contract(body=ResponseRequest, response=ResponseObject, stream=ResponseStreamEvent,
           named_events=True)
@@ -144,232 +48,22 @@ def create_response() -> Response:
     items out. With `store` (the default) it is kept for `previous_response_id` and GET. With
     `"stream": true`, named and numbered events (`event: response.created`, ...), no `[DONE]`."""
     req = parse_body(ResponseRequest)
-    items = _conversation(req)
-    run = start_turn(Turn(
-        model=req.model,
-        messages=chat_messages(req.instructions, items),
-        sampling=req.to_sampling_params(),
-        max_tokens=completion_budget(req.max_output_tokens, "max_output_tokens"),
-        tools=[t.to_chat() for t in req.tools or []] or None,
-        tool_choice=req.chat_tool_choice(),
-        response_format=req.response_format(),
-        reasoning_effort=req.reasoning.effort if req.reasoning else None,
-    ))
-    reply = _Reply(run, req, items, g.client_id)
+    reply = serving.ResponseReply(req, g.client_id)
     if req.stream:
         return sse_response(reply.stream(), named=True, done=False)
-    with run:
-        out = collect(run.generation)
-    return jsonify(reply.complete(out.text, out.finished))
+    return jsonify(reply.complete())
 
 
 @bp.get("/v1/responses/<response_id>")
 @contract(response=ResponseObject)
 def get_response(response_id: str) -> Response:
     """A stored response, as it was returned."""
-    stored = _store().get(g.client_id, response_id)
-    if stored is None:
-        raise _not_found(response_id)
-    return jsonify(stored.response)
+    return jsonify(serving.stored(g.client_id, response_id))
 
 
 @bp.delete("/v1/responses/<response_id>")
 @contract(response=DeletedResponse)
 def delete_response(response_id: str) -> Response:
     """Forget a stored response: it can no longer be read or continued."""
-    if not _store().delete(g.client_id, response_id):
-        raise _not_found(response_id)
+    serving.delete(g.client_id, response_id)
     return jsonify(DeletedResponse(id=response_id).model_dump())
-
-
-# -- engine output -> response -------------------------------------------------------------
-
-
-class _Reply:
-    def __init__(self, run: ChatRun, req: ResponseRequest, items: list[dict[str, Any]],
-                 owner: str):
-        self.run = run
-        self.req = req
-        self.items = items
-        self.owner = owner  # bound now: a stream ends after the request context is gone
-        self.store = _store()
-        self.object = ResponseObject(
-            id=_new_id("resp"), created_at=int(time.time()), status="in_progress",
-            model=run.model.info.id, output=[], instructions=req.instructions,
-            max_output_tokens=req.max_output_tokens,
-            previous_response_id=req.previous_response_id, store=req.store,
-            temperature=req.temperature, top_p=req.top_p,
-            text={"format": req.text.format.model_dump(by_alias=True, exclude_none=True)}
-            if req.text and req.text.format else {"format": {"type": "text"}},
-            tool_choice=req.tool_choice.model_dump() if hasattr(req.tool_choice, "model_dump")
-            else (req.tool_choice or "auto"),
-            tools=[t.model_dump(exclude_none=True) for t in req.tools or []],
-            parallel_tool_calls=req.parallel_tool_calls, metadata=req.metadata or {},
-            reasoning=req.reasoning.model_dump() if req.reasoning
-            else {"effort": None, "summary": None},
-        )
-
-    def _finish(self, output: list[Output], finished: Finished | None,
-                reasoning: str) -> dict[str, Any]:
-        """Fill in the final object, store it, and return it as JSON."""
-        obj = self.object
-        obj.output = output
-        cut = finished is not None and finished.finish_reason == "length"
-        obj.status = "incomplete" if cut else "completed"
-        obj.incomplete_details = IncompleteDetails(reason="max_output_tokens") if cut else None
-        prompt = len(self.run.prompt_tokens)
-        completion = finished.completion_tokens if finished else 0
-        obj.usage = ResponseUsage(
-            input_tokens=prompt, output_tokens=completion, total_tokens=prompt + completion,
-            input_tokens_details=InputTokensDetails(
-                cached_tokens=finished.cached_tokens if finished else 0),
-            output_tokens_details=OutputTokensDetails(
-                reasoning_tokens=min(self.run.reasoning_tokens(reasoning), completion)),
-        )
-        data = obj.model_dump(mode="json")
-        if self.req.store:
-            outputs = [item.model_dump(mode="json") for item in output]
-            self.store.put(self.owner, data, [*self.items, *outputs])
-        return data
-
-    @staticmethod
-    def _call_item(call: ToolCall) -> OutputFunctionCall:
-        return OutputFunctionCall(id=_new_id("fc"), call_id=call.id, name=call.name,
-                                  arguments=call.arguments)
-
-    def complete(self, text: str, finished: Finished | None) -> dict[str, Any]:
-        cut = finished is not None and finished.finish_reason == "length"
-        parts = self.run.parts(text, cut)
-        content, calls = parts.content, parts.calls
-        if not calls and not cut:
-            self.run.check_output(text)
-        output: list[Output] = []
-        if parts.reasoning:
-            # The thinking comes before the answer, as an item of its own.
-            output.append(OutputReasoning(
-                id=_new_id("rs"), content=[ReasoningText(text=parts.reasoning)],
-                status="incomplete" if cut and not content and not calls else "completed"))
-        if content:
-            output.append(OutputMessage(id=_new_id("msg"), content=[OutputText(text=content)],
-                                        status="incomplete" if cut else "completed"))
-        output.extend(self._call_item(call) for call in calls)
-        return self._finish(output, finished, parts.reasoning)
-
-    def stream(self) -> Iterator[dict[str, Any]]:
-        events = _Events()
-        try:
-            yield from self._stream(events)
-        except SlmError as exc:
-            yield events.next("error", code=exc.code, message=exc.message, param=exc.param)
-
-    def _stream(self, ev: _Events) -> Iterator[dict[str, Any]]:
-        snapshot = self.object.model_dump(mode="json")
-        yield ev.next("response.created", response=snapshot)
-        yield ev.next("response.in_progress", response=snapshot)
-        # Items follow one another: a message, then each function call as the model writes it,
-        # its arguments streamed as response.function_call_arguments.delta fragments (what chat
-        # streams as delta.tool_calls), then a message again should the model say more.
-        output: list[Output] = []
-        open_item: Output | None = None
-        reasoning = ""
-        for piece in stream_pieces(self.run, iterate(self.run), thinking=True):
-            if isinstance(piece, ReasoningPiece):
-                # The thinking comes first: its item opens the output.
-                reasoning += piece.text
-                if open_item is None:
-                    open_item = OutputReasoning(id=_new_id("rs"), status="in_progress",
-                                                content=[ReasoningText(text="")])
-                    output.append(open_item)
-                    yield from self._opened(ev, open_item, 0, ReasoningText(text=""))
-                assert isinstance(open_item, OutputReasoning)
-                open_item.content[0].text += piece.text
-                yield ev.next("response.reasoning_text.delta", item_id=open_item.id,
-                              output_index=0, content_index=0, delta=piece.text)
-                continue
-            if isinstance(piece, CallArguments):
-                assert isinstance(open_item, OutputFunctionCall)
-                open_item.arguments += piece.text
-                yield ev.next("response.function_call_arguments.delta", item_id=open_item.id,
-                              output_index=len(output) - 1, delta=piece.text)
-                continue
-            if isinstance(piece, TextPiece) and isinstance(open_item, OutputMessage):
-                yield from self._text_delta(ev, open_item, len(output) - 1, piece.text)
-                continue
-            if open_item is not None:
-                yield from self._close(ev, open_item, len(output) - 1, "completed")
-            if isinstance(piece, TextPiece):
-                open_item = OutputMessage(id=_new_id("msg"), status="in_progress",
-                                          content=[OutputText(text="")])
-                output.append(open_item)
-                index = len(output) - 1
-                yield from self._opened(ev, open_item, index, OutputText(text=""))
-                yield from self._text_delta(ev, open_item, index, piece.text)
-                continue
-            open_item = self._call_item(piece.call)
-            open_item.arguments, open_item.status = "", "in_progress"
-            output.append(open_item)
-            yield ev.next("response.output_item.added", output_index=len(output) - 1,
-                          item=open_item.model_dump(mode="json"))
-            if piece.arguments:
-                open_item.arguments = piece.arguments
-                yield ev.next("response.function_call_arguments.delta", item_id=open_item.id,
-                              output_index=len(output) - 1, delta=piece.arguments)
-        finished = self.run.generation.result if self.run.generation else None
-        cut = finished is not None and finished.finish_reason == "length"
-        if open_item is not None:
-            status = "incomplete" if cut and not isinstance(open_item, OutputFunctionCall) \
-                else "completed"
-            yield from self._close(ev, open_item, len(output) - 1, status)
-        final = self._finish(output, finished, reasoning)
-        kind = "response.incomplete" if cut else "response.completed"
-        yield ev.next(kind, response=final)
-
-
-    @staticmethod
-    def _text_delta(ev: _Events, message: OutputMessage, index: int, text: str
-                    ) -> Iterator[dict[str, Any]]:
-        message.content[0].text += text
-        yield ev.next("response.output_text.delta", item_id=message.id, output_index=index,
-                      content_index=0, delta=text, logprobs=[])
-
-    @staticmethod
-    def _opened(ev: _Events, item: OutputMessage | OutputReasoning, index: int,
-                part: OutputText | ReasoningText) -> Iterator[dict[str, Any]]:
-        yield ev.next("response.output_item.added", output_index=index,
-                      item={**item.model_dump(mode="json"), "content": []})
-        yield ev.next("response.content_part.added", item_id=item.id, output_index=index,
-                      content_index=0, part=part.model_dump(mode="json"))
-
-    @staticmethod
-    def _close(ev: _Events, item: Output, index: int,
-               status: str) -> Iterator[dict[str, Any]]:
-        item.status = status  # type: ignore[assignment]
-        if isinstance(item, OutputFunctionCall):
-            yield ev.next("response.function_call_arguments.done", item_id=item.id,
-                          output_index=index, name=item.name, arguments=item.arguments)
-        elif isinstance(item, OutputReasoning):
-            part = item.content[0]
-            yield ev.next("response.reasoning_text.done", item_id=item.id, output_index=index,
-                          content_index=0, text=part.text)
-            yield ev.next("response.content_part.done", item_id=item.id, output_index=index,
-                          content_index=0, part=part.model_dump(mode="json"))
-        else:
-            part = item.content[0]
-            yield ev.next("response.output_text.done", item_id=item.id, output_index=index,
-                          content_index=0, text=part.text, logprobs=[])
-            yield ev.next("response.content_part.done", item_id=item.id, output_index=index,
-                          content_index=0, part=part.model_dump(mode="json"))
-        yield ev.next("response.output_item.done", output_index=index,
-                      item=item.model_dump(mode="json"))
-
-
-class _Events:
-    """Stream events, each numbered: clients order and de-duplicate by sequence_number."""
-
-    def __init__(self) -> None:
-        self.sequence = 0
-
-    def next(self, kind: str, **fields: Any) -> dict[str, Any]:
-        event = {"type": kind, "sequence_number": self.sequence, **fields}
-        self.sequence += 1
-        return event

@@ -1,0 +1,78 @@
+"""Extraction over the shared core: the text and instructions as a chat prompt, the schema
+as a grammar (api/core/structured.py), refused up front when `max_tokens` cannot fit the
+shortest JSON that fits, and the output parsed and checked against the schema."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from slm_api.api.core.body import completion_budget
+from slm_api.api.core.reply import cut, usage
+from slm_api.api.core.run import Run, build_request, collect
+from slm_api.api.core.structured import ANY_OBJECT, parse_and_validate, schema_grammar
+from slm_api.api.extract.protocol import ExtractRequest
+from slm_api.engine import SamplingParams
+from slm_api.errors import APIError, Draining
+from slm_api.plumbing import state
+
+DEFAULT_INSTRUCTIONS = (
+    "Extract the information from the text below as JSON. Use only facts stated in the text."
+)
+
+
+def _too_small(max_tokens: int, needed: int) -> APIError:
+    # The client's budget, not a server fault: a 400 that says what would fit.
+    return APIError(
+        400, f"max_tokens is {max_tokens}, but the shortest JSON that fits this schema takes "
+        f"{needed} tokens; raise max_tokens to at least {needed}",
+        param="max_tokens", code="max_tokens_too_small",
+    )
+
+
+def extract(req: ExtractRequest, started: float) -> dict[str, Any]:
+    """The extract.result for `req`; `started` (perf_counter) is when the request came in."""
+    schema = req.schema_ if req.schema_ is not None else ANY_OBJECT
+    grammar = schema_grammar(schema)
+    max_tokens = completion_budget(req.max_tokens)
+    instructions = req.instructions or DEFAULT_INSTRUCTIONS
+    if req.schema_ is not None:
+        instructions += "\nThe JSON must fit this JSON Schema:\n" + json.dumps(schema)
+    messages = [
+        {"role": "system", "content": instructions},
+        {"role": "user", "content": req.text},
+    ]
+    sampling = SamplingParams(temperature=req.temperature, seed=req.seed, grammar=grammar)
+    with Run(req.model) as run:
+        needed = run.model.min_output_tokens(grammar)
+        if max_tokens is not None and max_tokens < needed:
+            raise _too_small(max_tokens, needed)
+        prompt = run.model.tokenize(run.model.chat.render(messages, add_generation_prompt=True),
+                                    param="text")
+        built = build_request(run.model, prompt, max_tokens, sampling, run.model.chat.stop)
+        run.submit(built)
+        out = collect(run.generation)
+        model_id = run.model.info.id
+    if cut(out.finished):
+        if out.finished.completion_tokens < built.max_tokens:
+            if state.engine().draining:  # cut by the drain deadline, not by the request's time
+                raise Draining("the server shut down before the JSON was complete; retry")
+            raise APIError(504, "the generation ran past REQUEST_TIMEOUT_S before the JSON was "
+                           "complete", code="timeout")
+        if needed > built.max_tokens:
+            raise _too_small(built.max_tokens, needed)
+        # The shortest JSON fitted, yet the model wrote on with nothing closing it
+        # (STRUCTURED_BUDGET=0): naming `needed` would point at a budget already given.
+        raise APIError(
+            400, f"the output reached max_tokens ({built.max_tokens}) before the JSON was "
+            "complete; raise max_tokens", param="max_tokens", code="output_truncated")
+    data = parse_and_validate(out.text, schema)
+    return {
+        "object": "extract.result",
+        "created": int(time.time()),
+        "model": model_id,
+        "latency_ms": round((time.perf_counter() - started) * 1000, 1),
+        "data": data,
+        "usage": usage(out.finished),
+    }
