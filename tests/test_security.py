@@ -14,7 +14,7 @@ import requests
 from support.http_server import make_settings, running_server
 
 from slm_api.app import create_app
-from slm_api.plumbing import state
+from slm_api.plumbing.ratelimit import get_rate_limits
 from slm_api.plumbing.security import generated_client_id, parse_keys
 
 CHAT = {"messages": [{"role": "user", "content": "Say hi"}], "max_tokens": 2}
@@ -78,7 +78,7 @@ def test_rate_limit_window_slides(empty_dir, monkeypatch):
     monkeypatch.setattr(limits.storage.memory, "time", types.SimpleNamespace(
         time=lambda: clock.now))
     app = create_app(make_settings(empty_dir, rate_limit_rpm=2), load_model=False)
-    rl = state.rate_limits(app)
+    rl = get_rate_limits(app)
     item, strategy = rl.limiter.limit_manager.application_limits[0].limit, rl.limiter.limiter
 
     def allowed(at: float, client: str = "c") -> bool:

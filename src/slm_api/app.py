@@ -24,7 +24,7 @@ from slm_api.config import Settings
 from slm_api.default_model import ensure_default_model, write_on_first_start
 from slm_api.engine import Engine
 from slm_api.hub import DownloadJobs
-from slm_api.plumbing import lifecycle, observability, security, state
+from slm_api.plumbing import lifecycle, observability, ratelimit, security, state
 from slm_api.web import bp as web_bp
 
 
@@ -45,6 +45,11 @@ def create_app(settings: Settings | None = None, *, load_model: bool = True) -> 
     # Request ids and the access log first: responses refused by security carry them too.
     observability.init_app(app)
     security.init_app(app)
+    # After security's hook, which names the client the limits are kept for; the store's
+    # failures are counted in the app's metrics.
+    metrics = observability.get_metrics(app)
+    ratelimit.init_app(app, settings, security.exempt(settings),
+                       registry=metrics.registry if metrics is not None else None)
     lifecycle.init_app(app)
     for bp in (health.bp, openai.models_bp, admin.bp, openai.chat_bp, openai.completions_bp,
                messages.bp, responses_api.bp, openai.embeddings_bp, extract.bp, extras.bp, docs.bp,

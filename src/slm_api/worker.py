@@ -129,7 +129,10 @@ class ProbeLaneWorker(ThreadWorker):
     # -- drain --------------------------------------------------------------------------------
 
     def handle_exit(self, sig: Any, frame: Any) -> None:
-        lifecycle = getattr(self.wsgi, "extensions", {}).get("slm_lifecycle")
+        # Imported here: the arbiter imports this module before any app (or Flask) is loaded.
+        from slm_api.plumbing.lifecycle import get_lifecycle
+
+        lifecycle = get_lifecycle(self.wsgi)
         if lifecycle is None or not self.alive:
             super().handle_exit(sig, frame)
             return

@@ -11,17 +11,20 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 from flask import Flask, request
 
 from slm_api.engine import Engine
 from slm_api.errors import Draining
+from slm_api.plumbing import state
 from slm_api.plumbing.security import METRICS_ENDPOINTS, route_policy
 
 log = logging.getLogger("slm_api.lifecycle")  # its name before the move: log filters keep working
 
 # After the drain deadline, time left for the last frames to reach slow clients.
 WRITE_GRACE_S = 5.0
+_EXTENSION = "slm_lifecycle"
 
 
 class Lifecycle:
@@ -50,10 +53,16 @@ class Lifecycle:
         return took
 
 
+def get_lifecycle(app: Any) -> Lifecycle | None:
+    """The drain of `app`: what the gunicorn worker (worker.py) calls on SIGTERM. None for a
+    WSGI app that is not one of ours (or was built without it)."""
+    return getattr(app, "extensions", {}).get(_EXTENSION)
+
+
 def init_app(app: Flask) -> None:
-    settings = app.config["SETTINGS"]
-    lifecycle = Lifecycle(app.extensions["slm_engine"], settings.drain_timeout_s)
-    app.extensions["slm_lifecycle"] = lifecycle
+    settings = state.settings(app)
+    lifecycle = app.extensions[_EXTENSION] = Lifecycle(state.engine(app),
+                                                       settings.drain_timeout_s)
 
     @app.before_request
     def _refuse_while_draining() -> None:

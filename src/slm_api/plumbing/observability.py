@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from flask import Blueprint, Flask, Response, g, has_request_context, request
+from flask import Blueprint, Flask, Response, current_app, g, has_request_context, request
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -30,6 +30,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from slm_api.api.core.contract import contract
+from slm_api.engine import Engine
 from slm_api.plumbing import state
 
 ACCESS_LOGGER = "slm_api.access"
@@ -46,12 +47,13 @@ _TTFT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60)
 _TPS_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000)
 
 bp = Blueprint("observability", __name__)
+_EXTENSION = "slm_metrics"
 
 
 class Metrics:
-    """The app's metrics; one instance per app, reached through `state.metrics()`."""
+    """The app's metrics; one instance per app, reached through `get_metrics()`."""
 
-    def __init__(self, engine: Any):
+    def __init__(self, engine: Engine):
         self.registry = CollectorRegistry()
         r = self.registry
         self.requests = Counter(
@@ -92,10 +94,16 @@ class Metrics:
         return generate_latest(self.registry)
 
 
+def get_metrics(app: Flask | None = None) -> Metrics | None:
+    """The app's metrics (`app`, or the current one); None in an app built without
+    observability (no /metrics to feed)."""
+    return (app if app is not None else current_app).extensions.get(_EXTENSION)
+
+
 class _EngineCollector(Collector):
     """Engine state, read at scrape time through the registry's read-only methods."""
 
-    def __init__(self, engine: Any):
+    def __init__(self, engine: Engine):
         self.engine = engine
 
     def collect(self) -> Iterable[Metric]:
@@ -164,14 +172,10 @@ def generation_recorder() -> GenerationRecorder:
     """`record(prompt_tokens, completion_tokens, ttft_s, duration_s, finish_reason)`, bound to
     this app and request. Take it while the request context exists: a streamed body runs after
     the context is gone, and the recorder keeps working there."""
-    metrics = state.metrics() if has_request_context() else None
+    metrics = get_metrics() if has_request_context() else None
     if metrics is None:
         return _noop_recorder
     stats: RequestStats = g.setdefault("slm_stats", RequestStats())
-    # Tokens-per-minute limits (ratelimit.py) count what a generation used, once it has ended.
-    limits = state.rate_limits()
-    charge = limits.charge_tokens if limits is not None else None
-    client = g.get("client_id")
 
     def record(
         prompt_tokens: int, completion_tokens: int, ttft_s: float | None, duration_s: float,
@@ -191,8 +195,6 @@ def generation_recorder() -> GenerationRecorder:
         stats.generations += 1
         if stats.ttft_s is None:
             stats.ttft_s = ttft_s
-        if charge is not None and client:
-            charge(client, prompt_tokens + completion_tokens)
 
     return record
 
@@ -232,15 +234,14 @@ def _access_logger() -> logging.Logger:
 @contract(content_type="text/plain")
 def metrics() -> Response:
     """Prometheus metrics."""
-    return Response(state.metrics().render(), mimetype=None,  # type: ignore[union-attr]
+    return Response(get_metrics().render(), mimetype=None,  # type: ignore[union-attr]
                     content_type=CONTENT_TYPE_LATEST)
 
 
 def init_app(app: Flask) -> None:
     """Request ids, access log and /metrics. Call before security.init_app so that responses
     refused by it still carry a request id and are counted."""
-    metrics_ = Metrics(state.engine(app))
-    state.set_metrics(app, metrics_)
+    metrics_ = app.extensions[_EXTENSION] = Metrics(state.engine(app))
     log_prompts = state.settings(app).log_prompts
     access = _access_logger()
     app.register_blueprint(bp)

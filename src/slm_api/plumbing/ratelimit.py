@@ -18,8 +18,9 @@ import logging
 import math
 import time
 from collections.abc import Callable
+from functools import partial
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, current_app, g, has_request_context, request
 from flask_limiter import Limiter, RateLimitExceeded
 from limits import RateLimitItemPerMinute
 from limits.errors import StorageError
@@ -29,11 +30,11 @@ from prometheus_client import CollectorRegistry, Counter
 from slm_api.api.core.errors import error_response
 from slm_api.config import Settings
 from slm_api.errors import APIError
-from slm_api.plumbing import state
 
 log = logging.getLogger("slm_api.ratelimit")  # its name before the move: log filters keep working
 
 KEY_PREFIX = "slm"
+_EXTENSION = "slm_rate_limits"
 # Redis answers in well under a millisecond; waiting longer than this means it is gone, and a
 # request must not hang on it.
 REDIS_TIMEOUT_S = 0.5
@@ -70,9 +71,11 @@ def _storage_options(uri: str) -> dict[str, object]:
 
 
 class RateLimits:
-    """The app's limits; `app.extensions["slm_rate_limits"]`."""
+    """The app's limits, reached through `get_rate_limits()`. `registry`: the app's metrics
+    registry, where the store's failures are counted."""
 
-    def __init__(self, app: Flask, settings: Settings, exempt: Callable[[], bool]):
+    def __init__(self, app: Flask, settings: Settings, exempt: Callable[[], bool],
+                 registry: CollectorRegistry | None = None):
         self.rpm, self.tpm = settings.rate_limit_rpm, settings.rate_limit_tpm
         self.fail_open = settings.rate_limit_fail == "open"
         self.storage_uri = settings.rate_limit_storage_uri
@@ -91,11 +94,10 @@ class RateLimits:
         self.limiter.init_app(app)
         self.tokens = FixedWindowRateLimiter(self.limiter.storage)
         self.tokens_item = RateLimitItemPerMinute(max(self.tpm, 1))
-        metrics = state.metrics(app)
         self.storage_errors = Counter(
             "slm_rate_limit_storage_errors",
             "Rate-limit store calls that failed (requests passed or got 503 per RATE_LIMIT_FAIL)",
-            registry=metrics.registry if metrics is not None else CollectorRegistry(),
+            registry=registry if registry is not None else CollectorRegistry(),
         )
         self._last_log = 0.0
 
@@ -183,12 +185,31 @@ class RateLimits:
         return headers
 
 
-def init_app(app: Flask, settings: Settings, exempt: Callable[[], bool]) -> RateLimits | None:
+def get_rate_limits(app: Flask | None = None) -> RateLimits | None:
+    """The app's limits (`app`, or the current one); None when RATE_LIMIT_RPM and
+    RATE_LIMIT_TPM are both off."""
+    return (app if app is not None else current_app).extensions.get(_EXTENSION)
+
+
+def token_charger() -> Callable[[int], None] | None:
+    """`charge(tokens)`: count a generation's tokens against this request's client once it
+    has ended. Take it while the request context exists (a streamed body ends after it is
+    gone); None when no token limit applies to this request."""
+    if not has_request_context():
+        return None
+    limits = get_rate_limits()
+    client = g.get("client_id")
+    if limits is None or not client:
+        return None
+    return partial(limits.charge_tokens, client)
+
+
+def init_app(app: Flask, settings: Settings, exempt: Callable[[], bool],
+             registry: CollectorRegistry | None = None) -> RateLimits | None:
     """Install the limits (after security's hook, which names the client). None when off."""
     if not (settings.rate_limit_rpm or settings.rate_limit_tpm):
         return None
-    limits = RateLimits(app, settings, exempt)
-    state.set_rate_limits(app, limits)
+    limits = app.extensions[_EXTENSION] = RateLimits(app, settings, exempt, registry)
 
     @app.before_request
     def _after_request_limit() -> None:

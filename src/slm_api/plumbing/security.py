@@ -1,4 +1,5 @@
-"""Who may call what: API keys, admin routes, allowed Host names, per-client rate limits, CORS.
+"""Who may call what: API keys, admin routes, allowed Host names, CORS. (The per-client rate
+limits are ratelimit.py's; `exempt` tells them which requests are never counted.)
 
 Every route falls in one of three classes, decided by `route_policy(endpoint)`:
 - "open":  /health, /ready and /metrics (unless PROTECT_METRICS=1), the API docs, CORS preflights.
@@ -12,16 +13,17 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from flask import Flask, g, request
+from flask import Flask, current_app, g, request
 from flask_cors import CORS
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from slm_api.config import Settings
 from slm_api.errors import APIError
-from slm_api.plumbing import ratelimit, state
+from slm_api.plumbing import state
 from slm_api.plumbing.hosts import HostAllowlist
 
 ADMIN_BLUEPRINTS = frozenset({"admin"})
@@ -31,6 +33,7 @@ OPEN_BLUEPRINTS = frozenset({"docs", "web"})  # the pages; the API calls they ma
 METRICS_ENDPOINTS = frozenset({"health.health", "health.ready", "observability.metrics"})
 # Headers a reverse proxy adds: a loopback connection carrying one was relayed for someone else.
 FORWARDING_HEADERS = ("X-Forwarded-For", "Forwarded", "X-Real-IP")
+_EXTENSION = "slm_keys"
 
 
 def _digest(key: str) -> bytes:
@@ -203,12 +206,27 @@ def _authorize_admin(keys: KeyRing, token: str | None, settings: Settings) -> No
         )
 
 
+def get_keys(app: Flask | None = None) -> KeyRing | None:
+    """The app's keys (`app`, or the current one); None in an app built without security."""
+    return (app if app is not None else current_app).extensions.get(_EXTENSION)
+
+
+def exempt(settings: Settings) -> Callable[[], bool]:
+    """Whether the current request is never counted against anyone (ratelimit.py's filter):
+    CORS preflights and open routes (health, docs)."""
+
+    def _exempt() -> bool:
+        return request.method == "OPTIONS" or route_policy(request.endpoint, settings) == "open"
+
+    return _exempt
+
+
 def init_app(app: Flask) -> None:
-    """Install key checks, admin checks, Host checks, rate limits and CORS on `app`."""
+    """Install key checks, admin checks, Host checks and CORS on `app`. The rate limits go in
+    after this (create_app): the hook installed here names the client they are kept for."""
     settings = state.settings(app)
-    keys = KeyRing.from_settings(settings)
+    keys = app.extensions[_EXTENSION] = KeyRing.from_settings(settings)
     hosts = HostAllowlist(settings.allowed_hosts, settings.host)
-    state.set_keys(app, keys)
     if settings.trusted_proxy_hops > 0:
         # Only then is X-Forwarded-For believed: a client could otherwise claim to be loopback.
         hops = settings.trusted_proxy_hops
@@ -219,13 +237,6 @@ def init_app(app: Flask) -> None:
         _authorize(keys, hosts, settings)
         # After the key check: an anonymous client cannot make the server read its body.
         check_body_size(settings.max_request_bytes)
-
-    def _exempt() -> bool:
-        # Preflights and open routes (health, docs) are never counted against anyone.
-        return request.method == "OPTIONS" or route_policy(request.endpoint, settings) == "open"
-
-    # Registered after `_security`, whose hook names the client the limits are kept for.
-    ratelimit.init_app(app, settings, _exempt)
 
     if settings.cors_origins:
         CORS(

@@ -17,9 +17,9 @@ from pydantic import BaseModel
 
 from slm_api.api.admin import openapi
 from slm_api.api.core.contract import contract
-from slm_api.plumbing import state
 
 bp = Blueprint("docs", __name__)
+_EXTENSION = "slm_openapi"
 
 SWAGGER_DIR = Path(flask_swagger_ui.__file__).resolve().parent / "dist"
 REDOC_DIR = Path(__file__).resolve().parents[2] / "static" / "redoc"
@@ -36,12 +36,20 @@ def build_spec(app: Flask) -> dict[str, Any]:
     return openapi.build_spec(app, REQUEST_BODIES)
 
 
+def openapi_spec(app: Flask) -> dict[str, Any]:
+    """The document, built once per app: routes are fixed once serving starts."""
+    spec = app.extensions.get(_EXTENSION)
+    if spec is None:
+        spec = app.extensions[_EXTENSION] = build_spec(app)
+    return spec
+
+
 @bp.get("/openapi.json", endpoint="openapi")
 @contract()
 def openapi_json() -> Response:
     """This document: OpenAPI 3.1, built from the routes the server serves."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    return jsonify(state.openapi_spec(app, build_spec))
+    return jsonify(openapi_spec(app))
 
 
 _SWAGGER_PAGE = """<!doctype html>

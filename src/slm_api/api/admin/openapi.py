@@ -23,7 +23,7 @@ from werkzeug.routing import Rule
 from slm_api.api.core.contract import Contract, contract_of
 from slm_api.api.core.protocol import ErrorEnvelope
 from slm_api.plumbing import state
-from slm_api.plumbing.security import route_policy
+from slm_api.plumbing.security import get_keys, route_policy
 
 METHODS = ("get", "post", "put", "patch", "delete")
 _ARG = re.compile(r"<(?:[a-zA-Z_]+(?:\([^)]*\))?:)?([a-zA-Z_][a-zA-Z0-9_]*)>")
@@ -79,8 +79,8 @@ def _contracts(app: Flask, fallback: Mapping[str, type[BaseModel]]) -> dict[str,
 
 def _security(app: Flask, endpoint: str) -> tuple[list[dict] | None, str]:
     """The operation's `security` (None: leave the document's default, none) and a sentence."""
-    keys = state.keys(app)
-    policy = route_policy(endpoint, app.config["SETTINGS"])
+    keys = get_keys(app)
+    policy = route_policy(endpoint, state.settings(app))
     if policy == "open":
         return ([] if keys and keys.enabled else None), ""
     if policy == "admin":

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +20,7 @@ from slm_api.engine import (
 from slm_api.engine.llama_model import LoadedModel
 from slm_api.plumbing import state
 from slm_api.plumbing.observability import GenerationRecorder, generation_recorder
+from slm_api.plumbing.ratelimit import token_charger
 
 
 def build_request(
@@ -49,8 +50,10 @@ class Run:
         self._stack = ExitStack()
         self.model: LoadedModel = self._stack.enter_context(state.engine().use(model_id, options))
         self.generation: Generation | Choices | None = None
-        # Bound now: a streamed body finishes after the request context is gone.
+        # Bound now: a streamed body finishes after the request context is gone. Closing
+        # records the generation (metrics, access log) and charges its tokens to the client.
         self._record: GenerationRecorder | None = generation_recorder()
+        self._charge: Callable[[int], None] | None = token_charger()
         self._submitted = time.monotonic()
 
     def submit(self, req: GenerationRequest) -> Generation:
@@ -74,13 +77,17 @@ class Run:
         if self.generation is not None and self.generation.result is None:
             self.generation.abort()
         self._stack.close()
-        # Metrics and the access log get this generation's tokens once (close may run twice).
+        # Metrics and the access log get this generation's tokens once (close may run twice),
+        # and so does the client's tokens-per-minute budget.
         record, self._record = self._record, None
+        charge, self._charge = self._charge, None
         result = self.result
         if record is not None and result is not None:
             record(result.prompt_tokens, result.completion_tokens,
                    result.time_to_first_token_s, time.monotonic() - self._submitted,
                    result.finish_reason)
+        if charge is not None and result is not None:
+            charge(result.prompt_tokens + result.completion_tokens)
 
     def __enter__(self) -> Run:
         return self
