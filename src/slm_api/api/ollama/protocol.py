@@ -1,7 +1,8 @@
 """Ollama's request and reply bodies, with its field names (docs/api.md in ollama/ollama, and
 what the `ollama` Python SDK sends and parses).
 
-Unknown fields are ignored, as Ollama does. Durations in replies are nanoseconds.
+Requests are on the core's RequestBody: strict ("5" is not 5, as Ollama's Go decoder), unknown
+fields ignored, as Ollama does. Durations in replies are nanoseconds.
 """
 
 from __future__ import annotations
@@ -21,12 +22,7 @@ Format = Literal["", "json"] | dict[str, Any] | None
 KeepAlive = int | float | str | None
 
 
-class _Body(RequestBody):
-    # strict (from RequestBody): "5" is not 5, as Ollama's Go decoder; unknown fields ignored.
-    pass
-
-
-class Options(_Body):
+class Options(RequestBody):
     """The Modelfile parameters a request may set. Those this engine has no sampler for
     (repeat_last_n, num_keep, mirostat, typical_p, tfs_z, penalize_newline, numa, ...) are
     accepted and ignored, as Ollama ignores what its runner lacks."""
@@ -78,7 +74,7 @@ class Options(_Body):
         return LoadModelConfigs(**given) if given else None
 
 
-class _ModelRequest(_Body):
+class _ModelRequest(RequestBody):
     model: str = Field(min_length=1, max_length=512)
 
     @model_validator(mode="before")
@@ -118,18 +114,18 @@ class GeneratingBody(KeepAliveBody):
         return self.options or Options()
 
 
-class ToolCallFunction(_Body):
+class ToolCallFunction(RequestBody):
     name: str = Field(min_length=1)
     arguments: dict[str, Any] = Field(default_factory=dict)
     index: int | None = None
 
 
-class ToolCall(_Body):
+class ToolCall(RequestBody):
     id: str | None = None
     function: ToolCallFunction
 
 
-class Message(_Body):
+class Message(RequestBody):
     role: Literal["system", "user", "assistant", "tool"]
     content: str | None = None
     thinking: str | None = None
@@ -139,13 +135,13 @@ class Message(_Body):
     tool_call_id: str | None = None
 
 
-class ToolFunction(_Body):
+class ToolFunction(RequestBody):
     name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
     description: str | None = None
     parameters: dict[str, Any] | None = None
 
 
-class Tool(_Body):
+class Tool(RequestBody):
     type: Literal["function"] = "function"
     function: ToolFunction
 
@@ -194,7 +190,7 @@ class DeleteRequest(_ModelRequest):
     pass
 
 
-class CopyRequest(_Body):
+class CopyRequest(RequestBody):
     source: str = Field(min_length=1, max_length=512)
     destination: str = Field(min_length=1, max_length=512)
 

@@ -4,19 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-NonEmptyText = Annotated[str, Field(min_length=1)]
+from slm_api.api.core.protocol import NonEmptyText, ReplyBody, RequestBody
+
 MAX_DOCUMENTS = 1000
 
 
-class RerankDocumentIn(BaseModel):
-    model_config = ConfigDict(extra="ignore", strict=True)
+class RerankDocumentIn(RequestBody):
     text: NonEmptyText
 
 
-class RerankRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore", strict=True)
+class RerankRequest(RequestBody):
     model: str | None = Field(None, description="a reranker (rank pooling); none: the first one")
     query: NonEmptyText
     documents: Annotated[list[NonEmptyText | RerankDocumentIn],
@@ -28,26 +27,22 @@ class RerankRequest(BaseModel):
         return [d if isinstance(d, str) else d.text for d in self.documents]
 
 
-class _Out(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-
-class RerankDocumentOut(_Out):
+class RerankDocumentOut(ReplyBody):
     text: str
 
 
-class RerankResult(_Out):
+class RerankResult(ReplyBody):
     index: int = Field(description="the document's position in `documents`")
     relevance_score: float = Field(description="the model's score (a logit: higher is closer)")
     document: RerankDocumentOut | None = None
 
 
-class RerankUsage(_Out):
+class RerankUsage(ReplyBody):
     prompt_tokens: int
     total_tokens: int
 
 
-class RerankResponse(_Out):
+class RerankResponse(ReplyBody):
     model: str
     results: list[RerankResult]
     usage: RerankUsage
