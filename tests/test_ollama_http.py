@@ -127,6 +127,21 @@ def test_idle_models_unload_after_keep_alive_whichever_api_loaded_them(short_kee
     assert f"{minilm}:latest" in names
 
 
+def test_a_keep_alive_longer_than_the_clock_can_wait_still_lets_models_unload(short_keep_alive):
+    url, minilm = short_keep_alive, Path(MINILM_MODEL_FILE).stem
+    for keep_alive in (1e300, "1s"):
+        r = requests.post(f"{url}/api/embed", json={"model": minilm, "input": "hi",
+                                                    "keep_alive": keep_alive}, timeout=60)
+        assert r.status_code == 200
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        names = {m["model"] for m in requests.get(f"{url}/api/ps", timeout=30).json()["models"]}
+        if f"{minilm}:latest" not in names:
+            break
+        time.sleep(0.5)
+    assert names == {f"{MODEL}:latest"}
+
+
 def test_keys_guard_the_ollama_routes_too(models_dir: Path):
     import ollama
 

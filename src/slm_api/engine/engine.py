@@ -22,6 +22,7 @@ from slm_api.engine.types import LoadOptions, ModelInfo
 from slm_api.errors import EngineError, InvalidRequest, ModelNotFound, NoModelLoaded
 
 log = logging.getLogger(__name__)
+_REAP_WAIT_MAX_S = 3600.0
 
 
 def _is_file(path: Path) -> bool:
@@ -335,7 +336,11 @@ class Engine:
         with self._lock:
             while not self._closed:
                 deadline = self._unload_expired(time.monotonic())
-                self._wake.wait(None if deadline is None else deadline - time.monotonic())
+                # At most an hour a wait: a keep_alive of 1e300 s is a valid request, and a
+                # wait that long overflows the clock (OverflowError would end this thread, and
+                # with it every later unload).
+                self._wake.wait(None if deadline is None
+                                else min(deadline - time.monotonic(), _REAP_WAIT_MAX_S))
 
     def close(self) -> None:
         with self._lock:
