@@ -54,11 +54,11 @@ system-deps:
 	@bash scripts/system-deps.sh || { [ "$${CI:-}" != true ] && \
 		echo "system-deps: carrying on; the tests that need the missing parts will skip" >&2; }
 
-# The npm SDKs tests/test_node_sdks.py drives (versions pinned by the lock file).
+# The npm SDKs tests/clients/test_node_sdks.py drives (versions pinned by the lock file).
 # npm ci again only when the lock file is newer than the last install.
 NODE_STAMP := tests/node/node_modules/.package-lock.json
 node-deps: system-deps
-	@if ! command -v npm >/dev/null; then echo "node-deps: no npm (tests/test_node_sdks.py skips)" >&2; \
+	@if ! command -v npm >/dev/null; then echo "node-deps: no npm (tests/clients/test_node_sdks.py skips)" >&2; \
 	elif [ ! $(NODE_STAMP) -nt tests/node/package-lock.json ]; then \
 		cd tests/node && npm ci --no-audit --no-fund; fi
 
@@ -73,7 +73,7 @@ test-fast: install-dev
 # Three replicas behind nginx with a shared Redis, on loopback (a few minutes; see docs/scaling.md).
 # SLM_TEST_SCALE=1 asks for the cluster: without nginx or Redis its tests fail, never all skip.
 test-scale: install-dev system-deps
-	SLM_TEST_SCALE=1 $(BIN)/python -m pytest -q tests/test_scale.py
+	SLM_TEST_SCALE=1 $(BIN)/python -m pytest -q tests/deploy/test_scale.py
 
 lint: install-dev
 	$(BIN)/ruff check src tests bench

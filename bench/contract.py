@@ -5,7 +5,7 @@
 
 Starts `slm-api serve` (gunicorn, the production worker) with MAX_TOKENS_CAP=16 so generated
 requests stay short, and prints schemathesis' summary; exit status 0 when it found nothing.
-tests/test_contract.py runs a bounded pass of the same in `make test`.
+tests/core/test_contract.py runs a bounded pass of the same in `make test`.
 """
 
 from __future__ import annotations

@@ -12,8 +12,8 @@ export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 NEEDED=(
   redis-server:redis-server
   nginx:nginx
-  chromium:chromium  # tests/test_web_page.py drives the page at / with playwright
-  node:nodejs  # tests/test_node_sdks.py: the npm SDKs under Debian's Node
+  chromium:chromium  # tests/admin/test_web_page.py drives the page at / with playwright
+  node:nodejs  # tests/clients/test_node_sdks.py: the npm SDKs under Debian's Node
   npm:npm
 )
 

@@ -5,7 +5,7 @@ optionally rerank with /v1/rerank, then answer with the chat model from the best
     pip install langchain-openai
     python docs/examples/rag_langchain.py http://127.0.0.1:8000 "Where is the Eiffel Tower?"
 
-Run by tests/test_rag_example.py.
+Run by tests/clients/test_rag_example.py.
 """
 
 from __future__ import annotations

@@ -35,6 +35,10 @@ from slm_api.errors import APIError
 # The request line of a probe; the lane never serves anything else.
 _PROBE = re.compile(rb"^GET /(?:health|ready|metrics)(?:[ ?]|$)")
 LANE_THREADS = 4
+# What _peek says of a connection: the client closed it, or its head cannot be seen (the main
+# pool takes those, as plain gthread would).
+_CLOSED = b""
+_UNSEEN = b"?"
 # A refused request's body is read (so the reply is not lost to a TCP reset) only this far.
 _MAX_DRAIN_BYTES = 1 << 20
 
@@ -74,7 +78,9 @@ class ProbeLaneWorker(ThreadWorker):
         if head is None:  # nothing to read yet: wait on the poller, not in a thread
             self._wait_readable(conn)
             return
-        if _PROBE.match(head):
+        if head == _CLOSED or _PROBE.match(head):
+            # A keep-alive connection the client closed needs no request thread: counting it
+            # would refuse a real request that arrives in the instant before it is reaped.
             self._submit(self.lane, self.handle, conn, counted=False)
         elif self.busy >= self.cfg.threads:
             self._submit(self.lane, self._refuse, conn, counted=False)
@@ -83,15 +89,15 @@ class ProbeLaneWorker(ThreadWorker):
 
     def _peek(self, conn: Any) -> bytes | None:
         if self.cfg.is_ssl:
-            return b""  # encrypted bytes say nothing: such a server has no lane
+            return _UNSEEN  # encrypted bytes say nothing: such a server has no lane
         if conn.parser is not None and conn.parser.unreader.buf.getvalue():
-            return b""  # the next request is already read into the parser's buffer
+            return _UNSEEN  # the next request is already read into the parser's buffer
         try:
-            return conn.sock.recv(32, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+            return conn.sock.recv(32, socket.MSG_PEEK | socket.MSG_DONTWAIT)  # b"" at EOF
         except BlockingIOError:
             return None
         except OSError:
-            return b""  # let the main path meet the error and close the connection
+            return _UNSEEN  # let the main path meet the error and close the connection
 
     def _wait_readable(self, conn: Any) -> None:
         conn.sock.setblocking(False)

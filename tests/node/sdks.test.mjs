@@ -1,6 +1,6 @@
 // The npm SDKs, unchanged, against a running slm-api (SLM_URL, e.g. http://127.0.0.1:8000):
 // the official `openai` and `@anthropic-ai/sdk`, and the Vercel AI SDK's OpenAI-compatible
-// provider. Run by tests/test_node_sdks.py with `node --test`; every case names what it checks.
+// provider. Run by tests/clients/test_node_sdks.py with `node --test`; every case names what it checks.
 import assert from "node:assert/strict";
 import { suite, test } from "node:test";
 

@@ -1,6 +1,6 @@
 """Replicas behind the checked-in nginx config, sharing a real Redis, all on loopback.
 
-Used by `make test-scale` (tests/test_scale.py) and bench/scale.py. Each replica is
+Used by `make test-scale` (tests/deploy/test_scale.py) and bench/scale.py. Each replica is
 `python -m slm_api serve` (a gunicorn master and its one worker) in its own process group, so a
 SIGKILL takes the whole replica down as a crash would.
 """

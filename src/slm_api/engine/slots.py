@@ -1,5 +1,6 @@
 """The scheduler's choices, as pure functions: which sequence a new request takes, and how much
-of a cached prefix it keeps. No llama.cpp here; tests/test_slots.py checks them without a model.
+of a cached prefix it keeps. No llama.cpp here; tests/engine/test_slots.py checks them without a
+model.
 """
 
 from __future__ import annotations

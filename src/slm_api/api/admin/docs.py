@@ -25,7 +25,7 @@ SWAGGER_DIR = Path(flask_swagger_ui.__file__).resolve().parent / "dist"
 REDOC_DIR = Path(__file__).resolve().parents[2] / "static" / "redoc"
 
 # Endpoint -> request model, for views that declare no @contract(body=...) (a route added in a
-# hurry). tests/test_docs.py fails for a body route documented by neither.
+# hurry). tests/admin/test_docs.py fails for a body route documented by neither.
 REQUEST_BODIES: dict[str, type[BaseModel]] = {}
 _ASSET_TYPES = ("text/css", "text/javascript", "application/javascript", "application/json",
                 "image/png", "text/html", "application/octet-stream")

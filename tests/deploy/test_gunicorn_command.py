@@ -12,8 +12,8 @@ from collections import Counter
 from pathlib import Path
 
 import requests
+from support.streams import CHAT, Stream
 from test_deploy import REPO, free_port
-from test_serving import CHAT, Stream
 
 GUNICORN = str(Path(sys.executable).with_name("gunicorn"))
 

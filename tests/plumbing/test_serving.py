@@ -5,64 +5,16 @@ from __future__ import annotations
 
 import json
 import signal
-import threading
 import time
 from collections import Counter
 from pathlib import Path
 
 import requests
 from support.http_server import gunicorn_server
+from support.streams import CHAT, Stream
 
 # A base-model continuation that goes on far past the few seconds a test holds it.
 COUNTING = {"prompt": "1, 2, 3, 4, 5,", "temperature": 0, "stream": True}
-# A chat stream sends its first event (the role) before its first token: a waiting one is
-# visibly answered (status 200) while it waits for a slot.
-CHAT = {"messages": [{"role": "user", "content": "Count from 1 to 1000."}], "stream": True}
-
-
-class Stream:
-    """A streaming request read on its own thread; keeps the status, headers and SSE data."""
-
-    def __init__(self, url: str, path: str, body: dict):
-        self.status: int | None = None
-        self.headers: dict[str, str] = {}
-        self.events: list[str] = []
-        self.first_token = threading.Event()
-        self.answered = threading.Event()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(url + path, body), daemon=True)
-        self._thread.start()
-
-    def _run(self, url: str, body: dict) -> None:
-        try:
-            with requests.post(url, json=body, stream=True, timeout=120) as r:
-                self.status, self.headers = r.status_code, dict(r.headers)
-                self.answered.set()
-                if r.status_code != 200:
-                    self.events.append(r.text)
-                    return
-                for line in r.iter_lines(decode_unicode=True):
-                    if line.startswith("data: "):
-                        self.events.append(line[6:])
-                        if len(self.events) >= 2:
-                            self.first_token.set()
-                    if self._stop.is_set():
-                        return
-        finally:
-            self.answered.set()
-
-    def close(self) -> None:
-        self._stop.set()
-
-    def join(self, timeout: float) -> None:
-        self._thread.join(timeout)
-
-    def last_finish_reason(self) -> str | None:
-        for data in reversed(self.events):
-            if data != "[DONE]":
-                choices = json.loads(data).get("choices") or [{}]
-                return choices[0].get("finish_reason")
-        return None
 
 
 def test_probes_answer_while_streams_hold_every_thread(models_dir: Path):

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from support.http_server import make_settings, running_server
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 MAX_SECONDS = 120
 
 

@@ -18,7 +18,7 @@ import requests
 import yaml
 from support.parts import need
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 README = (REPO / "README.md").read_text()
 START = ["slm-api", "serve"]  # the one way the server starts
 

@@ -16,7 +16,7 @@ from support.parts import need
 from slm_api.app import create_app
 from slm_api.config import Settings
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "deploy" / "k8s"
 SETTINGS = {f.name.upper() for f in fields(Settings)}
 

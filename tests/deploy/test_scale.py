@@ -21,6 +21,7 @@ import pytest
 import requests
 from support.cluster import Cluster
 from support.http_server import model_folder
+from support.streams import NO_END
 
 pytestmark = pytest.mark.skipif(
     os.environ.get("SLM_TEST_SCALE") != "1",
@@ -49,12 +50,15 @@ def cluster(folder: Path, tmp_path_factory: pytest.TempPathFactory):
 
 
 def _chat(url: str, key: str, *, stream: bool = False, max_tokens: int = 8,
-          request_id: str | None = None, session: str | None = None) -> requests.Response:
+          request_id: str | None = None, session: str | None = None,
+          to_the_end: bool = False) -> requests.Response:
     headers = {"Authorization": f"Bearer {key}", "X-Request-ID": request_id or uuid.uuid4().hex}
     if session:
         headers["X-Session-ID"] = session
     body = {"messages": [{"role": "user", "content": "Name a colour."}],
             "max_tokens": max_tokens, "stream": stream}
+    if to_the_end:  # every one of max_tokens generated
+        body["logit_bias"] = NO_END
     return requests.post(f"{url}/v1/chat/completions", json=body, headers=headers, timeout=120,
                          stream=stream)
 
@@ -158,7 +162,7 @@ def test_client_address_reaches_the_replicas(cluster):
 def test_streams_arrive_unbuffered(cluster):
     def frame_times(url: str) -> list[float]:
         started = time.monotonic()
-        r = _chat(url, "k-stream", stream=True, max_tokens=24)
+        r = _chat(url, "k-stream", stream=True, max_tokens=24, to_the_end=True)
         assert r.status_code == 200
         times = [time.monotonic() - started for line in r.iter_lines() if line]
         return times

@@ -20,7 +20,7 @@ from slm_api.default_model import MINILM_WHEEL, SMOLLM2_WHEEL
 
 pytestmark = pytest.mark.fast
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 COMPILERS = re.compile(r"\b(build-essential|gcc|g\+\+|clang|cmake|make|ninja-build)\b")
 
 

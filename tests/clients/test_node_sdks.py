@@ -19,7 +19,7 @@ from support.http_server import make_settings, running_server
 
 from slm_api.config import MINILM_MODEL_FILE
 
-NODE_DIR = Path(__file__).with_name("node")
+NODE_DIR = Path(__file__).resolve().parents[1] / "node"
 
 
 @pytest.fixture(scope="module")
