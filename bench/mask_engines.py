@@ -1,12 +1,13 @@
-"""Token-mask cost: llama.cpp's GBNF sampler (what slm-api runs) against llguidance (PyPI).
+"""Token-mask cost: llguidance (what slm-api runs) against llama.cpp's GBNF sampler (its fallback).
 
-For each schema of tests/support/grammar_cases.py and each of its valid texts, the text is tokenized
-with the default model's vocabulary and walked token by token; at every step each engine
-computes the set of allowed tokens over the whole vocabulary (llama.cpp: its grammar sampler
-applied to all 262k candidates, which is what the server does when the sampled token is
-refused; llguidance: compute_bitmask) and then accepts the token. Reported: grammars each
-engine takes (ours GBNF as is; for llguidance the same GBNF through its gbnf_to_lark, and the
-JSON Schema directly), texts it walks to the end, and the mean / p99 time per mask.
+For each schema of tests/support/grammar_cases.py and each of its valid texts, the text is
+tokenized with Gemma 3's 262k-token vocabulary and walked token by token; at every step each
+engine computes the set of allowed tokens over the whole vocabulary (llama.cpp: its grammar
+sampler applied to every candidate, which is what the fallback does when the sampled token is
+refused; llguidance: compute_bitmask) and then accepts the token. Reported: grammars each engine
+takes (ours GBNF as is; for llguidance the same GBNF as the server hands it over,
+engine/masks.py's lark_safe then its gbnf_to_lark, and the JSON Schema directly), texts it walks
+to the end, and the mean / p99 time per mask.
 
 xgrammar is not measured: its wheel requires torch, transformers and triton (gigabytes for a
 CPU server), which rules it out on simplicity before speed.
@@ -20,6 +21,7 @@ import argparse
 import ctypes
 import json
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -95,7 +97,7 @@ def main() -> None:
     import llguidance
     from llguidance.gbnf_to_lark import gbnf_to_lark
 
-    from slm_api.engine.masks import _tokenizer
+    from slm_api.engine.masks import _tokenizer, lark_safe
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--limit", type=int, default=len(CASES))
@@ -108,7 +110,7 @@ def main() -> None:
     n_vocab = llama_cpp.llama_vocab_n_tokens(vocab)
     t = time.perf_counter()
     tokenizer = _tokenizer(vocab, [llama_cpp.llama_vocab_eos(vocab),
-                                   llama_cpp.llama_vocab_eot(vocab)])
+                                   llama_cpp.llama_vocab_eot(vocab)], threading.Event())
     tok_s = time.perf_counter() - t
     engines: dict[str, dict] = {k: {"grammars": 0, "texts": 0, "times": []}
                                 for k in ("gbnf", "llg-gbnf", "llg-schema")}
@@ -117,7 +119,8 @@ def main() -> None:
         gbnf = schema_to_gbnf(case.schema)
         grammars = {"gbnf": gbnf}
         try:
-            grammars["llg-gbnf"] = llguidance.LLMatcher.grammar_from_lark(gbnf_to_lark(gbnf))
+            lark = gbnf_to_lark(lark_safe(gbnf))
+            grammars["llg-gbnf"] = llguidance.LLMatcher.grammar_from_lark(lark)
         except Exception:  # a conversion it cannot do counts as not taken
             pass
         grammars["llg-schema"] = llguidance.LLMatcher.grammar_from_json_schema(

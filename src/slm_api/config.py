@@ -86,7 +86,7 @@ class Settings:
     # Constrained output closes within max_tokens (and loops are steered to the close).
     structured_budget: bool = True
     # Tokens the grammar forces (keys, punctuation, the rest of an enum value) are appended
-    # without sampling and decoded together with the next step (needs GRAMMAR_ENGINE=llguidance).
+    # without sampling and decoded together with the next step (llguidance's masks only).
     structured_fast_forward: bool = True
     # Prompt-lookup speculation: up to this many tokens guessed from the prompt (where the
     # output's last tokens occur in it) are decoded with each sampled token and kept where the
@@ -95,8 +95,6 @@ class Settings:
     # (docs/structured-output.md); where decoding is memory-bound (GPU, larger models), a
     # guess costs next to nothing.
     lookup_draft_max: int = 0
-    # Who computes grammar token masks: llguidance (fast) or llama (llama.cpp's GBNF sampler).
-    grammar_engine: str = "llguidance"
     # SIGTERM: running generations get this long to finish before they end as "length".
     drain_timeout_s: float = 30.0
     # gunicorn request threads; 0: N_PARALLEL + MAX_QUEUE + 32, so the engine's queue limit
@@ -172,7 +170,6 @@ class Settings:
             "MAX_LOADED_EMBEDDING_MODELS": self.max_loaded_embedding_models >= 1,
             "PORT": 0 <= self.port <= 65535,
             "PROMPT_CACHE": self.prompt_cache in {"ram", "disk", "off"},
-            "GRAMMAR_ENGINE": self.grammar_engine in {"llguidance", "llama"},
             "REASONING_FORMAT": self.reasoning_format in REASONING_FORMATS,
             "MAX_QUEUE": self.max_queue >= 0,
             "TRUSTED_PROXY_HOPS": self.trusted_proxy_hops >= 0,

@@ -128,28 +128,26 @@ def test_tool_without_parameters_gets_empty_arguments(client, choice):
 
 
 def test_mask_engines_agree_on_greedy_output(client, monkeypatch):
-    # llguidance's masks, llama.cpp's grammar on a 512-token shortlist, and llama.cpp's grammar
-    # over the whole vocabulary must all make the same greedy picks.
-    from slm_api.engine import masks, sampling
+    # llguidance's masks and llama.cpp's grammar sampler (the fallback while llguidance's
+    # tokenizer is built) must make the same greedy picks.
+    from slm_api.engine import constraint, masks
 
     kwargs = dict(model=MODEL, messages=LONG, response_format=Person, temperature=0,
                   max_tokens=16)
     built = []
-    matcher = masks.MaskTokenizer.matcher
+    backend = constraint.GrammarBackend.constraint
 
-    def ready_matcher(self, gbnf):
-        self.wait(300)
-        built.append(matcher(self, gbnf))
+    def recorded(self, gbnf):
+        self.masks.wait(300)
+        built.append(backend(self, gbnf))
         return built[-1]
 
-    monkeypatch.setattr(masks.MaskTokenizer, "matcher", ready_matcher)
+    monkeypatch.setattr(constraint.GrammarBackend, "constraint", recorded)
     llguidance = client.chat.completions.parse(**kwargs).choices[0].message.content
-    assert isinstance(built[0], masks.Matcher)
     monkeypatch.setattr(masks.MaskTokenizer, "matcher", lambda self, gbnf: None)
-    shortlisted = client.chat.completions.parse(**kwargs).choices[0].message.content
-    monkeypatch.setattr(sampling, "_shortlist_need", lambda params, n_vocab: 0)
-    whole = client.chat.completions.parse(**kwargs).choices[0].message.content
-    assert llguidance == shortlisted == whole
+    fallback = client.chat.completions.parse(**kwargs).choices[0].message.content
+    assert [type(c) for c in built] == [masks.Matcher, constraint.LlamaGrammar]
+    assert llguidance == fallback
 
 
 # Random schemas from the grammar cases (plain types, enums, patterns, formats, bounds, nesting,

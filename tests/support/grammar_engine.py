@@ -87,3 +87,31 @@ class GrammarEngine:
             return True
         finally:
             L.llama_sampler_free(smpl)
+
+
+class MaskEngine:
+    """The server's default backend, llguidance, over the same vocabulary: the engine's own
+    MaskTokenizer and Matcher, walked token by token as GrammarEngine walks llama.cpp's."""
+
+    def __init__(self, grammars: GrammarEngine) -> None:
+        from slm_api.engine.masks import MaskTokenizer
+
+        self.grammars = grammars
+        self.masks = MaskTokenizer(grammars.vocab, L.llama_vocab_n_tokens(grammars.vocab))
+        assert self.masks.wait(300), "llguidance's tokenizer was not built in 300 s"
+
+    def close(self) -> None:
+        self.masks.close()
+
+    def check(self, gbnf: str) -> None:
+        if self.masks.matcher(gbnf) is None:
+            raise GrammarParseError("llguidance does not take this grammar")
+
+    def accepts(self, gbnf: str, text: str) -> bool:
+        matcher = self.masks.matcher(gbnf)
+        if matcher is None:
+            raise GrammarParseError("llguidance does not take this grammar")
+        for tok in self.grammars.tokenize(text):
+            if not matcher.allows(tok) or not matcher.accept(tok):
+                return False
+        return matcher.allows(self.grammars.eog)  # the end is allowed only where it may stop

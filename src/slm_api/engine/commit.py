@@ -171,10 +171,10 @@ class Committer:
                    self._n_ctx - len(slot.cached) - len(slot.feed) - 1)
         tail = slot.feed if len(slot.feed) >= 8 else slot.cached[-8:] + slot.feed
         draft = dec.lookup.draft(tail, room)
-        matcher = dec.sampler.matcher if dec.sampler is not None else None
-        if draft and matcher is not None:
+        constraint = dec.sampler.constraint if dec.sampler is not None else None
+        if draft and constraint is not None:
             # Guesses the grammar refuses would only be decoded to be dropped.
-            del draft[matcher.valid_prefix(draft):]
+            del draft[constraint.valid_prefix(draft):]
         slot.draft = draft
 
     def _forced_next(self, job: Job) -> int | None:
@@ -182,11 +182,11 @@ class Committer:
         the model must choose (or fast-forward is off, or the budget is spent)."""
         dec = job.decoding
         sampler = dec.sampler
-        if not dec.fast_forward or sampler is None or sampler.matcher is None or \
+        if not dec.fast_forward or sampler is None or sampler.constraint is None or \
                 dec.generated >= job.request.max_tokens:
             return None
         if not dec.ff_queue:
-            dec.ff_queue = sampler.matcher.forced()
+            dec.ff_queue = sampler.constraint.forced()
             dec.ff_queue.reverse()
         while dec.ff_queue:
             token = dec.ff_queue.pop()

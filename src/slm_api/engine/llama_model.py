@@ -14,11 +14,11 @@ import llama_cpp
 
 from slm_api.config import Settings
 from slm_api.engine import native
+from slm_api.engine.constraint import GrammarBackend
 from slm_api.engine.decoding import Decoding
 from slm_api.engine.embedder import Embedder
 from slm_api.engine.job import Choices, Job
 from slm_api.engine.lookup import PromptLookup, Spelling
-from slm_api.engine.masks import MaskTokenizer
 from slm_api.engine.native import gpu_offload_supported, init_backend, take_recent_errors
 from slm_api.engine.prompt_cache import DiskPromptCache
 from slm_api.engine.sampling import Sampler
@@ -104,7 +104,7 @@ class LoadedModel:
         self._draft_max = settings.lookup_draft_max
         self._spelling = Spelling(self._piece, lambda text: self.tokenize(
             text, add_special=False, parse_special=False, param=None))
-        self._masks: MaskTokenizer | None = None
+        self._grammars: GrammarBackend | None = None
         n_ctx = options.n_ctx or settings.n_ctx
         n_parallel = options.n_parallel or settings.n_parallel
         n_train = int(llama_cpp.llama_model_n_ctx_train(self._model))
@@ -133,8 +133,7 @@ class LoadedModel:
             raise ModelLoadError(f"{path.name}: {exc}", param="chat_format") from exc
 
         if kind == "chat":
-            if settings.grammar_engine == "llguidance":
-                self._masks = MaskTokenizer(self._vocab, self.n_vocab)
+            self._grammars = GrammarBackend(self._vocab, self.n_vocab)
             cparams = llama_cpp.llama_context_default_params()
             # Each sequence its own KV stream of n_ctx cells, as llama-server's slots: attention
             # spans only the sequence's own cells (one pool shared by all eight decoded 6% fewer
@@ -281,12 +280,13 @@ class LoadedModel:
         return Choices(jobs, out)
 
     def _job(self, request: GenerationRequest, **placement: Any) -> Job:
-        """One generation's job: its sampler (with the grammar's mask matcher), its budget guide
+        """One generation's job: its sampler (with the grammar's constraint), its budget guide
         and fast-forward, the same for a single request and for each of a request's choices."""
         grammar = request.sampling.grammar
         guide = self._guide(grammar, request.max_tokens) if grammar and self._budget else None
-        matcher = self._masks.matcher(grammar) if grammar is not None and self._masks else None
-        sampler = Sampler(self._vocab, self.n_vocab, request.sampling, matcher)
+        constraint = (self._grammars.constraint(grammar)
+                      if grammar is not None and self._grammars else None)
+        sampler = Sampler(self.n_vocab, request.sampling, constraint)
         lookup = PromptLookup(request.prompt, self._spelling) if self._draft_max else None
         return Job(request, Decoding(sampler, request.stop, guide=guide,
                                      fast_forward=self._fast_forward, lookup=lookup),
@@ -374,8 +374,8 @@ class LoadedModel:
         if self._scheduler is not None:
             self._scheduler.close()
             self._scheduler = None
-        if getattr(self, "_masks", None) is not None:
-            self._masks.close()
+        if getattr(self, "_grammars", None) is not None:
+            self._grammars.close()
         if getattr(self, "embedder", None) is not None:
             self.embedder.close()
         if self._ctx is not None:

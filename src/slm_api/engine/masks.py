@@ -8,13 +8,14 @@ its lexer/parser split and a token trie. GBNF stays the grammar users and /extra
 
 The tokenizer llguidance needs is built once per model from the llama.cpp vocabulary (a few
 seconds for 262k tokens), in the background: until it is ready, and for any grammar llguidance
-does not take, generation uses llama.cpp's grammar sampler as before.
+does not take, generation uses llama.cpp's grammar sampler (engine/constraint.py).
 """
 
 from __future__ import annotations
 
 import ctypes
 import logging
+import re
 import threading
 from typing import Any
 
@@ -72,7 +73,7 @@ class MaskTokenizer:
         if self._tokenizer is None:
             return None
         try:
-            grammar = llguidance.LLMatcher.grammar_from_lark(gbnf_to_lark(gbnf))
+            grammar = llguidance.LLMatcher.grammar_from_lark(gbnf_to_lark(lark_safe(gbnf)))
         except Exception as exc:  # its converter cannot take every GBNF: fall back
             log.debug("llguidance cannot take this grammar: %s", exc)
             return None
@@ -81,6 +82,31 @@ class MaskTokenizer:
             log.debug("llguidance refused a grammar: %s", m.get_error())
             return None
         return Matcher(m, self.n_vocab)
+
+
+# A \uXXXX or \UXXXXXXXX escape, or an escaped backslash (so that `\\u` is not read as one).
+_WIDE_ESCAPE = re.compile(r"\\\\|\\u([0-9a-fA-F]{4})|\\U([0-9a-fA-F]{8})")
+
+
+def lark_safe(gbnf: str) -> str:
+    """`gbnf` with its \\u and \\U escapes written as the characters they name: llguidance's
+    gbnf_to_lark strips their leading zeros (`\\u00E9` becomes `\\uE9`, which neither its regex
+    nor its string syntax reads), and so refused every grammar with a non-ASCII character or a
+    complement class up to U+10FFFF (9 of tests/support/grammar_cases.py's 113). Surrogates
+    (not encodable) stay escaped."""
+
+    def literal(m: re.Match[str]) -> str:
+        digits = m.group(1) or m.group(2)
+        if digits is None:
+            return m.group(0)
+        code = int(digits, 16)
+        if code < 0x80:
+            return f"\\x{code:02X}"
+        if 0xD800 <= code <= 0xDFFF or code > 0x10FFFF:
+            return m.group(0)
+        return chr(code)
+
+    return _WIDE_ESCAPE.sub(literal, gbnf)
 
 
 class _Closed(Exception):
@@ -110,7 +136,7 @@ def _tokenizer(vocab: llama_cpp.llama_vocab_p, eog: list[int], closing: threadin
 
 
 class Matcher:
-    """One generation's grammar state in llguidance."""
+    """One generation's grammar state in llguidance (a Constraint: engine/constraint.py)."""
 
     def __init__(self, m: Any, n_vocab: int) -> None:
         self._m = m
@@ -134,3 +160,6 @@ class Matcher:
     def forced(self) -> list[int]:
         """Tokens the grammar fixes from here, whatever the model would say (fast-forward)."""
         return list(self._m.compute_ff_tokens())
+
+    def close(self) -> None:
+        pass  # llguidance frees a matcher with its Python object
