@@ -18,7 +18,6 @@ CPU server), which rules it out on simplicity before speed.
 from __future__ import annotations
 
 import argparse
-import ctypes
 import json
 import sys
 import threading
@@ -35,7 +34,6 @@ from support.grammar_cases import CASES  # noqa: E402
 from slm_api.grammar import schema_to_gbnf  # noqa: E402
 
 MODEL = ROOT / "models" / "gemma-3-270m-q4_k_m.gguf"
-TOKEN = np.dtype([("id", np.int32), ("logit", np.float32), ("p", np.float32)], align=True)
 
 
 def tokenize(vocab, text: str) -> list[int]:
@@ -46,26 +44,25 @@ def tokenize(vocab, text: str) -> list[int]:
 
 
 def walk_gbnf(vocab, n_vocab: int, gbnf: str, tokens: list[int]) -> list[float] | None:
-    smpl = llama_cpp.llama_sampler_init_grammar(vocab, gbnf.encode(), b"root")
-    if not smpl:
+    """The server's own fallback (engine/constraint.py's LlamaGrammar), timed per mask."""
+    from slm_api.engine.constraint import LlamaGrammar
+    from slm_api.errors import InvalidRequest
+
+    try:
+        grammar = LlamaGrammar(vocab, n_vocab, gbnf)
+    except InvalidRequest:
         return None
-    cur = np.zeros(n_vocab, dtype=TOKEN)
     times = []
     try:
         for tok in tokens:
-            cur["id"] = np.arange(n_vocab)
-            cur["logit"] = 0.0
-            arr = llama_cpp.llama_token_data_array(
-                data=cur.ctypes.data_as(llama_cpp.llama_token_data_p), size=n_vocab,
-                selected=-1, sorted=False)
             t = time.perf_counter()
-            llama_cpp.llama_sampler_apply(smpl, ctypes.byref(arr))
+            allowed = grammar.allowed()
             times.append(time.perf_counter() - t)
-            if not np.isfinite(cur["logit"][tok]):
+            if not allowed[tok]:
                 return None
-            llama_cpp.llama_sampler_accept(smpl, tok)
+            grammar.accept(tok)
     finally:
-        llama_cpp.llama_sampler_free(smpl)
+        grammar.close()
     return times
 
 

@@ -104,13 +104,16 @@ class MaskEngine:
         self.masks.close()
 
     def check(self, gbnf: str) -> None:
-        if self.masks.matcher(gbnf) is None:
-            raise GrammarParseError("llguidance does not take this grammar")
+        self._matcher(gbnf)
 
-    def accepts(self, gbnf: str, text: str) -> bool:
+    def _matcher(self, gbnf: str):
         matcher = self.masks.matcher(gbnf)
         if matcher is None:
             raise GrammarParseError("llguidance does not take this grammar")
+        return matcher
+
+    def accepts(self, gbnf: str, text: str) -> bool:
+        matcher = self._matcher(gbnf)
         for tok in self.grammars.tokenize(text):
             if not matcher.allows(tok) or not matcher.accept(tok):
                 return False

@@ -36,7 +36,8 @@ class Constraint(Protocol):
         """A boolean mask over the vocabulary: the tokens the grammar takes next."""
 
     def accept(self, token: int) -> bool:
-        """Advance past `token`; False (state unchanged) when the grammar refuses it."""
+        """Advance past `token`, one `allows` has approved (every caller asks first: the
+        sampler's pick, a forced token); False when the engine still reports an error."""
 
     def valid_prefix(self, tokens: list[int]) -> int:
         """How many leading `tokens` the grammar would take from here (state unchanged)."""
@@ -103,9 +104,7 @@ class LlamaGrammar:
         return np.isfinite(cur["logit"])
 
     def accept(self, token: int) -> bool:
-        # llama.cpp aborts the process on a refused token rather than report it.
-        if not self.allows(token):
-            return False
+        # Only after `allows`: llama.cpp aborts the process on a refused token.
         native.sampler_accept(self._smpl, token)
         return True
 
