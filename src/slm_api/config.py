@@ -81,6 +81,15 @@ class Settings:
     rate_limit_fail: str = "open"  # store unreachable: open (no limits) | closed (503)
     max_queue: int = 64
     max_request_bytes: int = 1024 * 1024
+    # Arrays and objects nested deeper than this in a request body are a 400: parsing,
+    # validation and schema conversion all recurse (Python's own limit is ~1,000 frames).
+    max_json_depth: int = 64
+    # Inputs one /v1/embeddings, /api/embed or /v1/rerank request may send (OpenAI's 2048).
+    max_embedding_inputs: int = 2048
+    # Packed decodes an embedding or rerank request runs before the next waiting request gets
+    # its turn (round-robin); 0: a whole request at a time, so a one-input request waits
+    # behind all of a big one (bench/embeddings_fairness.py measures both).
+    embedding_decodes_per_turn: int = 1
     max_tokens_cap: int = 4096
     request_timeout_s: float = 300.0
     # Constrained output closes within max_tokens (and loops are steered to the close).
@@ -182,6 +191,9 @@ class Settings:
             "RESPONSES_TTL_S": self.responses_ttl_s > 0,
             "RESPONSES_MAX_STORED": self.responses_max_stored >= 1,
             "MAX_N": self.max_n >= 1,
+            "MAX_JSON_DEPTH": 1 <= self.max_json_depth <= 512,
+            "MAX_EMBEDDING_INPUTS": self.max_embedding_inputs >= 1,
+            "EMBEDDING_DECODES_PER_TURN": self.embedding_decodes_per_turn >= 0,
             "LOOKUP_DRAFT_MAX": 0 <= self.lookup_draft_max <= 64,
             "KEEP_ALIVE": _is_duration(self.keep_alive),
         }

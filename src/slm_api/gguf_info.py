@@ -1,7 +1,10 @@
 """What a GGUF file says about itself, read from its header without loading it.
 
-Only the metadata keys are read, skipping values: listing a folder of models must stay fast,
-and a full parse of a 262k-token vocabulary takes seconds.
+Array values (a 262k-token vocabulary) are skipped unless asked for: listing a folder of models
+must stay fast. Every length and count in the header is checked against the bytes left in the
+file before it is used, so a truncated, corrupt or hostile file is refused (GGUFError, with the
+reason) rather than read into memory, looped over or recursed into; listings show such a file as
+unreadable instead of failing.
 """
 
 from __future__ import annotations
@@ -13,54 +16,134 @@ from functools import lru_cache
 from pathlib import Path
 from typing import BinaryIO
 
-# GGUF value types -> fixed size in bytes (8: string, 9: array are variable).
-_SIZES = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
+# GGUF value types -> struct format (8: string, 9: array are variable).
+_SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q",
+            11: "<q", 12: "<d"}
 _STRING, _ARRAY = 8, 9
+# Arrays of arrays are legal GGUF; no real file nests them deeper than this.
+_MAX_ARRAY_NESTING = 8
 
 
-def _u64(f: BinaryIO) -> int:
-    return struct.unpack("<Q", f.read(8))[0]
+class GGUFError(ValueError):
+    """The file is not a GGUF header this server can read; the message says why."""
 
 
-def _skip_value(f: BinaryIO, kind: int) -> None:
-    if kind in _SIZES:
-        f.seek(_SIZES[kind], 1)
-    elif kind == _STRING:
-        f.seek(_u64(f), 1)
-    elif kind == _ARRAY:
-        inner = struct.unpack("<I", f.read(4))[0]
-        count = _u64(f)
-        if inner in _SIZES:
-            f.seek(_SIZES[inner] * count, 1)
+class _Reader:
+    """Reads a GGUF header, refusing any length that runs past the end of the file."""
+
+    def __init__(self, f: BinaryIO, size: int):
+        self.f, self.size = f, size
+
+    def _room(self, n: int, what: str) -> None:
+        pos = self.f.tell()
+        if n > self.size - pos:
+            raise GGUFError(f"truncated or corrupt: {what} of {n} bytes at byte {pos} runs "
+                            f"past the end of the file ({self.size} bytes)")
+
+    def take(self, n: int, what: str) -> bytes:
+        self._room(n, what)
+        return self.f.read(n)
+
+    def skip(self, n: int, what: str) -> None:
+        self._room(n, what)
+        self.f.seek(n, 1)
+
+    def u32(self) -> int:
+        return struct.unpack("<I", self.take(4, "a number"))[0]
+
+    def u64(self) -> int:
+        return struct.unpack("<Q", self.take(8, "a number"))[0]
+
+    def string(self, what: str = "a string") -> str:
+        return self.take(self.u64(), what).decode("utf-8", errors="replace")
+
+    def value(self, kind: int, full_arrays: bool, nesting: int = 0) -> object:
+        if kind in _SCALARS:
+            fmt = _SCALARS[kind]
+            return struct.unpack(fmt, self.take(struct.calcsize(fmt), "a value"))[0]
+        if kind == _STRING:
+            return self.string()
+        if kind != _ARRAY:
+            raise GGUFError(f"corrupt: unknown GGUF value type {kind}")
+        if nesting >= _MAX_ARRAY_NESTING:
+            raise GGUFError("corrupt: arrays nested more than "
+                            f"{_MAX_ARRAY_NESTING} deep")
+        inner, count = self.u32(), self.u64()
+        if inner not in _SCALARS and inner not in (_STRING, _ARRAY):
+            raise GGUFError(f"corrupt: unknown GGUF value type {inner}")
+        # Each item takes at least this many bytes: a count the file cannot hold is refused
+        # before any loop over it.
+        least = struct.calcsize(_SCALARS[inner]) if inner in _SCALARS else \
+            8 if inner == _STRING else 12
+        self._room(least * count, f"an array of {count} items")
+        if full_arrays:
+            return [self.value(inner, True, nesting + 1) for _ in range(count)]
+        if inner in _SCALARS:
+            self.f.seek(least * count, 1)
         else:
             for _ in range(count):
-                _skip_value(f, inner)
-    else:
-        raise ValueError(f"unknown GGUF value type {kind}")
+                if inner == _STRING:
+                    self.skip(self.u64(), "a string")
+                else:
+                    self.value(inner, False, nesting + 1)
+        return ArrayValue(count)
+
+
+class ArrayValue(list):
+    """An array value left unread (`count` items): listing a vocabulary of 262k tokens would
+    cost seconds and megabytes on every /api/show."""
+
+    def __init__(self, count: int):
+        super().__init__()
+        self.count = count
+
+
+class Header:
+    """A GGUF file's metadata (key -> value, arrays unread unless asked for) and the number of
+    parameters its tensors hold."""
+
+    def __init__(self, metadata: dict[str, object], n_params: int):
+        self.metadata = metadata
+        self.n_params = n_params
+
+
+def read_header(path: Path, *, full_arrays: bool = False) -> Header:
+    """Metadata values and the parameter count (from the tensor shapes), without loading.
+    Raises GGUFError (a ValueError) for a file that is not a readable GGUF."""
+    with path.open("rb") as f:
+        r = _Reader(f, path.stat().st_size)
+        if f.read(4) != b"GGUF":
+            raise GGUFError("not a GGUF file (bad magic number)")
+        r.u32()  # version
+        n_tensors, n_keys = r.u64(), r.u64()
+        meta: dict[str, object] = {}
+        for _ in range(n_keys):
+            key = r.string("a metadata key")
+            meta[key] = r.value(r.u32(), full_arrays)
+        n_params = 0
+        for _ in range(n_tensors):
+            r.skip(r.u64(), "a tensor name")
+            n_dims = r.u32()
+            if n_dims > 8:  # GGML_MAX_DIMS is 4
+                raise GGUFError(f"corrupt: a tensor with {n_dims} dimensions")
+            count = 1
+            for _ in range(n_dims):
+                count *= r.u64()
+            r.skip(12, "a tensor's type and offset")
+            n_params += count
+        return Header(meta, n_params)
 
 
 def metadata_keys(path: Path) -> list[str]:
-    return _read_header(path)[0]
+    return list(read_header(path).metadata)
 
 
-def _read_header(path: Path) -> tuple[list[str], int | None]:
-    """The metadata keys, and the value of `<arch>.pooling_type` when there is one."""
-    pooling = None
-    with path.open("rb") as f:
-        if f.read(4) != b"GGUF":
-            raise ValueError("not a GGUF file")
-        f.read(4)  # version
-        _u64(f)  # tensor count
-        keys = []
-        for _ in range(_u64(f)):
-            key = f.read(_u64(f)).decode("utf-8", errors="replace")
-            kind = struct.unpack("<I", f.read(4))[0]
-            if key.endswith(".pooling_type") and kind in (4, 5):  # uint32 / int32
-                pooling = struct.unpack("<i" if kind == 5 else "<I", f.read(4))[0]
-            else:
-                _skip_value(f, kind)
-            keys.append(key)
-        return keys, pooling
+def _pooling(metadata: dict[str, object]) -> int | None:
+    """The value of `<arch>.pooling_type`, when the file has one."""
+    for key, value in metadata.items():
+        if key.endswith(".pooling_type") and isinstance(value, int):
+            return value
+    return None
 
 
 def declares_pooling(keys: Iterable[str]) -> bool:
@@ -69,6 +152,7 @@ def declares_pooling(keys: Iterable[str]) -> bool:
 
 
 RANK_POOLING = 4  # llama.cpp's LLAMA_POOLING_TYPE_RANK: a cross-encoder's score head
+UNREADABLE = "unreadable"  # the kind listings give a file whose header cannot be read
 
 
 def model_kind(model_id: str, keys: Iterable[str], embedding_ids: Iterable[str],
@@ -81,18 +165,36 @@ def model_kind(model_id: str, keys: Iterable[str], embedding_ids: Iterable[str],
 
 
 @lru_cache(maxsize=256)
-def _header(path: str, mtime_ns: int) -> tuple[tuple[str, ...], int | None]:
+def _parsed(path: str, mtime_ns: int, size: int) -> Header | str:
     try:
-        keys, pooling = _read_header(Path(path))
-        return tuple(keys), pooling
-    except (OSError, ValueError, struct.error):
-        return (), None  # unreadable files are still listed; loading one reports the reason
+        return read_header(Path(path))
+    except (OSError, ValueError, struct.error, MemoryError, OverflowError) as exc:
+        return str(exc) or type(exc).__name__
+
+
+def header(path: Path) -> Header | None:
+    """read_header() of a file, cached by modification time; None when it cannot be read."""
+    parsed = _parsed(*_key(path))
+    return parsed if isinstance(parsed, Header) else None
+
+
+def unreadable(path: Path) -> str | None:
+    """Why `path` is not a readable GGUF header (cached like header()); None when it is."""
+    parsed = _parsed(*_key(path))
+    return parsed if isinstance(parsed, str) else None
+
+
+def _key(path: Path) -> tuple[str, int, int]:
+    stat = path.stat()
+    return str(path), stat.st_mtime_ns, stat.st_size
 
 
 def file_kind(path: Path, embedding_ids: Iterable[str]) -> str:
-    """model_kind() of a file on disk, from its header alone."""
-    keys, pooling = _header(str(path), path.stat().st_mtime_ns)
-    return model_kind(path.stem, keys, embedding_ids, pooling)
+    """model_kind() of a file on disk, from its header alone; UNREADABLE when it has none."""
+    meta = header(path)
+    if meta is None:
+        return UNREADABLE
+    return model_kind(path.stem, meta.metadata, embedding_ids, _pooling(meta.metadata))
 
 
 _FINGERPRINT_SPAN = 1 << 20
@@ -108,85 +210,6 @@ def fingerprint(path: Path) -> str:
     of the whole file (that would read gigabytes on every start)."""
     stat = path.stat()
     return _fingerprint(str(path), stat.st_size, stat.st_mtime_ns)
-
-
-# -- values ----------------------------------------------------------------------------------
-
-_SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q",
-            11: "<q", 12: "<d"}
-
-
-class ArrayValue(list):
-    """An array value left unread (`count` items): listing a vocabulary of 262k tokens would
-    cost seconds and megabytes on every /api/show."""
-
-    def __init__(self, count: int):
-        super().__init__()
-        self.count = count
-
-
-def _read_value(f: BinaryIO, kind: int, full_arrays: bool) -> object:
-    if kind in _SCALARS:
-        fmt = _SCALARS[kind]
-        return struct.unpack(fmt, f.read(struct.calcsize(fmt)))[0]
-    if kind == _STRING:
-        return f.read(_u64(f)).decode("utf-8", errors="replace")
-    if kind == _ARRAY:
-        inner = struct.unpack("<I", f.read(4))[0]
-        count = _u64(f)
-        if not full_arrays:
-            pos = f.tell()
-            f.seek(pos - 12)
-            _skip_value(f, _ARRAY)
-            return ArrayValue(count)
-        return [_read_value(f, inner, True) for _ in range(count)]
-    raise ValueError(f"unknown GGUF value type {kind}")
-
-
-class Header:
-    """A GGUF file's metadata (key -> value, arrays unread unless asked for) and the number of
-    parameters its tensors hold."""
-
-    def __init__(self, metadata: dict[str, object], n_params: int):
-        self.metadata = metadata
-        self.n_params = n_params
-
-
-def read_header(path: Path, *, full_arrays: bool = False) -> Header:
-    """Metadata values and the parameter count (from the tensor shapes), without loading."""
-    with path.open("rb") as f:
-        if f.read(4) != b"GGUF":
-            raise ValueError("not a GGUF file")
-        f.read(4)  # version
-        n_tensors = _u64(f)
-        meta: dict[str, object] = {}
-        for _ in range(_u64(f)):
-            key = f.read(_u64(f)).decode("utf-8", errors="replace")
-            kind = struct.unpack("<I", f.read(4))[0]
-            meta[key] = _read_value(f, kind, full_arrays)
-        n_params = 0
-        for _ in range(n_tensors):
-            f.seek(_u64(f), 1)  # name
-            n_dims = struct.unpack("<I", f.read(4))[0]
-            count = 1
-            for _ in range(n_dims):
-                count *= _u64(f)
-            f.seek(12, 1)  # type, offset
-            n_params += count
-        return Header(meta, n_params)
-
-
-@lru_cache(maxsize=64)
-def _cached_header(path: str, mtime_ns: int) -> Header | None:
-    try:
-        return read_header(Path(path))
-    except (OSError, ValueError, struct.error):
-        return None
-
-
-def header(path: Path) -> Header | None:
-    """read_header() of a file, cached by modification time; None when it cannot be read."""
-    return _cached_header(str(path), path.stat().st_mtime_ns)
 
 
 @lru_cache(maxsize=64)

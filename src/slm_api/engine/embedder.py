@@ -3,12 +3,18 @@ scores (llama.cpp's rank pooling: a cross-encoder's classification head on [CLS]
 
 Inputs are packed several sequences to a decode, as many as the context holds, rather than one
 decode per string: 1,000 short sentences take ~30 decodes on a 512-token encoder instead of 1,000.
+
+Requests take turns at the one context, round-robin, a few decodes a turn (Turns): a one-input
+request that arrives beside a 2,000-input one waits for the decode under way, not the whole batch.
 """
 
 from __future__ import annotations
 
 import math
 import threading
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 
 import llama_cpp
 
@@ -32,17 +38,62 @@ def pack(lengths: list[int], n_ctx: int, max_seqs: int = MAX_SEQS) -> list[list[
     return groups
 
 
+class Turns:
+    """Round-robin turns at one resource among the requests that want it, in arrival order.
+
+    A request joins the line, waits to be first, does one turn's work, and goes to the back if
+    it has more. A plain Lock would not do: CPython's locks are not fair (one thread may take
+    it again and again), and one held for a whole request makes every other wait for all of
+    it."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._line: deque[object] = deque()
+
+    @contextmanager
+    def joined(self) -> Iterator[Callable[[], AbstractContextManager[None]]]:
+        """A place in line, for as long as the block runs; it yields `turn`, whose block runs
+        once this request is first and sends it to the back when done."""
+        place = object()
+        with self._cond:
+            self._line.append(place)
+
+        @contextmanager
+        def turn() -> Iterator[None]:
+            with self._cond:
+                self._cond.wait_for(lambda: self._line[0] is place)
+            try:
+                yield
+            finally:
+                with self._cond:
+                    self._line.remove(place)
+                    self._line.append(place)
+                    self._cond.notify_all()
+
+        try:
+            yield turn
+        finally:
+            with self._cond:
+                self._line.remove(place)
+                self._cond.notify_all()
+
+
 class Embedder:
-    """Owns a model's embedding context (created on first use, freed by close())."""
+    """Owns a model's embedding context (created on first use, freed by close()).
+
+    `decodes_per_turn` packed decodes run in a request's turn before the next waiting request's
+    (EMBEDDING_DECODES_PER_TURN); 0: a whole request in one turn."""
 
     def __init__(self, model: llama_cpp.llama_model_p, n_ctx: int, threads: int,
-                 declared_pooling: bool):
+                 declared_pooling: bool, decodes_per_turn: int = 1):
         self._model = model
         self._n_ctx = n_ctx
         self._threads = threads
         self._declared = declared_pooling
+        self._per_turn = decodes_per_turn
         self._ctx: llama_cpp.llama_context_p | None = None
         self._lock = threading.Lock()
+        self._turns = Turns()
         self.decodes = 0  # decodes run so far (tests check batching with it)
 
     @property
@@ -70,31 +121,39 @@ class Embedder:
 
     def _pooled(self, inputs: list[list[int]], width: int) -> list[list[float]]:
         out: list[list[float]] = [[] for _ in inputs]
-        with self._lock:
-            ctx = self._context()
-            mem = llama_cpp.llama_get_memory(ctx)
-            batch = llama_cpp.llama_batch_init(self._n_ctx, 0, 1)  # one sequence id per token
-            try:
-                for group in pack([len(t) for t in inputs], self._n_ctx):
-                    if mem:
-                        llama_cpp.llama_memory_clear(mem, True)
-                    n = 0
-                    for seq, index in enumerate(group):
-                        for pos, tok in enumerate(inputs[index]):
-                            batch.token[n], batch.pos[n] = tok, pos
-                            batch.n_seq_id[n], batch.seq_id[n][0], batch.logits[n] = 1, seq, 1
-                            n += 1
-                    batch.n_tokens = n
-                    if llama_cpp.llama_decode(ctx, batch) != 0:
-                        raise InvalidRequest("llama.cpp could not embed this input",
-                                             param="input")
-                    self.decodes += 1
-                    for seq, index in enumerate(group):
-                        vec = llama_cpp.llama_get_embeddings_seq(ctx, seq)
-                        out[index] = [float(vec[i]) for i in range(width)]
-            finally:
-                llama_cpp.llama_batch_free(batch)
+        groups = pack([len(t) for t in inputs], self._n_ctx)
+        per_turn = self._per_turn or len(groups)
+        with self._turns.joined() as turn:
+            for first in range(0, len(groups), per_turn):
+                with turn(), self._lock:
+                    for group in groups[first:first + per_turn]:
+                        vectors = self._decode([inputs[i] for i in group], width)
+                        for index, vector in zip(group, vectors, strict=True):
+                            out[index] = vector
         return out
+
+    def _decode(self, seqs: list[list[int]], width: int) -> list[list[float]]:
+        # Called with self._lock held: one packed decode, one sequence id per input.
+        ctx = self._context()
+        mem = llama_cpp.llama_get_memory(ctx)
+        if mem:
+            llama_cpp.llama_memory_clear(mem, True)
+        batch = self._batch
+        n = 0
+        for seq, tokens in enumerate(seqs):
+            for pos, tok in enumerate(tokens):
+                batch.token[n], batch.pos[n] = tok, pos
+                batch.n_seq_id[n], batch.seq_id[n][0], batch.logits[n] = 1, seq, 1
+                n += 1
+        batch.n_tokens = n
+        if llama_cpp.llama_decode(ctx, batch) != 0:
+            raise InvalidRequest("llama.cpp could not embed this input", param="input")
+        self.decodes += 1
+        vectors = []
+        for seq in range(len(seqs)):
+            vec = llama_cpp.llama_get_embeddings_seq(ctx, seq)
+            vectors.append([float(vec[i]) for i in range(width)])
+        return vectors
 
     def _context(self) -> llama_cpp.llama_context_p:
         # Called with self._lock held.
@@ -115,11 +174,13 @@ class Embedder:
             if not ctx:
                 raise InvalidRequest("could not create an embedding context for this model")
             self._ctx = ctx
+            self._batch = llama_cpp.llama_batch_init(self._n_ctx, 0, 1)  # one seq id per token
         return self._ctx
 
     def close(self) -> None:
         with self._lock:
             if self._ctx is not None:
+                llama_cpp.llama_batch_free(self._batch)
                 llama_cpp.llama_free(self._ctx)
                 self._ctx = None
 

@@ -26,7 +26,7 @@ from slm_api.engine.scheduler import Scheduler
 from slm_api.engine.slots import check_fits
 from slm_api.engine.types import Generation, GenerationRequest, LoadOptions, ModelInfo
 from slm_api.errors import InvalidRequest, ModelLoadError
-from slm_api.gguf_info import declares_pooling, model_kind
+from slm_api.gguf_info import declares_pooling, model_kind, unreadable
 from slm_api.grammar.budget import BudgetGuide
 from slm_api.grammar.recognizer import GrammarSyntaxError, compiled
 from slm_api.prompting.chat_format import ChatFormatter, formatter_for
@@ -55,17 +55,19 @@ def _read_metadata(model: llama_cpp.llama_model_p) -> dict[str, str]:
     return meta
 
 
-def _check_magic(path: Path) -> None:
-    with path.open("rb") as f:
-        if f.read(4) != b"GGUF":
-            raise ModelLoadError(f"{path.name} is not a GGUF file (bad magic number)",
-                                 param="model_path")
+def _check_header(path: Path) -> None:
+    # Read by our bounded parser before llama.cpp's: a corrupt header is a clear 400 here,
+    # never undefined behaviour in C.
+    reason = unreadable(path)
+    if reason is not None:
+        raise ModelLoadError(f"{path.name} is not a readable GGUF file: {reason}",
+                             param="model_path")
 
 
 class LoadedModel:
     def __init__(self, path: Path, settings: Settings, options: LoadOptions):
         init_backend()
-        _check_magic(path)
+        _check_header(path)
         self.embedder: Embedder | None = None
         self._ctx = None
         self._scheduler: Scheduler | None = None
@@ -174,7 +176,8 @@ class LoadedModel:
             # and its context stops where its position table does (512 for BERT).
             n_ctx = min(n_ctx, n_train)
         self.embedder = Embedder(self._model, n_ctx, self._threads,
-                                 declares_pooling(self.metadata))
+                                 declares_pooling(self.metadata),
+                                 settings.embedding_decodes_per_turn)
         self._n_ctx = n_ctx
         self.info = ModelInfo(
             id=model_id, path=path, n_ctx=n_ctx, architecture=arch,

@@ -3,6 +3,8 @@ this server's settings."""
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any, TypeVar
 
 from flask import request
@@ -13,18 +15,108 @@ from slm_api.plumbing import state
 
 BodyT = TypeVar("BodyT", bound=BaseModel)
 
+# A string token or one bracket: the depth scan skips what strings hold.
+_TOKENS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]', re.DOTALL)
+_OPEN, _CLOSE = frozenset("[{"), frozenset("]}")
+# A \u escape of a UTF-16 surrogate: json.loads turns one without its pair into a str that
+# no UTF-8 encoder (tokenizer, SQLite, the reply) accepts.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
 
 def parse_body(model: type[BodyT]) -> BodyT:
     """The JSON body validated as `model`; malformed JSON and wrong shapes become 400s."""
-    data = request.get_json(silent=True)
-    if data is None:
-        raw = request.get_data(cache=True)
-        if not raw.strip():
-            raise APIError(400, "The request body is empty; send a JSON object")
-        raise APIError(400, "The request body is not valid JSON", code="invalid_json")
+    return model.model_validate(json_body())
+
+
+def json_body() -> dict[str, Any]:
+    """The request's JSON object, refused at the door (400) when it is not JSON, nests deeper
+    than MAX_JSON_DEPTH or holds text that is not Unicode: every family, streamed or not, gets
+    the same answer in its own envelope before any of its code runs."""
+    raw = request.get_data(cache=True)
+    if not raw.strip():
+        raise APIError(400, "The request body is empty; send a JSON object")
+    if not request.is_json:
+        raise APIError(400, "The request body is not valid JSON (send it as "
+                       "Content-Type: application/json)", code="invalid_json")
+    data = load_json(raw, state.settings().max_json_depth)
     if not isinstance(data, dict):
         raise APIError(400, "The request body must be a JSON object", code="invalid_json")
-    return model.model_validate(data)
+    return data
+
+
+def load_json(raw: bytes, max_depth: int) -> Any:
+    """`raw` parsed, or a 400 saying why not: not JSON, not UTF-8 (or UTF-16/32 with a BOM, as
+    json.loads reads bytes), nested deeper than `max_depth`, or a string with a lone surrogate.
+
+    The depth is bounded before parsing: json.loads recurses (a RecursionError at ~1,000
+    levels), and everything after it (pydantic, the schema-to-grammar converter) recurses
+    too."""
+    try:
+        text = raw.decode(json.detect_encoding(raw))
+    except UnicodeDecodeError as exc:
+        raise APIError(400, f"The request body is not valid UTF-8 (byte {exc.start})",
+                       code="invalid_json") from None
+    if too_deep(text, max_depth):
+        raise _too_deep(max_depth)
+    try:
+        data = json.loads(text)
+    except RecursionError:  # the scan's bound is above the interpreter's own
+        raise _too_deep(max_depth) from None
+    except ValueError as exc:
+        raise APIError(400, f"The request body is not valid JSON ({exc})",
+                       code="invalid_json") from None
+    if _SURROGATE_ESCAPE.search(text):
+        _refuse_lone_surrogates(data)
+    return data
+
+
+def too_deep(text: str, max_depth: int) -> bool:
+    """Whether JSON `text` nests arrays and objects more than `max_depth` deep (brackets inside
+    strings do not count). The scan stops at the first bracket past the bound, so 50,000 "["
+    cost `max_depth` steps."""
+    if text.count("[") + text.count("{") <= max_depth:
+        return False
+    depth = 0
+    for match in _TOKENS.finditer(text):
+        token = match.group()
+        if token in _OPEN:
+            depth += 1
+            if depth > max_depth:
+                return True
+        elif token in _CLOSE:
+            depth -= 1
+    return False
+
+
+def _too_deep(max_depth: int) -> APIError:
+    return APIError(400, f"The request body nests arrays and objects more than {max_depth} "
+                    "levels deep (MAX_JSON_DEPTH)", code="json_too_deep")
+
+
+def _refuse_lone_surrogates(data: Any) -> None:
+    # Iterative: the document may be as deep as MAX_JSON_DEPTH allows.
+    stack: list[tuple[str, Any]] = [("", data)]
+    while stack:
+        where, value = stack.pop()
+        if isinstance(value, dict):
+            for key, item in value.items():
+                path = f"{where}.{key}" if where else str(key)
+                if _SURROGATE.search(key):
+                    raise _not_unicode(where or None)
+                stack.append((path, item))
+        elif isinstance(value, list):
+            stack.extend((f"{where}.{i}" if where else str(i), item)
+                         for i, item in enumerate(value))
+        elif isinstance(value, str) and _SURROGATE.search(value):
+            raise _not_unicode(where or None)
+
+
+def _not_unicode(param: str | None) -> APIError:
+    where = f"{param}: " if param else ""
+    return APIError(400, f"{where}text holds a lone UTF-16 surrogate (a \\ud800-\\udfff "
+                    "escape without its pair), which is not Unicode", param=param,
+                    code="invalid_unicode")
 
 
 def one_or_many(value: Any) -> list[str | list[int]]:
@@ -46,6 +138,17 @@ def completion_budget(requested: int | None, param: str = "max_tokens") -> int |
             400, f"{param} is {requested}, above this server's cap of {cap}", param=param
         )
     return requested
+
+
+def embedding_inputs(items: list[Any], param: str = "input") -> list[Any]:
+    """An embedding request's inputs checked against MAX_EMBEDDING_INPUTS, before any is
+    tokenized: one request may not hold the embedding context for thousands of decodes."""
+    cap = state.settings().max_embedding_inputs
+    if len(items) > cap:
+        raise APIError(400, f"{param} has {len(items)} items, above this server's cap of {cap} "
+                       "per request (MAX_EMBEDDING_INPUTS); send them in several requests",
+                       param=param, code="too_many_inputs")
+    return items
 
 
 def choice_count(n: int) -> int:

@@ -8,8 +8,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from slm_api.errors import ModelNotFound
-from slm_api.gguf_info import ArrayValue, file_kind, header, identity_digest, read_header
+from slm_api.errors import APIError, ModelNotFound
+from slm_api.gguf_info import (
+    ArrayValue,
+    file_kind,
+    header,
+    identity_digest,
+    read_header,
+    unreadable,
+)
 from slm_api.plumbing import state
 from slm_api.prompting.reasoning import reasoning_for_template
 
@@ -103,10 +110,13 @@ def _modified_at(path: Path) -> str:
 
 
 def listed(name: str, path: Path) -> dict[str, Any]:
-    """One /api/tags entry."""
-    return {"name": name, "model": name, "modified_at": _modified_at(path),
-            "size": path.stat().st_size, "digest": identity_digest(path),
-            "details": details(path)}
+    """One /api/tags entry; a file whose header cannot be read is still listed (family
+    "unknown"), with the reason under "error"."""
+    entry = {"name": name, "model": name, "modified_at": _modified_at(path),
+             "size": path.stat().st_size, "digest": identity_digest(path),
+             "details": details(path)}
+    reason = None if state.engine().is_loaded(path.stem) else unreadable(path)
+    return {**entry, "error": reason} if reason else entry
 
 
 def running(name: str, path: Path, n_ctx: int, expires: float | None) -> dict[str, Any]:
@@ -129,7 +139,12 @@ def _json_value(value: object) -> object:
 
 def show(path: Path, verbose: bool) -> dict[str, Any]:
     """/api/show for one file: its details, GGUF metadata as model_info, its chat template.
-    `verbose` reads the arrays too (the vocabulary: seconds for 262k tokens, so only then)."""
+    `verbose` reads the arrays too (the vocabulary: seconds for 262k tokens, so only then).
+    A file whose header cannot be read is a 400 that says why."""
+    reason = unreadable(path)
+    if reason is not None:
+        raise APIError(400, f"model '{path.stem}' cannot be read: {reason}", param="model",
+                       code="model_unreadable")
     meta = read_header(path, full_arrays=True) if verbose else header(path)
     md = dict(meta.metadata) if meta else {}
     template = str(md.pop("tokenizer.chat_template", "") or "")

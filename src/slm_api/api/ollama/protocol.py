@@ -230,6 +230,8 @@ class ListedModel(ReplyBody):
     size: int
     digest: str
     details: ModelDetails
+    error: str | None = Field(None, description="why the file cannot be read (truncated, "
+                              "corrupt, not GGUF); absent when it can")
 
 
 class ModelList(ReplyBody):

@@ -4,15 +4,15 @@ newline-delimited JSON objects (application/x-ndjson). Every error is {"error": 
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any
 
 from flask import Blueprint, Response, jsonify
 
-from slm_api.api.core.body import parse_body
+from slm_api.api.core.body import embedding_inputs, parse_body
 from slm_api.api.core.contract import contract
-from slm_api.api.core.errors import log_server_error, register_envelope, request_id
+from slm_api.api.core.errors import register_envelope
+from slm_api.api.core.sse import guarded, json_bytes
 from slm_api.api.ollama import models, serving
 from slm_api.api.ollama.protocol import (
     VERSION,
@@ -49,28 +49,15 @@ def error_body(exc: SlmError) -> dict[str, Any]:
 register_envelope(bp.name, error_body)
 
 
-def _line(obj: dict[str, Any]) -> str:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n"
+def _line(obj: dict[str, Any]) -> bytes:
+    return json_bytes(obj) + b"\n"
 
 
 def ndjson(objects: Iterable[dict[str, Any]]) -> Response:
     """One JSON object per line. An error after the first line can no longer change the status:
     it goes out as a last {"error": ...} line, which Ollama's clients raise."""
-    rid = request_id()
-
-    def body() -> Iterator[str]:
-        try:
-            for obj in objects:
-                yield _line(obj)
-        except SlmError as exc:
-            log_server_error(exc, rid)
-            yield _line(error_body(exc))
-        finally:
-            close = getattr(objects, "close", None)
-            if close is not None:
-                close()  # closing the generator aborts the generation on disconnect
-
-    response = Response(body(), mimetype="application/x-ndjson")
+    lines = guarded(objects, _line, lambda exc: _line(error_body(exc)))
+    response = Response(lines, mimetype="application/x-ndjson")
     response.headers["X-Accel-Buffering"] = "no"
     return response
 
@@ -161,7 +148,7 @@ def embed() -> Response:
     """Embed one input or a list: one L2-normalised vector each (the /v1/embeddings path)."""
     req = parse_body(EmbedRequest)
     texts = [req.input] if isinstance(req.input, str) else list(req.input)
-    texts = [t for t in texts if t]  # Ollama skips empty inputs (none: the model is loaded)
+    texts = embedding_inputs([t for t in texts if t])  # Ollama skips empty inputs
     vectors, n_tokens, timings = serving.embed(texts, req.model, req.truncate is not False, req)
     if req.dimensions:
         vectors = [serving.renorm(v[: req.dimensions]) for v in vectors]

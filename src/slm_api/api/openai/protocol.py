@@ -266,9 +266,11 @@ class Model(ReplyBody):
     object: Literal["model"]
     created: int
     owned_by: str
-    kind: Literal["chat", "embedding", "rerank"] | None = None
+    kind: Literal["chat", "embedding", "rerank", "unreadable"] | None = None
     loaded: bool | None = None
     size_bytes: int | None = None
+    error: str | None = Field(None, description="why the file cannot be read (kind "
+                              "`unreadable`: truncated, corrupt, not GGUF); absent otherwise")
 
 
 class ModelList(ReplyBody):
@@ -281,6 +283,8 @@ class LocalModel(ReplyBody):
     id: str
     size_bytes: int
     loaded: bool
+    error: str | None = Field(None, description="why the file cannot be read; absent when it "
+                              "can")
 
 
 class ActiveModel(ReplyBody):

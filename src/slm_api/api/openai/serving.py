@@ -14,7 +14,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from slm_api.api.core.body import choice_count, completion_budget, one_or_many
+from slm_api.api.core.body import (
+    choice_count,
+    completion_budget,
+    embedding_inputs,
+    one_or_many,
+)
 from slm_api.api.core.conversation import ChatRun, ReplySplitter, Turn, start_turn
 from slm_api.api.core.logprobs import chat_logprobs, completion_logprobs
 from slm_api.api.core.reply import finish_reason, usage
@@ -29,7 +34,7 @@ from slm_api.api.core.run import (
 from slm_api.api.openai.protocol import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
 from slm_api.engine import Finished, TokenLogprob
 from slm_api.errors import APIError
-from slm_api.gguf_info import file_kind
+from slm_api.gguf_info import file_kind, unreadable
 from slm_api.plumbing import state
 
 
@@ -265,7 +270,7 @@ def embeddings(req: EmbeddingRequest) -> dict[str, Any]:
     engine = state.engine()
     with engine.use(req.model or engine.default_embedding_model()) as model:
         token_lists = [model.tokenize(item, param="input") if isinstance(item, str) else item
-                       for item in one_or_many(req.input)]
+                       for item in embedding_inputs(one_or_many(req.input))]
         too_long = [i for i, toks in enumerate(token_lists) if len(toks) > model.info.n_ctx]
         if too_long:
             raise APIError(
@@ -314,8 +319,9 @@ def _kind(path: Path) -> str:
 
 
 def openai_model(path: Path) -> dict[str, Any]:
-    """A GGUF file in MODELS_DIR as an OpenAI model object, with this server's extra fields."""
-    return {
+    """A GGUF file in MODELS_DIR as an OpenAI model object, with this server's extra fields;
+    a file whose header cannot be read is listed with kind "unreadable" and the reason."""
+    model = {
         "id": path.stem,
         "object": "model",
         "created": int(path.stat().st_mtime),
@@ -324,6 +330,12 @@ def openai_model(path: Path) -> dict[str, Any]:
         "loaded": state.engine().is_loaded(path.stem),
         "size_bytes": path.stat().st_size,
     }
+    return _with_error(model, path)
+
+
+def _with_error(entry: dict[str, Any], path: Path) -> dict[str, Any]:
+    reason = None if state.engine().is_loaded(path.stem) else unreadable(path)
+    return {**entry, "error": reason} if reason else entry
 
 
 def openai_models(kind: str | None = None) -> dict[str, Any]:
@@ -341,8 +353,8 @@ def local_models() -> dict[str, Any]:
         if active
         else None,
         "models": [
-            {"name": p.name, "id": p.stem, "size_bytes": p.stat().st_size,
-             "loaded": eng.is_loaded(p.stem)}
+            _with_error({"name": p.name, "id": p.stem, "size_bytes": p.stat().st_size,
+                         "loaded": eng.is_loaded(p.stem)}, p)
             for p in eng.model_files()
         ],
     }

@@ -8,7 +8,7 @@ from typing import Any
 from slm_api.api.rerank.protocol import RerankRequest
 from slm_api.engine import Engine
 from slm_api.errors import APIError
-from slm_api.gguf_info import file_kind
+from slm_api.gguf_info import UNREADABLE, file_kind
 
 HINT = "load a reranker GGUF (rank pooling), e.g. bge-reranker-v2-m3, into MODELS_DIR"
 
@@ -35,7 +35,8 @@ def _choose(engine: Engine, requested: str | None) -> str:
     # active one) only to be refused.
     kind = loaded.get(model_id) or file_kind(engine.path_for_id(model_id),
                                              engine.settings.embedding_models)
-    if kind != "rerank":
+    # An unreadable file goes on to the loader, whose 400 says what is wrong with it.
+    if kind not in ("rerank", UNREADABLE):
         raise APIError(400, f"model {model_id} is a {kind} model and cannot rerank; models "
                        f"that can: {named}", param="model", code="model_cannot_rerank")
     return model_id
