@@ -157,7 +157,10 @@ def _bodies(schema: dict | None, defs: dict, strings: list[str]):
     hostile = _Shaped(defs, strings, hostile=True).of(schema) if schema else anything
     as_json = st.just("application/json")
     raw = st.binary(max_size=200) | st.sampled_from(
-        [b"", b"{", b"[1,2", b'{"a":' * 50, b"\xff\xfe", b"null", b'{"messages": NaN}'])
+        [b"", b"{", b"[1,2", b'{"a":' * 50, b"\xff\xfe", b"null", b'{"messages": NaN}',
+         # Nested past any recursion limit; a lone surrogate (valid JSON, not Unicode).
+         b'{"messages": ' + b"[" * 50_000 + b"]" * 50_000 + b"}", b'{"input": "\\ud800"}',
+         b'{"model": "x", "messages": [{"role": "user", "content": "\\udfff"}]}'])
     odd_types = st.sampled_from(
         ["text/plain", None, "application/x-www-form-urlencoded",
          "multipart/form-data; boundary=x", "application/json; charset=latin-1"])
