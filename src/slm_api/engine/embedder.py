@@ -92,6 +92,7 @@ class Embedder:
         self._declared = declared_pooling
         self._per_turn = decodes_per_turn
         self._ctx: llama_cpp.llama_context_p | None = None
+        self._batch: llama_cpp.llama_batch | None = None  # made with the context
         self._lock = threading.Lock()
         self._turns = Turns()
         self.decodes = 0  # decodes run so far (tests check batching with it)
@@ -182,7 +183,7 @@ class Embedder:
             if self._ctx is not None:
                 llama_cpp.llama_batch_free(self._batch)
                 llama_cpp.llama_free(self._ctx)
-                self._ctx = None
+                self._ctx = self._batch = None
 
 
 def _normalise(values: list[float]) -> list[float]:
