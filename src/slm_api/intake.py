@@ -13,7 +13,9 @@ to the same deadlines:
 - the head: HEADER_TIMEOUT_S from the connection's accept (or from the first byte of a kept-alive
   connection's next request) to the blank line that ends it;
 - the body: BODY_TIMEOUT_S from the end of the head, plus one second per BODY_MIN_RATE bytes
-  received, so a body must keep arriving at that average rate once its grace is spent;
+  received, so a body must keep arriving at that average rate once its grace is spent; and no
+  gap between two reads longer than BODY_TIMEOUT_S, so bytes sent early buy no long stall (a
+  body sent fast to within a byte of 1 MiB would otherwise hold its buffer for 17 minutes);
 - each write (a whole reply, or one frame of a stream): SEND_TIMEOUT_S, so a client that stops
   reading a stream frees its thread and (through the closed generator) its slot.
 
@@ -72,6 +74,7 @@ class Intake:
         self.seen = 0  # every byte of this request so far, gathered or read by the thread
         self.head_end = -1  # where the body starts, once the blank line has arrived
         self.body_started = 0.0
+        self.last_at = now  # when the last byte arrived
         self.body_len = 0  # body bytes to gather before a thread takes the request
         # A chunked body: where the next chunk (or trailer line) starts, its size so far, and
         # where it ends once the last chunk and the trailers are in (-1: not yet).
@@ -101,6 +104,7 @@ class Intake:
         scan_from = max(0, len(self.buf) - len(_HEAD_END) + 1)
         self.buf += data
         self.seen += len(data)
+        self.last_at = now
         if self.head_end < 0:
             end = self.buf.find(_HEAD_END, scan_from)
             if end >= 0:
@@ -112,9 +116,10 @@ class Intake:
         if self.chunked and not self.thread_reads:
             self._scan_chunks()
 
-    def count(self, size: int) -> None:
+    def count(self, size: int, now: float) -> None:
         """Bytes the thread read itself."""
         self.seen += size
+        self.last_at = now
 
     def take(self) -> bytes:
         """What was gathered, for the thread's parser; the deadlines go on counting."""
@@ -126,8 +131,9 @@ class Intake:
         if self.head_end < 0:
             return self.started + self.limits.header_timeout_s
         received = self.seen - self.head_end
-        return (self.body_started + self.limits.body_timeout_s
-                + received / self.limits.body_min_rate)
+        at_rate = (self.body_started + self.limits.body_timeout_s
+                   + received / self.limits.body_min_rate)
+        return min(at_rate, self.last_at + self.limits.body_timeout_s)
 
     def _plan_body(self, head: bytes) -> None:
         found: dict[bytes, list[bytes]] = {}
@@ -217,7 +223,7 @@ class TimedSocket(socket.socket):
             raise
         finally:
             super().settimeout(outer)
-        intake.count(len(data))
+        intake.count(len(data), time.monotonic())
         return data
 
     def sendall(self, data: Any, flags: int = 0) -> None:  # type: ignore[override]
@@ -242,8 +248,9 @@ def _too_slow(intake: Intake) -> str:
     if intake.head_end < 0:
         return (f"the request's headers did not arrive within {intake.limits.header_timeout_s:g}"
                 " s (HEADER_TIMEOUT_S)")
-    return (f"the request body arrived slower than {intake.limits.body_min_rate} bytes/s after"
-            f" a grace of {intake.limits.body_timeout_s:g} s (BODY_MIN_RATE, BODY_TIMEOUT_S)")
+    return (f"the request body stalled for {intake.limits.body_timeout_s:g} s, or arrived slower"
+            f" than {intake.limits.body_min_rate} bytes/s after a grace of"
+            f" {intake.limits.body_timeout_s:g} s (BODY_TIMEOUT_S, BODY_MIN_RATE)")
 
 
 def _peer(sock: socket.socket) -> str:

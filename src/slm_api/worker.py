@@ -178,10 +178,12 @@ class ProbeLaneWorker(ThreadWorker):
         for conn in [c for c in self.gathering if c.intake.deadline() <= now]:
             self._unregister(conn)
             del self.gathering[conn]
-            if conn.intake.seen:  # said nothing at all: nothing to answer
-                self._send_nowait(conn, timeout_response(conn.intake))
             self.nr_conns -= 1
-            conn.close()
+            if conn.intake.seen:
+                self._send_nowait(conn, timeout_response(conn.intake))
+                self._linger(conn)  # bytes may still be on their way: no reset over the 408
+            else:
+                conn.close()  # said nothing at all: nothing to answer
         for conn in [c for c, until in self.lingering.items() if until <= now]:
             self._unregister(conn)
             del self.lingering[conn]
