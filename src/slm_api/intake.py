@@ -25,7 +25,6 @@ This module knows sockets and bytes, not the worker: worker.py drives it.
 from __future__ import annotations
 
 import errno
-import json
 import logging
 import re
 import socket
@@ -42,6 +41,7 @@ MAX_GATHERED_HEAD = 64 * 1024
 _HEAD_END = b"\r\n\r\n"
 _HEADER = re.compile(rb"\r\n(content-length|transfer-encoding|expect)[ \t]*:[ \t]*([^\r\n]*)",
                      re.IGNORECASE)
+_REQUEST_LINE = re.compile(rb"([A-Z]{1,16}) (/[^ \r\n]*) HTTP/1\.[01]\r\n")
 # A chunk-size line longer than this is garbage (the parser refuses it on the thread).
 _MAX_CHUNK_LINE = 1024
 
@@ -244,6 +244,16 @@ class TimedSocket(socket.socket):
             super().settimeout(outer)
 
 
+def request_target(data: bytes) -> tuple[str, str] | None:
+    """The method and path of a request line that has arrived whole, else None."""
+    match = _REQUEST_LINE.match(data)
+    return (match[1].decode(), match[2].decode("latin-1")) if match else None
+
+
+def too_slow(intake: Intake) -> ClientTooSlow:
+    return ClientTooSlow(_too_slow(intake))
+
+
 def _too_slow(intake: Intake) -> str:
     if intake.head_end < 0:
         return (f"the request's headers did not arrive within {intake.limits.header_timeout_s:g}"
@@ -259,12 +269,3 @@ def _peer(sock: socket.socket) -> str:
     except OSError:
         return "a client"
     return f"{host}:{port}"
-
-
-def timeout_response(intake: Intake) -> bytes:
-    """408 in the OpenAI envelope, for a request the selector gave up on (no route is known
-    yet, so no family's own envelope)."""
-    body = json.dumps(ClientTooSlow(_too_slow(intake)).body()).encode()
-    head = ("HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n")
-    return head.encode() + body

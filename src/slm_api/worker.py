@@ -29,13 +29,14 @@ import threading
 import time
 from concurrent import futures
 from functools import partial
+from http import HTTPStatus
 from typing import Any
 
 from gunicorn.workers.gthread import ThreadWorker
 
 from slm_api.config import Settings
-from slm_api.errors import APIError
-from slm_api.intake import Intake, Limits, TimedSocket, timeout_response
+from slm_api.errors import APIError, SlmError
+from slm_api.intake import Intake, Limits, TimedSocket, request_target, too_slow
 
 # The request line of a probe; the lane never serves anything else.
 _PROBE = re.compile(rb"^GET /(?:health|ready|metrics)(?:[ ?]|$)")
@@ -48,23 +49,21 @@ _LANE_SEND_TIMEOUT_S = 2.0
 _LINGER_S = 2.0
 _LINGER_BYTES = 1 << 20
 _RECV = 64 * 1024
+_DRAIN_ON_THREAD_S = 0.05
 # Deadlines are checked this often (the selector wakes at least once a second anyway).
 _SWEEP_S = 0.25
 
 
-def _busy_response() -> bytes:
-    body = json.dumps(APIError(
-        503, "server busy: every request thread is serving a request; retry shortly",
-        code="server_busy",
-    ).body()).encode()
-    head = (
-        "HTTP/1.1 503 Service Unavailable\r\n"
-        "Content-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\n"
-        "Retry-After: 1\r\n"
-        "Connection: close\r\n\r\n"
-    )
-    return head.encode() + body
+def _busy() -> APIError:
+    return APIError(503, "server busy: every request thread is serving a request; retry shortly",
+                    code="server_busy")
+
+
+def _http_reply(status: int, headers: list[tuple[str, str]], body: bytes) -> bytes:
+    lines = [f"HTTP/1.1 {status} {HTTPStatus(status).phrase}"]
+    lines += [f"{k}: {v}" for k, v in headers if k.lower() not in ("connection", "content-length")]
+    lines += [f"Content-Length: {len(body)}", "Connection: close"]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
 
 
 class ProbeLaneWorker(ThreadWorker):
@@ -138,7 +137,7 @@ class ProbeLaneWorker(ThreadWorker):
         elif self.busy >= self.cfg.threads:
             # Refused here, with no thread: the lane stays the probes' alone.
             conn.intake = None
-            self._send_nowait(conn, _busy_response())
+            self._send_nowait(conn, self._error_reply(intake, _busy()))
             self.nr_conns -= 1
             self._linger(conn)
         else:
@@ -180,7 +179,7 @@ class ProbeLaneWorker(ThreadWorker):
             del self.gathering[conn]
             self.nr_conns -= 1
             if conn.intake.seen:
-                self._send_nowait(conn, timeout_response(conn.intake))
+                self._send_nowait(conn, self._error_reply(conn.intake, too_slow(conn.intake)))
                 self._linger(conn)  # bytes may still be on their way: no reset over the 408
             else:
                 conn.close()  # said nothing at all: nothing to answer
@@ -222,6 +221,27 @@ class ProbeLaneWorker(ThreadWorker):
         except (KeyError, ValueError, OSError):
             pass
 
+    def _error_reply(self, intake: Intake, exc: SlmError) -> bytes:
+        """`exc` in the envelope of the route the request names (Anthropic's, Ollama's, ...),
+        from the app's own error handling; OpenAI's where the request line is not whole."""
+        target = request_target(bytes(intake.buf[:8192]))
+        if target is not None and self._flask_app() is not None:
+            from slm_api.api.core.errors import error_reply
+
+            try:
+                reply = error_reply(self._flask_app(), *target, exc)
+                return _http_reply(reply.status_code, list(reply.headers.items()),
+                                   reply.get_data())
+            except Exception:  # a path the router cannot even parse: the plain envelope
+                self.log.debug("no envelope for %r", target, exc_info=True)
+        headers = [("Content-Type", "application/json"), *exc.headers.items()]
+        return _http_reply(exc.status, headers, json.dumps(exc.body()).encode())
+
+    def _flask_app(self) -> Any:
+        from flask import Flask
+
+        return self.wsgi if isinstance(self.wsgi, Flask) else None
+
     @staticmethod
     def _send_nowait(conn: Any, data: bytes) -> None:
         # A few hundred bytes into a socket with nothing else queued: they fit its buffer, and
@@ -251,6 +271,15 @@ class ProbeLaneWorker(ThreadWorker):
             sock.intake = None
             conn.intake = None
 
+    def _keepalive_after(self, conn: Any, keepalive: bool) -> bool:
+        # gunicorn drains a body the app left unread (one refused with 413, say) on this thread
+        # for up to 5 s, which a client sending it slowly turns into a held thread. What has
+        # arrived is drained here; for the rest the connection closes and lingers on the
+        # selector.
+        if not keepalive:
+            return False
+        return bool(conn.parser.finish_body(deadline=time.monotonic() + _DRAIN_ON_THREAD_S))
+
     def _refuse(self, conn: Any) -> bool:
         """The lane's refusal of a TLS request (its head is read on the thread)."""
         try:
@@ -260,7 +289,9 @@ class ProbeLaneWorker(ThreadWorker):
                 length = getattr(req.body.reader, "length", None)
                 if length is not None and length <= _LINGER_BYTES:
                     req.body.read()
-            conn.sock.sendall(_busy_response())
+            conn.sock.sendall(_http_reply(503, [("Content-Type", "application/json"),
+                                                *_busy().headers.items()],
+                                          json.dumps(_busy().body()).encode()))
         except Exception:  # the client went away or sent garbage: nothing to answer
             self.log.debug("refusing a request failed", exc_info=True)
         return False

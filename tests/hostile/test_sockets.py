@@ -165,6 +165,43 @@ def test_stalled_sockets_of_every_kind_hold_no_thread_and_are_closed(models_dir:
                     sock.close()
 
 
+def _stalled_body(path: str, length: int = 100) -> bytes:
+    return (b"POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n{" % (path.encode(), length))
+
+
+def _body(reply: bytes) -> dict:
+    return json.loads(reply.split(b"\r\n\r\n", 1)[1])
+
+
+def test_each_family_hears_its_own_envelope_and_a_body_too_large_is_refused_at_once(
+        models_dir: Path):
+    with gunicorn_server(models_dir, N_PARALLEL=2, **DEADLINES) as proc:
+        socks = {name: _connect(proc.url) for name in ("anthropic", "ollama", "too large")}
+        try:
+            socks["anthropic"].sendall(_stalled_body("/v1/messages"))
+            socks["ollama"].sendall(_stalled_body("/api/chat"))
+            # Past MAX_REQUEST_BYTES: 413 before any of the body is read, then closed.
+            started = time.monotonic()
+            socks["too large"].sendall(_stalled_body("/v1/chat/completions", 2 << 20))
+            too_large = _until_closed(socks["too large"], within=30)
+            assert too_large.startswith(b"HTTP/1.1 413"), too_large[:200]
+            assert time.monotonic() - started < DEADLINES["BODY_TIMEOUT_S"]
+            assert _body(too_large)["error"]["type"] == "invalid_request_error"
+
+            anthropic = _until_closed(socks["anthropic"], within=30)
+            assert anthropic.startswith(b"HTTP/1.1 408")
+            assert _body(anthropic)["type"] == "error"
+            assert "BODY_TIMEOUT_S" in _body(anthropic)["error"]["message"]
+            ollama = _until_closed(socks["ollama"], within=30)
+            assert ollama.startswith(b"HTTP/1.1 408")
+            assert set(_body(ollama)) == {"error"}
+            assert "BODY_TIMEOUT_S" in _body(ollama)["error"]
+        finally:
+            for sock in socks.values():
+                sock.close()
+
+
 def test_idle_keep_alive_connections_are_closed_and_hold_no_thread(models_dir: Path):
     with gunicorn_server(models_dir, N_PARALLEL=2, HTTP_THREADS=4, **DEADLINES) as proc:
         idle = [_connect(proc.url) for _ in range(HOLD)]
