@@ -271,6 +271,22 @@ def test_a_slow_but_steady_client_is_served(models_dir: Path):
         assert reply.startswith(b"HTTP/1.1 200"), reply[:200]
         assert json.loads(reply.split(b"\r\n\r\n", 1)[1])["object"] == "chat.completion"
 
+        # A chunked body, its chunk-size lines and data split across sends, and a trailer:
+        # gathered to its end before a thread takes it.
+        data = json.dumps(CHAT).encode()
+        chunks = b"".join(b"%x\r\n%s\r\n" % (len(data[i:i + 7]), data[i:i + 7])
+                          for i in range(0, len(data), 7)) + b"0\r\nX-Trailer: 1\r\n\r\n"
+        head = (b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                b"Content-Type: application/json\r\nConnection: close\r\n"
+                b"Transfer-Encoding: chunked\r\n\r\n")
+        with _connect(proc.url) as sock:
+            sock.sendall(head)
+            for i in range(0, len(chunks), 5):
+                sock.sendall(chunks[i:i + 5])
+                time.sleep(0.01)
+            reply = _until_closed(sock, within=120)
+        assert reply.startswith(b"HTTP/1.1 200"), reply[:200]
+
 
 @pytest.mark.fast
 @pytest.mark.parametrize("name", ["HEADER_TIMEOUT_S", "BODY_TIMEOUT_S", "SEND_TIMEOUT_S",
