@@ -66,6 +66,12 @@ def _http_reply(status: int, headers: list[tuple[str, str]], body: bytes) -> byt
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
 
 
+def _plain_reply(exc: SlmError) -> bytes:
+    """`exc` in the OpenAI envelope, where no route (or no app) can say which family's."""
+    headers = [("Content-Type", "application/json"), *exc.headers.items()]
+    return _http_reply(exc.status, headers, json.dumps(exc.body()).encode())
+
+
 class ProbeLaneWorker(ThreadWorker):
     """gthread, plus a lane for probes, whole requests before threads, and socket deadlines;
     see the module docstring."""
@@ -76,15 +82,16 @@ class ProbeLaneWorker(ThreadWorker):
         self.busy = 0  # main-pool requests submitted and not finished (main thread only)
         self.draining = False
         self.limits: Limits | None = None
-        # Connections on the selector (main thread only): gathering a request, or lingering
-        # after their last reply; each with the time it is given up.
+        # Connections on the selector (main thread only): gathering a request (given up at its
+        # intake's deadline), or lingering after their last reply (until the time kept here).
         self.gathering: dict[Any, None] = {}
         self.lingering: dict[Any, float] = {}
         self._next_sweep = 0.0
 
     def init_process(self) -> None:
-        # The app reads the same environment and .env; the deadlines are needed before it is
-        # loaded (`gunicorn slm_api.app:app` builds it on the first request).
+        # The deadlines come from the environment and .env the app reads too (`slm-api serve`
+        # and bare `gunicorn slm_api.app:app` alike); the worker needs them from its first
+        # accept, whatever app object it was handed.
         self.limits = Limits.from_settings(Settings.from_env())
         self.lane = futures.ThreadPoolExecutor(LANE_THREADS, thread_name_prefix="probe-lane")
         super().init_process()
@@ -234,8 +241,7 @@ class ProbeLaneWorker(ThreadWorker):
                                    reply.get_data())
             except Exception:  # a path the router cannot even parse: the plain envelope
                 self.log.debug("no envelope for %r", target, exc_info=True)
-        headers = [("Content-Type", "application/json"), *exc.headers.items()]
-        return _http_reply(exc.status, headers, json.dumps(exc.body()).encode())
+        return _plain_reply(exc)
 
     def _flask_app(self) -> Any:
         from flask import Flask
@@ -289,9 +295,7 @@ class ProbeLaneWorker(ThreadWorker):
                 length = getattr(req.body.reader, "length", None)
                 if length is not None and length <= _LINGER_BYTES:
                     req.body.read()
-            conn.sock.sendall(_http_reply(503, [("Content-Type", "application/json"),
-                                                *_busy().headers.items()],
-                                          json.dumps(_busy().body()).encode()))
+            conn.sock.sendall(_plain_reply(_busy()))
         except Exception:  # the client went away or sent garbage: nothing to answer
             self.log.debug("refusing a request failed", exc_info=True)
         return False
