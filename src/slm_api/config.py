@@ -92,6 +92,14 @@ class Settings:
     embedding_decodes_per_turn: int = 1
     max_tokens_cap: int = 4096
     request_timeout_s: float = 300.0
+    # Socket deadlines (worker.py, intake.py): from accept to the end of the headers; a body's
+    # grace, after which it must keep arriving at BODY_MIN_RATE bytes/s on average; and the
+    # longest one write (a reply, a stream's frame) may wait for the client to take it.
+    # A phone on 2G (tens of KB/s) clears each with room to spare.
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 30.0
+    body_min_rate: int = 1024
+    send_timeout_s: float = 60.0
     # Constrained output closes within max_tokens (and loops are steered to the close).
     structured_budget: bool = True
     # Tokens the grammar forces (keys, punctuation, the rest of an enum value) are appended
@@ -187,6 +195,11 @@ class Settings:
             "RATE_LIMIT_FAIL": self.rate_limit_fail in {"open", "closed"},
             "RATE_LIMIT_STORAGE_URI": "://" in self.rate_limit_storage_uri,
             "DRAIN_TIMEOUT_S": self.drain_timeout_s >= 0,
+            # Finite: a socket timeout of inf overflows.
+            "HEADER_TIMEOUT_S": 0 < self.header_timeout_s < _FOREVER,
+            "BODY_TIMEOUT_S": 0 < self.body_timeout_s < _FOREVER,
+            "BODY_MIN_RATE": self.body_min_rate >= 1,
+            "SEND_TIMEOUT_S": 0 < self.send_timeout_s < _FOREVER,
             "HTTP_THREADS": self.http_threads >= 0,
             "RESPONSES_TTL_S": self.responses_ttl_s > 0,
             "RESPONSES_MAX_STORED": self.responses_max_stored >= 1,
@@ -202,6 +215,7 @@ class Settings:
             raise SettingsError("invalid setting(s): " + ", ".join(bad))
 
 
+_FOREVER = float("inf")
 _UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 _DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
 

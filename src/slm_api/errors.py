@@ -118,6 +118,10 @@ class QueueFull(EngineError, status=503, code="queue_full"):
     """MAX_QUEUE requests already wait for a sequence."""
 
 
+class ClientTooSlow(SlmError, TimeoutError, status=408, code="request_timeout"):
+    """A client sent its request slower than the socket deadlines allow (intake.py). A
+    TimeoutError too, so gunicorn's own reads (its body drain) treat it as the timeout it is."""
+
 
 class Draining(EngineError):
     """The server is shutting down (SIGTERM): new work goes to another replica."""

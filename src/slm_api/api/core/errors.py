@@ -13,7 +13,8 @@ from werkzeug.exceptions import HTTPException
 
 from slm_api.errors import APIError, SlmError
 
-__all__ = ["error_response", "register_envelope", "register_error_handlers", "validation_message"]
+__all__ = ["error_reply", "error_response", "register_envelope", "register_error_handlers",
+           "validation_message"]
 
 log = logging.getLogger("slm_api.api.errors")  # its name before the move: log filters keep working
 
@@ -40,6 +41,14 @@ def error_response(exc: SlmError) -> Response:
     for key, value in exc.headers.items():
         response.headers[key] = value
     return response
+
+
+def error_reply(app: Flask, method: str, path: str, exc: SlmError) -> Response:
+    """`exc` as the route at `path` would answer it, for a request that never reaches a view:
+    the worker's 408 for a stalled body and its 503 when every thread is busy are answered from
+    its main loop, in the envelope of the family the client speaks."""
+    with app.test_request_context(path, method=method):
+        return error_response(exc)
 
 
 _TYPE_TAGS = {"str", "int", "float", "bool", "dict", "list", "none", "__root__"}
