@@ -3,6 +3,8 @@ this server's settings."""
 
 from __future__ import annotations
 
+import json
+import math
 from typing import Any, TypeVar
 
 from flask import request
@@ -14,9 +16,40 @@ from slm_api.plumbing import state
 BodyT = TypeVar("BodyT", bound=BaseModel)
 
 
+class _NotFinite(ValueError):
+    pass
+
+
+def _no_constant(name: str) -> Any:
+    raise _NotFinite(name)
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999 reads as inf
+        raise _NotFinite(text[:40])
+    return value
+
+
+def _json_body() -> Any:
+    """The body as JSON, or None. Python's json reads NaN, Infinity and 1e999 as floats;
+    JSON (RFC 8259) has none of them, and no field of any API means anything by them, so
+    they are refused here, once, for typed fields and free-form ones (schemas, arguments)."""
+    if not request.is_json:
+        return None  # as Flask's get_json: a body sent as another type is not read as JSON
+    raw = request.get_data(cache=True)
+    try:
+        return json.loads(raw, parse_constant=_no_constant, parse_float=_finite_float)
+    except _NotFinite as exc:
+        raise APIError(400, f"The request body holds a number JSON does not have ({exc}); "
+                       "send finite numbers only", code="invalid_json") from None
+    except (ValueError, RecursionError):
+        return None
+
+
 def parse_body(model: type[BodyT]) -> BodyT:
     """The JSON body validated as `model`; malformed JSON and wrong shapes become 400s."""
-    data = request.get_json(silent=True)
+    data = _json_body()
     if data is None:
         raw = request.get_data(cache=True)
         if not raw.strip():
