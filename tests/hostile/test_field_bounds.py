@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -164,6 +165,34 @@ def test_hostile_field_is_a_400_in_the_api_shape(server: str, name: str, route: 
     start = time.monotonic()
     assert requests.get(f"{server}/health", timeout=5).status_code == 200
     assert time.monotonic() - start < 1.0
+
+
+def test_health_answers_within_a_second_throughout_a_flood(server: str):
+    # Four clients send 60,000 stop strings (400 KB each) as fast as they get answers.
+    body = {**OLLAMA_CHAT, "options": {"stop": [f"s{i}" for i in range(60000)]}}
+    text = json.dumps(body)
+    stop = threading.Event()
+    statuses: list[int] = []
+
+    def attack() -> None:
+        while not stop.is_set():
+            statuses.append(requests.post(f"{server}/api/chat", data=text, timeout=60, headers={
+                "Content-Type": "application/json"}).status_code)
+
+    threads = [threading.Thread(target=attack) for _ in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        for _ in range(10):
+            start = time.monotonic()
+            assert requests.get(f"{server}/health", timeout=5).status_code == 200
+            assert time.monotonic() - start < 1.0
+            time.sleep(0.2)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert statuses and set(statuses) == {400}
 
 
 def test_bounds_leave_ordinary_requests_alone(server: str):
