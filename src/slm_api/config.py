@@ -127,6 +127,8 @@ class Settings:
     data_dir: Path = Path("data")
     responses_ttl_s: float = 30 * 24 * 3600.0
     responses_max_stored: int = 10000
+    # Stored bytes one client (API key, or address without keys) may hold; its oldest go first.
+    responses_max_bytes_per_client: int = 64 * 1024 * 1024
     max_n: int = 8
     # Idle time after which a model is unloaded (Ollama's keep_alive and its default): a Go
     # duration ("5m", "1h30m") or seconds; negative: never. The model loaded at start (and one
@@ -203,6 +205,7 @@ class Settings:
             "HTTP_THREADS": self.http_threads >= 0,
             "RESPONSES_TTL_S": self.responses_ttl_s > 0,
             "RESPONSES_MAX_STORED": self.responses_max_stored >= 1,
+            "RESPONSES_MAX_BYTES_PER_CLIENT": self.responses_max_bytes_per_client >= 1,
             "MAX_N": self.max_n >= 1,
             "MAX_JSON_DEPTH": 1 <= self.max_json_depth <= 512,
             "MAX_EMBEDDING_INPUTS": self.max_embedding_inputs >= 1,

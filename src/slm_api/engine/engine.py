@@ -299,6 +299,19 @@ class Engine:
                 entry.keep_alive_s = seconds
                 self._schedule()
 
+    def shorten_keep_alive(self, model_id: str, seconds: float | None) -> bool:
+        """A plain client's keep_alive (api/core/rights.py): it may bring forward the unload
+        of a model loaded on demand, never of the active model, never lengthen a life, and
+        never while another request uses the model. Whether it applied."""
+        with self._lock:
+            entry = self._loaded.get(model_id)
+            if (entry is None or model_id == self._active_id or entry.keep_alive_s is None
+                    or seconds is None or seconds >= entry.keep_alive_s or entry.pins > 1):
+                return False
+            entry.keep_alive_s = max(seconds, 0.0)
+            self._schedule()
+            return True
+
     def expires_at(self, model_id: str) -> float | None:
         """When (time.time()) an idle `model_id` will be unloaded; None: never (or not
         loaded). A model in use expires its keep-alive after the request ends."""

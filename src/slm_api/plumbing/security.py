@@ -182,15 +182,15 @@ def _authorize(keys: KeyRing, hosts: HostAllowlist, settings: Settings) -> None:
         _authorize_admin(keys, token, settings)
 
 
-def _authorize_admin(keys: KeyRing, token: str | None, settings: Settings) -> None:
+def _admin_refusal(keys: KeyRing, token: str | None, settings: Settings) -> APIError | None:
+    """Why this request has no admin rights (None: it has them): one rule for the admin routes
+    and for the admin-only parts of other requests (see has_admin_rights)."""
     if keys.admin:
         if token is None:
-            raise _unauthorized("This admin route needs a key from ADMIN_API_KEYS")
-        client = keys.admin_client_for(token)
-        if client is None:
-            raise APIError(403, "This key may not use admin routes", code="admin_key_required")
-        g.client_id = client
-        return
+            return _unauthorized("This admin route needs a key from ADMIN_API_KEYS")
+        if keys.admin_client_for(token) is None:
+            return APIError(403, "This key may not use admin routes", code="admin_key_required")
+        return None
     # No admin keys: only this machine may download files or swap models. Behind a proxy every
     # client looks like loopback, so a relayed request (forwarding headers) is refused unless
     # TRUSTED_PROXY_HOPS made remote_addr the real client.
@@ -198,12 +198,31 @@ def _authorize_admin(keys: KeyRing, token: str | None, settings: Settings) -> No
         h in request.headers for h in FORWARDING_HEADERS
     )
     if not is_loopback(request.remote_addr) or relayed:
-        raise APIError(
+        return APIError(
             403,
             "Admin routes are open to loopback clients only; set ADMIN_API_KEYS to use them "
             "remotely",
             code="admin_forbidden",
         )
+    return None
+
+
+def _authorize_admin(keys: KeyRing, token: str | None, settings: Settings) -> None:
+    refusal = _admin_refusal(keys, token, settings)
+    if refusal is not None:
+        raise refusal
+    if keys.admin and token is not None:
+        g.client_id = keys.admin_client_for(token)
+
+
+def has_admin_rights() -> bool:
+    """Whether the current request could call the admin routes: what a request needs to change
+    a model other clients share (unload it, or load it its own way). An app built without
+    security (get_keys None) trusts its caller, as its admin routes do."""
+    keys = get_keys()
+    if keys is None:
+        return True
+    return _admin_refusal(keys, bearer_token(), state.settings()) is None
 
 
 def get_keys(app: Flask | None = None) -> KeyRing | None:

@@ -8,8 +8,10 @@ from typing import Any, Literal
 from pydantic import Field
 
 from slm_api.api.core.protocol import (
+    MAX_CTX,
     LoadModelConfigs,
     MessagesBody,
+    Name,
     ReplyBody,
     RequestBody,
     TokenId,
@@ -43,18 +45,18 @@ class SetModelRequest(RequestBody):
 
 
 class TokenizeRequest(RequestBody):
-    model: str | None = None
+    model: Name | None = None
     input: str
     add_special: bool = True
 
 
 class DetokenizeRequest(RequestBody):
-    model: str | None = None
-    tokens: list[TokenId]
+    model: Name | None = None
+    tokens: list[TokenId] = Field(max_length=MAX_CTX)
 
 
 class ApplyTemplateRequest(MessagesBody):
-    model: str | None = None
+    model: Name | None = None
 
 
 class RestoreCacheRequest(ApplyTemplateRequest):

@@ -10,7 +10,18 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from slm_api.api.core.protocol import JSONSchemaFormat, RequestBody, ResponseFormat
+from slm_api.api.core.protocol import (
+    INT32_MAX,
+    MAX_MESSAGES,
+    MAX_METADATA,
+    MAX_STOPS,
+    MAX_TOOLS,
+    JSONSchemaFormat,
+    Name,
+    RequestBody,
+    ResponseFormat,
+    StopText,
+)
 from slm_api.engine import SamplingParams
 
 _TOOL_NAME = r"^[A-Za-z0-9_.-]+$"
@@ -23,15 +34,15 @@ class TextBlock(RequestBody):
 
 class ToolUseBlock(RequestBody):
     type: Literal["tool_use"]
-    id: str
-    name: str
+    id: Name
+    name: Name
     input: dict[str, Any] = Field(default_factory=dict)
 
 
 class ToolResultBlock(RequestBody):
     type: Literal["tool_result"]
-    tool_use_id: str
-    content: str | list[TextBlock] | None = None
+    tool_use_id: Name
+    content: str | Annotated[list[TextBlock], Field(max_length=MAX_MESSAGES)] | None = None
     is_error: bool | None = None
 
     def text(self) -> str:
@@ -63,12 +74,12 @@ AssistantBlock = Annotated[TextBlock | ToolUseBlock | ThinkingBlock | RedactedTh
 
 class UserMessage(RequestBody):
     role: Literal["user"]
-    content: str | list[UserBlock]
+    content: str | Annotated[list[UserBlock], Field(max_length=MAX_MESSAGES)]
 
 
 class AssistantMessage(RequestBody):
     role: Literal["assistant"]
-    content: str | list[AssistantBlock]
+    content: str | Annotated[list[AssistantBlock], Field(max_length=MAX_MESSAGES)]
 
 
 MessageParam = Annotated[UserMessage | AssistantMessage, Field(discriminator="role")]
@@ -87,7 +98,7 @@ class ToolChoiceMode(RequestBody):
 
 class ToolChoiceTool(RequestBody):
     type: Literal["tool"]
-    name: str
+    name: Name
     disable_parallel_tool_use: bool | None = None
 
 
@@ -96,16 +107,16 @@ ToolChoice = Annotated[ToolChoiceMode | ToolChoiceTool, Field(discriminator="typ
 
 class ThinkingConfig(RequestBody):
     type: Literal["enabled", "disabled", "adaptive"]
-    budget_tokens: int | None = Field(None, ge=0)
+    budget_tokens: int | None = Field(None, ge=0, le=INT32_MAX)
 
 
 class MessagesPrompt(RequestBody):
     """What the prompt is made of: shared by /v1/messages and /v1/messages/count_tokens."""
 
-    model: str | None = None
-    messages: list[MessageParam] = Field(min_length=1)
-    system: str | list[TextBlock] | None = None
-    tools: list[ToolParam] | None = None
+    model: Name | None = None
+    messages: list[MessageParam] = Field(min_length=1, max_length=MAX_MESSAGES)
+    system: str | Annotated[list[TextBlock], Field(max_length=MAX_MESSAGES)] | None = None
+    tools: list[ToolParam] | None = Field(None, max_length=MAX_TOOLS)
     tool_choice: ToolChoice | None = None
     thinking: ThinkingConfig | None = None
 
@@ -132,13 +143,14 @@ class OutputConfig(RequestBody):
 
 
 class MessagesRequest(MessagesPrompt):
-    max_tokens: int = Field(gt=0, le=2**31 - 1)
+    max_tokens: int = Field(gt=0, le=INT32_MAX)
     temperature: float | None = Field(None, ge=0.0, le=1.0)
     top_p: float | None = Field(None, gt=0.0, le=1.0)
-    top_k: int | None = Field(None, ge=0)
-    stop_sequences: list[str] | None = Field(None, max_length=16)
+    top_k: int | None = Field(None, ge=0, le=INT32_MAX)
+    stop_sequences: list[StopText] | None = Field(None, max_length=MAX_STOPS)
     stream: bool = False
-    metadata: dict[str, Any] | None = None
+    # Anthropic documents one key (user_id); any others are ignored, but bounded.
+    metadata: dict[Name, Any] | None = Field(None, max_length=MAX_METADATA)
     output_config: OutputConfig | None = None
 
     def response_format(self) -> ResponseFormat | None:

@@ -4,6 +4,7 @@ this server's settings."""
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any, TypeVar
 
@@ -22,6 +23,21 @@ _OPEN, _CLOSE = frozenset("[{"), frozenset("]}")
 # no UTF-8 encoder (tokenizer, SQLite, the reply) accepts.
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+class _NotFinite(ValueError):
+    pass
+
+
+def _no_constant(name: str) -> Any:
+    raise _NotFinite(name)
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999 reads as inf
+        raise _NotFinite(text[:40])
+    return value
 
 
 def parse_body(model: type[BodyT]) -> BodyT:
@@ -60,7 +76,13 @@ def load_json(raw: bytes, max_depth: int) -> Any:
     if too_deep(text, max_depth):
         raise _too_deep(max_depth)
     try:
-        data = json.loads(text)
+        data = json.loads(text, parse_constant=_no_constant, parse_float=_finite_float)
+    except _NotFinite as exc:
+        # Python reads NaN, Infinity and 1e999 as floats; JSON (RFC 8259) has none of them and
+        # no field of any API means anything by them, so they are refused once, here, for typed
+        # fields and free-form ones (schemas, tool arguments) alike.
+        raise APIError(400, f"The request body holds a number JSON does not have ({exc}); "
+                       "send finite numbers only", code="invalid_json") from None
     except RecursionError:  # the scan's bound is above the interpreter's own
         raise _too_deep(max_depth) from None
     except ValueError as exc:

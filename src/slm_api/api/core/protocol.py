@@ -19,16 +19,45 @@ from slm_api.engine.types import LoadOptions
 # than the model was trained for.
 MAX_CTX = 131072
 
+# Bounds on what a client may send (docs/security-and-operations.md, "Limits on client input").
+# The body size (MAX_REQUEST_BYTES) bounds the total; these bound what costs per item: a stop
+# string is matched at every token, a tool is rendered into every prompt, a message list is
+# walked by every template. The numbers are the APIs' own where they document one.
+INT32_MAX = 2**31 - 1  # llama.cpp takes token counts, top_k and thread counts as int32
+MAX_STOP_CHARS = 512  # one stop string
+MAX_STOPS = 16  # Anthropic-style lists (stop_sequences, Ollama's stop); OpenAI's `stop` is 4
+MAX_MESSAGES = 2048  # messages or input items in one request
+MAX_TOOLS = 128  # OpenAI: "A max of 128 functions are supported"
+MAX_INPUTS = 2048  # OpenAI embeddings: at most 2048 inputs per request
+MAX_LOGIT_BIAS = 1024  # tokens biased in one request
+MAX_METADATA = 16  # OpenAI metadata: 16 pairs, keys of 64 characters, values of 512
+MAX_NAME_CHARS = 256  # ids, names and other labels
+
 # What the JSON Schema can say is said there, so the document and the validation agree.
-TokenId = Annotated[int, Field(ge=0)]
-TokenIds = Annotated[list[TokenId], Field(min_length=1)]
+TokenId = Annotated[int, Field(ge=0, le=INT32_MAX)]
+TokenIds = Annotated[list[TokenId], Field(min_length=1, max_length=MAX_CTX)]
 NonEmptyText = Annotated[str, Field(min_length=1)]
-TokenIdKey = Annotated[str, Field(pattern=r"^[0-9]+$")]
+TokenIdKey = Annotated[str, Field(pattern=r"^[0-9]+$", max_length=10)]
+Int32 = Annotated[int, Field(ge=-INT32_MAX - 1, le=INT32_MAX)]
+Seed = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]  # OpenAI's seed is an int64
+StopText = Annotated[str, Field(max_length=MAX_STOP_CHARS)]
+Name = Annotated[str, Field(max_length=MAX_NAME_CHARS)]
+LogitBias = Annotated[
+    dict[TokenIdKey, Annotated[float, Field(ge=-100.0, le=100.0)]],
+    Field(max_length=MAX_LOGIT_BIAS),
+]
+Metadata = Annotated[
+    dict[Annotated[str, Field(max_length=64)], Annotated[str, Field(max_length=512)]],
+    Field(max_length=MAX_METADATA),
+]
 
 
 class RequestBody(BaseModel):
     # strict: "5" is not 5 and 1.0 is not an integer, as the document says (OpenAI refuses both).
-    model_config = ConfigDict(extra="ignore", populate_by_name=True, strict=True)
+    # allow_inf_nan=False: Python's JSON reads NaN, Infinity and 1e999 as floats; no sampler
+    # parameter has a meaning for them, and a NaN compares false with every bound.
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, strict=True,
+                              allow_inf_nan=False)
 
 
 class LoadModelConfigs(RequestBody):
@@ -37,9 +66,9 @@ class LoadModelConfigs(RequestBody):
     n_ctx: int | None = Field(None, ge=16, le=MAX_CTX)
     n_threads: int | None = Field(None, ge=1, le=256)
     n_batch: int | None = Field(None, ge=1, le=8192)
-    n_gpu_layers: int | None = Field(None, ge=-1)
+    n_gpu_layers: int | None = Field(None, ge=-1, le=INT32_MAX)
     n_parallel: int | None = Field(None, ge=1, le=64)
-    chat_format: str | None = None
+    chat_format: Name | None = None
 
     def to_load_options(self) -> LoadOptions:
         # Only these fields: subclasses (reload, load) add the model they name.
@@ -48,22 +77,22 @@ class LoadModelConfigs(RequestBody):
 
 
 class FunctionCall(RequestBody):
-    name: str
+    name: Name
     arguments: str | dict[str, Any] = "{}"
 
 
 class ToolCallIn(RequestBody):
-    id: str | None = None
+    id: Name | None = None
     type: Literal["function"] = "function"
     function: FunctionCall
 
 
 class ChatMessage(RequestBody):
     role: Literal["system", "developer", "user", "assistant", "tool"]
-    content: str | list[dict[str, Any]] | None = None
-    name: str | None = None
-    tool_calls: list[ToolCallIn] | None = None
-    tool_call_id: str | None = None
+    content: str | Annotated[list[dict[str, Any]], Field(max_length=MAX_MESSAGES)] | None = None
+    name: Name | None = None
+    tool_calls: Annotated[list[ToolCallIn], Field(max_length=MAX_TOOLS)] | None = None
+    tool_call_id: Name | None = None
 
     @model_validator(mode="after")
     def _content_present(self) -> ChatMessage:
@@ -89,8 +118,8 @@ class Tool(RequestBody):
 class MessagesBody(RequestBody):
     """A body that carries chat messages and tools, as plain dicts for the chat formatter."""
 
-    messages: list[ChatMessage] = Field(min_length=1)
-    tools: list[Tool] | None = None
+    messages: list[ChatMessage] = Field(min_length=1, max_length=MAX_MESSAGES)
+    tools: list[Tool] | None = Field(None, max_length=MAX_TOOLS)
 
     def message_dicts(self) -> list[dict[str, Any]]:
         return [m.model_dump(exclude_none=True) for m in self.messages]
@@ -100,7 +129,7 @@ class MessagesBody(RequestBody):
 
 
 class JSONSchemaFormat(RequestBody):
-    name: str = "response"
+    name: Name = "response"
     description: str | None = None
     schema_: dict[str, Any] | bool = Field(default_factory=dict, alias="schema")
     strict: bool | None = None

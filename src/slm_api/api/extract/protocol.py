@@ -6,17 +6,17 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from slm_api.api.core.protocol import ReplyBody, RequestBody, Usage
+from slm_api.api.core.protocol import INT32_MAX, Name, ReplyBody, RequestBody, Seed, Usage
 
 
 class ExtractRequest(RequestBody):
-    model: str | None = None
+    model: Name | None = None
     text: str = Field(min_length=1)
     schema_: dict[str, Any] | bool | None = Field(None, alias="schema")
     instructions: str | None = None
     temperature: float = Field(0.0, ge=0.0, le=2.0)
-    max_tokens: int | None = Field(None, gt=0)
-    seed: int | None = None
+    max_tokens: int | None = Field(None, gt=0, le=INT32_MAX)
+    seed: Seed | None = None
 
 
 

@@ -7,11 +7,25 @@ fields ignored, as Ollama does. Durations in replies are nanoseconds.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from slm_api.api.core.protocol import LoadModelConfigs, ReplyBody, RequestBody
+from slm_api.api.core.protocol import (
+    INT32_MAX,
+    MAX_CTX,
+    MAX_INPUTS,
+    MAX_MESSAGES,
+    MAX_STOPS,
+    MAX_TOOLS,
+    LoadModelConfigs,
+    Name,
+    ReplyBody,
+    RequestBody,
+    Seed,
+    StopText,
+    TokenId,
+)
 from slm_api.config import duration_seconds
 from slm_api.engine import SamplingParams
 
@@ -27,27 +41,30 @@ class Options(RequestBody):
     (repeat_last_n, num_keep, mirostat, typical_p, tfs_z, penalize_newline, numa, ...) are
     accepted and ignored, as Ollama ignores what its runner lacks."""
 
-    num_ctx: int | None = Field(None, ge=16, le=131072)
+    # Ranges as the OpenAI routes' (the same sampler runs both); Ollama documents none, and
+    # its runner clamps or misbehaves outside them.
+    num_ctx: int | None = Field(None, ge=16, le=MAX_CTX)
     num_batch: int | None = Field(None, ge=1, le=8192)
-    num_gpu: int | None = Field(None, ge=-1)
+    num_gpu: int | None = Field(None, ge=-1, le=INT32_MAX)
     num_thread: int | None = Field(None, ge=1, le=256)
-    num_keep: int | None = None
-    seed: int | None = None
-    num_predict: int | None = Field(None, ge=-2)
-    top_k: int | None = Field(None, ge=0)
+    num_keep: int | None = Field(None, ge=-1, le=INT32_MAX)
+    seed: Seed | None = None
+    num_predict: int | None = Field(None, ge=-2, le=INT32_MAX)
+    top_k: int | None = Field(None, ge=0, le=INT32_MAX)
     top_p: float | None = Field(None, ge=0.0, le=1.0)
     min_p: float | None = Field(None, ge=0.0, le=1.0)
-    typical_p: float | None = None
-    repeat_last_n: int | None = Field(None, ge=-1)
-    temperature: float | None = Field(None, ge=0.0)
-    repeat_penalty: float | None = Field(None, gt=0.0)
-    presence_penalty: float | None = None
-    frequency_penalty: float | None = None
-    mirostat: int | None = None
-    mirostat_tau: float | None = None
-    mirostat_eta: float | None = None
+    typical_p: float | None = Field(None, ge=0.0, le=1.0)
+    repeat_last_n: int | None = Field(None, ge=-1, le=INT32_MAX)
+    temperature: float | None = Field(None, ge=0.0, le=2.0)
+    repeat_penalty: float | None = Field(None, gt=0.0, le=10.0)
+    presence_penalty: float | None = Field(None, ge=-2.0, le=2.0)
+    frequency_penalty: float | None = Field(None, ge=-2.0, le=2.0)
+    mirostat: int | None = Field(None, ge=0, le=2)
+    mirostat_tau: float | None = Field(None, ge=0.0, le=100.0)
+    mirostat_eta: float | None = Field(None, ge=0.0, le=1.0)
     penalize_newline: bool | None = None
-    stop: list[str] | None = None
+    # Each stop string is matched at every token: 60,000 of them made each token 4.5x slower.
+    stop: list[StopText] | None = Field(None, max_length=MAX_STOPS)
 
     def sampling(self) -> SamplingParams:
         """The engine's sampling: what the client set, this server's defaults (the OpenAI
@@ -115,13 +132,13 @@ class GeneratingBody(KeepAliveBody):
 
 
 class ToolCallFunction(RequestBody):
-    name: str = Field(min_length=1)
+    name: Name = Field(min_length=1)
     arguments: dict[str, Any] = Field(default_factory=dict)
-    index: int | None = None
+    index: int | None = Field(None, ge=0, le=INT32_MAX)
 
 
 class ToolCall(RequestBody):
-    id: str | None = None
+    id: Name | None = None
     function: ToolCallFunction
 
 
@@ -129,10 +146,10 @@ class Message(RequestBody):
     role: Literal["system", "user", "assistant", "tool"]
     content: str | None = None
     thinking: str | None = None
-    images: list[str] | None = None
-    tool_calls: list[ToolCall] | None = None
-    tool_name: str | None = None
-    tool_call_id: str | None = None
+    images: list[str] | None = Field(None, max_length=MAX_INPUTS)
+    tool_calls: list[ToolCall] | None = Field(None, max_length=MAX_TOOLS)
+    tool_name: Name | None = None
+    tool_call_id: Name | None = None
 
 
 class ToolFunction(RequestBody):
@@ -147,8 +164,8 @@ class Tool(RequestBody):
 
 
 class ChatRequest(GeneratingBody):
-    messages: list[Message] = Field(default_factory=list)
-    tools: list[Tool] | None = None
+    messages: list[Message] = Field(default_factory=list, max_length=MAX_MESSAGES)
+    tools: list[Tool] | None = Field(None, max_length=MAX_TOOLS)
     # Not Ollama's: slm-api's extension, OpenAI's values ("auto", "none", "required", or
     # {"type": "function", "function": {"name": ...}}). A small model rarely calls a tool of
     # its own accord; a forced call is one in the model's markup, grammar-constrained.
@@ -160,15 +177,15 @@ class GenerateRequest(GeneratingBody):
     suffix: str | None = None
     system: str | None = None
     template: str | None = None
-    context: list[int] | None = None
+    context: Annotated[list[TokenId], Field(max_length=MAX_CTX)] | None = None
     raw: bool | None = False
-    images: list[str] | None = None
+    images: list[str] | None = Field(None, max_length=MAX_INPUTS)
 
 
 class EmbedRequest(KeepAliveBody):
-    input: str | list[str] = ""
+    input: str | Annotated[list[str], Field(max_length=MAX_INPUTS)] = ""
     truncate: bool | None = True
-    dimensions: int | None = Field(None, gt=0)
+    dimensions: int | None = Field(None, gt=0, le=65536)
     options: Options | None = None
 
 

@@ -25,6 +25,7 @@ from slm_api.api.core.conversation import (
 )
 from slm_api.api.core.protocol import JSONSchemaFormat, ResponseFormat
 from slm_api.api.core.reply import cut
+from slm_api.api.core.rights import permitted_load_options
 from slm_api.api.core.run import Run, build_request, collect, iterate
 from slm_api.api.core.structured import check_structured_output, response_format_grammar
 from slm_api.api.ollama.models import resolve
@@ -41,6 +42,7 @@ from slm_api.api.ollama.protocol import (
 from slm_api.engine import Chunk, Finished
 from slm_api.errors import APIError
 from slm_api.plumbing import state
+from slm_api.plumbing.security import has_admin_rights
 from slm_api.prompting.chat_format import ToolCall
 from slm_api.prompting.reasoning import split_reasoning
 
@@ -113,10 +115,17 @@ def _budget(req: GeneratingBody) -> int | None:
     return completion_budget(req.opts.max_tokens(), "options.num_predict")
 
 
-def _keep_alive(req: KeepAliveBody, model_id: str) -> None:
-    # Set while the model is pinned: the idle clock starts when this request ends.
-    if req.keep_alive is not None:
+def _keep_alive(req: KeepAliveBody, model_id: str, loaded_here: bool) -> None:
+    # Set while the model is pinned: the idle clock starts when this request ends. Other
+    # clients share the model, so only admin rights set it; a plain client may only shorten
+    # the life of a model its own request loaded (api/core/rights.py), else it is ignored, as
+    # clients send keep_alive on every request.
+    if req.keep_alive is None:
+        return
+    if has_admin_rights():
         state.engine().set_keep_alive(model_id, req.keep_alive_s())
+    elif loaded_here:
+        state.engine().shorten_keep_alive(model_id, req.keep_alive_s())
 
 
 class _Clock:
@@ -186,7 +195,7 @@ class ChatReply:
             raise
         # The thinking goes out as message.thinking unless the request turned it off.
         self.show_thinking = req.think is not False
-        _keep_alive(req, model_id)
+        _keep_alive(req, model_id, not self.clock.was_loaded)
         self.clock.loaded()
 
     def _object(self, message: dict[str, Any], done: bool, **extra: Any) -> dict[str, Any]:
@@ -297,7 +306,7 @@ class GenerateReply:
             if grammar is not None:
                 params = replace(params, grammar=grammar)
             self.run.submit(build_request(model, self.prompt, _budget(req), params, stops))
-            _keep_alive(req, model_id)
+            _keep_alive(req, model_id, not self.clock.was_loaded)
         except BaseException:
             self.run.close()
             raise
@@ -353,13 +362,22 @@ def load_only(req: GeneratingBody, key: str, value: Any) -> dict[str, Any]:
     engine = state.engine()
     unload = req.keep_alive is not None and req.keep_alive_s() == 0
     if unload:
+        if not has_admin_rights() and engine.is_loaded(model_id):
+            # Other clients may be using it (the start-up model above all): a plain key
+            # stops only what its own request loaded (keep_alive: 0 on that request).
+            raise APIError(403, f'unloading "{req.model}" needs admin rights (a key from '
+                           "ADMIN_API_KEYS, or a loopback client when none is set)",
+                           code="admin_key_required")
         # Through the keep-alive, not unload(): the model stays the one requests naming
         # none fall back to (loaded again when one comes).
         engine.set_keep_alive(model_id, 0.0)
     else:
-        with engine.use(model_id, None if req.opts.load_configs() is None
-                        else req.opts.load_configs().to_load_options()):
-            _keep_alive(req, model_id)
+        was_loaded = engine.is_loaded(model_id)
+        configs = req.opts.load_configs()
+        options = permitted_load_options(model_id, configs.to_load_options() if configs
+                                         else None)
+        with engine.use(model_id, options):
+            _keep_alive(req, model_id, not was_loaded)
     return {"model": req.model, "created_at": now(), key: value, "done": True,
             "done_reason": "unload" if unload else "load"}
 
@@ -385,7 +403,7 @@ def embed(texts: list[str], model_name: str, truncate: bool,
                                    f"context length of {n_ctx}", param="input")
                 token_lists[i] = toks[:n_ctx]
         vectors = model.embed(token_lists) if token_lists else []
-        _keep_alive(req, model_id)
+        _keep_alive(req, model_id, not clock.was_loaded)
     n_tokens = sum(len(t) for t in token_lists)
     timings = clock.timings(None)
     return vectors, n_tokens, {"total_duration": timings["total_duration"],

@@ -8,15 +8,20 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator
 
 from slm_api.api.core.protocol import (
+    INT32_MAX,
+    MAX_INPUTS,
     ChatLogprobs,
     FinishReason,
     LoadModelConfigs,
+    LogitBias,
     MessagesBody,
+    Name,
     NonEmptyText,
     ReplyBody,
     RequestBody,
     ResponseFormat,
-    TokenIdKey,
+    Seed,
+    StopText,
     TokenIds,
     Usage,
 )
@@ -24,22 +29,29 @@ from slm_api.engine.types import LoadOptions, SamplingParams
 from slm_api.errors import APIError
 
 
+class StreamOptions(RequestBody):
+    include_usage: bool = False
+
+
 class SamplingFields(RequestBody):
-    model: str | None = None
-    max_tokens: int | None = Field(None, gt=0)
+    model: Name | None = None
+    max_tokens: int | None = Field(None, gt=0, le=INT32_MAX)
     temperature: float = Field(0.8, ge=0.0, le=2.0)
     top_p: float = Field(0.95, gt=0.0, le=1.0)
-    top_k: int = Field(40, ge=0)
+    top_k: int = Field(40, ge=0, le=INT32_MAX)
     min_p: float = Field(0.05, ge=0.0, le=1.0)
-    seed: int | None = None
+    seed: Seed | None = None
     presence_penalty: float = Field(0.0, ge=-2.0, le=2.0)
     frequency_penalty: float = Field(0.0, ge=-2.0, le=2.0)
-    repeat_penalty: float = Field(1.0, gt=0.0)
-    stop: str | Annotated[list[str], Field(max_length=4)] | None = None
+    # llama.cpp's own scale (1: off); above 10 every repeated token is as good as banned.
+    repeat_penalty: float = Field(1.0, gt=0.0, le=10.0)
+    stop: StopText | Annotated[list[StopText], Field(max_length=4)] | None = None
     stream: bool = False
-    stream_options: dict[str, Any] | None = None
-    logit_bias: dict[TokenIdKey, float] | None = None
-    n: int = Field(1, ge=1, description="Choices to generate, side by side (up to MAX_N)")
+    stream_options: StreamOptions | None = None
+    logit_bias: LogitBias | None = None
+    # MAX_N (a setting) is the real cap, checked by choice_count with a message naming it.
+    n: int = Field(1, ge=1, le=INT32_MAX,
+                   description="Choices to generate, side by side (up to MAX_N)")
     load_model_configs: LoadModelConfigs | None = None
 
     @field_validator("stop")
@@ -54,7 +66,7 @@ class SamplingFields(RequestBody):
 
     @property
     def include_usage(self) -> bool:
-        return bool((self.stream_options or {}).get("include_usage"))
+        return self.stream_options is not None and self.stream_options.include_usage
 
     def to_load_options(self) -> LoadOptions | None:
         return self.load_model_configs.to_load_options() if self.load_model_configs else None
@@ -84,7 +96,7 @@ class SamplingFields(RequestBody):
 
 
 class ChatCompletionRequest(SamplingFields, MessagesBody):
-    max_completion_tokens: int | None = Field(None, gt=0)
+    max_completion_tokens: int | None = Field(None, gt=0, le=INT32_MAX)
     tool_choice: Literal["none", "auto", "required"] | dict[str, Any] | None = None
     response_format: ResponseFormat | None = None
     logprobs: bool = False
@@ -92,8 +104,8 @@ class ChatCompletionRequest(SamplingFields, MessagesBody):
     # A reasoning model's thinking (docs/reasoning.md): "none" turns it off; the template's own
     # variables as vLLM and llama-server take them ({"enable_thinking": false}).
     reasoning_effort: Literal["none", "minimal", "low", "medium", "high"] | None = None
-    chat_template_kwargs: dict[str, Any] | None = None
-    thinking_budget: int | None = Field(None, ge=0, description=(
+    chat_template_kwargs: dict[str, Any] | None = Field(None, max_length=64)
+    thinking_budget: int | None = Field(None, ge=0, le=INT32_MAX, description=(
         "at most this many tokens of thinking, then the server closes the block; 0: none"))
 
     @property
@@ -102,11 +114,11 @@ class ChatCompletionRequest(SamplingFields, MessagesBody):
 
 
 class CompletionRequest(SamplingFields):
-    prompt: str | Annotated[list[str], Field(min_length=1)] | TokenIds | Annotated[
-        list[TokenIds], Field(min_length=1)]
+    prompt: str | Annotated[list[str], Field(min_length=1, max_length=MAX_INPUTS)] | TokenIds \
+        | Annotated[list[TokenIds], Field(min_length=1, max_length=MAX_INPUTS)]
     echo: bool = False
     logprobs: int | None = Field(None, ge=0, le=20)
-    max_tokens: int | None = Field(16, gt=0)
+    max_tokens: int | None = Field(16, gt=0, le=INT32_MAX)
     suffix: str | None = None
 
     @field_validator("prompt")
@@ -118,11 +130,12 @@ class CompletionRequest(SamplingFields):
 
 
 class EmbeddingRequest(RequestBody):
-    model: str | None = None
-    input: NonEmptyText | Annotated[list[NonEmptyText], Field(min_length=1)] | TokenIds | Annotated[
-        list[TokenIds], Field(min_length=1)]
+    model: Name | None = None
+    input: NonEmptyText | Annotated[list[NonEmptyText], Field(min_length=1, max_length=MAX_INPUTS)
+                                    ] | TokenIds | Annotated[
+        list[TokenIds], Field(min_length=1, max_length=MAX_INPUTS)]
     encoding_format: Literal["float", "base64"] = "float"
-    dimensions: int | None = Field(None, gt=0)
+    dimensions: int | None = Field(None, gt=0, le=65536)
 
     @field_validator("input")
     @classmethod

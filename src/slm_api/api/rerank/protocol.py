@@ -20,7 +20,8 @@ class RerankRequest(RequestBody):
     query: NonEmptyText
     documents: Annotated[list[NonEmptyText | RerankDocumentIn],
                          Field(min_length=1, max_length=MAX_DOCUMENTS)]
-    top_n: int | None = Field(None, ge=1, description="how many results; none: all")
+    top_n: int | None = Field(None, ge=1, le=MAX_DOCUMENTS,
+                              description="how many results; none: all")
     return_documents: bool = False
 
     def texts(self) -> list[str]:

@@ -10,7 +10,16 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
-from slm_api.api.core.protocol import JSONSchemaFormat, RequestBody, ResponseFormat
+from slm_api.api.core.protocol import (
+    INT32_MAX,
+    MAX_MESSAGES,
+    MAX_TOOLS,
+    JSONSchemaFormat,
+    Metadata,
+    Name,
+    RequestBody,
+    ResponseFormat,
+)
 from slm_api.engine import SamplingParams
 
 _NAME = r"^[A-Za-z0-9_.-]+$"
@@ -29,22 +38,22 @@ class TextPart(RequestBody):
 class MessageItem(RequestBody):
     type: Literal["message"] = "message"
     role: Literal["user", "assistant", "system", "developer"]
-    content: str | list[TextPart]
-    id: str | None = None
+    content: str | Annotated[list[TextPart], Field(max_length=MAX_MESSAGES)]
+    id: Name | None = None
 
 
 class FunctionCallItem(RequestBody):
     type: Literal["function_call"]
-    call_id: str = Field(min_length=1)
-    name: str
+    call_id: Name = Field(min_length=1)
+    name: Name
     arguments: str = "{}"
-    id: str | None = None
+    id: Name | None = None
 
 
 class FunctionCallOutputItem(RequestBody):
     type: Literal["function_call_output"]
-    call_id: str = Field(min_length=1)
-    output: str | list[TextPart]
+    call_id: Name = Field(min_length=1)
+    output: str | Annotated[list[TextPart], Field(max_length=MAX_MESSAGES)]
 
     def text(self) -> str:
         if isinstance(self.output, str):
@@ -57,11 +66,11 @@ class ReasoningItem(RequestBody):
     of the prompt (the templates drop earlier turns' thinking too)."""
 
     type: Literal["reasoning"]
-    id: str | None = None
-    summary: list[dict[str, Any]] = Field(default_factory=list)
-    content: list[dict[str, Any]] | None = None
+    id: Name | None = None
+    summary: list[dict[str, Any]] = Field(default_factory=list, max_length=MAX_MESSAGES)
+    content: list[dict[str, Any]] | None = Field(None, max_length=MAX_MESSAGES)
     encrypted_content: str | None = None
-    status: str | None = None
+    status: Name | None = None
 
 
 def _item_type(value: Any) -> str:
@@ -98,12 +107,12 @@ class FunctionTool(RequestBody):
 
 class FunctionChoice(RequestBody):
     type: Literal["function"]
-    name: str
+    name: Name
 
 
 class TextFormat(RequestBody):
     type: Literal["text", "json_object", "json_schema"]
-    name: str = "response"
+    name: Name = "response"
     description: str | None = None
     schema_: dict[str, Any] | None = Field(None, alias="schema")
     strict: bool | None = None
@@ -127,20 +136,20 @@ class ReasoningOptions(RequestBody):
 
 
 class ResponseRequest(RequestBody):
-    model: str | None = None
-    input: str | list[InputItem]
+    model: Name | None = None
+    input: str | Annotated[list[InputItem], Field(max_length=MAX_MESSAGES)]
     instructions: str | None = None
-    max_output_tokens: int | None = Field(None, gt=0, le=2**31 - 1)
+    max_output_tokens: int | None = Field(None, gt=0, le=INT32_MAX)
     temperature: float | None = Field(None, ge=0.0, le=2.0)
     top_p: float | None = Field(None, gt=0.0, le=1.0)
-    tools: list[FunctionTool] | None = None
+    tools: list[FunctionTool] | None = Field(None, max_length=MAX_TOOLS)
     tool_choice: Literal["none", "auto", "required"] | FunctionChoice | None = None
     text: TextOptions | None = None
     reasoning: ReasoningOptions | None = None
     stream: bool = False
     store: bool = True
-    previous_response_id: str | None = None
-    metadata: dict[str, str] | None = Field(None, max_length=16)
+    previous_response_id: Name | None = None
+    metadata: Metadata | None = None
     parallel_tool_calls: bool = True
 
     def to_sampling_params(self) -> SamplingParams:

@@ -35,6 +35,7 @@ def _open_store(setup: Any) -> None:
     set_responses_store(app, ResponseStore(
         settings.data_dir / "responses.sqlite3",
         ttl_s=settings.responses_ttl_s, max_stored=settings.responses_max_stored,
+        max_bytes_per_owner=settings.responses_max_bytes_per_client,
     ))
 
 

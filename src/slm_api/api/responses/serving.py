@@ -104,6 +104,17 @@ def chat_messages(instructions: str | None, items: list[dict[str, Any]]) -> list
     return out
 
 
+# The item types chat_messages turns into prompt text. A reasoning item (sent back, or an
+# earlier output) never is: stored along every previous_response_id it would be copied into
+# each later row (row k holding k copies) while no context bounds its size.
+_PROMPTED = frozenset({"message", "function_call", "function_call_output"})
+
+
+def prompted(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The items of a conversation worth storing: those that reach the prompt."""
+    return [item for item in items if item.get("type", "message") in _PROMPTED]
+
+
 def _conversation(req: ResponseRequest, owner: str) -> list[dict[str, Any]]:
     items = _input_items(req)
     if req.previous_response_id is None:
@@ -185,7 +196,7 @@ class ResponseReply:
         data = obj.model_dump(mode="json")
         if self.req.store:
             outputs = [item.model_dump(mode="json") for item in output]
-            self.store.put(self.owner, data, [*self.items, *outputs])
+            self.store.put(self.owner, data, prompted([*self.items, *outputs]))
         return data
 
     @staticmethod

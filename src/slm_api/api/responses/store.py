@@ -4,8 +4,11 @@ conversation and GET / DELETE /v1/responses/{id} work, across restarts and gunic
 Each row keeps the response object and the conversation it ended (every input item, earlier
 turns included, then its output items): continuing it needs no walk up a chain of rows. Rows
 belong to the client id security.py gave the request; another client's id reads as unknown.
-Rows older than RESPONSES_TTL_S are invisible and deleted; beyond RESPONSES_MAX_STORED the oldest
-go first.
+Rows older than RESPONSES_TTL_S are invisible and deleted. A client's rows beyond
+RESPONSES_MAX_BYTES_PER_CLIENT go, its oldest first; beyond RESPONSES_MAX_STORED rows in all,
+the oldest rows of the client holding the most go first, so no client's rows evict another's
+while it holds less. (The conversation holds only what is prompted, serving.py's `prompted`,
+which the model's context bounds, so row k does not hold k copies of anything.)
 """
 
 from __future__ import annotations
@@ -27,9 +30,29 @@ CREATE TABLE IF NOT EXISTS responses (
     owner TEXT NOT NULL,
     created_at REAL NOT NULL,
     response TEXT NOT NULL,
-    conversation TEXT NOT NULL
+    conversation TEXT NOT NULL,
+    bytes INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS responses_created ON responses (created_at);
+CREATE INDEX IF NOT EXISTS responses_owner ON responses (owner, created_at);
+"""
+
+# A client's rows past the cap, newest kept: a running sum from the newest row back.
+_OVER_OWNER_CAP = """
+DELETE FROM responses WHERE id IN (
+    SELECT id FROM (
+        SELECT id, SUM(bytes) OVER (ORDER BY created_at DESC, rowid DESC) AS held
+        FROM responses WHERE owner = ?
+    ) WHERE held > ? AND id != ?
+)
+"""
+# Past RESPONSES_MAX_STORED: the oldest rows of the client with the most rows.
+_OVER_TOTAL = """
+DELETE FROM responses WHERE id IN (
+    SELECT id FROM responses WHERE owner = (
+        SELECT owner FROM responses GROUP BY owner ORDER BY COUNT(*) DESC LIMIT 1
+    ) ORDER BY created_at LIMIT ?
+)
 """
 
 
@@ -40,10 +63,12 @@ class Stored:
 
 
 class ResponseStore:
-    def __init__(self, path: Path, *, ttl_s: float, max_stored: int):
+    def __init__(self, path: Path, *, ttl_s: float, max_stored: int,
+                 max_bytes_per_owner: int = 64 * 1024 * 1024):
         self.path = path
         self.ttl_s = ttl_s
         self.max_stored = max_stored
+        self.max_bytes_per_owner = max_bytes_per_owner
         self._ready = False
         self._lock = threading.Lock()
 
@@ -56,6 +81,10 @@ class ResponseStore:
                     self.path.parent.mkdir(parents=True, exist_ok=True)
                     with closing(sqlite3.connect(self.path, timeout=10)) as db:
                         db.execute("PRAGMA journal_mode=WAL")
+                        columns = {r[1] for r in db.execute("PRAGMA table_info(responses)")}
+                        if columns and "bytes" not in columns:  # a file from before the cap
+                            db.execute("ALTER TABLE responses ADD COLUMN bytes INTEGER NOT NULL "
+                                       "DEFAULT 0")
                         db.executescript(_SCHEMA)
                     self._ready = True
         return sqlite3.connect(self.path, timeout=10)
@@ -63,17 +92,27 @@ class ResponseStore:
     def put(self, owner: str, response: dict[str, Any], conversation: list[dict[str, Any]]
             ) -> None:
         now = time.time()
+        row = json.dumps(response, ensure_ascii=False)
+        talk = json.dumps(conversation, ensure_ascii=False)
+        size = len(row.encode()) + len(talk.encode())
         with closing(self._connect()) as db, db:
             db.execute(
-                "INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?)",
-                (response["id"], owner, now, json.dumps(response, ensure_ascii=False),
-                 json.dumps(conversation, ensure_ascii=False)),
+                "INSERT OR REPLACE INTO responses (id, owner, created_at, response, conversation,"
+                " bytes) VALUES (?, ?, ?, ?, ?, ?)",
+                (response["id"], owner, now, row, talk, size),
             )
             db.execute("DELETE FROM responses WHERE created_at < ?", (now - self.ttl_s,))
-            db.execute(
-                "DELETE FROM responses WHERE id IN (SELECT id FROM responses "
-                "ORDER BY created_at DESC LIMIT -1 OFFSET ?)", (self.max_stored,),
-            )
+            db.execute(_OVER_OWNER_CAP, (owner, self.max_bytes_per_owner, response["id"]))
+            (count,) = db.execute("SELECT COUNT(*) FROM responses").fetchone()
+            if count > self.max_stored:
+                db.execute(_OVER_TOTAL, (count - self.max_stored,))
+
+    def held(self, owner: str) -> tuple[int, int]:
+        """(rows, bytes) `owner` holds, for tests and operators."""
+        with closing(self._connect()) as db:
+            rows, size = db.execute("SELECT COUNT(*), COALESCE(SUM(bytes), 0) FROM responses "
+                                    "WHERE owner = ?", (owner,)).fetchone()
+        return int(rows), int(size)
 
     def get(self, owner: str, response_id: str) -> Stored | None:
         with closing(self._connect()) as db:
