@@ -110,6 +110,11 @@ class NoModelLoaded(EngineError, status=503, code="no_model_loaded"):
     """No model was named and none is active."""
 
 
+class ModelCapacity(EngineError, status=403, code="admin_key_required", param="model"):
+    """Loading the named model would unload the one other clients use (MAX_LOADED_MODELS
+    reached): only admin rights may do that."""
+
+
 class InvalidRequest(EngineError, status=400, code="invalid_request"):
     """Bad input the engine can only see once it has tokens (prompt too long, bad grammar)."""
 

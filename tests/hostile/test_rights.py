@@ -26,9 +26,10 @@ SPARE = "spare"
 
 
 def _settings(folder: Path, **overrides: object):
-    return make_settings(folder, n_ctx=N_CTX, n_parallel=N_PARALLEL, max_loaded_models=2,
-                         openai_api_keys=("sk-user:user", "sk-other:other"),
-                         admin_api_keys=("sk-admin:admin",), **overrides)
+    base: dict[str, object] = dict(
+        n_ctx=N_CTX, n_parallel=N_PARALLEL, max_loaded_models=2,
+        openai_api_keys=("sk-user:user", "sk-other:other"), admin_api_keys=("sk-admin:admin",))
+    return make_settings(folder, **{**base, **overrides})
 
 
 @pytest.fixture
@@ -176,3 +177,46 @@ def test_remote_client_without_admin_keys_is_a_plain_client(models_dir: Path, tm
         r = requests.post(f"{base}/api/generate", timeout=30,
                           json={"model": MODEL, "keep_alive": 0})
         assert r.status_code == 200 and r.json()["done_reason"] == "unload", r.text
+
+
+def test_a_plain_client_never_loads_a_model_in_the_place_of_the_start_up_one(
+        models_dir: Path, tmp_path: Path):
+    # MAX_LOADED_MODELS=1: the spare fits only by unloading the model everyone uses.
+    folder = tmp_path / "models"
+    folder.mkdir()
+    model_folder(folder, models_dir, f"{SPARE}.gguf")
+    with running_server(_settings(folder, max_loaded_models=1)) as base:
+        r = chat(base, USER, model=SPARE)
+        assert r.status_code == 403, r.text
+        error = r.json()["error"]
+        assert error["code"] == "admin_key_required" and error["param"] == "model"
+        assert MODEL in error["message"] and "MAX_LOADED_MODELS" in error["message"]
+        r = requests.post(f"{base}/api/generate", headers=USER, timeout=30,
+                          json={"model": SPARE, "prompt": "Hi", "stream": False})
+        assert r.status_code == 403 and "admin" in r.json()["error"], r.text
+        assert set(running(base)) == {MODEL}
+        healthy(base)
+        assert chat(base, OTHER).status_code == 200
+        # The admin may: the start-up model makes room, and comes back on the next request.
+        r = chat(base, ADMIN, model=SPARE)
+        assert r.status_code == 200, r.text
+        assert set(running(base)) == {SPARE}
+        assert chat(base, USER).status_code == 200
+
+
+def test_a_generations_keep_alive_never_unloads_the_start_up_model(models_dir: Path,
+                                                                   tmp_path: Path):
+    # Open WebUI sends keep_alive with every chat; even a loopback client with admin rights
+    # ends the start-up model only by an explicit unload (ollama stop, DELETE /v1/models).
+    folder = tmp_path / "models"
+    folder.mkdir()
+    model_folder(folder, models_dir)
+    with running_server(make_settings(folder)) as base:
+        for keep_alive in (0, "1s"):
+            r = requests.post(f"{base}/api/chat", timeout=120, json={
+                "model": MODEL, "messages": [{"role": "user", "content": "Hi"}],
+                "stream": False, "keep_alive": keep_alive, "options": {"num_predict": 1}})
+            assert r.status_code == 200, r.text
+        time.sleep(2.5)
+        assert MODEL in running(base)
+        healthy(base)

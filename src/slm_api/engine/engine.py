@@ -19,7 +19,14 @@ from pathlib import Path
 from slm_api.config import Settings
 from slm_api.engine.llama_model import LoadedModel
 from slm_api.engine.types import LoadOptions, ModelInfo
-from slm_api.errors import EngineError, InvalidRequest, ModelNotFound, NoModelLoaded
+from slm_api.errors import (
+    EngineError,
+    InvalidRequest,
+    ModelCapacity,
+    ModelNotFound,
+    NoModelLoaded,
+)
+from slm_api.gguf_info import file_kind
 
 log = logging.getLogger(__name__)
 _REAP_WAIT_MAX_S = 3600.0
@@ -162,10 +169,15 @@ class Engine:
             log.error("could not load %s: %s; serving with no model loaded", path, exc.message)
 
     def load(
-        self, model_id: str, options: LoadOptions | None = None, *, activate: bool = False
+        self, model_id: str, options: LoadOptions | None = None, *, activate: bool = False,
+        evict_active: bool = True,
     ) -> ModelInfo:
+        """Load `model_id` from MODELS_DIR. With `evict_active` False (a client without admin
+        rights asked), a load that could only fit by unloading the active model is refused
+        with ModelCapacity instead: the model every other client uses stays."""
         path = self.path_for_id(model_id)
-        return self._load_path(path, options or LoadOptions(), activate=activate)
+        return self._load_path(path, options or LoadOptions(), activate=activate,
+                               evict_active=evict_active)
 
     def reload(self, path: str | Path, options: LoadOptions | None = None) -> ModelInfo:
         """Load `path` and make it the active model. On failure the old model keeps serving."""
@@ -173,7 +185,8 @@ class Engine:
         return self._load_path(path, options or LoadOptions(), activate=True, replace=True)
 
     def _load_path(
-        self, path: Path, options: LoadOptions, *, activate: bool, replace: bool = False
+        self, path: Path, options: LoadOptions, *, activate: bool, replace: bool = False,
+        evict_active: bool = True,
     ) -> ModelInfo:
         model_id = path.stem
         with self._load_lock:
@@ -185,6 +198,11 @@ class Engine:
                         self._active_id = model_id
                         entry.keep_alive_s = None
                     return entry.model.info
+                if not (evict_active or activate) and self._needs_active_evicted(path):
+                    raise ModelCapacity(
+                        f"loading {model_id} would unload {self._active_id}, the model other "
+                        f"clients use (MAX_LOADED_MODELS={self.settings.max_loaded_models}); "
+                        "that needs admin rights, or a higher MAX_LOADED_MODELS")
             # Load outside the registry lock: requests on other models keep flowing.
             model = LoadedModel.load(path, self.settings, options)
             with self._lock:
@@ -201,7 +219,7 @@ class Engine:
                 # An embedding model loaded on demand never becomes the model chat falls back to.
                 if activate or (self._active_id is None and model.info.kind == "chat"):
                     self._active_id = model_id
-                self._evict_over_capacity(keep=model_id)
+                self._evict_over_capacity(keep=model_id, spare_active=not evict_active)
             log.info("loaded model %s from %s", model_id, path)
             return model.info
 
@@ -215,8 +233,20 @@ class Engine:
             self._retire(entry)
         return True
 
-    def _evict_over_capacity(self, keep: str) -> None:
-        # Called with self._lock held. Least recently used first, never one that is pinned.
+    def _needs_active_evicted(self, path: Path) -> bool:
+        # Called with self._lock held: whether a chat model from `path` fits only in the place
+        # of the active one (every other chat model in memory is in use).
+        if self._active_id not in self._loaded:
+            return False
+        if file_kind(path, self.settings.embedding_models) != "chat":
+            return False  # embedding and rerank models have a limit of their own
+        chat = [mid for mid, e in self._loaded.items() if e.model.info.kind == "chat"]
+        spare = [mid for mid in chat if mid != self._active_id and self._loaded[mid].pins == 0]
+        return len(chat) >= self.settings.max_loaded_models and not spare
+
+    def _evict_over_capacity(self, keep: str, spare_active: bool = False) -> None:
+        # Called with self._lock held. Least recently used first, never one that is pinned,
+        # and with `spare_active` never the active model.
         # Chat models count against MAX_LOADED_MODELS; embedding and rerank models (tens of MB,
         # no decode loop) against MAX_LOADED_EMBEDDING_MODELS, so loading one never evicts the
         # chat model.
@@ -226,7 +256,8 @@ class Engine:
                 ids = [mid for mid, e in self._loaded.items()
                        if (e.model.info.kind == "chat") == chat]
                 victim = next((mid for mid in ids
-                               if mid != keep and self._loaded[mid].pins == 0), None)
+                               if mid != keep and self._loaded[mid].pins == 0
+                               and not (spare_active and mid == self._active_id)), None)
                 if len(ids) <= limit or victim is None:
                     break
                 self._retire(self._loaded.pop(victim))
@@ -253,10 +284,12 @@ class Engine:
 
     @contextmanager
     def use(
-        self, model_id: str | None = None, options: LoadOptions | None = None
+        self, model_id: str | None = None, options: LoadOptions | None = None, *,
+        evict_active: bool = True,
     ) -> Iterator[LoadedModel]:
-        """Pin a model for one request, loading it first when it is not in memory."""
-        entry = self._pin(model_id, options)
+        """Pin a model for one request, loading it first when it is not in memory (see load
+        for `evict_active`)."""
+        entry = self._pin(model_id, options, evict_active)
         try:
             yield entry.model
         finally:
@@ -270,7 +303,8 @@ class Engine:
                     self._evict_over_capacity(keep=self._active_id or "")
                     self._schedule()
 
-    def _pin(self, model_id: str | None, options: LoadOptions | None) -> _Entry:
+    def _pin(self, model_id: str | None, options: LoadOptions | None,
+             evict_active: bool) -> _Entry:
         if not model_id:
             model_id = self._active_id
             if model_id is None:
@@ -285,7 +319,7 @@ class Engine:
                     entry.last_used = time.monotonic()
                     self._loaded.move_to_end(model_id)
                     return entry
-            self.load(model_id, options)
+            self.load(model_id, options, evict_active=evict_active)
         raise NoModelLoaded(f"model {model_id} was unloaded while loading; try again")
 
     # -- keep-alive -------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from slm_api.api.admin.protocol import (
 )
 from slm_api.api.core.body import parse_body
 from slm_api.api.core.contract import contract
-from slm_api.plumbing import state
+from slm_api.api.core.rights import use_model
 
 bp = Blueprint("extras", __name__, url_prefix="/extras")
 
@@ -26,7 +26,7 @@ bp = Blueprint("extras", __name__, url_prefix="/extras")
 def tokenize() -> Response:
     """Tokenize text with a model's tokenizer."""
     req = parse_body(TokenizeRequest)
-    with state.engine().use(req.model) as model:
+    with use_model(req.model) as model:
         tokens = model.tokenize(req.input, add_special=req.add_special, param=None)
         return jsonify({"tokens": tokens})
 
@@ -36,7 +36,7 @@ def tokenize() -> Response:
 def count() -> Response:
     """Count the tokens of a text."""
     req = parse_body(TokenizeRequest)
-    with state.engine().use(req.model) as model:
+    with use_model(req.model) as model:
         tokens = model.tokenize(req.input, add_special=req.add_special, param=None)
         return jsonify({"count": len(tokens)})
 
@@ -46,7 +46,7 @@ def count() -> Response:
 def detokenize() -> Response:
     """Turn token ids back into text."""
     req = parse_body(DetokenizeRequest)
-    with state.engine().use(req.model) as model:
+    with use_model(req.model) as model:
         return jsonify({"text": model.detokenize(req.tokens)})
 
 
@@ -56,6 +56,6 @@ def apply_template() -> Response:
     """Render messages with the model's chat template, without generating."""
     req = parse_body(ApplyTemplateRequest)
     messages, tools = req.message_dicts(), req.tool_dicts()
-    with state.engine().use(req.model) as model:
+    with use_model(req.model) as model:
         prompt = model.chat.render(messages, tools=tools, add_generation_prompt=True)
         return jsonify({"prompt": prompt, "chat_format": model.chat.name})

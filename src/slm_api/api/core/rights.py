@@ -13,19 +13,27 @@ routes check (plumbing/security.py: ADMIN_API_KEYS, else the loopback rule):
   it went out of memory.
 - A plain client's keep_alive may only shorten the life of a model its own request loaded on
   demand, while no other request uses it (Engine.shorten_keep_alive); an admin's sets it.
+  A generation's keep_alive never touches the active model (Open WebUI sends one with every
+  chat): it goes only by an explicit unload (`ollama stop`, DELETE /v1/models/<id>).
+- A plain client may name any model of MODELS_DIR and have it loaded, but never in the place
+  of the active model: when MAX_LOADED_MODELS is reached and only the active model could make
+  room, the request is a 403 (Engine.load's evict_active).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 
 from slm_api.config import Settings
+from slm_api.engine.llama_model import LoadedModel
 from slm_api.engine.types import LoadOptions
 from slm_api.plumbing import state
 from slm_api.plumbing.security import has_admin_rights
 
 
-def _shared(model_id: str | None) -> bool:
+def is_shared(model_id: str | None) -> bool:
     """Whether `model_id` (None: the active model) is the one the server was started with or
     the one requests naming no model go to."""
     engine = state.engine()
@@ -58,6 +66,17 @@ def permitted_load_options(model_id: str | None, options: LoadOptions | None
     """The load options this request may use if `model_id` has to be loaded for it."""
     if options is None:
         return None
-    if _shared(model_id) and not has_admin_rights():
+    if is_shared(model_id) and not has_admin_rights():
         return None
     return capped(options, state.settings())
+
+
+@contextmanager
+def use_model(model_id: str | None, options: LoadOptions | None = None
+              ) -> Iterator[LoadedModel]:
+    """The engine's `use` for a client's request: its load options as permitted above, and
+    the active model unloaded to make room only with admin rights."""
+    with state.engine().use(model_id, permitted_load_options(model_id, options),
+                            evict_active=has_admin_rights()) as model:
+        yield model
+

@@ -8,7 +8,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from slm_api.api.core.rights import permitted_load_options
+from slm_api.api.core.rights import use_model
 from slm_api.engine import (
     Choices,
     Finished,
@@ -49,8 +49,7 @@ class Run:
 
     def __init__(self, model_id: str | None, options: LoadOptions | None = None):
         self._stack = ExitStack()
-        options = permitted_load_options(model_id, options)
-        self.model: LoadedModel = self._stack.enter_context(state.engine().use(model_id, options))
+        self.model: LoadedModel = self._stack.enter_context(use_model(model_id, options))
         self.generation: Generation | Choices | None = None
         # Bound now: a streamed body finishes after the request context is gone. Closing
         # records the generation (metrics, access log) and charges its tokens to the client.

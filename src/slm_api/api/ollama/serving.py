@@ -25,7 +25,7 @@ from slm_api.api.core.conversation import (
 )
 from slm_api.api.core.protocol import JSONSchemaFormat, ResponseFormat
 from slm_api.api.core.reply import cut
-from slm_api.api.core.rights import permitted_load_options
+from slm_api.api.core.rights import is_shared, use_model
 from slm_api.api.core.run import Run, build_request, collect, iterate
 from slm_api.api.core.structured import check_structured_output, response_format_grammar
 from slm_api.api.ollama.models import resolve
@@ -120,8 +120,8 @@ def _keep_alive(req: KeepAliveBody, model_id: str, loaded_here: bool) -> None:
     # clients share the model, so only admin rights set it; a plain client may only shorten
     # the life of a model its own request loaded (api/core/rights.py), else it is ignored, as
     # clients send keep_alive on every request.
-    if req.keep_alive is None:
-        return
+    if req.keep_alive is None or is_shared(model_id):
+        return  # the active model goes only by an explicit unload (api/core/rights.py)
     if has_admin_rights():
         state.engine().set_keep_alive(model_id, req.keep_alive_s())
     elif loaded_here:
@@ -374,9 +374,7 @@ def load_only(req: GeneratingBody, key: str, value: Any) -> dict[str, Any]:
     else:
         was_loaded = engine.is_loaded(model_id)
         configs = req.opts.load_configs()
-        options = permitted_load_options(model_id, configs.to_load_options() if configs
-                                         else None)
-        with engine.use(model_id, options):
+        with use_model(model_id, configs.to_load_options() if configs else None):
             _keep_alive(req, model_id, not was_loaded)
     return {"model": req.model, "created_at": now(), key: value, "done": True,
             "done_reason": "unload" if unload else "load"}
@@ -392,7 +390,7 @@ def embed(texts: list[str], model_name: str, truncate: bool,
     a 400 for one that does not fit."""
     model_id = resolve(model_name)
     clock = _Clock(model_id)
-    with state.engine().use(model_id) as model:
+    with use_model(model_id) as model:
         clock.loaded()
         token_lists = [model.tokenize(t, param="input") for t in texts]
         n_ctx = model.info.n_ctx

@@ -23,6 +23,7 @@ from slm_api.api.core.body import (
 from slm_api.api.core.conversation import ChatRun, ReplySplitter, Turn, start_turn
 from slm_api.api.core.logprobs import chat_logprobs, completion_logprobs
 from slm_api.api.core.reply import finish_reason, usage
+from slm_api.api.core.rights import use_model
 from slm_api.api.core.run import (
     Collected,
     Run,
@@ -268,7 +269,7 @@ class CompletionReply:
 def embeddings(req: EmbeddingRequest) -> dict[str, Any]:
     """One L2-normalised vector per input, as an OpenAI embedding list."""
     engine = state.engine()
-    with engine.use(req.model or engine.default_embedding_model()) as model:
+    with use_model(req.model or engine.default_embedding_model()) as model:
         token_lists = [model.tokenize(item, param="input") if isinstance(item, str) else item
                        for item in embedding_inputs(one_or_many(req.input))]
         too_long = [i for i, toks in enumerate(token_lists) if len(toks) > model.info.n_ctx]

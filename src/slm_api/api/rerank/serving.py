@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from slm_api.api.core.rights import use_model
 from slm_api.api.rerank.protocol import RerankRequest
 from slm_api.engine import Engine
 from slm_api.errors import APIError
@@ -44,7 +45,7 @@ def _choose(engine: Engine, requested: str | None) -> str:
 
 def rerank(engine: Engine, req: RerankRequest) -> dict[str, Any]:
     texts = req.texts()
-    with engine.use(_choose(engine, req.model)) as model:
+    with use_model(_choose(engine, req.model)) as model:
         scores, n_tokens = model.rank(req.query, texts)
         model_id = model.info.id
     order = sorted(range(len(texts)), key=lambda i: -scores[i])[: req.top_n]
