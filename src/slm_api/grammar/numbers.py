@@ -49,6 +49,11 @@ def _decades(first: int, last: int) -> str:
 def _nonneg(lo: int, hi: int | None) -> list[str]:
     """Alternatives for the non-negative integers in [lo, hi] (hi None: up to MAX_DIGITS)."""
     out = []
+    if hi is not None and hi >= 10**MAX_DIGITS:
+        # Every integer of MAX_DIGITS digits fits under hi: stop there, as unbounded ranges do
+        # (a subset, so the output still fits). Each digit of hi cost about as many grammar
+        # elements as there are digits: a bound of 1e308 made 150,000.
+        hi = None
     top_len = len(str(hi)) if hi is not None else MAX_DIGITS
     lo_len = len(str(lo))
     whole: list[int] = []  # digit counts whose every integer is in range, in a row
