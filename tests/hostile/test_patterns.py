@@ -138,6 +138,17 @@ def test_a_value_that_fits_the_pattern_is_still_the_answer(server):
     assert r.json()["data"] == {"v": "aa"}
 
 
+def test_a_backtracking_pattern_still_constrains_generation(server):
+    # The pattern itself becomes the grammar and the reply is checked against it: a run of a's.
+    schema = {"type": "object", "properties": {"v": _string(maxLength=12)}, "required": ["v"]}
+    with health_stays_up(server):
+        r = requests.post(f"{server}/v1/extract", timeout=120,
+                          json={"text": "aaaa", "schema": schema, "max_tokens": 24})
+    assert r.status_code == 200, r.text
+    value = r.json()["data"]["v"]
+    assert value and set(value) == {"a"} and len(value) <= 12, value
+
+
 @pytest.mark.parametrize("pattern, words", [
     ("^(?=a)a+$", "(?="),  # lookahead: RE2 (and the grammar) cannot honour it
     (r"^(a)\1$", r"\1"),  # a backreference
