@@ -240,6 +240,12 @@ def test_patterns_keep_their_json_schema_meaning():
     assert validation_errors("\u0661", {"pattern": r"^\d$"})  # ARABIC-INDIC DIGIT ONE
     assert validation_errors("ab\n", {"pattern": "^ab$"})
     assert not validation_errors("xaby", {"pattern": "ab"})  # a search, not a full match
+    # JSON may carry lone surrogates ("\ud800"), which UTF-8 (RE2's input) cannot: still one
+    # character each, and never an exception (a 500).
+    assert not validation_errors("\ud800", {"pattern": "^.$"})
+    assert not validation_errors({"\udc00": 1}, {"patternProperties": {"^.$": {"type": "integer"}},
+                                                 "additionalProperties": False})
+    assert validation_errors("http://\ud800/", {"format": "iri"})
 
 
 @pytest.mark.fast

@@ -26,6 +26,17 @@ from .errors import SchemaError
 MAX_PROGRAM_BYTES = 2 << 20
 
 PatternError = re2.error
+# RE2 reads UTF-8, which has no lone surrogates; JSON text may hold them ("\ud800"). Each
+# becomes U+FFFD: still one character, so `.` and lengths keep their meaning.
+_SURROGATES = {cp: 0xFFFD for cp in range(0xD800, 0xE000)}
+
+
+def _utf8_safe(text: str) -> str:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.translate(_SURROGATES)
+    return text
 
 
 def _options() -> re2.Options:
@@ -63,7 +74,7 @@ def _to_re2(pattern: str) -> str:
 def compile_pattern(pattern: str) -> re2._Regexp:
     """The linear-time matcher of a client's pattern; raises PatternError (re2.error) when
     RE2 cannot run it in linear time and bounded memory."""
-    return re2.compile(_to_re2(pattern), _options())
+    return re2.compile(_to_re2(_utf8_safe(pattern)), _options())
 
 
 def why_refused(pattern: str) -> str | None:
@@ -90,4 +101,4 @@ def search(pattern: str, text: str) -> bool:
     except PatternError:
         raise SchemaError(f"pattern {pattern!r} is refused: {why_refused(pattern)}",
                           param="pattern") from None
-    return matcher.search(text) is not None
+    return matcher.search(_utf8_safe(text)) is not None

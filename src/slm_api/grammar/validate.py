@@ -85,6 +85,18 @@ def _ascii_iri(instance: str) -> str:
     return "".join(c if c < "\x80" else quote(c, safe="") for c in instance)
 
 
+def _as_uri(check: Any) -> Any:
+    def is_iri(instance: object) -> bool:
+        if not isinstance(instance, str):
+            return True
+        try:
+            return check(_ascii_iri(instance))
+        except UnicodeEncodeError:  # a lone surrogate is no character of an IRI
+            return False
+
+    return is_iri
+
+
 def format_checker(base: FormatChecker) -> FormatChecker:
     """`base`'s formats, with the super-linear ones replaced: `regex` compiles with RE2 (the
     engine the patterns run on), `iri` is checked as the URI it maps to (rfc3987-syntax's
@@ -95,8 +107,7 @@ def format_checker(base: FormatChecker) -> FormatChecker:
     for iri, uri in (("iri", "uri"), ("iri-reference", "uri-reference")):
         if uri in checker.checkers and iri in checker.checkers:
             check, raises = checker.checkers[uri]
-            checker.checks(iri, raises=raises)(
-                lambda v, check=check: not isinstance(v, str) or check(_ascii_iri(v)))
+            checker.checks(iri, raises=raises)(_as_uri(check))
         else:
             checker.checkers.pop(iri, None)
     if "uri-template" in checker.checkers:
