@@ -12,7 +12,8 @@ import re
 from .errors import SchemaError
 from .gbnf import char_class, literal, normalize_ranges, repeat, subtract_ranges
 
-_BRACE = re.compile(r"\{([0-9]*)(,?)([0-9]*)\}")
+# `{,n}` is no repetition in ECMA-262 (nor in RE2, which checks the output): literal text.
+_BRACE = re.compile(r"\{([0-9]+)(,?)([0-9]*)\}")
 MAX_CP = 0x10FFFF
 # Repetition bounds above this are left unbounded (the post-generation check still applies).
 MAX_BOUND = 1000
@@ -107,11 +108,9 @@ class _Parser:
         if m is None:
             return None
         lo, comma, hi = m.groups()
-        if not lo and not hi:
-            return None
         if max(len(lo), len(hi)) > 9:  # int() of 5,000 digits raises, of 4,000 is slow
             raise self.fail("a repetition count is too large")
-        lo_n = int(lo) if lo else 0
+        lo_n = int(lo)
         hi_n = int(hi) if hi else (None if comma else lo_n)
         if hi_n is not None and hi_n < lo_n:
             raise self.fail("repetition {m,n} with n < m")
