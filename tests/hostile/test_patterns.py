@@ -240,6 +240,14 @@ def test_patterns_keep_their_json_schema_meaning():
     assert validation_errors("\u0661", {"pattern": r"^\d$"})  # ARABIC-INDIC DIGIT ONE
     assert validation_errors("ab\n", {"pattern": "^ab$"})
     assert not validation_errors("xaby", {"pattern": "ab"})  # a search, not a full match
+    # `{,5}` is literal text in ECMA-262 and RE2; the grammar agrees, so no reply it allows
+    # fails the check afterwards.
+    from slm_api.grammar import schema_to_gbnf
+    from slm_api.grammar.recognizer import Grammar
+
+    grammar = Grammar(schema_to_gbnf({"type": "string", "pattern": "^a{,5}$"}))
+    assert grammar.accepts('"a{,5}"') and not validation_errors("a{,5}", {"pattern": "^a{,5}$"})
+    assert not grammar.accepts('"aa"') and validation_errors("aa", {"pattern": "^a{,5}$"})
     # JSON may carry lone surrogates ("\ud800"), which UTF-8 (RE2's input) cannot: still one
     # character each, and never an exception (a 500).
     assert not validation_errors("\ud800", {"pattern": "^.$"})
