@@ -10,9 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 from .convert import Converter
+from .cost import check_grammar
 from .errors import SchemaError
 from .gbnf import literal
-from .limits import check_grammar
 from .validate import check_schema, validation_errors
 
 __all__ = ["SchemaError", "check_grammar", "check_schema", "schema_to_gbnf",

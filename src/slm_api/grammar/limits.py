@@ -8,7 +8,7 @@ Repetition counts (minItems, maxItems, minLength, maxLength, a pattern's {m,n}) 
 nested and add up side by side; the grammar they become is small (`x{1000}` is seven
 characters), but what is built from it is not: the shortest output (the budget guide writes and
 tokenizes it) is their product, and the recognizer and llama.cpp expand every `{m,n}` into
-elements. check_grammar measures both on the grammar, as numbers, before either is built.
+elements. cost.check_grammar measures both on the grammar, as numbers, before either is built.
 """
 
 from __future__ import annotations
@@ -73,24 +73,3 @@ def _check_node(node: dict[str, Any]) -> None:
             f"pattern has {pattern.count('|') + 1} alternatives; the limit is "
             f"{MAX_PATTERN_ALTERNATIVES + 1}", param="pattern", code="schema_too_large")
 
-
-def check_grammar(gbnf: str) -> None:
-    """Raise SchemaError (400) when the grammar built from a schema expands past MAX_REPEATS or
-    its shortest output passes MAX_SHORTEST_OUTPUT bytes. Both are counted, not built."""
-    from .recognizer import GrammarSyntaxError, GrammarTooLarge, compiled
-
-    try:
-        grammar = compiled(gbnf)
-    except GrammarTooLarge:
-        raise SchemaError("the schema's repetitions (minItems, maxItems, minLength, maxLength, "
-                          "a pattern's {m,n}) expand its grammar to too many elements; the "
-                          f"limit is {MAX_REPEATS}", param="schema",
-                          code="schema_too_large") from None
-    except GrammarSyntaxError:
-        return  # a grammar the recognizer cannot read: llama.cpp has the last word on it
-    shortest = grammar.shortest_bytes()
-    if MAX_SHORTEST_OUTPUT < shortest < float("inf"):
-        raise SchemaError(
-            f"the shortest JSON this schema allows is {int(shortest)} bytes (nested minItems, "
-            f"minLength and {{m,n}} counts multiply); the limit is {MAX_SHORTEST_OUTPUT}",
-            param="schema", code="schema_too_large")
