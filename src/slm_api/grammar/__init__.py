@@ -10,11 +10,13 @@ from __future__ import annotations
 from typing import Any
 
 from .convert import Converter
+from .cost import check_grammar
 from .errors import SchemaError
 from .gbnf import literal
 from .validate import check_schema, validation_errors
 
-__all__ = ["SchemaError", "check_schema", "schema_to_gbnf", "validation_errors"]
+__all__ = ["SchemaError", "check_grammar", "check_schema", "schema_to_gbnf",
+           "validation_errors"]
 
 
 def schema_to_gbnf(schema: dict[str, Any] | bool, *, prefix: str = "", suffix: str = "") -> str:
@@ -31,4 +33,6 @@ def schema_to_gbnf(schema: dict[str, Any] | bool, *, prefix: str = "", suffix: s
     parts += ["ws", value, "ws"]
     if suffix:
         parts.append(literal(suffix))
-    return f"root ::= {' '.join(parts)}\n" + conv.b.render()
+    gbnf = f"root ::= {' '.join(parts)}\n" + conv.b.render()
+    check_grammar(gbnf)
+    return gbnf

@@ -3,6 +3,12 @@
 Building a grammar grows faster than linearly with an enum's values or a union's branches (a
 20,000-value enum took 128 s on two cores, then made a 149k-token prompt), so a schema is measured
 first, in one linear walk, and refused with a 400 naming the limit it passed.
+
+Repetition counts (minItems, maxItems, minLength, maxLength, a pattern's {m,n}) multiply when
+nested and add up side by side; the grammar they become is small (`x{1000}` is seven
+characters), but what is built from it is not: the shortest output (the budget guide writes and
+tokenizes it) is their product, and the recognizer and llama.cpp expand every `{m,n}` into
+elements. cost.check_grammar measures both on the grammar, as numbers, before either is built.
 """
 
 from __future__ import annotations
@@ -17,6 +23,12 @@ MAX_ENUM_VALUES = 1000  # in one enum (a 1,000-value enum builds in about 0.3 s)
 MAX_BRANCHES = 500  # in one anyOf / oneOf / allOf
 MAX_PATTERN_ALTERNATIVES = 500  # `|` in one regular expression
 MAX_NODES = 10_000  # objects and arrays in the whole schema
+# Elements the grammar's repetitions expand to, all together (600 distinct maxItems near 1,000
+# took the recognizer 6 s to parse; 50,000 take about 0.3 s).
+MAX_REPEATS = 50_000
+# Bytes of the shortest output a schema allows: nested minItems 1000 x minLength 1000 made the
+# budget guide write and tokenize 1 MB per request, three levels 10 MB, four 1 GB.
+MAX_SHORTEST_OUTPUT = 64 * 1024
 
 
 def check_limits(schema: Any, param: str = "schema") -> None:
@@ -60,3 +72,4 @@ def _check_node(node: dict[str, Any]) -> None:
         raise SchemaError(
             f"pattern has {pattern.count('|') + 1} alternatives; the limit is "
             f"{MAX_PATTERN_ALTERNATIVES + 1}", param="pattern", code="schema_too_large")
+

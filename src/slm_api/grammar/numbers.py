@@ -37,22 +37,44 @@ def _same_len(lo: str, hi: str) -> str:
     return "(" + " | ".join(alts) + ")"
 
 
+def _decades(first: int, last: int) -> str:
+    """The integers of `first` to `last` digits, all of them: one alternative, not one per
+    length (300 lengths, one per alternative, expanded to 45,000 grammar elements)."""
+    if last == 1:
+        return "[1-9]"
+    lo, hi = first - 1, last - 1
+    return f"[1-9] [0-9]{{{lo}}}" if lo == hi else f"[1-9] [0-9]{{{lo},{hi}}}"
+
+
 def _nonneg(lo: int, hi: int | None) -> list[str]:
     """Alternatives for the non-negative integers in [lo, hi] (hi None: up to MAX_DIGITS)."""
     out = []
+    if hi is not None and hi >= 10**MAX_DIGITS:
+        # Every integer of MAX_DIGITS digits fits under hi: stop there, as unbounded ranges do
+        # (a subset, so the output still fits). Each digit of hi cost about as many grammar
+        # elements as there are digits: a bound of 1e308 made 150,000.
+        hi = None
     top_len = len(str(hi)) if hi is not None else MAX_DIGITS
     lo_len = len(str(lo))
+    whole: list[int] = []  # digit counts whose every integer is in range, in a row
     for d in range(lo_len, top_len + 1):
         a = lo if d == lo_len else 10 ** (d - 1)
         if hi is None and d > lo_len:
             # Everything from here up is unconstrained: one alternative covers it.
-            rest = MAX_DIGITS - d
-            out.append(f"[1-9] [0-9]{{{d - 1},{d - 1 + rest}}}" if d > 1 else "[1-9]")
+            whole += [d, MAX_DIGITS]
             break
         b = hi if (hi is not None and d == top_len) else 10**d - 1
         if a > b:
             continue
+        if a == 10 ** (d - 1) and b == 10**d - 1:
+            whole.append(d)
+            continue
+        if whole:
+            out.append(_decades(whole[0], whole[-1]))
+            whole = []
         out.append(_same_len(str(a), str(b)))
+    if whole:
+        out.append(_decades(whole[0], whole[-1]))
     return out
 
 

@@ -18,6 +18,8 @@ import math
 from dataclasses import dataclass
 from functools import lru_cache
 
+from .limits import MAX_REPEATS
+
 MAX_DEPTH = 256
 _ESCAPES = {"t": "\t", "r": "\r", "n": "\n", "\\": "\\", '"': '"', "[": "[", "]": "]"}
 # Characters preferred when a class must be filled (short, tokenizer-friendly).
@@ -29,6 +31,10 @@ Stack = tuple[Frame, ...]
 
 class GrammarSyntaxError(ValueError):
     pass
+
+
+class GrammarTooLarge(GrammarSyntaxError):
+    """The grammar's repetitions expand past the bound the parser was given."""
 
 
 @dataclass(frozen=True)
@@ -57,9 +63,13 @@ class _Parser:
     (a rule id) or a CharClass; groups and repetitions become synthetic rules, as llama.cpp
     does it."""
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, max_repeats: int | None) -> None:
         self.s = text
         self.i = 0
+        # `x{m,n}` becomes m copies and n - m nested options, as llama.cpp expands it: the sum
+        # over the grammar is what parsing and every later pass cost, so it is bounded.
+        self.max_repeats = max_repeats
+        self.repeats_left = math.inf if max_repeats is None else max_repeats
         self.names: dict[str, int] = {}
         self.rules: list[list[tuple[object, ...]] | None] = []
 
@@ -180,6 +190,9 @@ class _Parser:
             hi = lo if "," not in body else (int(hi_s) if hi_s.strip() else None)
         else:
             lo, hi = {"*": (0, None), "+": (1, None), "?": (0, 1)}[q]
+        self.repeats_left -= max(lo, hi or 0)
+        if self.repeats_left < 0:
+            raise GrammarTooLarge(f"repetitions expand past {self.max_repeats} elements")
         out = [item] * lo
         if hi is None:
             star = len(self.rules)
@@ -230,9 +243,13 @@ class Grammar:
     """A compiled GBNF grammar: alternatives, and for every (alternative, position) the
     shortest text (in UTF-8 bytes) that finishes it."""
 
-    def __init__(self, text: str, root: str = "root") -> None:
-        parser = _Parser(text)
-        rules = parser.parse()
+    def __init__(self, text: str, root: str = "root", *,
+                 max_repeats: int | None = MAX_REPEATS) -> None:
+        parser = _Parser(text, max_repeats)
+        try:
+            rules = parser.parse()
+        except RecursionError:  # groups nested past Python's stack (a 300-digit range does)
+            raise GrammarSyntaxError("groups nested too deeply to follow") from None
         if root not in parser.names:
             raise GrammarSyntaxError(f"no rule {root!r}")
         self.root = parser.names[root]
@@ -270,6 +287,11 @@ class Grammar:
                         self._best_alt[r] = a
                         changed = True
         self._rule_text: dict[int, str] = {}
+
+    def shortest_bytes(self) -> float:
+        """UTF-8 bytes of the shortest text the grammar allows (inf: none), known before any
+        text is built."""
+        return self._rule_cost[self.root]
 
     def rule_text(self, rule: int) -> str:
         """The shortest text the rule derives."""

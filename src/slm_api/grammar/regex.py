@@ -7,9 +7,13 @@ Unanchored patterns mean "contains", as JSON Schema's `pattern` uses a regex sea
 
 from __future__ import annotations
 
+import re
+
 from .errors import SchemaError
 from .gbnf import char_class, literal, normalize_ranges, repeat, subtract_ranges
 
+# `{,n}` is no repetition in ECMA-262 (nor in RE2, which checks the output): literal text.
+_BRACE = re.compile(r"\{([0-9]+)(,?)([0-9]*)\}")
 MAX_CP = 0x10FFFF
 # Repetition bounds above this are left unbounded (the post-generation check still applies).
 MAX_BOUND = 1000
@@ -87,9 +91,8 @@ class _Parser:
             if c in "*+?" and c:
                 self.i += 1
                 lo, hi = {"*": (0, None), "+": (1, None), "?": (0, 1)}[c]
-            elif c == "{" and self._brace():
-                lo, hi = self._brace()
-                self.i = self.s.index("}", self.i) + 1
+            elif c == "{" and (brace := self._brace()) is not None:
+                lo, hi, self.i = brace
             else:
                 return atom
             if atom[0] in ("bol", "eol"):
@@ -98,21 +101,20 @@ class _Parser:
                 self.i += 1  # lazy / possessive: same language
             atom = ("rep", atom, lo, hi)
 
-    def _brace(self):
-        end = self.s.find("}", self.i)
-        if end < 0:
+    def _brace(self) -> tuple[int, int | None, int] | None:
+        """(m, n, index after the `}`) of a `{m}` / `{m,}` / `{m,n}` at self.i, else None (a
+        literal `{`). Matched in place: searching ahead for `}` made `a{a{a{...` quadratic."""
+        m = _BRACE.match(self.s, self.i)
+        if m is None:
             return None
-        body = self.s[self.i + 1 : end]
-        lo, comma, hi = body.partition(",")
-        if not (lo.isdigit() or (comma and lo == "")) or not (hi == "" or hi.isdigit()):
-            return None
-        if not lo and not hi:
-            return None
-        lo_n = int(lo) if lo else 0
+        lo, comma, hi = m.groups()
+        if max(len(lo), len(hi)) > 9:  # int() of 5,000 digits raises, of 4,000 is slow
+            raise self.fail("a repetition count is too large")
+        lo_n = int(lo)
         hi_n = int(hi) if hi else (None if comma else lo_n)
         if hi_n is not None and hi_n < lo_n:
             raise self.fail("repetition {m,n} with n < m")
-        return lo_n, hi_n
+        return lo_n, hi_n, m.end()
 
     def atom(self):
         c = self.peek()

@@ -30,7 +30,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from slm_api.grammar import SchemaError, check_schema, schema_to_gbnf
+from slm_api.grammar import SchemaError, check_grammar, check_schema, schema_to_gbnf
 from slm_api.grammar.convert import Converter
 from slm_api.grammar.gbnf import literal
 from slm_api.prompting.tool_calls import (
@@ -240,7 +240,9 @@ def _alternatives(options: list[tuple[str, dict[str, Any]]], suffix: str = "") -
     except RecursionError:
         raise SchemaError("schema is nested too deeply", param="schema") from None
     close = f" {literal(suffix)}" if suffix else ""
-    return f"root ::= ({' | '.join(rules)}){close} ws\n" + conv.b.render()
+    gbnf = f"root ::= ({' | '.join(rules)}){close} ws\n" + conv.b.render()
+    check_grammar(gbnf)
+    return gbnf
 
 
 def _header(prefix: str, key: str) -> re.Pattern[str]:
