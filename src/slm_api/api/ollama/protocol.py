@@ -183,7 +183,7 @@ class GenerateRequest(GeneratingBody):
 
 
 class EmbedRequest(KeepAliveBody):
-    input: str | Annotated[list[str], Field(max_length=MAX_INPUTS)] = ""
+    input: str | list[str] = ""  # at most MAX_EMBEDDING_INPUTS, checked before any work
     truncate: bool | None = True
     dimensions: int | None = Field(None, gt=0, le=65536)
     options: Options | None = None

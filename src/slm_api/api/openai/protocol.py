@@ -131,9 +131,10 @@ class CompletionRequest(SamplingFields):
 
 class EmbeddingRequest(RequestBody):
     model: Name | None = None
-    input: NonEmptyText | Annotated[list[NonEmptyText], Field(min_length=1, max_length=MAX_INPUTS)
-                                    ] | TokenIds | Annotated[
-        list[TokenIds], Field(min_length=1, max_length=MAX_INPUTS)]
+    # How many inputs: MAX_EMBEDDING_INPUTS (a setting, 2048 as OpenAI by default), checked
+    # before any is tokenized (api/core/body.py embedding_inputs), so no fixed bound here.
+    input: NonEmptyText | Annotated[list[NonEmptyText], Field(min_length=1)] | TokenIds \
+        | Annotated[list[TokenIds], Field(min_length=1)]
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: int | None = Field(None, gt=0, le=65536)
 
