@@ -12,6 +12,7 @@ from typing import Any
 from .convert import Converter
 from .errors import SchemaError
 from .gbnf import literal
+from .unique import Stage, embed, unique_spec
 from .validate import check_schema, validation_errors
 
 __all__ = ["SchemaError", "check_schema", "schema_to_gbnf", "validation_errors"]
@@ -25,10 +26,11 @@ def schema_to_gbnf(schema: dict[str, Any] | bool, *, prefix: str = "", suffix: s
     try:
         check_schema(schema)
         value = conv.visit(schema, "root-value")
+        spec = unique_spec(schema, stages=(Stage((prefix,)),) if prefix else ())
     except RecursionError:
         raise SchemaError("schema is nested too deeply", param="schema") from None
     parts = [literal(prefix)] if prefix else []
     parts += ["ws", value, "ws"]
     if suffix:
         parts.append(literal(suffix))
-    return f"root ::= {' '.join(parts)}\n" + conv.b.render()
+    return embed(f"root ::= {' '.join(parts)}\n" + conv.b.render(), spec)
