@@ -215,7 +215,9 @@ class UniqueConstraint:
         t = self.tracker
         if not t.active:
             return mask
-        if t.unique_open:
+        if t.finite_open:
+            picks = mask  # few values: any byte may rule out the free ones (and masks are small)
+        elif t.unique_open:
             completing = self._vocab.completing(t.mode)
             picks = mask if completing is None else mask & completing
         elif t.may_open_unique():

@@ -81,6 +81,12 @@ class UniqueTracker:
         """Whether a unique array is open, or the next bytes could open one."""
         return self.unique_open > 0 or bool(self.child) or any(f.nodes for f in self.stack)
 
+    @property
+    def finite_open(self) -> bool:
+        """Whether a unique array of few possible items is open: then any byte (not only one
+        that completes a value) can make its item certain to repeat."""
+        return any(f.texts is not None for f in self.stack)
+
     def probe(self, data: bytes) -> bool:
         """True when feeding `data` completes no duplicate item (state unchanged)."""
         if not self.active:
