@@ -185,3 +185,62 @@ def test_budget_guide_closes_a_unique_array_without_repeating():
 ])
 def test_an_item_that_can_only_end_as_a_repeat_is_refused_early(items, text, at):
     assert refused_at({"type": "array", "uniqueItems": True, "items": items}, text) == at
+
+
+class _AnyToken:
+    """A grammar that takes every token: what is left out is the uniqueness check's doing."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def allows(self, token: int) -> bool:
+        return True
+
+    def allowed(self):
+        import numpy as np
+
+        return np.ones(self.n, dtype=bool)
+
+    def accept(self, token: int) -> bool:
+        return True
+
+    def valid_prefix(self, tokens: list[int]) -> int:
+        return len(tokens)
+
+    def forced(self) -> list[int]:
+        return []
+
+    def close(self) -> None:
+        pass
+
+
+PIECES = [b'"', b'a"', b'a",', b'a", ', b'b"', b'ab"', b'"]', b'a"]', b",", b" ", b"a", b"b",
+          b'\\u0061"', b'\\"', b"[", b"]", b"1", b"1,", b"{", b"}", b'":', b'"x', b'a"x',
+          "é\"".encode(), b"\xc3", b'\xa9"', b"true", b"e", b"tru"]
+
+
+@pytest.mark.parametrize("schema,written,refuses", [
+    (STRINGS, '["a", "ab", "é", "', True),
+    (STRINGS, '["a", "', True),
+    (STRINGS, '["a", "\\u00', False),  # an escape begun: every token walked
+    (STRINGS, '["", "x', False),
+    ({"type": "array", "uniqueItems": True}, '[1, true, "a", tru', True),
+    ({"type": "array", "uniqueItems": True}, "[1, 2, 1", True),
+    ({"type": "array", "items": {"enum": ["a", "ab", "b"]}, "uniqueItems": True}, '["a", "',
+     True),
+])
+def test_the_mask_refuses_exactly_the_tokens_a_walk_refuses(schema, written, refuses):
+    from slm_api.engine.constraint import UniqueConstraint, VocabBytes
+
+    pieces = [*PIECES, *(p.encode() for p in ["ab", "é", "b"])]
+    vocab = VocabBytes(len(pieces), pieces.__getitem__)
+    c = UniqueConstraint(_AnyToken(len(pieces)), spec_of(schema_to_gbnf(schema)), vocab)
+    c.tracker.feed(written.encode())
+    mask = c.allowed()
+    # After a number only what JSON lets follow one is asked (the grammar allows no other).
+    asked = [not written[-1].isdigit() or p[:1] in b"0123456789 ,]}.eE" for p in pieces]
+    walked = [c.tracker.probe(p) for p in pieces]
+    assert [bool(m) for m, a in zip(mask, asked, strict=True) if a] == \
+        [w for w, a in zip(walked, asked, strict=True) if a]
+    assert [c.allows(t) for t in range(len(pieces))] == walked
+    assert (not all(walked)) == refuses

@@ -166,6 +166,10 @@ class VocabBytes:
         self._lock = threading.Lock()
         self.pieces: list[bytes] = []
         self.quote = self.term = self.any = self.bracket = np.zeros(0, dtype=bool)
+        # Tokens that close a string and then at most write `,` or spaces, by their text
+        # before the quote (no backslash): the string they end is known without a walk.
+        self.by_head: dict[bytes, list[int]] = {}
+        self.quote_hard = self.quote  # the other tokens with a quote: walked
 
     def ready(self) -> VocabBytes:
         with self._lock:
@@ -175,6 +179,13 @@ class VocabBytes:
                 self.term = _having(pieces, _TERM)
                 self.any = self.quote | self.term | _having(pieces, _LIT)
                 self.bracket = _having(pieces, frozenset(b"[")) & self.any
+                hard = self.quote.copy()
+                for t in np.flatnonzero(self.quote):
+                    head, _, tail = pieces[t].partition(b'"')
+                    if b"\\" not in head and not tail.strip(b", \t\r\n"):
+                        self.by_head.setdefault(head, []).append(int(t))
+                        hard[t] = False
+                self.quote_hard = hard
                 self.pieces = pieces
         return self
 
@@ -215,8 +226,20 @@ class UniqueConstraint:
         t = self.tracker
         if not t.active:
             return mask
+        item = t.string_item()
         if t.finite_open:
             picks = mask  # few values: any byte may rule out the free ones (and masks are small)
+        elif item is not None and b"\\" not in item[0]:
+            # Inside a string item: a token that closes it repeats an item exactly when its
+            # text before the quote spells the rest of one; only odd tokens are walked.
+            written, taken = item
+            for s in taken:
+                if s.startswith(written):
+                    for token in self._vocab.by_head.get(s[len(written):], ()):
+                        if mask[token]:
+                            mask[token] = False
+                            self.refused += 1
+            picks = mask & self._vocab.quote_hard
         elif t.unique_open:
             completing = self._vocab.completing(t.mode)
             picks = mask if completing is None else mask & completing

@@ -87,6 +87,14 @@ class UniqueTracker:
         that completes a value) can make its item certain to repeat."""
         return any(f.texts is not None for f in self.stack)
 
+    def string_item(self) -> tuple[bytes, list[bytes]] | None:
+        """Inside a string that is itself an item of a unique array: its bytes so far (after
+        the quote), and the earlier string items, UTF-8 encoded; else None."""
+        if self.mode != STR or self.key or not self.stack or not self.stack[-1].unique:
+            return None
+        taken = [k[1].encode() for k in self.stack[-1].seen if k[0] == "s"]
+        return bytes(self.buf[self.vstart + 1:]), taken
+
     def probe(self, data: bytes) -> bool:
         """True when feeding `data` completes no duplicate item (state unchanged)."""
         if not self.active:
