@@ -86,6 +86,7 @@ def _search(grammar: Grammar, stacks: frozenset[Stack], tracker: UniqueTracker,
                 est = len(new.encode("utf-8")) + min(map(grammar.stack_cost, nxt))
                 if est <= limit:
                     children.append((est, new, nxt, tracker.save(branch=True)))
+            children.reverse()  # among equal estimates the class's cheapest character wins
             children.sort(key=lambda c: -c[0])  # the cheapest is popped first
             todo.extend((new, nxt, st) for _, new, nxt, st in children)
         return None
