@@ -244,3 +244,15 @@ def test_the_mask_refuses_exactly_the_tokens_a_walk_refuses(schema, written, ref
         [w for w, a in zip(walked, asked, strict=True) if a]
     assert [c.allows(t) for t in range(len(pieces))] == walked
     assert (not all(walked)) == refuses
+
+
+@pytest.mark.parametrize("text,at", [
+    # The last member of an object item ends with a space: only `}` could follow, a repeat.
+    ('[{"k": "a", "v": 1}, {"k": "a", "v": 1 ', 38),
+    ('[{"k": "a", "v": 1}, {"k": "a", "v": 12 ', None),
+    ('[{"k": "a", "v": 1}, {"k": "a", "v": 1, ', None),  # another member may follow
+    ("[[1, 2], [1, 2 ", 14),
+])
+def test_a_member_that_leaves_only_a_repeating_close_is_refused(text, at):
+    schema = {"type": "array", "uniqueItems": True}
+    assert refused_at(schema, text) == at

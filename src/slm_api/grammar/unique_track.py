@@ -136,14 +136,27 @@ class UniqueTracker:
         """A duplicate not written yet but already certain: an item of a few possible values
         whose text so far fits none that is still unused (`"pyt` when "python" is taken, or
         a `,` when every value is), is a violation now, while the model can still choose."""
-        for f in self.stack:
-            if f.texts is None or f.item < 0:
+        for depth, f in enumerate(self.stack):
+            if f.item < 0:
                 continue
-            partial = _compact(self.buf[f.item:])
-            if not any(key not in f.seen and text.startswith(partial)
-                       for text, key in f.texts):
-                self.violated = True
-                return
+            if f.texts is not None:
+                partial = _compact(self.buf[f.item:])
+                if not any(key not in f.seen and text.startswith(partial)
+                           for text, key in f.texts):
+                    self.violated = True
+                    return
+            elif self.mode == AFTER and depth < len(self.stack) - 1 and f.seen:
+                # A member just ended inside an item: if closing the item here repeats an
+                # earlier one, refuse now, while the value can still go on (`1` -> `12`): after
+                # a space only the repeating `}` may be left.
+                closers = b"".join(b"]" if g.array else b"}" for g in self.stack[:depth:-1])
+                try:
+                    key = canonical(json.loads(bytes(self.buf[f.item:]) + closers))
+                except (ValueError, RecursionError):
+                    continue
+                if key in f.seen:
+                    self.violated = True
+                    return
 
     # -- state -------------------------------------------------------------------------------
 
