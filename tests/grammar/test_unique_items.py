@@ -214,7 +214,8 @@ class _AnyToken:
         pass
 
 
-PIECES = [b'"', b'a"', b'a",', b'a", ', b'b"', b'ab"', b'"]', b'a"]', b",", b" ", b"a", b"b",
+PIECES = [b'"', b'a"', b"bc", b"bd", b"bcd", b'bc"', b'a",', b'a", ', b'b"', b'ab"', b'"]',
+          b'a"]', b",", b" ", b"a", b"b",
           b'\\u0061"', b'\\"', b"[", b"]", b"1", b"1,", b"{", b"}", b'":', b'"x', b'a"x',
           "é\"".encode(), b"\xc3", b'\xa9"', b"true", b"e", b"tru"]
 
@@ -224,6 +225,7 @@ PIECES = [b'"', b'a"', b'a",', b'a", ', b'b"', b'ab"', b'"]', b'a"]', b",", b" "
     (STRINGS, '["a", "', True),
     (STRINGS, '["a", "\\u00', False),  # an escape begun: every token walked
     (STRINGS, '["", "x', False),
+    ({**STRINGS, "items": {"type": "string", "maxLength": 3}}, '["abc", "abd", "a', True),
     ({"type": "array", "uniqueItems": True}, '[1, true, "a", tru', True),
     ({"type": "array", "uniqueItems": True}, "[1, 2, 1", True),
     ({"type": "array", "items": {"enum": ["a", "ab", "b"]}, "uniqueItems": True}, '["a", "',
@@ -256,3 +258,11 @@ def test_the_mask_refuses_exactly_the_tokens_a_walk_refuses(schema, written, ref
 def test_a_member_that_leaves_only_a_repeating_close_is_refused(text, at):
     schema = {"type": "array", "uniqueItems": True}
     assert refused_at(schema, text) == at
+
+
+def test_a_string_item_at_its_max_length_may_not_become_a_repeat():
+    schema = {"type": "array", "uniqueItems": True, "items": {"type": "string", "maxLength": 3}}
+    text = '["abc", "ab'
+    assert refused_at(schema, text + 'c') == len(text)  # "abc" could only close
+    assert refused_at(schema, text + 'd"') is None
+    assert refused_at({**schema, "items": {"type": "string"}}, text + 'c') is None

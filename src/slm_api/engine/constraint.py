@@ -12,6 +12,7 @@ and the 512-token shortlist that made llama.cpp's masks bearable went (issue 26)
 
 from __future__ import annotations
 
+import bisect
 import ctypes
 import functools
 import threading
@@ -170,6 +171,7 @@ class VocabBytes:
         # before the quote (no backslash): the string they end is known without a walk.
         self.by_head: dict[bytes, list[int]] = {}
         self.quote_hard = self.quote  # the other tokens with a quote: walked
+        self._sorted: list[tuple[bytes, int]] = []  # (text, token), for prefix look-ups
 
     def ready(self) -> VocabBytes:
         with self._lock:
@@ -186,8 +188,20 @@ class VocabBytes:
                         self.by_head.setdefault(head, []).append(int(t))
                         hard[t] = False
                 self.quote_hard = hard
+                self._sorted = sorted((p, t) for t, p in enumerate(pieces))
                 self.pieces = pieces
         return self
+
+    def starting(self, prefix: bytes) -> list[int]:
+        """The tokens whose text starts with `prefix` (non-empty)."""
+        if not prefix:
+            return []
+        at = bisect.bisect_left(self._sorted, (prefix, -1))
+        out = []
+        while at < len(self._sorted) and self._sorted[at][0].startswith(prefix):
+            out.append(self._sorted[at][1])
+            at += 1
+        return out
 
     def completing(self, mode: int) -> np.ndarray | None:
         """Tokens that can complete a value from a tracker in `mode` (None: any token)."""
@@ -232,14 +246,19 @@ class UniqueConstraint:
         elif item is not None and b"\\" not in item[0]:
             # Inside a string item: a token that closes it repeats an item exactly when its
             # text before the quote spells the rest of one; only odd tokens are walked.
-            written, taken = item
+            written, taken, max_len = item
+            walk = []
             for s in taken:
                 if s.startswith(written):
                     for token in self._vocab.by_head.get(s[len(written):], ()):
                         if mask[token]:
                             mask[token] = False
                             self.refused += 1
+                    if max_len >= 0:  # a token that spells the rest of a taken item at
+                        walk += self._vocab.starting(s[len(written):])  # its maxLength
             picks = mask & self._vocab.quote_hard
+            if walk:
+                picks[walk] = mask[walk]
         elif t.unique_open:
             completing = self._vocab.completing(t.mode)
             picks = mask if completing is None else mask & completing

@@ -46,14 +46,14 @@ class Stage:
 
 @dataclass(frozen=True)
 class UniqueSpec:
-    """Nodes: (unique, {property: node}, additional node, items node, prefix nodes, alternatives,
-    item texts); -1 where there is none. Item texts: for a unique array whose items can take
-    few values, each value's compact JSON as the grammar spells it (so that an item that can
-    only end as a repeat is refused before it is forced there), else None. `root` is the JSON
-    value's node; `stages` the text before it."""
+    """Nodes: (unique, {property: node}, additional node, items node, prefix nodes,
+    alternatives, item texts, item maxLength); -1 where there is none. Item texts: for a
+    unique array whose items can take few values, each value's compact JSON as the grammar
+    spells it (so that an item that can only end as a repeat is refused before it is forced
+    there), else None. `root` is the JSON value's node; `stages` the text before it."""
 
     nodes: tuple[tuple[bool, dict[str, int], int, int, tuple[int, ...], tuple[int, ...],
-                       tuple[str, ...] | None], ...]
+                       tuple[str, ...] | None, int], ...]
     root: int
     stages: tuple[Stage, ...] = ()
 
@@ -66,8 +66,8 @@ class UniqueSpec:
     def from_json(cls, text: str) -> UniqueSpec:
         raw = json.loads(text)
         nodes = tuple((bool(u), dict(p), int(a), int(i), tuple(x), tuple(alt),
-                       None if f is None else tuple(f))
-                      for u, p, a, i, x, alt, f in raw["n"])
+                       None if f is None else tuple(f), int(n))
+                      for u, p, a, i, x, alt, f, n in raw["n"])
         stages = tuple(Stage(tuple(c), o) for c, o in raw["s"])
         return cls(nodes, int(raw["r"]), stages)
 
@@ -123,7 +123,7 @@ class _Builder:
             return self.ids[id(schema)]
         nid = len(self.nodes)
         self.ids[id(schema)] = nid
-        entry: list[Any] = [schema.get("uniqueItems") is True, {}, -1, -1, (), (), None]
+        entry: list[Any] = [schema.get("uniqueItems") is True, {}, -1, -1, (), (), None, -1]
         self.nodes.append(entry)
         alts = []
         if isinstance(schema.get("$ref"), str):
@@ -147,6 +147,7 @@ class _Builder:
             self.check_room(schema)
             if not entry[4]:
                 entry[6] = finite_texts(schema.get("items", True), self.conv)
+                entry[7] = _max_length(schema.get("items", True), self.conv)
         return nid
 
     def check_room(self, schema: dict[str, Any]) -> None:
@@ -178,7 +179,7 @@ class _Builder:
 
         nodes = tuple(
             (n[0], {k: m(v) for k, v in n[1].items() if m(v) >= 0}, m(n[2]), m(n[3]),
-             tuple(m(x) for x in n[4]), tuple(m(a) for a in n[5] if m(a) >= 0), n[6])
+             tuple(m(x) for x in n[4]), tuple(m(a) for a in n[5] if m(a) >= 0), n[6], n[7])
             for i, n in enumerate(self.nodes) if live[i])
         return UniqueSpec(nodes, remap[top], stages)
 
@@ -305,6 +306,20 @@ def _typed_texts(t: str, schema: dict[str, Any], conv: Any, depth: int) -> tuple
         if len(out) > MAX_FINITE:
             return None
     return tuple(dict.fromkeys("{" + body + "}" for body in out))
+
+
+def _max_length(schema: Any, conv: Any) -> int:
+    """The maxLength of string items the grammar spells freely (-1: none, or not plain):
+    an item at that length can only close, so a repeat there is refused a character early."""
+    try:
+        schema = conv.flatten(schema)
+    except (SchemaError, RecursionError):
+        return -1
+    if not isinstance(schema, dict) or schema.get("type") != "string" or any(
+            k in schema for k in ("pattern", "format", "enum", "const", "anyOf", "oneOf")):
+        return -1
+    hi = schema.get("maxLength")
+    return hi if isinstance(hi, int) and hi >= 0 else -1
 
 
 def _joined(parts: list[tuple[str, ...] | None]) -> tuple[str, ...] | None:

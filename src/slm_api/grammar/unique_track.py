@@ -28,7 +28,7 @@ _LITERALS = {ord("t"): b"rue", ord("f"): b"alse", ord("n"): b"ull"}
 
 class _Frame:
     __slots__ = ("array", "nodes", "unique", "seen", "start", "index", "child", "texts",
-                 "item")
+                 "item", "max_len")
 
     def __init__(self, array: bool, nodes: frozenset[int], unique: bool, start: int) -> None:
         self.array = array
@@ -42,11 +42,12 @@ class _Frame:
         # item being written starts (-1: none is).
         self.texts: tuple[tuple[bytes, Any], ...] | None = None
         self.item = -1
+        self.max_len = -1  # string items' maxLength
 
     def copy(self) -> _Frame:
         f = _Frame(self.array, self.nodes, self.unique, self.start)
-        f.seen, f.index, f.child, f.texts, f.item = (self.seen, self.index, self.child,
-                                                     self.texts, self.item)
+        f.seen, f.index, f.child, f.texts, f.item, f.max_len = (
+            self.seen, self.index, self.child, self.texts, self.item, self.max_len)
         return f
 
 
@@ -87,13 +88,14 @@ class UniqueTracker:
         that completes a value) can make its item certain to repeat."""
         return any(f.texts is not None for f in self.stack)
 
-    def string_item(self) -> tuple[bytes, list[bytes]] | None:
+    def string_item(self) -> tuple[bytes, list[bytes], int] | None:
         """Inside a string that is itself an item of a unique array: its bytes so far (after
-        the quote), and the earlier string items, UTF-8 encoded; else None."""
+        the quote), the earlier string items (UTF-8), and the items' maxLength (-1: none)."""
         if self.mode != STR or self.key or not self.stack or not self.stack[-1].unique:
             return None
-        taken = [k[1].encode() for k in self.stack[-1].seen if k[0] == "s"]
-        return bytes(self.buf[self.vstart + 1:]), taken
+        top = self.stack[-1]
+        taken = [k[1].encode() for k in top.seen if k[0] == "s"]
+        return bytes(self.buf[self.vstart + 1:]), taken, top.max_len
 
     def probe(self, data: bytes) -> bool:
         """True when feeding `data` completes no duplicate item (state unchanged)."""
@@ -143,6 +145,17 @@ class UniqueTracker:
                 partial = _compact(self.buf[f.item:])
                 if not any(key not in f.seen and text.startswith(partial)
                            for text, key in f.texts):
+                    self.violated = True
+                    return
+            elif self.mode == STR and not self.key and depth == len(self.stack) - 1 and \
+                    f.max_len >= 0 and f.seen:
+                # A string item at its maxLength can only close: refuse the character that
+                # brings it there as a repeat, while another character can still go there.
+                try:
+                    text = json.loads(bytes(self.buf[self.vstart:]) + b'"')
+                except ValueError:
+                    continue  # inside an escape or a character
+                if len(text) >= f.max_len and canonical(text) in f.seen:
                     self.violated = True
                     return
             elif self.mode == AFTER and depth < len(self.stack) - 1 and f.seen:
@@ -318,6 +331,8 @@ class UniqueTracker:
             if unique:
                 f.texts = self._texts(nodes)
                 f.item = at + 1
+                lens = [self.spec.nodes[n][7] for n in nodes if self.spec.nodes[n][0]]
+                f.max_len = min(lens) if lens and min(lens) >= 0 else -1
             self.stack.append(f)
             self.unique_open += unique
             self.child = self._item_nodes(f)
