@@ -266,3 +266,11 @@ def test_a_string_item_at_its_max_length_may_not_become_a_repeat():
     assert refused_at(schema, text + 'c') == len(text)  # "abc" could only close
     assert refused_at(schema, text + 'd"') is None
     assert refused_at({**schema, "items": {"type": "string"}}, text + 'c') is None
+
+
+def test_a_number_item_at_the_grammars_digit_cap_may_not_become_a_repeat():
+    schema = {"type": "array", "uniqueItems": True, "items": {"type": "integer"}}
+    text = "[123456789012345678, 12345678901234567"
+    assert refused_at(schema, text + "8") == len(text)  # 18 digits: only an end may follow
+    assert refused_at(schema, text + "9,") is None
+    assert refused_at(schema, "[12, 1") is None  # short: it may still grow

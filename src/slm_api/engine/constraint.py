@@ -207,9 +207,7 @@ class VocabBytes:
         """Tokens that can complete a value from a tracker in `mode` (None: any token)."""
         if mode == STR:
             return self.quote
-        if mode == NUM:
-            return self.term
-        if mode == LIT:
+        if mode in (NUM, LIT):  # a digit can make a long number a repeat; both masks are small
             return None
         return self.any
 

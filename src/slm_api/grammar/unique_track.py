@@ -23,6 +23,7 @@ from .unique import UniqueSpec, canonical
 PRE, VALUE, AFTER, KEY, COLON, STR, NUM, LIT, DONE, LOST = range(10)
 _WS = frozenset(b" \t\r\n")
 _NUM = frozenset(b"0123456789+-.eE")
+LONG_DIGITS = 15  # the fewest digits at which the converter's grammar may allow no more
 _LITERALS = {ord("t"): b"rue", ord("f"): b"alse", ord("n"): b"ull"}
 
 
@@ -156,6 +157,17 @@ class UniqueTracker:
                 except ValueError:
                     continue  # inside an escape or a character
                 if len(text) >= f.max_len and canonical(text) in f.seen:
+                    self.violated = True
+                    return
+            elif self.mode == NUM and depth == len(self.stack) - 1 and f.seen and \
+                    len(self.buf) - len(self.buf.rstrip(b"0123456789")) >= LONG_DIGITS:
+                # The grammar caps a number's digits (18, or 15 after the point): a long
+                # one may only be able to end, so a repeat is refused a digit early.
+                try:
+                    key = canonical(json.loads(bytes(self.buf[self.vstart:])))
+                except ValueError:
+                    continue
+                if key in f.seen:
                     self.violated = True
                     return
             elif self.mode == AFTER and depth < len(self.stack) - 1 and f.seen:
