@@ -1,4 +1,4 @@
-"""The 113 grammar cases through the server's /v1/extract at 96 new tokens.
+"""The grammar cases (119) through the server's /v1/extract at 96 new tokens.
 
 Each schema of tests/support/grammar_cases.py is sent once (temperature 0, 8 at a time) to a server
 started with STRUCTURED_BUDGET on or off. Outcomes: fit (200, data validates), invalid (a 502:

@@ -13,6 +13,9 @@ from support.oracle import schema_problems
 from slm_api.grammar import schema_to_gbnf
 from slm_api.grammar.budget import BudgetGuide, Decision, looping
 from slm_api.grammar.recognizer import Grammar
+from slm_api.grammar.unique import spec_of
+from slm_api.grammar.unique_close import completion
+from slm_api.grammar.unique_track import UniqueTracker
 
 pytestmark = pytest.mark.fast  # needs no model: `make test-fast`
 
@@ -38,8 +41,10 @@ def test_recognizer_agrees_with_the_cases(case):
 
 @pytest.mark.parametrize("case", CONVERTIBLE, ids=lambda c: c.id)
 def test_shortest_output_fits_the_schema(case):
-    g = _grammar(case.schema)
-    text = g.completion(g.start())
+    gbnf = schema_to_gbnf(case.schema)
+    g = Grammar(gbnf)
+    spec = spec_of(gbnf)  # uniqueItems: the shortest output whose items differ
+    text = completion(g, g.start(), UniqueTracker(spec) if spec else None)
     assert schema_problems(json.loads(text), case.schema) == [], text
 
 

@@ -22,6 +22,39 @@ def _c(id: str, schema: Any, ok: list[str], bad: list[str]) -> Case:
 
 OBJ_AB = {"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "string"}}}
 
+TAGS = {"type": "array", "items": {"type": "string"}, "uniqueItems": True}
+UNIQUE_CASES: list[Case] = [
+    _c("unique-tags", {"type": "object", "properties": {"tags": {**TAGS, "minItems": 2}},
+                       "required": ["tags"]},
+       ['{"tags":["a","b"]}'], ['{"tags":["a"]}']),
+    _c("unique-enum-picks",
+       {"type": "array", "uniqueItems": True, "minItems": 2, "maxItems": 3,
+        "items": {"enum": ["red", "green", "blue", "yellow"]}},
+       ['["red","blue"]'], ['["red"]', '["red","pink"]']),
+    _c("unique-integers", {"type": "array", "items": {"type": "integer"}, "uniqueItems": True,
+                           "minItems": 3},
+       ["[1,2,3]"], ["[1,2]"]),
+    _c("unique-small-objects",
+       {"type": "array", "uniqueItems": True, "minItems": 2,
+        "items": {"type": "object", "additionalProperties": False, "required": ["k", "v"],
+                  "properties": {"k": {"type": "string"}, "v": {"type": "integer"}}}},
+       ['[{"k":"a","v":1},{"k":"a","v":2}]'], ['[{"k":"a"}]']),
+    _c("unique-nested-ref",
+       {"$defs": {"kw": {"type": "array", "items": {"type": "string", "maxLength": 12},
+                         "uniqueItems": True, "minItems": 3, "maxItems": 6}},
+        "type": "object", "required": ["title", "keywords"],
+        "properties": {"title": {"type": "string", "maxLength": 40},
+                       "keywords": {"$ref": "#/$defs/kw"}}},
+       ['{"title":"t","keywords":["a","b","c"]}'], ['{"title":"t","keywords":["a"]}']),
+    _c("unique-anyof",
+       {"anyOf": [{"type": "null"},
+                  {"type": "object", "required": ["categories"],
+                   "properties": {"categories": {"type": "array", "uniqueItems": True,
+                                                 "minItems": 2,
+                                                 "items": {"enum": ["a", "b", "c"]}}}}]},
+       ['null', '{"categories":["c","a"]}'], ['{"categories":["d","a"]}']),
+]
+
 CASES: list[Case] = [
     # --- plain types ---
     _c(
@@ -726,6 +759,9 @@ CASES: list[Case] = [
         ],
         ['{"id":"x","at":"2024-01-01T00:00:00Z","level":"warn"}'],
     ),
+    # --- uniqueItems (issue 41): the grammar takes duplicates (`ok` may hold none, `bad` none
+    # that only a duplicate makes bad); the engine refuses them while decoding ---
+    *UNIQUE_CASES,
 ]
 
 # Schemas refused with a 400 that names the keyword: (id, schema, param).
@@ -756,12 +792,14 @@ REFUSED: list[tuple[str, Any, str]] = [
     ("int-empty-range", {"type": "integer", "minimum": 5, "maximum": 3}, "minimum"),
     ("allof-type-conflict", {"allOf": [{"type": "string"}, {"type": "integer"}]}, "allOf"),
     ("enum-none-fits", {"type": "integer", "enum": ["a", "b"]}, "enum"),
+    ("unique-enum-too-few",
+     {"type": "array", "items": {"enum": ["a", "b", "c"]}, "uniqueItems": True, "minItems": 4},
+     "uniqueItems"),
 ]
 
 # Over-approximated keywords: the grammar accepts `text` though the schema does not; the
 # post-generation check (validation_errors) must report it.
 OVERAPPROX: list[tuple[str, Any, str]] = [
-    ("unique-items", {"type": "array", "items": {"type": "integer"}, "uniqueItems": True}, "[1,1]"),
     ("multiple-of", {"type": "integer", "multipleOf": 5}, "7"),
     ("num-fraction-edge", {"type": "number", "maximum": 5.5}, "5.7"),
     ("date-feb-30", {"type": "string", "format": "date"}, '"2023-02-30"'),

@@ -29,6 +29,9 @@ from slm_api.errors import InvalidRequest, ModelLoadError
 from slm_api.gguf_info import declares_pooling, model_kind, unreadable
 from slm_api.grammar.budget import BudgetGuide
 from slm_api.grammar.recognizer import GrammarSyntaxError, compiled
+from slm_api.grammar.unique import spec_of as unique_spec_of
+from slm_api.grammar.unique_close import completion
+from slm_api.grammar.unique_track import UniqueTracker
 from slm_api.prompting.chat_format import ChatFormatter, formatter_for
 
 log = logging.getLogger(__name__)
@@ -135,7 +138,7 @@ class LoadedModel:
             raise ModelLoadError(f"{path.name}: {exc}", param="chat_format") from exc
 
         if kind == "chat":
-            self._grammars = GrammarBackend(self._vocab, self.n_vocab)
+            self._grammars = GrammarBackend(self._vocab, self.n_vocab, self._piece)
             cparams = llama_cpp.llama_context_default_params()
             # Each sequence its own KV stream of n_ctx cells, as llama-server's slots: attention
             # spans only the sequence's own cells (one pool shared by all eight decoded 6% fewer
@@ -306,7 +309,8 @@ class LoadedModel:
 
     def _guide(self, grammar: str, max_tokens: int) -> BudgetGuide | None:
         try:
-            return BudgetGuide(compiled(grammar), max_tokens, self.spell, self._piece)
+            return BudgetGuide(compiled(grammar), max_tokens, self.spell, self._piece,
+                               unique=unique_spec_of(grammar))
         except GrammarSyntaxError as exc:  # llama.cpp has the last word on the grammar
             log.warning("budget guide off for a grammar it cannot read: %s", exc)
             return None
@@ -317,7 +321,9 @@ class LoadedModel:
             g = compiled(grammar)
         except GrammarSyntaxError:
             return 0
-        return len(self.spell(g.completion(g.start()) or ""))
+        spec = unique_spec_of(grammar)
+        text = completion(g, g.start(), UniqueTracker(spec) if spec else None)
+        return len(self.spell(text or ""))
 
     def warm(self, prompt: list[int]) -> int:
         """Evaluate `prompt` into the prompt cache without generating; returns how many of its

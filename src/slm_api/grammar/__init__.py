@@ -13,6 +13,7 @@ from .convert import Converter
 from .cost import check_grammar
 from .errors import SchemaError
 from .gbnf import literal
+from .unique import Stage, embed, unique_spec
 from .validate import check_schema, validation_errors
 
 __all__ = ["SchemaError", "check_grammar", "check_schema", "schema_to_gbnf",
@@ -27,6 +28,7 @@ def schema_to_gbnf(schema: dict[str, Any] | bool, *, prefix: str = "", suffix: s
     try:
         check_schema(schema)
         value = conv.visit(schema, "root-value")
+        spec = unique_spec(schema, stages=(Stage((prefix,)),) if prefix else ())
     except RecursionError:
         raise SchemaError("schema is nested too deeply", param="schema") from None
     parts = [literal(prefix)] if prefix else []
@@ -35,4 +37,4 @@ def schema_to_gbnf(schema: dict[str, Any] | bool, *, prefix: str = "", suffix: s
         parts.append(literal(suffix))
     gbnf = f"root ::= {' '.join(parts)}\n" + conv.b.render()
     check_grammar(gbnf)
-    return gbnf
+    return embed(gbnf, spec)

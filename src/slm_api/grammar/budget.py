@@ -20,6 +20,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .recognizer import Grammar, Stack
+from .unique import UniqueSpec
+from .unique_close import completion
+from .unique_track import UniqueTracker
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +31,7 @@ log = logging.getLogger(__name__)
 PERIOD_MAX = 16
 LOOP_SPAN = 16
 LOOP_MIN_REPEATS = 3
+UNIQUE_MARGIN = 8
 
 
 def looping(ids: list[int]) -> bool:
@@ -65,10 +69,12 @@ class BudgetGuide:
     `tokenize(text)` gives the token ids that spell `text` (no special tokens); `piece(id)`
     the bytes of one token. `needed` is the budget the shortest valid output takes from the
     start: when max_tokens is below it, no reply can be complete and the guide stays passive.
+    With `unique` (the grammar's uniqueItems arrays), a closing never repeats an item there.
     """
 
     def __init__(self, grammar: Grammar, max_tokens: int, tokenize: Callable[[str], list[int]],
-                 piece: Callable[[int], bytes], *, steer_loops: bool = True) -> None:
+                 piece: Callable[[int], bytes], *, steer_loops: bool = True,
+                 unique: UniqueSpec | None = None) -> None:
         self.grammar = grammar
         self.max_tokens = max_tokens
         self._tokenize = tokenize
@@ -80,13 +86,16 @@ class BudgetGuide:
         self.ids: list[int] = []  # kept tokens since the last steer (the loop window)
         self.closings = 0
         self.steers = 0
-        start = grammar.completion(self.stacks)
+        self.tracker = UniqueTracker(unique) if unique is not None else None
+        start = completion(grammar, self.stacks, self.tracker)
         self.needed = len(self._tokenize(start)) if start else 1
         # Off when no complete reply fits, or once the recognizer and llama.cpp disagree.
         self.active = self.needed <= max_tokens
 
-    def _closing_tokens(self, stacks: frozenset[Stack]) -> list[int] | None:
-        text = self.grammar.completion(stacks)
+    def _closing_tokens(self, stacks: frozenset[Stack], pending: bytes = b"") -> list[int] | None:
+        """The tokens of the shortest valid completion from `stacks`, `pending` (the bytes
+        of a token not kept yet) already written."""
+        text = completion(self.grammar, stacks, self.tracker, pending)
         if text is None:
             return None
         return self._tokenize(text) if text else []
@@ -113,9 +122,11 @@ class BudgetGuide:
         # Bytes bound tokens from above, so the exact (tokenizer) count is only needed when
         # the byte count comes close to the budget.
         cost = min(map(self.grammar.stack_cost, stacks))
-        fits = cost <= left
+        # Distinct items take a few bytes more than the plain shortest completion counts.
+        margin = UNIQUE_MARGIN if self.tracker is not None and self.tracker.unique_open else 0
+        fits = cost + margin <= left
         if not fits:
-            closing = self._closing_tokens(stacks)
+            closing = self._closing_tokens(stacks, self._piece(token))
             fits = closing is not None and len(closing) <= left
         if not fits:
             self._utf8.setstate(decoder_state)
@@ -130,6 +141,8 @@ class BudgetGuide:
         self.stacks = stacks
         self.generated += 1
         self.ids.append(token)
+        if self.tracker is not None:
+            self.tracker.feed(self._piece(token))
         if cost == 0 and self.grammar.is_complete(stacks):
             # The value is whole: only trailing whitespace could follow. End now rather than
             # spend the budget on it and report "length" for a complete reply.
@@ -156,4 +169,6 @@ class BudgetGuide:
         self.stacks = stacks
         self.generated += 1
         self.steers += 1
+        if self.tracker is not None:
+            self.tracker.feed(self._piece(first))
         return Decision(force=(first,), end=len(closing) == 1 and self.grammar.is_complete(stacks))

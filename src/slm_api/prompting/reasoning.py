@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from slm_api.grammar.gbnf import literal
+from slm_api.grammar.unique import Stage, add_stage
 from slm_api.prompting.stops import partial_suffix
 
 REASONING_FORMATS = ("auto", "none", "think")
@@ -60,6 +61,8 @@ class ReasoningMarkup:
         applies. The thinking may not write `<` (no marker can be half-written in it), and
         the budget guide counts it against max_tokens, so the answer still closes validly."""
         answer = re.sub(r"(?m)^root(\s*::=)", r"think-answer\1", grammar, count=1)
+        # uniqueItems is tracked from the answer on: after the block, when there is one.
+        answer = add_stage(answer, Stage((self.close,), "" if inside else self.open))
         block = f"think-text {literal(self.close)} think-gap"
         head = block if inside else f"({literal(self.open)} {block})?"
         return (f"root ::= {head} think-answer\n"

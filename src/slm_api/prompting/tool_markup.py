@@ -33,6 +33,7 @@ from typing import Any
 from slm_api.grammar import SchemaError, check_grammar, check_schema, schema_to_gbnf
 from slm_api.grammar.convert import Converter
 from slm_api.grammar.gbnf import literal
+from slm_api.grammar.unique import Stage, embed, unique_spec
 from slm_api.prompting.tool_calls import (
     CALL_CLOSE,
     CALL_OPEN,
@@ -242,7 +243,8 @@ def _alternatives(options: list[tuple[str, dict[str, Any]]], suffix: str = "") -
     close = f" {literal(suffix)}" if suffix else ""
     gbnf = f"root ::= ({' | '.join(rules)}){close} ws\n" + conv.b.render()
     check_grammar(gbnf)
-    return gbnf
+    spec = unique_spec(root, stages=(Stage(tuple(dict.fromkeys(p for p, _ in options))),))
+    return embed(gbnf, spec)
 
 
 def _header(prefix: str, key: str) -> re.Pattern[str]:
