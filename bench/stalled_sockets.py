@@ -18,13 +18,11 @@ import http.client
 import json
 import socket
 import statistics
-import subprocess
-import sys
 import threading
 import time
 from urllib.parse import urlsplit
 
-from load_test import _free_port, _wait_healthy
+from server import Server
 
 STALLS = [
     b"",
@@ -87,30 +85,21 @@ def measure(url: str, stalled: int, probes: int) -> dict:
             "max_ms": took[-1] * 1e3, "chat_status": chat_status, "chat_s": chat_s}
 
 
+def _measure_all(url: str, args: argparse.Namespace) -> list[dict]:
+    return [measure(url, n, args.probes) for n in (0, *(int(n) for n in args.stalled.split(",")))]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", help="server to test; omitted: start one on a free port")
     parser.add_argument("--stalled", default="120", help="comma-separated sockets per kind")
     parser.add_argument("--probes", type=int, default=40)
-    parser.add_argument("--startup-timeout", type=float, default=180.0)
     args = parser.parse_args(argv)
-    proc = None
-    url = args.url
-    if url is None:
-        port = _free_port()
-        url = f"http://127.0.0.1:{port}"
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "slm_api", "serve", "--host", "127.0.0.1", "--port",
-             str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        if proc is not None:
-            _wait_healthy(url, proc, args.startup_timeout)
-        rows = [measure(url, n, args.probes)
-                for n in (0, *(int(n) for n in args.stalled.split(",")))]
-    finally:
-        if proc is not None:
-            proc.terminate()
-            proc.wait(60)
+    if args.url:
+        rows = _measure_all(args.url, args)
+    else:
+        with Server(N_CTX=4096, MAX_QUEUE=64) as server:  # slm-api serve's defaults
+            rows = _measure_all(server.url, args)
     idle = rows[0]
     print(f"{'stalled/kind':>12} {'health ok':>10} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}"
           f" {'chat':>5} {'chat s':>7} {'p99/idle':>9} {'chat/idle':>10}")
