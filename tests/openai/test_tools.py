@@ -70,6 +70,41 @@ def test_named_tool_choice(client):
     assert isinstance(json.loads(call.function.arguments)["tz"], str)
 
 
+# What pydantic's model_json_schema() gives for a tool with a nested model (instructor, the
+# Agents SDK and LangChain send these): the nested model lives in $defs, reached by $ref.
+BOOKING = {
+    "type": "function",
+    "function": {
+        "name": "book_table",
+        "description": "Book a table",
+        "parameters": {
+            "$defs": {"Guest": {"type": "object", "title": "Guest",
+                                "properties": {"name": {"type": "string", "maxLength": 20}},
+                                "required": ["name"]}},
+            "type": "object",
+            "properties": {"guests": {"type": "array", "items": {"$ref": "#/$defs/Guest"},
+                                      "minItems": 1, "maxItems": 2},
+                           "host": {"$ref": "#/$defs/Guest"}},
+            "required": ["guests", "host"],
+        },
+    },
+}
+
+
+def test_forced_tool_whose_parameters_keep_models_in_defs(client):
+    # Nested under the call object the grammar is built from, "#/$defs/Guest" must still
+    # mean the tool's own $defs (it was a 400 "$ref does not resolve"), alone and beside others.
+    for tools, choice in (([BOOKING], {"type": "function", "function": {"name": "book_table"}}),
+                          ([WEATHER, BOOKING], "required")):
+        reply = client.chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": "Book for Ann and Bob."}],
+            tools=tools, tool_choice=choice, temperature=0, max_tokens=120)
+        call = reply.choices[0].message.tool_calls[0]
+        spec = next(t for t in tools if t["function"]["name"] == call.function.name)
+        jsonschema.validate(json.loads(call.function.arguments), spec["function"]["parameters"])
+    assert call.function.name in ("book_table", "get_weather")
+
+
 def test_streamed_tool_call_assembles(client):
     stream = client.chat.completions.create(
         model=MODEL,

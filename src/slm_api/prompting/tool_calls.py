@@ -152,8 +152,38 @@ def forced_functions(tools: list[dict[str, Any]] | None, tool_choice: Any
 def call_schema(fns: list[dict[str, Any]], arguments_key: str = "arguments") -> dict[str, Any]:
     """The JSON Schema of the single call object a forced reply must be, given the functions
     `forced_functions` allows: one gives its object schema directly, several an anyOf."""
-    options = [_call_schema(fn, arguments_key) for fn in fns]
-    return options[0] if len(options) == 1 else {"anyOf": options}
+    if len(fns) == 1:
+        return _call_schema(fns[0], arguments_key, "")
+    return {"anyOf": [_call_schema(fn, arguments_key, f"/anyOf/{i}") for i, fn in enumerate(fns)]}
+
+
+# Values, not subschemas: a "$ref" key inside them is data and stays as written.
+_DATA_KEYWORDS = frozenset({"const", "enum", "default", "examples", "example"})
+
+
+def rebased(schema: Any, at: str) -> Any:
+    """`schema` for use at JSON pointer `at` inside another document: its local `$ref`s
+    (`#`, `#/$defs/X`) point into its own copy there. Pydantic's tool schemas (instructor, the
+    Agents SDK, LangChain) keep their models in `$defs`; nested under a call object they
+    would resolve against the wrapper and fail."""
+    if isinstance(schema, list):
+        return [rebased(item, at) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key == "$ref" and isinstance(value, str) and (value == "#" or value.startswith("#/")):
+            out[key] = "#" + at + ("" if value == "#/" else value[1:])
+        elif key in _DATA_KEYWORDS:
+            out[key] = value
+        elif key in ("properties", "patternProperties", "$defs", "definitions",
+                     "dependentSchemas"):
+            # Maps of names to subschemas: a property named "const" is still a schema.
+            out[key] = ({name: rebased(sub, at) for name, sub in value.items()}
+                        if isinstance(value, dict) else value)
+        else:
+            out[key] = rebased(value, at)
+    return out
 
 
 def strict_parameters(params: Any) -> dict[str, Any]:
@@ -171,8 +201,8 @@ def strict_parameters(params: Any) -> dict[str, Any]:
     return params
 
 
-def _call_schema(fn: dict[str, Any], arguments_key: str) -> dict[str, Any]:
-    params = strict_parameters(fn.get("parameters"))
+def _call_schema(fn: dict[str, Any], arguments_key: str, at: str) -> dict[str, Any]:
+    params = rebased(strict_parameters(fn.get("parameters")), f"{at}/properties/{arguments_key}")
     return {
         "type": "object",
         "properties": {"name": {"const": fn["name"]}, arguments_key: params},

@@ -40,6 +40,7 @@ from slm_api.prompting.tool_calls import (
     ToolCall,
     _call_from,
     call_schema,
+    rebased,
     strict_parameters,
 )
 
@@ -231,13 +232,14 @@ def _deepseek_calls(text: str, pos: int) -> tuple[list[ToolCall], int] | None:
 def _alternatives(options: list[tuple[str, dict[str, Any]]], suffix: str = "") -> str:
     """One grammar for `prefix + JSON + suffix` alternatives (a name outside the JSON, as
     Mistral v11 and DeepSeek write)."""
-    root = {"anyOf": [schema for _, schema in options]}
+    schemas = [rebased(schema, f"/anyOf/{i}") for i, (_, schema) in enumerate(options)]
+    root = {"anyOf": schemas}
     check_schema(root)
     conv = Converter(root)
     conv.base("ws")
     try:
         rules = [f"{literal(prefix)} {conv.visit(schema, f'call{i}-args')}"
-                 for i, (prefix, schema) in enumerate(options)]
+                 for i, ((prefix, _), schema) in enumerate(zip(options, schemas, strict=True))]
     except RecursionError:
         raise SchemaError("schema is nested too deeply", param="schema") from None
     close = f" {literal(suffix)}" if suffix else ""
