@@ -29,6 +29,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
+from server import load_vocab  # noqa: E402
 from support.grammar_cases import CASES  # noqa: E402
 
 from slm_api.grammar import schema_to_gbnf  # noqa: E402
@@ -99,12 +100,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--limit", type=int, default=len(CASES))
     args = ap.parse_args()
-    llama_cpp.llama_backend_init()
-    params = llama_cpp.llama_model_default_params()
-    params.vocab_only = True
-    model = llama_cpp.llama_model_load_from_file(str(MODEL).encode(), params)
-    vocab = llama_cpp.llama_model_get_vocab(model)
-    n_vocab = llama_cpp.llama_vocab_n_tokens(vocab)
+    model, vocab, n_vocab = load_vocab(MODEL)
     t = time.perf_counter()
     tokenizer = _tokenizer(vocab, [llama_cpp.llama_vocab_eos(vocab),
                                    llama_cpp.llama_vocab_eot(vocab)], threading.Event())

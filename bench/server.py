@@ -28,6 +28,19 @@ def sse_events(lines: Iterable[bytes]) -> Iterator[dict]:
             yield json.loads(line[6:])
 
 
+def load_vocab(path: Path) -> tuple[object, object, int]:
+    """A GGUF's vocabulary alone (no weights): llama.cpp's vocab pointer and its size, for the
+    grammar benchmarks that time masks without a server. Also the model, to free."""
+    import llama_cpp
+
+    llama_cpp.llama_backend_init()
+    params = llama_cpp.llama_model_default_params()
+    params.vocab_only = True
+    model = llama_cpp.llama_model_load_from_file(str(path).encode(), params)
+    vocab = llama_cpp.llama_model_get_vocab(model)
+    return model, vocab, llama_cpp.llama_vocab_n_tokens(vocab)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

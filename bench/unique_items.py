@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from server import MODEL, Server  # noqa: E402
+from server import MODEL, Server, load_vocab  # noqa: E402
 from support.grammar_cases import UNIQUE_CASES  # noqa: E402
 
 from slm_api.engine.constraint import UniqueConstraint, VocabBytes  # noqa: E402
@@ -62,12 +62,7 @@ def pct(values: list[float], q: float) -> float:
 
 
 def masks() -> None:
-    llama_cpp.llama_backend_init()
-    params = llama_cpp.llama_model_default_params()
-    params.vocab_only = True
-    model = llama_cpp.llama_model_load_from_file(str(MODEL).encode(), params)
-    vocab = llama_cpp.llama_model_get_vocab(model)
-    n_vocab = llama_cpp.llama_vocab_n_tokens(vocab)
+    model, vocab, n_vocab = load_vocab(MODEL)
     tokenizer = MaskTokenizer(vocab, n_vocab)
     assert tokenizer.wait(300)
 
