@@ -190,7 +190,7 @@ def probe(model: Path) -> None:
     import llama_cpp
 
     import slm_api.app  # noqa: F401
-    import slm_api.worker  # noqa: F401
+    import slm_api.server.worker  # noqa: F401
     from slm_api.engine.masks import MaskTokenizer
     from slm_api.engine.native import init_backend
 

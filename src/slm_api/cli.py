@@ -29,11 +29,11 @@ def _serve(args: argparse.Namespace) -> int:
     write_on_first_start(settings)
     from gunicorn.app.base import BaseApplication
 
-    from slm_api import gunicorn_config
+    from slm_api.server import options as gunicorn_options
 
     class _Server(BaseApplication):
         def load_config(self) -> None:
-            for key, value in gunicorn_config.options(settings).items():
+            for key, value in gunicorn_options.options(settings).items():
                 self.cfg.set(key, value)
 
         def load(self) -> Any:

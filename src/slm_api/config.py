@@ -92,7 +92,8 @@ class Settings:
     embedding_decodes_per_turn: int = 1
     max_tokens_cap: int = 4096
     request_timeout_s: float = 300.0
-    # Socket deadlines (worker.py, intake.py): from accept to the end of the headers; a body's
+    # Socket deadlines (server/worker.py, server/intake.py): from accept to the end of the
+    # headers; a body's
     # grace, after which it must keep arriving at BODY_MIN_RATE bytes/s on average; and the
     # longest one write (a reply, a stream's frame) may wait for the client to take it.
     # A phone on 2G (tens of KB/s) clears each with room to spare.

@@ -4,6 +4,6 @@ environment and .env when gunicorn loads it. The checkout's and the image's guni
 (which gunicorn reads from the working directory) is this module; anywhere else:
 `gunicorn -c python:slm_api.gunicorn_conf -w 1 -b 0.0.0.0:8000 slm_api.app:app`."""
 
-from slm_api.gunicorn_config import from_env
+from slm_api.server.options import from_env
 
 globals().update(from_env())

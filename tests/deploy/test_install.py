@@ -76,7 +76,7 @@ def test_pip_install_then_serve_with_only_models_dir(tmp_path: Path):
     conf = subprocess.run([str(venv / "bin" / "python"), "-c",
                            "import slm_api.gunicorn_conf as c; print(c.worker_class, c.wsgi_app)"],
                           capture_output=True, text=True, cwd=tmp_path, env=bare)
-    assert conf.stdout.split() == ["slm_api.worker.ProbeLaneWorker", "slm_api.app:app"], conf
+    assert conf.stdout.split() == ["slm_api.server.worker.ProbeLaneWorker", "slm_api.app:app"], conf
     package = Path(where).parent
     for data in ("static/redoc/redoc.standalone.js", "static/redoc/redoc.standalone.js.LICENSE.txt",
                  "web/static/index.html"):

@@ -13,15 +13,18 @@ import pytest
 import requests
 from support.http_server import make_settings, running_server
 
+from slm_api.api.core.contract import contract_of
 from slm_api.app import create_app
 from slm_api.plumbing.ratelimit import get_rate_limits
-from slm_api.plumbing.security import generated_client_id, parse_keys
+from slm_api.plumbing.security import generated_client_id, parse_keys, route_access
 
 CHAT = {"messages": [{"role": "user", "content": "Say hi"}], "max_tokens": 2}
 # Routes the issue names as admin: each must be classed admin however the code is arranged.
 ADMIN_ROUTES = {
     ("POST", "/load"), ("GET", "/load/<job_id>"), ("POST", "/reload"), ("POST", "/v1/models"),
     ("DELETE", "/v1/models/<path:model_id>"), ("POST", "/setModel"), ("POST", "/restore_cache"),
+    # Ollama's model management changes what every client gets (issue 39).
+    ("POST", "/api/pull"), ("DELETE", "/api/delete"), ("POST", "/api/copy"),
 }
 
 
@@ -37,6 +40,9 @@ def _serve(folder: Path, **overrides: object):
 def _is_error(r: requests.Response, status: int, code: str | None = None) -> dict:
     assert r.status_code == status, r.text
     error = r.json()["error"]
+    if isinstance(error, str):  # Ollama's envelope: {"error": "<message>"}
+        assert error
+        return {"message": error, "type": "permission_error"}
     assert set(error) == {"message", "type", "param", "code"} and error["message"]
     if code is not None:
         assert error["code"] == code, error
@@ -48,7 +54,7 @@ def _admin_rules(folder: Path) -> list[tuple[str, str]]:
     return sorted(
         (method, rule.rule)
         for rule in app.url_map.iter_rules()
-        if rule.endpoint.startswith("admin.")
+        if route_access(app, rule.endpoint) == "admin"
         for method in rule.methods - {"HEAD", "OPTIONS"}
     )
 
@@ -134,6 +140,26 @@ def test_single_key_and_protect_metrics(empty_dir):
 
 def test_issue_admin_routes_are_all_admin(empty_dir):
     assert ADMIN_ROUTES <= set(_admin_rules(empty_dir))
+
+
+def test_every_route_declares_its_access(empty_dir):
+    # Access is read from @contract(access=...) on the view, never from its name: a route with
+    # no contract would fall back to "admin" (closed), so none may lean on that silently.
+    app = create_app(make_settings(empty_dir), load_model=False)
+    undeclared = [rule.rule for rule in app.url_map.iter_rules()
+                  if contract_of(app.view_functions[rule.endpoint]) is None]
+    assert undeclared == []
+
+
+def test_a_route_without_a_contract_is_closed(empty_dir):
+    app = create_app(make_settings(empty_dir, openai_api_keys=("user-key:user",),
+                                   admin_api_keys=("admin-key:ops",)), load_model=False)
+    app.add_url_rule("/forgot-to-say", "forgot", lambda: "reached")
+    client = app.test_client()
+    r = client.get("/forgot-to-say", headers={"Authorization": "Bearer user-key"})
+    assert r.status_code == 403 and r.get_json()["error"]["code"] == "admin_key_required"
+    r = client.get("/forgot-to-say", headers={"Authorization": "Bearer admin-key"})
+    assert r.status_code == 200 and r.text == "reached"
 
 
 def test_every_admin_route_refused_off_host(empty_dir):

@@ -1,6 +1,7 @@
 """Shutting down without dropping streams: the drain that SIGTERM starts.
 
-The gunicorn worker (worker.py) calls `Lifecycle.drain()` on SIGTERM and stops once it returns.
+The gunicorn worker (server/worker.py) calls `Lifecycle.drain()` on SIGTERM and stops once it
+returns.
 While draining, /ready answers 503 so balancers stop sending traffic, every route that is not a
 probe, the metrics or the docs answers 503 + Retry-After, requests still waiting for a slot get
 503, and running generations go on to their end, but no later than DRAIN_TIMEOUT_S, when they
@@ -18,7 +19,7 @@ from flask import Flask, request
 from slm_api.engine import Engine
 from slm_api.errors import Draining
 from slm_api.plumbing import state
-from slm_api.plumbing.security import METRICS_ENDPOINTS, route_policy
+from slm_api.plumbing.security import route_access
 
 log = logging.getLogger("slm_api.lifecycle")  # its name before the move: log filters keep working
 
@@ -54,7 +55,7 @@ class Lifecycle:
 
 
 def get_lifecycle(app: Any) -> Lifecycle | None:
-    """The drain of `app`: what the gunicorn worker (worker.py) calls on SIGTERM. None for a
+    """The drain of `app`: what the gunicorn worker (server/worker.py) calls on SIGTERM. None for a
     WSGI app that is not one of ours (or was built without it)."""
     return getattr(app, "extensions", {}).get(_EXTENSION)
 
@@ -66,7 +67,6 @@ def init_app(app: Flask) -> None:
 
     @app.before_request
     def _refuse_while_draining() -> None:
-        if not lifecycle.draining or request.endpoint in METRICS_ENDPOINTS:
-            return
-        if route_policy(request.endpoint, settings) != "open":
+        if lifecycle.draining and route_access(app, request.endpoint) not in ("open",
+                                                                             "monitoring"):
             raise Draining("the server is shutting down; retry on another replica")

@@ -231,7 +231,7 @@ def _access_logger() -> logging.Logger:
 
 
 @bp.get("/metrics")
-@contract(content_type="text/plain")
+@contract(access="monitoring", content_type="text/plain")
 def metrics() -> Response:
     """Prometheus metrics."""
     return Response(get_metrics().render(), mimetype=None,  # type: ignore[union-attr]

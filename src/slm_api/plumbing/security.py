@@ -1,11 +1,10 @@
 """Who may call what: API keys, admin routes, allowed Host names, CORS. (The per-client rate
 limits are ratelimit.py's; `exempt` tells them which requests are never counted.)
 
-Every route falls in one of three classes, decided by `route_policy(endpoint)`:
-- "open":  /health, /ready and /metrics (unless PROTECT_METRICS=1), the API docs, CORS preflights.
-- "admin": every route of an admin blueprint (ADMIN_BLUEPRINTS). Marking the blueprint rather
-           than listing URLs means a route added there later is protected without a second edit.
-- "api":   everything else, unknown URLs included (a new route is protected by default).
+Each route declares its access on its view (`@contract(access=...)`, api/core/contract.py);
+`route_policy(endpoint)` reads it: "open", "admin" or "api" ("monitoring" routes are open unless
+PROTECT_METRICS=1). A URL no route matches is "api" (a key is asked for before a 404 is given);
+a view with no contract is "admin" (a route that forgot to say is closed, not open).
 """
 
 from __future__ import annotations
@@ -21,16 +20,12 @@ from flask_cors import CORS
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from slm_api.api.core.contract import Access, access_of
 from slm_api.config import Settings
 from slm_api.errors import APIError
 from slm_api.plumbing import state
 from slm_api.plumbing.hosts import HostAllowlist
 
-ADMIN_BLUEPRINTS = frozenset({"admin"})
-# Endpoints anyone may call; "metrics" ones only while PROTECT_METRICS is off.
-OPEN_ENDPOINTS = frozenset({"static"})
-OPEN_BLUEPRINTS = frozenset({"docs", "web"})  # the pages; the API calls they make are not
-METRICS_ENDPOINTS = frozenset({"health.health", "health.ready", "observability.metrics"})
 # Headers a reverse proxy adds: a loopback connection carrying one was relayed for someone else.
 FORWARDING_HEADERS = ("X-Forwarded-For", "Forwarded", "X-Real-IP")
 _EXTENSION = "slm_keys"
@@ -100,18 +95,19 @@ class KeyRing:
         return self._match(given, self.admin)
 
 
-def route_policy(endpoint: str | None, settings: Settings) -> str:
-    """"open", "admin" or "api" for a Flask endpoint name (None: no route matched)."""
+def route_access(app: Flask, endpoint: str | None) -> Access:
+    """What the route declared (`@contract(access=...)`); "api" where no route matched."""
     if endpoint is None:
         return "api"
-    blueprint = endpoint.rpartition(".")[0]
-    if blueprint in ADMIN_BLUEPRINTS:
-        return "admin"
-    if endpoint in OPEN_ENDPOINTS or blueprint in OPEN_BLUEPRINTS:
-        return "open"
-    if endpoint in METRICS_ENDPOINTS:
+    return access_of(app.view_functions.get(endpoint))
+
+
+def route_policy(app: Flask, endpoint: str | None, settings: Settings) -> str:
+    """"open", "admin" or "api" for a Flask endpoint name (None: no route matched)."""
+    access = route_access(app, endpoint)
+    if access == "monitoring":
         return "api" if settings.protect_metrics else "open"
-    return "api"
+    return access
 
 
 def is_loopback(address: str | None) -> bool:
@@ -155,7 +151,7 @@ def _authorize(keys: KeyRing, hosts: HostAllowlist, settings: Settings) -> None:
     g.client_id = request.remote_addr or "unknown"
     if request.method == "OPTIONS":
         return  # CORS preflights carry no credentials by design
-    policy = route_policy(request.endpoint, settings)
+    policy = route_policy(current_app, request.endpoint, settings)
     if policy == "open":
         return
     # Where no key is asked for, being on this machine is the credential; a page in the user's
@@ -235,7 +231,8 @@ def exempt(settings: Settings) -> Callable[[], bool]:
     CORS preflights and open routes (health, docs)."""
 
     def _exempt() -> bool:
-        return request.method == "OPTIONS" or route_policy(request.endpoint, settings) == "open"
+        return (request.method == "OPTIONS"
+                or route_policy(current_app, request.endpoint, settings) == "open")
 
     return _exempt
 

@@ -29,14 +29,14 @@ def _page_headers(response: Response) -> Response:
 
 
 @bp.get("/")
-@contract(content_type="text/html")
+@contract(access="open", content_type="text/html")
 def index() -> Response:
     """The web page: chat with a model, extract JSON with a schema."""
     return _page_headers(send_from_directory(STATIC_DIR, "index.html", max_age=0))
 
 
 @bp.get("/web/<path:filename>")
-@contract(content_type=("text/css", "text/javascript", "text/html"))
+@contract(access="open", content_type=("text/css", "text/javascript", "text/html"))
 def asset(filename: str) -> Response:
     """The web page's scripts and styles."""
     # send_from_directory refuses paths that leave the folder; max_age 0 + ETag: a new version

@@ -45,7 +45,7 @@ def openapi_spec(app: Flask) -> dict[str, Any]:
 
 
 @bp.get("/openapi.json", endpoint="openapi")
-@contract()
+@contract(access="open")
 def openapi_json() -> Response:
     """This document: OpenAPI 3.1, built from the routes the server serves."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
@@ -79,7 +79,7 @@ def _html(text: str) -> Response:
 
 
 @bp.get("/docs")
-@contract(content_type="text/html")
+@contract(access="open", content_type="text/html")
 def swagger_ui() -> Response:
     """Swagger UI for this document (served offline)."""
     return _html(_SWAGGER_PAGE.format(
@@ -90,7 +90,7 @@ def swagger_ui() -> Response:
 
 
 @bp.get("/redoc")
-@contract(content_type="text/html")
+@contract(access="open", content_type="text/html")
 def redoc() -> Response:
     """ReDoc for this document (served offline)."""
     return _html(_REDOC_PAGE.format(
@@ -100,7 +100,7 @@ def redoc() -> Response:
 
 
 @bp.get("/docs/swagger-ui/<path:filename>")
-@contract(content_type=_ASSET_TYPES)
+@contract(access="open", content_type=_ASSET_TYPES)
 def swagger_asset(filename: str) -> Response:
     """A Swagger UI asset (JavaScript, CSS, images)."""
     # send_from_directory refuses paths that leave the folder.
@@ -108,7 +108,7 @@ def swagger_asset(filename: str) -> Response:
 
 
 @bp.get("/docs/redoc/<path:filename>")
-@contract(content_type=_ASSET_TYPES)
+@contract(access="open", content_type=_ASSET_TYPES)
 def redoc_asset(filename: str) -> Response:
     """A ReDoc asset (its standalone JavaScript bundle)."""
     return send_from_directory(REDOC_DIR, filename, max_age=86400)

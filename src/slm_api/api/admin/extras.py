@@ -22,7 +22,7 @@ bp = Blueprint("extras", __name__, url_prefix="/extras")
 
 
 @bp.post("/tokenize")
-@contract(body=TokenizeRequest, response=TokenizeResult)
+@contract(access="api", body=TokenizeRequest, response=TokenizeResult)
 def tokenize() -> Response:
     """Tokenize text with a model's tokenizer."""
     req = parse_body(TokenizeRequest)
@@ -32,7 +32,7 @@ def tokenize() -> Response:
 
 
 @bp.post("/tokenize/count")
-@contract(body=TokenizeRequest, response=CountResult)
+@contract(access="api", body=TokenizeRequest, response=CountResult)
 def count() -> Response:
     """Count the tokens of a text."""
     req = parse_body(TokenizeRequest)
@@ -42,7 +42,7 @@ def count() -> Response:
 
 
 @bp.post("/detokenize")
-@contract(body=DetokenizeRequest, response=DetokenizeResult)
+@contract(access="api", body=DetokenizeRequest, response=DetokenizeResult)
 def detokenize() -> Response:
     """Turn token ids back into text."""
     req = parse_body(DetokenizeRequest)
@@ -51,7 +51,7 @@ def detokenize() -> Response:
 
 
 @bp.post("/apply-template")
-@contract(body=ApplyTemplateRequest, response=AppliedTemplate)
+@contract(access="api", body=ApplyTemplateRequest, response=AppliedTemplate)
 def apply_template() -> Response:
     """Render messages with the model's chat template, without generating."""
     req = parse_body(ApplyTemplateRequest)

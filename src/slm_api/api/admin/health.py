@@ -1,7 +1,8 @@
 """GET /health (liveness: the process and its decode loops are alive, which model, for how long)
 and GET /ready (readiness: should a balancer send traffic here).
 
-Under gunicorn both are answered on the worker's probe lane (worker.py), never behind streams.
+Under gunicorn both are answered on the worker's probe lane (server/worker.py), never behind
+streams.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ bp = Blueprint("health", __name__)
 
 
 @bp.get("/health")
-@contract(response=Health)
+@contract(access="monitoring", response=Health)
 def health() -> tuple[Response, int]:
     """Liveness and the loaded model.
 
@@ -67,7 +68,7 @@ def _not_ready_reason() -> str | None:
 
 
 @bp.get("/ready")
-@contract(response=Ready)
+@contract(access="monitoring", response=Ready)
 def ready() -> tuple[Response, int]:
     """Readiness, for balancers and Kubernetes.
 

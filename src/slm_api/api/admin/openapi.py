@@ -80,7 +80,7 @@ def _contracts(app: Flask, fallback: Mapping[str, type[BaseModel]]) -> dict[str,
 def _security(app: Flask, endpoint: str) -> tuple[list[dict] | None, str]:
     """The operation's `security` (None: leave the document's default, none) and a sentence."""
     keys = get_keys(app)
-    policy = route_policy(endpoint, state.settings(app))
+    policy = route_policy(app, endpoint, state.settings(app))
     if policy == "open":
         return ([] if keys and keys.enabled else None), ""
     if policy == "admin":

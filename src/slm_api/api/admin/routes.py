@@ -36,7 +36,7 @@ def _info(info: ModelInfo) -> dict:
 
 
 @bp.post("/load")
-@contract(body=LoadRequest, response=AdminResult, statuses=(202,))
+@contract(access="admin", body=LoadRequest, response=AdminResult, statuses=(202,))
 def load() -> tuple[Response, int]:
     """Download a GGUF file from the Hugging Face Hub.
 
@@ -61,7 +61,7 @@ def load() -> tuple[Response, int]:
 
 
 @bp.get("/load/<job_id>")
-@contract(response=DownloadJob)
+@contract(access="admin", response=DownloadJob)
 def load_job(job_id: str) -> Response:
     """Poll a download job."""
     job = state.downloads().get(job_id)
@@ -71,7 +71,7 @@ def load_job(job_id: str) -> Response:
 
 
 @bp.delete("/load/<job_id>")
-@contract(response=DownloadJob)
+@contract(access="admin", response=DownloadJob)
 def cancel_load_job(job_id: str) -> Response:
     """Cancel a download job."""
     if not state.downloads().cancel(job_id):
@@ -80,7 +80,7 @@ def cancel_load_job(job_id: str) -> Response:
 
 
 @bp.post("/reload")
-@contract(body=ReloadRequest, response=AdminResult)
+@contract(access="admin", body=ReloadRequest, response=AdminResult)
 def reload() -> Response:
     """Load a GGUF file and make it the active model."""
     req = parse_body(ReloadRequest)
@@ -89,7 +89,7 @@ def reload() -> Response:
 
 
 @bp.post("/v1/models")
-@contract(body=ModelLoadRequest, response=AdminResult)
+@contract(access="admin", body=ModelLoadRequest, response=AdminResult)
 def load_model() -> Response:
     """Load a model from MODELS_DIR."""
     req = parse_body(ModelLoadRequest)
@@ -98,7 +98,7 @@ def load_model() -> Response:
 
 
 @bp.post("/setModel")
-@contract(body=SetModelRequest, response=AdminResult)
+@contract(access="admin", body=SetModelRequest, response=AdminResult)
 def set_model() -> Response:
     """Load a model and make it the default."""
     req = parse_body(SetModelRequest)
@@ -107,7 +107,7 @@ def set_model() -> Response:
 
 
 @bp.delete("/v1/models/<path:model_id>")
-@contract(response=ModelDeleted)
+@contract(access="admin", response=ModelDeleted)
 def unload_model(model_id: str) -> Response:
     """Unload a model from memory."""
     eng = state.engine()
@@ -117,7 +117,7 @@ def unload_model(model_id: str) -> Response:
 
 
 @bp.post("/restore_cache")
-@contract(body=RestoreCacheRequest, response=AdminResult)
+@contract(access="admin", body=RestoreCacheRequest, response=AdminResult)
 def restore_cache() -> Response:
     """Pre-fill the prompt cache with messages."""
     req = parse_body(RestoreCacheRequest)

@@ -27,8 +27,8 @@ register(bp.name)
 
 
 @bp.post("/v1/messages")
-@contract(body=MessagesRequest, response=Message, stream=MessageStreamEvent, error=AnthropicError,
-          named_events=True)
+@contract(access="api", body=MessagesRequest, response=Message, stream=MessageStreamEvent,
+          error=AnthropicError, named_events=True)
 def create_message() -> Response:
     """Create a message (Anthropic Messages API).
 
@@ -44,7 +44,7 @@ def create_message() -> Response:
 
 
 @bp.post("/v1/messages/count_tokens")
-@contract(body=CountTokensRequest, response=TokenCount, error=AnthropicError)
+@contract(access="api", body=CountTokensRequest, response=TokenCount, error=AnthropicError)
 def count_tokens() -> Response:
     """The prompt tokens a /v1/messages request with this system, messages and tools would use."""
     return jsonify(serving.count_tokens(parse_body(CountTokensRequest)).model_dump())

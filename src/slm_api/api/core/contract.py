@@ -12,21 +12,33 @@ with an untyped answer), its summary from the docstring's first line and its des
 the rest. `stream`: with `"stream": true` the route answers text/event-stream, one `data:` event
 of this model per frame, then `data: [DONE]`. `content_type`: a route that answers something
 other than JSON (HTML, Prometheus text, static files).
+
+`access` (required: every route says who may call it, so renaming or moving a view never changes
+its rights; plumbing/security.py reads it):
+- "open": anyone, no key (the page, the API docs);
+- "monitoring": probes and metrics: open unless PROTECT_METRICS=1, and still answered while
+  the server drains;
+- "api": a client key, when keys are configured;
+- "admin": admin rights (ADMIN_API_KEYS, or loopback when there are none): whatever changes what
+  other clients get (models loaded, files on disk).
+A view without a contract is treated as "admin": a route that forgot to say is closed, not open.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel
 
 F = TypeVar("F", bound=Callable[..., Any])
+Access = Literal["open", "monitoring", "api", "admin"]
 
 
 @dataclass(frozen=True)
 class Contract:
+    access: Access = "admin"
     body: type[BaseModel] | None = None
     response: type[BaseModel] | None = None
     stream: type[BaseModel] | None = None
@@ -37,9 +49,9 @@ class Contract:
     named_events: bool = False  # stream frames carry `event: <type>` and end without [DONE]
 
 
-def contract(**fields: Any) -> Callable[[F], F]:
+def contract(*, access: Access, **fields: Any) -> Callable[[F], F]:
     """Attach a Contract to a view function (see the module docstring)."""
-    declared = Contract(**fields)
+    declared = Contract(access=access, **fields)
 
     def mark(view: F) -> F:
         view.slm_contract = declared  # type: ignore[attr-defined]
@@ -50,3 +62,8 @@ def contract(**fields: Any) -> Callable[[F], F]:
 
 def contract_of(view: Any) -> Contract | None:
     return getattr(view, "slm_contract", None)
+
+
+def access_of(view: Any) -> Access:
+    declared = contract_of(view)
+    return declared.access if declared is not None else "admin"

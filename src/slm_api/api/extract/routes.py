@@ -15,7 +15,7 @@ bp = Blueprint("extract", __name__)
 
 
 @bp.post("/v1/extract")
-@contract(body=ExtractRequest, response=ExtractResult)
+@contract(access="api", body=ExtractRequest, response=ExtractResult)
 def extract() -> Response:
     """Extract JSON from text.
 

@@ -72,14 +72,14 @@ def _reply(reply: serving.ChatReply | serving.GenerateReply, stream: bool | None
 
 
 @bp.get("/api/version")
-@contract(response=Version, error=OllamaError)
+@contract(access="api", response=Version, error=OllamaError)
 def version() -> Response:
     """The Ollama version this server is compatible with."""
     return jsonify({"version": VERSION})
 
 
 @bp.get("/api/tags")
-@contract(response=ModelList, error=OllamaError)
+@contract(access="api", response=ModelList, error=OllamaError)
 def tags() -> Response:
     """List local models (Ollama's `ollama list`): every GGUF file in MODELS_DIR as
     `<file stem>:latest`, and each OLLAMA_ALIASES name."""
@@ -87,7 +87,7 @@ def tags() -> Response:
 
 
 @bp.post("/api/show")
-@contract(body=ShowRequest, response=ShowResponse, error=OllamaError)
+@contract(access="api", body=ShowRequest, response=ShowResponse, error=OllamaError)
 def show() -> Response:
     """Show a model: details, GGUF metadata as model_info, its chat template, capabilities."""
     req = parse_body(ShowRequest)
@@ -96,7 +96,7 @@ def show() -> Response:
 
 
 @bp.get("/api/ps")
-@contract(response=RunningList, error=OllamaError)
+@contract(access="api", response=RunningList, error=OllamaError)
 def ps() -> Response:
     """List the models loaded in memory, and when each will be unloaded (its keep-alive)."""
     engine = state.engine()
@@ -110,7 +110,7 @@ def ps() -> Response:
 
 
 @bp.post("/api/chat")
-@contract(body=ChatRequest, response=ChatResponse, error=OllamaError,
+@contract(access="api", body=ChatRequest, response=ChatResponse, error=OllamaError,
           content_type=("application/json", "application/x-ndjson"))
 def chat() -> Response:
     """Chat with a model (Ollama's /api/chat).
@@ -126,7 +126,7 @@ def chat() -> Response:
 
 
 @bp.post("/api/generate")
-@contract(body=GenerateRequest, response=GenerateResponse,
+@contract(access="api", body=GenerateRequest, response=GenerateResponse,
           error=OllamaError, content_type=("application/json", "application/x-ndjson"))
 def generate() -> Response:
     """Generate a completion (Ollama's /api/generate).
@@ -143,7 +143,7 @@ def generate() -> Response:
 
 
 @bp.post("/api/embed")
-@contract(body=EmbedRequest, response=EmbedResponse, error=OllamaError)
+@contract(access="api", body=EmbedRequest, response=EmbedResponse, error=OllamaError)
 def embed() -> Response:
     """Embed one input or a list: one L2-normalised vector each (the /v1/embeddings path)."""
     req = parse_body(EmbedRequest)
@@ -157,7 +157,7 @@ def embed() -> Response:
 
 
 @bp.post("/api/embeddings")
-@contract(body=EmbeddingsRequest, response=EmbeddingsResponse, error=OllamaError)
+@contract(access="api", body=EmbeddingsRequest, response=EmbeddingsResponse, error=OllamaError)
 def embeddings() -> Response:
     """Embed one prompt (Ollama's older route, superseded by /api/embed)."""
     req = parse_body(EmbeddingsRequest)
@@ -169,7 +169,7 @@ def embeddings() -> Response:
 
 
 @bp.post("/api/create")
-@contract(body=CreateRequest, response=OllamaError, error=OllamaError)
+@contract(access="admin", body=CreateRequest, response=OllamaError, error=OllamaError)
 def create() -> Response:
     """Refused: slm-api has no Modelfiles; put a GGUF file in MODELS_DIR instead."""
     parse_body(CreateRequest)
@@ -178,7 +178,7 @@ def create() -> Response:
 
 
 @bp.post("/api/push")
-@contract(body=PullRequest, response=OllamaError, error=OllamaError)
+@contract(access="admin", body=PullRequest, response=OllamaError, error=OllamaError)
 def push() -> Response:
     """Refused: there is no registry to push to."""
     parse_body(PullRequest)
@@ -186,7 +186,7 @@ def push() -> Response:
 
 
 @bp.post("/api/pull")
-@contract(body=PullRequest, response=OllamaError, error=OllamaError)
+@contract(access="admin", body=PullRequest, response=OllamaError, error=OllamaError)
 def pull() -> Response:
     """Refused for now: download GGUFs from the Hub with the admin route POST /load."""
     parse_body(PullRequest)
@@ -195,7 +195,7 @@ def pull() -> Response:
 
 
 @bp.delete("/api/delete")
-@contract(body=DeleteRequest, response=OllamaError, error=OllamaError)
+@contract(access="admin", body=DeleteRequest, response=OllamaError, error=OllamaError)
 def delete() -> Response:
     """Refused here: delete model files with the admin route DELETE /v1/models/<id>."""
     req = parse_body(DeleteRequest)
@@ -205,7 +205,7 @@ def delete() -> Response:
 
 
 @bp.post("/api/copy")
-@contract(body=CopyRequest, response=OllamaError, error=OllamaError)
+@contract(access="admin", body=CopyRequest, response=OllamaError, error=OllamaError)
 def copy() -> Response:
     """Refused: name aliases are set with OLLAMA_ALIASES."""
     req = parse_body(CopyRequest)

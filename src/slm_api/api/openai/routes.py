@@ -34,7 +34,8 @@ models_bp = Blueprint("models", __name__)
 
 
 @chat_bp.post("/v1/chat/completions")
-@contract(body=ChatCompletionRequest, response=ChatCompletion, stream=ChatCompletionChunk)
+@contract(access="api", body=ChatCompletionRequest, response=ChatCompletion,
+          stream=ChatCompletionChunk)
 def chat_completions() -> Response:
     """Create a chat completion.
 
@@ -50,7 +51,7 @@ def chat_completions() -> Response:
 
 
 @completions_bp.post("/v1/completions")
-@contract(body=CompletionRequest, response=Completion, stream=Completion)
+@contract(access="api", body=CompletionRequest, response=Completion, stream=Completion)
 def completions() -> Response:
     """Create a text completion (the legacy API).
 
@@ -63,7 +64,7 @@ def completions() -> Response:
 
 
 @embeddings_bp.post("/v1/embeddings")
-@contract(body=EmbeddingRequest, response=EmbeddingList)
+@contract(access="api", body=EmbeddingRequest, response=EmbeddingList)
 def embeddings() -> Response:
     """Create embeddings.
 
@@ -73,35 +74,35 @@ def embeddings() -> Response:
 
 
 @models_bp.get("/models")
-@contract(response=LocalModels)
+@contract(access="api", response=LocalModels)
 def list_models() -> Response:
     """List the GGUF files in MODELS_DIR and the active model."""
     return jsonify(serving.local_models())
 
 
 @models_bp.get("/v1/models")
-@contract(response=ModelList)
+@contract(access="api", response=ModelList)
 def openai_models() -> Response:
     """List models (OpenAI shape)."""
     return jsonify(serving.openai_models())
 
 
 @models_bp.get("/v1/models/chat")
-@contract(response=ModelList)
+@contract(access="api", response=ModelList)
 def chat_models() -> Response:
     """List chat models."""
     return jsonify(serving.openai_models("chat"))
 
 
 @models_bp.get("/v1/models/embeddings")
-@contract(response=ModelList)
+@contract(access="api", response=ModelList)
 def embedding_models() -> Response:
     """List embedding models."""
     return jsonify(serving.openai_models("embedding"))
 
 
 @models_bp.get("/v1/models/<path:model_id>")
-@contract(response=Model)
+@contract(access="api", response=Model)
 def openai_model(model_id: str) -> Response:
     """Retrieve a model."""
     try:

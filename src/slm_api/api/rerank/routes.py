@@ -13,7 +13,7 @@ from slm_api.plumbing import state
 bp = Blueprint("rerank", __name__)
 
 
-@contract(body=RerankRequest, response=RerankResponse)
+@contract(access="api", body=RerankRequest, response=RerankResponse)
 def rerank_documents() -> Response:
     """Rerank documents.
 

@@ -40,7 +40,7 @@ def _open_store(setup: Any) -> None:
 
 
 @bp.post("/v1/responses")
-@contract(body=ResponseRequest, response=ResponseObject, stream=ResponseStreamEvent,
+@contract(access="api", body=ResponseRequest, response=ResponseObject, stream=ResponseStreamEvent,
           named_events=True)
 def create_response() -> Response:
     """Create a model response (OpenAI Responses API).
@@ -56,14 +56,14 @@ def create_response() -> Response:
 
 
 @bp.get("/v1/responses/<response_id>")
-@contract(response=ResponseObject)
+@contract(access="api", response=ResponseObject)
 def get_response(response_id: str) -> Response:
     """A stored response, as it was returned."""
     return jsonify(serving.stored(g.client_id, response_id))
 
 
 @bp.delete("/v1/responses/<response_id>")
-@contract(response=DeletedResponse)
+@contract(access="api", response=DeletedResponse)
 def delete_response(response_id: str) -> Response:
     """Forget a stored response: it can no longer be read or continued."""
     serving.delete(g.client_id, response_id)

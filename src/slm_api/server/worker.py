@@ -36,7 +36,7 @@ from gunicorn.workers.gthread import ThreadWorker
 
 from slm_api.config import Settings
 from slm_api.errors import APIError, SlmError
-from slm_api.intake import Intake, Limits, TimedSocket, request_target, too_slow
+from slm_api.server.intake import Intake, Limits, TimedSocket, request_target, too_slow
 
 # The request line of a probe; the lane never serves anything else.
 _PROBE = re.compile(rb"^GET /(?:health|ready|metrics)(?:[ ?]|$)")

@@ -1,6 +1,6 @@
 """Gunicorn settings for `slm-api serve`: one worker process (it owns the model), many threads
-(connections), and the worker class of worker.py (a probe lane, admission at the door, a drain
-on SIGTERM)."""
+(connections), and the worker class of server/worker.py (a probe lane, admission at the door, a
+drain on SIGTERM)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ def options(settings: Settings) -> dict[str, Any]:
         # A stream holds a thread for its whole life, so probes get a lane of their own and a
         # request finding every thread busy is refused at once (worker.py says why).
         "workers": 1,
-        "worker_class": "slm_api.worker.ProbeLaneWorker",
+        "worker_class": "slm_api.server.worker.ProbeLaneWorker",
         "threads": settings.request_threads,
         # A generation may outlast gunicorn's default 30 s; the engine has its own time cap.
         "timeout": 0,
