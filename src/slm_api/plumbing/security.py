@@ -26,7 +26,7 @@ from slm_api.errors import APIError
 from slm_api.plumbing import state
 from slm_api.plumbing.hosts import HostAllowlist
 
-ADMIN_BLUEPRINTS = frozenset({"admin"})
+ADMIN_BLUEPRINTS = frozenset({"admin", "ollama_admin"})  # ollama_admin: /api/pull, delete, copy
 # Endpoints anyone may call; "metrics" ones only while PROTECT_METRICS is off.
 OPEN_ENDPOINTS = frozenset({"static"})
 OPEN_BLUEPRINTS = frozenset({"docs", "web"})  # the pages; the API calls they make are not
