@@ -4,6 +4,8 @@ real server whose Hub is the local stand-in (tests/support/fakehub.py)."""
 from __future__ import annotations
 
 import hashlib
+import json
+import time
 from pathlib import Path
 
 import ollama
@@ -183,3 +185,26 @@ def test_a_plain_key_is_refused_in_ollamas_shape(fake_hub, tmp_path: Path):
         admin = ollama.Client(host=url, headers={"Authorization": "Bearer sk-admin"})
         assert admin.pull(f"hf.co/{TINY}").status == "success"
         assert (tmp_path / "tiny.Q4_K_M.gguf").is_file()
+
+
+def test_a_client_that_goes_away_cancels_its_pull(fake_hub, hub_server, monkeypatch):
+    from slm_api.api.ollama import pull
+
+    monkeypatch.setattr(pull, "HEARTBEAT_S", 0.1)  # write often: the hang-up shows at once
+    url, models = hub_server
+    fake_hub.add_file(TINY, "tiny.Q4_K_M.gguf", b"GGUF" + bytes(12_000_000))
+    # huggingface_hub reports progress per 10 MiB read: hold the body past the first report.
+    fake_hub.hold_after = 11 * 1024 * 1024
+    with requests.post(f"{url}/api/pull", json={"model": f"hf.co/{TINY}"}, stream=True,
+                       timeout=60) as r:
+        lines = r.iter_lines()
+        assert json.loads(next(lines)) == {"status": "pulling manifest"}
+        while not json.loads(next(lines)).get("completed"):
+            pass  # the transfer is held now, mid-file
+    time.sleep(2)  # the server's next writes find the connection closed and cancel the job
+    fake_hub.release.set()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:  # uncancelled, the rest lands in well under a second
+        assert ggufs(models) == []
+        time.sleep(0.2)
+    assert listed(url) == set()
