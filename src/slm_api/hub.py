@@ -155,9 +155,13 @@ def download_gguf(repo_id: str, filename: str, revision: str | None, settings: S
     return target.resolve()
 
 
-def _verify(path: Path, sha256: str, filename: str) -> None:
+def file_sha256(path: Path) -> str:
     with path.open("rb") as f:
-        digest = hashlib.file_digest(f, "sha256").hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def _verify(path: Path, sha256: str, filename: str) -> None:
+    digest = file_sha256(path)
     if digest != sha256.lower():
         raise DigestMismatch(f"{filename}: sha256 {digest} differs from the Hub's {sha256}")
 

@@ -208,3 +208,29 @@ def test_a_client_that_goes_away_cancels_its_pull(fake_hub, hub_server, monkeypa
         assert ggufs(models) == []
         time.sleep(0.2)
     assert listed(url) == set()
+
+
+def test_a_second_pull_reuses_the_file_and_never_replaces_another(fake_hub, hub_server):
+    url, models = hub_server
+    fake_hub.add_file(TINY, "tiny.Q4_K_M.gguf", JUNK)
+    fake_hub.add_file("other/tiny-GGUF", "tiny.Q4_K_M.gguf", JUNK + b"other")
+    fake_hub.add_file("third/tiny-GGUF", "tiny.Q4_K_M.gguf", JUNK[:-5] + b"third")
+    client = ollama.Client(host=url, timeout=120)
+    client.pull(f"hf.co/{TINY}")
+    downloads = [r for r in fake_hub.requests if r.startswith("GET") and "/resolve/" in r]
+
+    statuses = [p.status for p in client.pull(f"hf.co/{TINY}:Q4_K_M", stream=True)]
+    assert statuses[-1] == "success" and "verifying sha256 digest" in statuses
+    assert [r for r in fake_hub.requests if r.startswith("GET") and "/resolve/" in r] \
+        == downloads  # nothing fetched again
+    assert listed(url) == {f"hf.co/{TINY}:latest", f"hf.co/{TINY}:Q4_K_M"}
+
+    # Same file name, other bytes: another model, kept (other size: refused before streaming;
+    # same size: after hashing, as the stream's last line).
+    for name in ("hf.co/other/tiny-GGUF", "hf.co/third/tiny-GGUF"):
+        with pytest.raises(ollama.ResponseError) as err:
+            list(client.pull(name, stream=True))
+        assert "already holds another tiny.Q4_K_M.gguf" in err.value.error
+    r = requests.post(f"{url}/api/pull", json={"model": "hf.co/other/tiny-GGUF"}, timeout=60)
+    assert r.status_code == 409 and list(r.json()) == ["error"]
+    assert (models / "tiny.Q4_K_M.gguf").read_bytes() == JUNK

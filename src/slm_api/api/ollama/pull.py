@@ -19,7 +19,13 @@ from typing import Any
 
 from slm_api.api.ollama import names
 from slm_api.errors import APIError
-from slm_api.hub import DownloadCancelled, DownloadError, DownloadJobs, validate_request
+from slm_api.hub import (
+    DownloadCancelled,
+    DownloadError,
+    DownloadJobs,
+    file_sha256,
+    validate_request,
+)
 from slm_api.hub_listing import RemoteFile, pick, repo_ggufs
 from slm_api.plumbing import state
 
@@ -75,8 +81,11 @@ class Pull:
         name = parse(model)
         settings = state.settings()
         file = pick(repo_ggufs(name.repo_id, None, settings), name.repo_id, name.tag)
-        return cls(name, file, (settings.models_dir / file.filename).is_file(),
-                   state.downloads(), settings.models_dir)
+        target = settings.models_dir / file.filename
+        existed = target.is_file()
+        if existed and file.size is not None and target.stat().st_size != file.size:
+            raise _other_file(file.filename, name.repo_id)
+        return cls(name, file, existed, state.downloads(), settings.models_dir)
 
     def _digest_line(self, job: dict[str, Any]) -> dict[str, Any]:
         sha = self.file.sha256
@@ -93,6 +102,9 @@ class Pull:
         client went away) cancels the download, whose half file the job removes."""
         jobs = self.jobs
         yield {"status": "pulling manifest"}
+        if self.existed and self.file.sha256:
+            yield from self._already_here()
+            return
         job_id = jobs.start(self.name.repo_id, self.file.filename, None, sha256=self.file.sha256)
         ended = False
         try:
@@ -122,6 +134,20 @@ class Pull:
             if not ended:
                 jobs.cancel(job_id)
 
+    def _already_here(self) -> Iterator[dict[str, Any]]:
+        # Pulled before (or placed by hand): Ollama skips a blob it holds, so do we, once its
+        # bytes are the ones the Hub lists. Other bytes under that file name are another
+        # model, which some other name may be serving: never replaced behind its back.
+        sha, size = self.file.sha256, self.file.size
+        yield self._digest_line({"bytes_total": size, "bytes_done": 0})
+        if file_sha256(self.models_dir / self.file.filename) != sha:
+            raise _other_file(self.file.filename, self.name.repo_id)
+        yield self._digest_line({"bytes_total": size, "bytes_done": size})
+        yield {"status": "verifying sha256 digest"}
+        self._record()
+        yield {"status": "writing manifest"}
+        yield {"status": "success"}
+
     def _record(self) -> None:
         filename = self.file.filename
 
@@ -139,3 +165,8 @@ class Pull:
         for last in self.progress():  # noqa: B007 - the last object is the answer
             pass
         return last
+
+
+def _other_file(filename: str, repo_id: str) -> APIError:
+    return APIError(409, f"MODELS_DIR already holds another {filename} (not {repo_id}'s): "
+                    "delete it first", param="model", code="file_exists")
