@@ -7,6 +7,7 @@ half-written model, whatever fails.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
@@ -51,6 +52,10 @@ class HubUnreachable(DownloadError, status=502, code="hub_unreachable"):
 
 class NotEnoughDisk(DownloadError, status=507, code="insufficient_storage"):
     """The file is larger than the free disk space (minus a margin)."""
+
+
+class DigestMismatch(DownloadError, status=502, code="digest_mismatch"):
+    """The downloaded bytes do not hash to the sha256 the Hub listed for the file."""
 
 
 class DownloadCancelled(DownloadError, status=409, code="cancelled"):
@@ -114,8 +119,10 @@ def check_disk(models_dir: Path, size: int | None) -> None:
 
 def download_gguf(repo_id: str, filename: str, revision: str | None, settings: Settings,
                   progress: Callable[[int, int | None], None] | None = None,
-                  cancelled: Callable[[], bool] | None = None) -> Path:
-    """Download into the Hub cache, then place the file in MODELS_DIR atomically."""
+                  cancelled: Callable[[], bool] | None = None,
+                  sha256: str | None = None) -> Path:
+    """Download into the Hub cache, then place the file in MODELS_DIR atomically; with
+    `sha256`, only if the copy hashes to it (checked before it takes its name)."""
     validate_request(repo_id, filename, revision, settings)
     models_dir = settings.models_dir
     models_dir.mkdir(parents=True, exist_ok=True)
@@ -140,10 +147,23 @@ def download_gguf(repo_id: str, filename: str, revision: str | None, settings: S
         shutil.copyfile(cached, partial)
         if cancelled and cancelled():
             raise DownloadCancelled("download cancelled")
+        if sha256 is not None:
+            _verify(partial, sha256, filename)
         os.replace(partial, target)
     finally:
         partial.unlink(missing_ok=True)
     return target.resolve()
+
+
+def file_sha256(path: Path) -> str:
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def _verify(path: Path, sha256: str, filename: str) -> None:
+    digest = file_sha256(path)
+    if digest != sha256.lower():
+        raise DigestMismatch(f"{filename}: sha256 {digest} differs from the Hub's {sha256}")
 
 
 def _progress_class(progress: Callable[[int, int | None], None] | None,
@@ -175,12 +195,14 @@ class DownloadJobs:
         self._cancel: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
 
-    def start(self, repo_id: str, filename: str, revision: str | None) -> str:
+    def start(self, repo_id: str, filename: str, revision: str | None,
+              sha256: str | None = None) -> str:
         job_id = f"dl-{uuid.uuid4().hex[:16]}"
         with self._lock:
             self._jobs[job_id] = {"job_id": job_id, "state": "running", "repo_id": repo_id,
                                   "filename": filename, "revision": revision, "bytes_done": 0,
-                                  "bytes_total": None, "path": None, "error": None}
+                                  "bytes_total": None, "path": None, "error": None,
+                                  "sha256": sha256}
             self._cancel[job_id] = threading.Event()
         threading.Thread(target=self._run, args=(job_id,), daemon=True).start()
         return job_id
@@ -198,14 +220,14 @@ class DownloadJobs:
                 job["repo_id"], job["filename"], job["revision"], self._settings,
                 progress=lambda done, total: self._update(job_id, bytes_done=done,
                                                           bytes_total=total),
-                cancelled=stop.is_set,
+                cancelled=stop.is_set, sha256=job["sha256"],
             )
             self._update(job_id, state="done", path=str(path),
                          bytes_done=path.stat().st_size, bytes_total=path.stat().st_size)
         except DownloadCancelled:
             self._update(job_id, state="cancelled")
         except SlmError as exc:
-            self._update(job_id, state="failed", error=exc.message)
+            self._update(job_id, state="failed", error=exc.message, error_status=exc.status)
         except Exception as exc:  # noqa: BLE001 - a job must always end in a state
             self._update(job_id, state="failed", error=f"{type(exc).__name__}: {exc}")
 

@@ -69,7 +69,9 @@ def test_generate_stream_false_is_one_object(server):
     ("/api/chat", {"model": MODEL, "messages": ASK, "options": {"num_predict": 10**7}}, 400,
      "num_predict"),
     ("/api/create", {"model": "mine", "from": MODEL}, 400, "not supported"),
-    ("/api/copy", {"source": MODEL, "destination": "x"}, 400, "OLLAMA_ALIASES"),
+    ("/api/copy", {"source": MODEL, "destination": "../x"}, 400, "invalid model name"),
+    ("/api/copy", {"source": "nope", "destination": "x"}, 404, "model 'nope' not found"),
+    ("/api/pull", {"model": "llama3.2"}, 400, "hf.co/{owner}/{repo}"),
 ])
 def test_errors_are_ollamas_shape(server, path, body, status, words):
     r = requests.post(f"{server}{path}", json=body, timeout=60)

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 _RESOLVE = re.compile(r"^/(?P<repo>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<file>.+)$")
+# The repo listing huggingface_hub's list_repo_tree asks for (the top folder only here).
+_TREE = re.compile(r"^/api/models/(?P<repo>[^/]+/[^/]+)/tree/(?P<rev>[^/]+)$")
 
 
 @dataclass
@@ -78,8 +80,28 @@ class FakeHub:
         if h.command == "GET":
             h.wfile.write(body)
 
+    def _tree(self, h: BaseHTTPRequestHandler, repo: str, rev: str) -> None:
+        if repo not in self.repos:
+            return self._error(h, "RepoNotFound", "Repository not found")
+        if rev not in self.repos[repo]:
+            return self._error(h, "RevisionNotFound", "Invalid rev id")
+        listing = [{"type": "file", "path": name, "size": len(f.data),
+                    "oid": hashlib.sha1(f.data).hexdigest(),
+                    "lfs": {"oid": f.sha256, "size": len(f.data), "pointerSize": 134}}
+                   for name, f in sorted(self.repos[repo][rev].items())]
+        body = json.dumps(listing).encode()
+        h.send_response(200)
+        h.send_header("Content-Type", "application/json")
+        h.send_header("Content-Length", str(len(body)))
+        h.end_headers()
+        h.wfile.write(body)
+        return None
+
     def _serve(self, h: BaseHTTPRequestHandler, body: bool) -> None:
         self.requests.append(f"{h.command} {h.path}")
+        tree = _TREE.match(h.path.split("?")[0])
+        if tree:
+            return self._tree(h, tree["repo"], tree["rev"])
         match = _RESOLVE.match(h.path.split("?")[0])
         if not match:
             return self._error(h, "RepoNotFound", "Repository not found")

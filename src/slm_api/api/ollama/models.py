@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from slm_api.api.ollama import names
 from slm_api.errors import APIError, ModelNotFound
 from slm_api.gguf_info import (
     ArrayValue,
@@ -48,12 +49,21 @@ def _aliases() -> dict[str, str]:
     return out
 
 
+def is_configured_alias(name: str) -> bool:
+    """Whether `name` is an OLLAMA_ALIASES name (the operator's settings, not the API's)."""
+    return ollama_name(name.strip()) in _aliases()
+
+
 def resolve(name: str) -> str:
     """The model id an Ollama name means, or Ollama's 404 (`model 'x' not found`)."""
     full = ollama_name(name.strip())
     alias = _aliases().get(full)
     if alias is not None:
         return alias
+    models_dir = state.engine().models_dir
+    recorded = names.load(models_dir).get(full)
+    if recorded is not None and (models_dir / recorded).is_file():
+        return recorded.removesuffix(".gguf")
     stem, _, tag = full.rpartition(":")
     candidates = [stem] if tag == DEFAULT_TAG else [full, f"{stem}-{tag}"]
     engine = state.engine()
@@ -67,9 +77,12 @@ def resolve(name: str) -> str:
 
 
 def listed_names() -> list[tuple[str, Path]]:
-    """Every name /api/tags lists: each file as `stem:latest`, then each alias."""
-    files = {p.stem: p for p in state.engine().model_files()}
-    out = [(ollama_name(stem), path) for stem, path in files.items()]
+    """Every name /api/tags lists: each file by the names pulls and copies gave it (else as
+    `stem:latest`), then each alias."""
+    engine = state.engine()
+    files = {p.stem: p for p in engine.model_files()}
+    recorded = names.load(engine.models_dir)
+    out = [(name, path) for path in files.values() for name in names.names_of(recorded, path.name)]
     out += [(name, files[target]) for name, target in _aliases().items() if target in files]
     return out
 

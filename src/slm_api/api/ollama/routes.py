@@ -18,9 +18,7 @@ from slm_api.api.ollama.protocol import (
     VERSION,
     ChatRequest,
     ChatResponse,
-    CopyRequest,
     CreateRequest,
-    DeleteRequest,
     EmbeddingsRequest,
     EmbeddingsResponse,
     EmbedRequest,
@@ -184,31 +182,3 @@ def push() -> Response:
     parse_body(PullRequest)
     raise APIError(400, "pushing models is not supported by this server")
 
-
-@bp.post("/api/pull")
-@contract(access="admin", body=PullRequest, response=OllamaError, error=OllamaError)
-def pull() -> Response:
-    """Refused for now: download GGUFs from the Hub with the admin route POST /load."""
-    parse_body(PullRequest)
-    raise APIError(400, "pulling from Ollama's registry is not supported: download a GGUF "
-                   "from the Hugging Face Hub with the admin route POST /load")
-
-
-@bp.delete("/api/delete")
-@contract(access="admin", body=DeleteRequest, response=OllamaError, error=OllamaError)
-def delete() -> Response:
-    """Refused here: delete model files with the admin route DELETE /v1/models/<id>."""
-    req = parse_body(DeleteRequest)
-    models.resolve(req.model)  # an unknown name is still Ollama's 404
-    raise APIError(400, "deleting models through the Ollama API is not supported: use the "
-                   "admin route DELETE /v1/models/<id>")
-
-
-@bp.post("/api/copy")
-@contract(access="admin", body=CopyRequest, response=OllamaError, error=OllamaError)
-def copy() -> Response:
-    """Refused: name aliases are set with OLLAMA_ALIASES."""
-    req = parse_body(CopyRequest)
-    models.resolve(req.source)
-    raise APIError(400, "copying models is not supported: add an alias with OLLAMA_ALIASES "
-                   "(name:tag=model-id)")
