@@ -10,6 +10,7 @@ import pytest
 
 from slm_api.config import Settings
 from slm_api.engine import (
+    FinishCause,
     GenerationRequest,
     InvalidRequest,
     LoadOptions,
@@ -201,13 +202,16 @@ def test_eight_copies_in_one_batch_give_identical_outputs(batched):
 def test_stop_strings_max_tokens_and_deadline(batched):
     text, result = generate(batched, turn("Count from one to ten."), max_tokens=5)
     assert result.finish_reason == "length" and result.completion_tokens == 5
+    assert result.cause is FinishCause.MAX_TOKENS
     full, _ = generate(batched, turn("Count from one to ten."), max_tokens=24)
     stop = full[len(full) // 2: len(full) // 2 + 3]
     cut, result = generate(batched, turn("Count from one to ten."), max_tokens=24, stop=(stop,))
     assert result.finish_reason == "stop" and cut == full[: full.index(stop)]
+    assert result.cause is FinishCause.STOP_SEQUENCE and result.stop_sequence == stop
     _, result = generate(batched, turn("Write an essay."), max_tokens=500,
                          deadline=time.monotonic() + 0.3)
     assert result.finish_reason == "length" and result.completion_tokens < 500
+    assert result.cause is FinishCause.DEADLINE
 
 
 def test_grammar_constrains_and_a_bad_grammar_is_refused(batched):

@@ -9,6 +9,7 @@ from slm_api.engine.job import Choices
 from slm_api.engine.llama_model import gpu_offload_supported
 from slm_api.engine.types import (
     Chunk,
+    FinishCause,
     Finished,
     Generation,
     GenerationRequest,
@@ -31,6 +32,7 @@ __all__ = [
     "Chunk",
     "Engine",
     "EngineError",
+    "FinishCause",
     "Finished",
     "Generation",
     "GenerationRequest",

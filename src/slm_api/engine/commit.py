@@ -17,7 +17,7 @@ import numpy as np
 from slm_api.engine.job import Job
 from slm_api.engine.sampling import logits_row, logprob_of
 from slm_api.engine.slots import END_ROW, Slot
-from slm_api.engine.types import TokenLogprob
+from slm_api.engine.types import FinishCause, TokenLogprob
 from slm_api.errors import EngineError
 from slm_api.grammar.budget import KEEP, Decision
 
@@ -36,9 +36,9 @@ class _Drafts:
 
 @dataclass(frozen=True)
 class Ended:
-    """How a step ended a sequence's generation: `reason` ("stop", "length"), or `error`."""
+    """How a step ended a sequence's generation: its `reason`, or `error`."""
 
-    reason: str = ""
+    reason: FinishCause = FinishCause.STOP
     error: EngineError | None = None
 
 
@@ -67,12 +67,12 @@ class Committer:
 
     def commit(self, slot: Slot, drain_deadline: float | None = None) -> Ended | None:
         """Sample this step's token(s) for `slot`'s job; None while it goes on, else how it
-        ended (the caller releases the slot). `drain_deadline` ends it by then with "length"."""
+        ended (the caller releases the slot). `drain_deadline` ends it by then (DRAIN)."""
         job = slot.job
         assert job is not None
         dec = job.decoding
         if dec.sampler is None:
-            return Ended("stop")
+            return Ended(FinishCause.STOP)
         self._deadline = drain_deadline
         # Tokens decoded after the last committed one on a guess (prompt lookup), each with its
         # logits row after `slot.logit_row`. Each row is sampled exactly as plain decoding
@@ -148,7 +148,7 @@ class Committer:
             dec.first_token_at = now
         if self._is_eog(token):
             job.flush()
-            raise _End(Ended("stop"))
+            raise _End(Ended(FinishCause.STOP))
         return token
 
     def _keep_drafts(self, slot: Slot, draft: _Drafts) -> int:
@@ -221,7 +221,7 @@ class Committer:
             # The closing tokens are sent, not decoded: nothing reads their cells (as with an
             # end-of-generation token), and the reply goes out a decode step sooner.
             job.flush()
-            raise _End(Ended("stop"))
+            raise _End(Ended(FinishCause.STOP))
         self._check_room(slot, now, len(feed))
         slot.feed = feed
 
@@ -248,10 +248,10 @@ class Committer:
         if text:
             job.emit(text)
         if dec.text.stopped:
-            raise _End(Ended("stop"))
+            raise _End(Ended(FinishCause.STOP_SEQUENCE))
 
     def _check_room(self, slot: Slot, now: float, pending: int) -> None:
-        """End with "length" when max_tokens, the context or the deadline is reached,
+        """End when max_tokens, the context or a deadline is reached,
         `pending` tokens still to be decoded."""
         job = slot.job
         assert job is not None
@@ -259,12 +259,17 @@ class Committer:
         deadline = job.request.deadline
         if self._deadline is not None:
             deadline = min(deadline or self._deadline, self._deadline)
-        out_of_room = len(slot.cached) + pending >= self._n_ctx
-        if dec.generated >= job.request.max_tokens or out_of_room or (
-            deadline is not None and now >= deadline
-        ):
-            job.flush()
-            raise _End(Ended("length"))
+        if dec.generated >= job.request.max_tokens:
+            cause = FinishCause.MAX_TOKENS
+        elif len(slot.cached) + pending >= self._n_ctx:
+            cause = FinishCause.CONTEXT_FULL
+        elif deadline is not None and now >= deadline:
+            drained = self._deadline is not None and now >= self._deadline
+            cause = FinishCause.DRAIN if drained else FinishCause.DEADLINE
+        else:
+            return
+        job.flush()
+        raise _End(Ended(cause))
 
     @staticmethod
     def _kept(slot: Slot, row: int) -> np.ndarray | None:

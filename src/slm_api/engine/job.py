@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterator
 
 from slm_api.engine.decoding import Decoding
-from slm_api.engine.types import Chunk, Finished, GenerationRequest
+from slm_api.engine.types import Chunk, FinishCause, Finished, GenerationRequest
 from slm_api.errors import EngineError
 
 
@@ -74,7 +74,7 @@ class Job:
         if text or dec.pending_ids:
             self.emit(text)
 
-    def finish(self, reason: str) -> None:
+    def finish(self, reason: FinishCause) -> None:
         dec = self.decoding
         dec.close()
         ttft = None if dec.first_token_at is None else dec.first_token_at - self.submitted
@@ -120,6 +120,6 @@ def _total(results: list[Finished | None]) -> Finished:
     done = [r for r in results if r is not None]
     first = done[0]
     ttfts = [r.time_to_first_token_s for r in done if r.time_to_first_token_s is not None]
-    return Finished(first.finish_reason, first.prompt_tokens,
+    return Finished(first.cause, first.prompt_tokens,
                     sum(r.completion_tokens for r in done), first.cached_tokens,
                     min(ttfts) if ttfts else None, first.stop_sequence)

@@ -24,7 +24,13 @@ from slm_api.engine.prompt_cache import DiskPromptCache
 from slm_api.engine.sampling import Sampler
 from slm_api.engine.scheduler import Scheduler
 from slm_api.engine.slots import check_fits
-from slm_api.engine.types import Generation, GenerationRequest, LoadOptions, ModelInfo
+from slm_api.engine.types import (
+    FinishCause,
+    Generation,
+    GenerationRequest,
+    LoadOptions,
+    ModelInfo,
+)
 from slm_api.errors import InvalidRequest, ModelLoadError
 from slm_api.gguf_info import declares_pooling, model_kind, unreadable
 from slm_api.grammar.budget import BudgetGuide
@@ -280,7 +286,7 @@ class LoadedModel:
                                       fork_of=jobs[0] if jobs else None))
         except BaseException:
             for job in jobs:
-                job.finish("abort")
+                job.finish(FinishCause.ABORT)
             raise
         scheduler.submit_all(jobs)
         return Choices(jobs, out)

@@ -26,7 +26,7 @@ from slm_api.engine.prompt_cache import DiskPromptCache
 from slm_api.engine.sampling import logits_row
 from slm_api.engine.slots import END_ROW, EndLogits, place
 from slm_api.engine.slots import Slot as _Slot
-from slm_api.engine.types import GenerationRequest
+from slm_api.engine.types import FinishCause, GenerationRequest
 from slm_api.errors import Draining, EngineError, QueueFull
 
 log = logging.getLogger(__name__)
@@ -82,7 +82,7 @@ class Scheduler:
         """Queue jobs together (the choices of one request): all are admitted or none."""
         def refuse(exc: EngineError) -> None:
             for job in jobs:
-                job.finish("abort")
+                job.finish(FinishCause.ABORT)
             raise exc
 
         with self._wake:
@@ -94,7 +94,7 @@ class Scheduler:
                 # Clients that left while waiting must not keep new ones out.
                 for gone in [j for j in self._waiting if j.aborted]:
                     self._waiting.remove(gone)
-                    gone.finish("abort")
+                    gone.finish(FinishCause.ABORT)
             free = sum(s.job is None for s in self._slots)
             if len(self._waiting) + len(jobs) > free + self._max_queue:
                 refuse(QueueFull(
@@ -122,7 +122,7 @@ class Scheduler:
 
     def drain(self, deadline: float) -> None:
         """Shutting down: refuse new jobs, fail the waiting ones with 503 (they have not
-        started), and end every running one by `deadline` with finish_reason "length"."""
+        started), and end every running one by `deadline` (FinishCause.DRAIN)."""
         with self._wake:
             self._drain_deadline = deadline
             waiting, self._waiting = list(self._waiting), deque()
@@ -168,9 +168,9 @@ class Scheduler:
                         self._release(slot, error=GenerationFailed(f"generation failed: {exc}"))
         for slot in self._slots:
             if slot.job is not None:
-                self._release(slot, reason="abort")
+                self._release(slot, FinishCause.ABORT)
         for job in self._waiting:
-            job.finish("abort")
+            job.finish(FinishCause.ABORT)
         self._waiting.clear()
 
     def _has_work(self) -> bool:
@@ -182,7 +182,7 @@ class Scheduler:
             job = self._waiting[0]
             if job.aborted:
                 self._waiting.popleft()
-                job.finish("abort")
+                job.finish(FinishCause.ABORT)
                 continue
             free = [s for s in self._slots if s.job is None]
             if not free:
@@ -240,7 +240,8 @@ class Scheduler:
         slot.logit_row = END_ROW if keep == len(prompt) else -1
         job.cached = keep
 
-    def _release(self, slot: _Slot, reason: str = "", error: EngineError | None = None) -> None:
+    def _release(self, slot: _Slot, reason: FinishCause = FinishCause.ABORT,
+                 error: EngineError | None = None) -> None:
         job = slot.job
         slot.job = None
         slot.feed = []
@@ -257,7 +258,7 @@ class Scheduler:
             slot.end = None
             job.fail(error)
         else:
-            if self._disk is not None and reason in ("stop", "length"):
+            if self._disk is not None and reason is not FinishCause.ABORT:
                 seq_state.save(self._ctx, self._disk, slot, job)
             job.finish(reason)
 
@@ -267,7 +268,7 @@ class Scheduler:
         active = [s for s in self._slots if s.job is not None]
         for slot in active:
             if slot.job.aborted:
-                self._release(slot, "abort")
+                self._release(slot, FinishCause.ABORT)
             elif slot.fork is not None and slot.fork.job is not slot.job.fork_of:
                 slot.fork = None  # the first choice is gone: read the prompt itself
         # Generating sequences first: their next token (or forced run) keeps every stream moving.

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
 
@@ -35,7 +36,7 @@ class GenerationRequest:
     max_tokens: int
     sampling: SamplingParams = field(default_factory=SamplingParams)
     stop: tuple[str, ...] = ()
-    # time.monotonic() after which generation ends with finish_reason "length".
+    # time.monotonic() after which generation ends (FinishCause.DEADLINE).
     deadline: float | None = None
 
 
@@ -57,14 +58,46 @@ class Chunk:
     logprobs: tuple[TokenLogprob, ...] = ()
 
 
+class FinishCause(StrEnum):
+    """Why a generation ended, as the engine decided it (api/core/reply.py maps it onto each
+    API family's own name)."""
+
+    STOP = "stop"  # the model ended its turn (end-of-generation token, or its grammar is done)
+    STOP_SEQUENCE = "stop_sequence"  # a stop string (`Finished.stop_sequence` says which)
+    MAX_TOKENS = "max_tokens"  # the request's max_tokens
+    CONTEXT_FULL = "context_full"  # no room left in the context
+    DEADLINE = "deadline"  # the request's deadline (REQUEST_TIMEOUT_S)
+    DRAIN = "drain"  # the server's shutdown drain deadline
+    ABORT = "abort"  # the client went away (or the job was aborted)
+
+    @property
+    def cut(self) -> bool:
+        """The reply was cut short by a limit, not ended by the model or a stop string."""
+        return self in _CUT
+
+    @property
+    def coarse(self) -> str:
+        """"stop" | "length" | "abort": the metrics label and OpenAI's two reasons."""
+        return "length" if self.cut else "abort" if self is FinishCause.ABORT else "stop"
+
+
+_CUT = frozenset({FinishCause.MAX_TOKENS, FinishCause.CONTEXT_FULL, FinishCause.DEADLINE,
+                  FinishCause.DRAIN})
+
+
 @dataclass(frozen=True)
 class Finished:
-    finish_reason: str  # "stop" | "length" | "abort"
+    cause: FinishCause
     prompt_tokens: int
     completion_tokens: int
     cached_tokens: int = 0  # prompt tokens reused from the cache
     time_to_first_token_s: float | None = None
     stop_sequence: str | None = None  # the stop string that ended it, if one did
+
+    @property
+    def finish_reason(self) -> str:
+        """"stop" | "length" | "abort" (see FinishCause.coarse)."""
+        return self.cause.coarse
 
 
 class Generation(Protocol):

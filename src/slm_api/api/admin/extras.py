@@ -16,6 +16,7 @@ from slm_api.api.admin.protocol import (
 )
 from slm_api.api.core.body import parse_body
 from slm_api.api.core.contract import contract
+from slm_api.api.core.planner import plan
 from slm_api.api.core.rights import use_model
 
 bp = Blueprint("extras", __name__, url_prefix="/extras")
@@ -53,9 +54,9 @@ def detokenize() -> Response:
 @bp.post("/apply-template")
 @contract(access="api", body=ApplyTemplateRequest, response=AppliedTemplate)
 def apply_template() -> Response:
-    """Render messages with the model's chat template, without generating."""
+    """The prompt a chat request with these fields reads (its tools and thinking planned as
+    chat plans them), without generating."""
     req = parse_body(ApplyTemplateRequest)
-    messages, tools = req.message_dicts(), req.tool_dicts()
     with use_model(req.model) as model:
-        prompt = model.chat.render(messages, tools=tools, add_generation_prompt=True)
-        return jsonify({"prompt": prompt, "chat_format": model.chat.name})
+        planned = plan(model.chat, req.to_turn(), model.tokenize)
+        return jsonify({"prompt": planned.prompt, "chat_format": model.chat.name})

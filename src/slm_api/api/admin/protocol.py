@@ -7,13 +7,16 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from slm_api.api.core.planner import Turn
 from slm_api.api.core.protocol import (
+    INT32_MAX,
     MAX_CTX,
     LoadModelConfigs,
     MessagesBody,
     Name,
     ReplyBody,
     RequestBody,
+    ResponseFormat,
     TokenId,
 )
 from slm_api.engine.types import LoadOptions
@@ -56,7 +59,22 @@ class DetokenizeRequest(RequestBody):
 
 
 class ApplyTemplateRequest(MessagesBody):
+    """A chat request's prompt-shaping fields (those of /v1/chat/completions): the prompt shown,
+    or cached, is the one a chat request with them reads, its tools and thinking included."""
+
     model: Name | None = None
+    tool_choice: Literal["none", "auto", "required"] | dict[str, Any] | None = None
+    response_format: ResponseFormat | None = None
+    reasoning_effort: Literal["none", "minimal", "low", "medium", "high"] | None = None
+    chat_template_kwargs: dict[str, Any] | None = Field(None, max_length=64)
+    thinking_budget: int | None = Field(None, ge=0, le=INT32_MAX)
+
+    def to_turn(self) -> Turn:
+        return Turn(self.model, self.message_dicts(), tools=self.tool_dicts(),
+                    tool_choice=self.tool_choice, response_format=self.response_format,
+                    reasoning_effort=self.reasoning_effort,
+                    template_kwargs=self.chat_template_kwargs,
+                    thinking_budget=self.thinking_budget)
 
 
 class RestoreCacheRequest(ApplyTemplateRequest):

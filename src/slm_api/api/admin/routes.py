@@ -21,6 +21,7 @@ from slm_api.api.admin.protocol import (
 )
 from slm_api.api.core.body import parse_body
 from slm_api.api.core.contract import contract
+from slm_api.api.core.planner import plan
 from slm_api.engine import ModelInfo
 from slm_api.errors import APIError
 from slm_api.hub import download_gguf, validate_request
@@ -121,9 +122,10 @@ def unload_model(model_id: str) -> Response:
 def restore_cache() -> Response:
     """Pre-fill the prompt cache with messages."""
     req = parse_body(RestoreCacheRequest)
-    messages, tools = req.message_dicts(), req.tool_dicts()
     with state.engine().use(req.model) as model:
-        prompt = model.tokenize(model.chat.render(messages, tools=tools))
+        # The very tokens a chat request with this body reads (generation prompt, tools and
+        # thinking as planned), so its prompt is found whole in the cache.
+        prompt = plan(model.chat, req.to_turn(), model.tokenize).tokens
         cached = model.warm(prompt)
         model_id = model.info.id
     return jsonify({"status": "cached", "model": model_id, "cached_tokens": cached,

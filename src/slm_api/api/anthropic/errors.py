@@ -1,12 +1,12 @@
 """Anthropic's error envelope, for the Messages routes: their errors, 401s and 429s included.
 
-It lives with its family, not in the base errors: the core's `error_response` knows only that
-a blueprint may register its own envelope (`register_envelope`), never which protocols do.
+It lives with its family, not in the base errors: the core knows only that a blueprint may
+bind its own dialect (api/core/dialect.py), never which protocols do.
 """
 
 from __future__ import annotations
 
-from slm_api.api.core.errors import register_envelope
+from slm_api.api.core.dialect import Dialect
 from slm_api.errors import SlmError
 
 # Anthropic's error `type` names (its SDK maps statuses to exception classes the same way).
@@ -35,6 +35,5 @@ def anthropic_body(exc: SlmError) -> dict:
     return anthropic_error_body(exc.status, exc.message)
 
 
-def register(blueprint: str) -> None:
-    """Answer every error of `blueprint` in Anthropic's envelope."""
-    register_envelope(blueprint, anthropic_body)
+# Every error in Anthropic's envelope (a stream's `error` event too); streams as named events.
+ANTHROPIC = Dialect(anthropic_body, "named_sse")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify
 
 from slm_api.api.anthropic import serving
-from slm_api.api.anthropic.errors import anthropic_body, register
+from slm_api.api.anthropic.errors import ANTHROPIC
 from slm_api.api.anthropic.protocol import (
     AnthropicError,
     CountTokensRequest,
@@ -20,10 +20,11 @@ from slm_api.api.anthropic.protocol import (
 )
 from slm_api.api.core.body import parse_body
 from slm_api.api.core.contract import contract
-from slm_api.api.core.sse import sse_response
+from slm_api.api.core.dialect import bind_dialect
+from slm_api.api.core.sse import stream_response
 
 bp = Blueprint("messages", __name__)
-register(bp.name)
+bind_dialect(bp, ANTHROPIC)
 
 
 @bp.post("/v1/messages")
@@ -38,8 +39,7 @@ def create_message() -> Response:
     req = parse_body(MessagesRequest)
     reply = serving.MessageReply(req)
     if req.stream:
-        return sse_response(reply.stream(), named=True, done=False,
-                            error_event=anthropic_body)
+        return stream_response(reply.stream())
     return jsonify(reply.complete().model_dump())
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 from slm_api.api.anthropic.protocol import (
     AssistantMessage,
@@ -28,19 +28,12 @@ from slm_api.api.anthropic.protocol import (
     Usage,
     UserMessage,
 )
+from slm_api.api.core.blocks import BlockDelta, BlockKind, BlockStop, stream_blocks
 from slm_api.api.core.body import completion_budget
-from slm_api.api.core.conversation import (
-    CallArguments,
-    ChatRun,
-    ReasoningPiece,
-    TextPiece,
-    Turn,
-    start_turn,
-    stream_pieces,
-)
+from slm_api.api.core.conversation import ChatRun, Turn, start_turn
 from slm_api.api.core.protocol import ResponseFormat
-from slm_api.api.core.reply import cut
-from slm_api.api.core.run import collect, iterate
+from slm_api.api.core.reply import cut, finish_names
+from slm_api.api.core.run import chunks, collect
 from slm_api.engine import Finished, SamplingParams
 from slm_api.prompting.chat_format import ToolCall
 
@@ -143,15 +136,13 @@ class MessageReply:
         self.show_thinking = bool(req.thinking_switch)
 
     def _stop(self, finished: Finished | None, called: bool) -> tuple[StopReason, str | None]:
-        # A call cut by max_tokens is no call to run: max_tokens, as chat says "length".
-        if cut(finished):
-            return "max_tokens", None
-        if called:
-            return "tool_use", None
+        reason = cast(StopReason, finish_names(finished, called).anthropic)
+        if reason != "stop_sequence":
+            return reason, None
         matched = finished.stop_sequence if finished else None
-        if matched is not None and matched in self.stops:
-            return "stop_sequence", matched
-        return "end_turn", None
+        if matched not in self.stops:
+            return "end_turn", None  # the template's end-of-turn string, not the client's
+        return reason, matched
 
     def _usage(self, finished: Finished | None) -> Usage:
         return Usage(input_tokens=len(self.run.prompt_tokens),
@@ -180,49 +171,41 @@ class MessageReply:
                         usage=Usage(input_tokens=len(self.run.prompt_tokens), output_tokens=0))
         yield {"type": "message_start", "message": start.model_dump()}
         yield {"type": "ping"}
-        # Blocks follow one another: text, then each tool_use block as its call is written,
-        # its input streamed as input_json_delta fragments (what chat streams as
-        # delta.tool_calls), then text again should the model say more after its calls.
-        index, open_kind, called = -1, None, False
-        for piece in stream_pieces(self.run, iterate(self.run), thinking=self.show_thinking):
-            if isinstance(piece, ReasoningPiece):
-                if open_kind is None:  # the thinking comes first, in a block of its own
-                    index, open_kind = 0, "thinking"
-                    yield {"type": "content_block_start", "index": index, "content_block": {
-                        "type": "thinking", "thinking": "", "signature": ""}}
-                yield {"type": "content_block_delta", "index": index,
-                       "delta": {"type": "thinking_delta", "thinking": piece.text}}
-                continue
-            if isinstance(piece, CallArguments):
-                yield {"type": "content_block_delta", "index": index,
-                       "delta": {"type": "input_json_delta", "partial_json": piece.text}}
-                continue
-            if isinstance(piece, TextPiece) and open_kind == "text":
-                yield {"type": "content_block_delta", "index": index,
-                       "delta": {"type": "text_delta", "text": piece.text}}
-                continue
-            if open_kind is not None:
-                yield {"type": "content_block_stop", "index": index}
-            index += 1
-            if isinstance(piece, TextPiece):
-                open_kind = "text"
-                yield {"type": "content_block_start", "index": index,
-                       "content_block": {"type": "text", "text": ""}}
-                yield {"type": "content_block_delta", "index": index,
-                       "delta": {"type": "text_delta", "text": piece.text}}
-                continue
-            open_kind, called = "tool_use", True
-            yield {"type": "content_block_start", "index": index,
-                   "content_block": {"type": "tool_use", "id": _tool_use_id(piece.call),
-                                     "name": piece.call.name, "input": {}}}
-            if piece.arguments:
-                yield {"type": "content_block_delta", "index": index,
-                       "delta": {"type": "input_json_delta", "partial_json": piece.arguments}}
-        if open_kind is not None:
-            yield {"type": "content_block_stop", "index": index}
+        # The core's blocks as Anthropic's: thinking, text, and each call a tool_use block
+        # with its input streamed as input_json_delta fragments.
+        called = False
+        for block in stream_blocks(self.run, chunks(self.run), thinking=self.show_thinking):
+            if isinstance(block, BlockStop):
+                yield {"type": "content_block_stop", "index": block.index}
+            elif isinstance(block, BlockDelta):
+                yield {"type": "content_block_delta", "index": block.index,
+                       "delta": _DELTAS[block.kind](block.text)}
+            elif block.kind is BlockKind.TOOL_CALL:
+                assert block.call is not None
+                called = True
+                yield {"type": "content_block_start", "index": block.index,
+                       "content_block": {"type": "tool_use", "id": _tool_use_id(block.call),
+                                         "name": block.call.name, "input": {}}}
+                if block.arguments:
+                    yield {"type": "content_block_delta", "index": block.index,
+                           "delta": _DELTAS[block.kind](block.arguments)}
+            else:
+                yield {"type": "content_block_start", "index": block.index,
+                       "content_block": dict(_OPENINGS[block.kind])}
         finished = self.run.result
         reason, matched = self._stop(finished, called)
         yield {"type": "message_delta",
                "delta": {"stop_reason": reason, "stop_sequence": matched},
                "usage": {"output_tokens": finished.completion_tokens if finished else 0}}
         yield {"type": "message_stop"}
+
+
+_OPENINGS: dict[BlockKind, dict[str, str]] = {
+    BlockKind.THINKING: {"type": "thinking", "thinking": "", "signature": ""},
+    BlockKind.TEXT: {"type": "text", "text": ""},
+}
+_DELTAS = {
+    BlockKind.THINKING: lambda text: {"type": "thinking_delta", "thinking": text},
+    BlockKind.TEXT: lambda text: {"type": "text_delta", "text": text},
+    BlockKind.TOOL_CALL: lambda text: {"type": "input_json_delta", "partial_json": text},
+}

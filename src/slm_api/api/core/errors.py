@@ -1,42 +1,24 @@
-"""Every failure leaves the server as an OpenAI error envelope with the right status (or the
-envelope a family registered for its blueprint: Anthropic's for Messages)."""
+"""Every failure leaves the server with the right status in its family's error body (the dialect
+bound to the route's blueprint, api/core/dialect.py; OpenAI's envelope by default)."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from typing import Any
 
 from flask import Flask, Response, current_app, g, has_request_context, jsonify, request
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
+from slm_api.api.core.dialect import dialect_of
 from slm_api.errors import APIError, SlmError
 
-__all__ = ["error_reply", "error_response", "register_envelope", "register_error_handlers",
-           "validation_message"]
+__all__ = ["error_reply", "error_response", "register_error_handlers", "validation_message"]
 
 log = logging.getLogger("slm_api.api.errors")  # its name before the move: log filters keep working
 
-# Blueprints that speak another API's error envelope (Anthropic's Messages), by blueprint name:
-# their errors, 401s and 429s included, use it. Families register at import, before any request.
-_ENVELOPES: dict[str, Callable[[SlmError], dict[str, Any]]] = {}
-
-
-def register_envelope(blueprint: str, body: Callable[[SlmError], dict[str, Any]]) -> None:
-    _ENVELOPES[blueprint] = body
-
-
-def _envelope() -> Callable[[SlmError], dict[str, Any]] | None:
-    return _ENVELOPES.get(request.blueprint or "") if has_request_context() else None
-
-
 def error_response(exc: SlmError) -> Response:
-    """`exc` as the OpenAI error envelope (its family's on a registered blueprint), status
-    and headers."""
-    envelope = _envelope()
-    body = envelope(exc) if envelope else exc.body()
-    response = jsonify(body)
+    """`exc` in the request's family's error body (api/core/dialect.py), status and headers."""
+    response = jsonify(dialect_of().error_body(exc))
     response.status_code = exc.status
     for key, value in exc.headers.items():
         response.headers[key] = value

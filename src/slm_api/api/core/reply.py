@@ -1,11 +1,50 @@
-"""How a generation ended, as every generating route reports it: `cut` (ended at the token
-budget), OpenAI's `finish_reason` and `usage` (chat, completions, extract)."""
+"""How a generation ended, as every generating route reports it: the engine's FinishCause by
+each family's name (one table), `cut`, and OpenAI's `usage` (chat, completions, extract)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from slm_api.engine import Finished
+from slm_api.engine import FinishCause, Finished
+
+
+@dataclass(frozen=True)
+class FinishNames:
+    """One finish cause in each family's words: OpenAI's finish_reason, Anthropic's
+    stop_reason, Responses' incomplete_details.reason (None: the response is complete),
+    Ollama's done_reason."""
+
+    openai: str
+    anthropic: str
+    responses: str | None
+    ollama: str
+
+
+_ENDED = FinishNames("stop", "end_turn", None, "stop")
+_CUT = FinishNames("length", "max_tokens", "max_output_tokens", "length")
+FINISH_NAMES: dict[FinishCause, FinishNames] = {
+    FinishCause.STOP: _ENDED,
+    # Anthropic names only the client's own stop strings (families check which matched).
+    FinishCause.STOP_SEQUENCE: FinishNames("stop", "stop_sequence", None, "stop"),
+    FinishCause.MAX_TOKENS: _CUT,
+    FinishCause.CONTEXT_FULL: _CUT,
+    FinishCause.DEADLINE: _CUT,
+    FinishCause.DRAIN: _CUT,
+    # Only when the client is gone: nobody reads it, but the fields stay valid.
+    FinishCause.ABORT: _ENDED,
+}
+# A reply that ended with tool calls (decided by the core's parser, not the engine).
+TOOL_CALL_NAMES = FinishNames("tool_calls", "tool_use", None, "stop")
+
+
+def finish_names(finished: Finished | None, called: bool = False) -> FinishNames:
+    """How each family names the end of `finished`; `called`: the reply made tool calls (a
+    call cut by a limit is no call to run: the cut wins)."""
+    if finished is None:
+        return _ENDED
+    names = FINISH_NAMES[finished.cause]
+    return TOOL_CALL_NAMES if called and not finished.cause.cut else names
 
 
 def usage(finished: Finished | None, reasoning_tokens: int | None = None) -> dict[str, Any]:
@@ -27,13 +66,11 @@ def usage(finished: Finished | None, reasoning_tokens: int | None = None) -> dic
 
 
 def finish_reason(finished: Finished | None) -> str:
-    # "abort" only happens when the client is gone; nobody reads it, but keep the field valid.
-    reason = finished.finish_reason if finished else "stop"
-    return reason if reason in ("stop", "length", "tool_calls") else "stop"
+    return finish_names(finished).openai
 
 
 def cut(finished: Finished | None) -> bool:
     """The generation ended at its token budget (or the request's deadline): every family
     names it its own way (length, max_tokens, incomplete), and a cut reply is not checked
     against its structured-output guarantee."""
-    return finished is not None and finished.finish_reason == "length"
+    return finished is not None and finished.cause.cut

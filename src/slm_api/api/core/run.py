@@ -6,13 +6,13 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Protocol
 
 from slm_api.api.core.rights import use_model
 from slm_api.engine import (
     Choices,
+    Chunk,
     Finished,
-    Generation,
     GenerationRequest,
     LoadOptions,
     SamplingParams,
@@ -22,6 +22,18 @@ from slm_api.engine.llama_model import LoadedModel
 from slm_api.plumbing import state
 from slm_api.plumbing.observability import GenerationRecorder, generation_recorder
 from slm_api.plumbing.ratelimit import token_charger
+
+
+class ChoiceStream(Protocol):
+    """A run's generation: its choices' (index, Chunk or Finished) pairs in the order they were
+    produced; `results` holds each choice's end, `result` their total once all have ended."""
+
+    results: list[Finished | None]
+    result: Finished | None
+
+    def __iter__(self) -> Iterator[tuple[int, Chunk | Finished]]: ...
+
+    def abort(self) -> None: ...
 
 
 def build_request(
@@ -50,19 +62,15 @@ class Run:
     def __init__(self, model_id: str | None, options: LoadOptions | None = None):
         self._stack = ExitStack()
         self.model: LoadedModel = self._stack.enter_context(use_model(model_id, options))
-        self.generation: Generation | Choices | None = None
+        # Always a stream of choices ((index, Chunk or Finished) pairs), n = 1 being one.
+        self.generation: ChoiceStream | None = None
         # Bound now: a streamed body finishes after the request context is gone. Closing
         # records the generation (metrics, access log) and charges its tokens to the client.
         self._record: GenerationRecorder | None = generation_recorder()
         self._charge: Callable[[int], None] | None = token_charger()
         self._submitted = time.monotonic()
 
-    def submit(self, req: GenerationRequest) -> Generation:
-        self._submitted = time.monotonic()
-        self.generation = self.model.submit(req)
-        return self.generation
-
-    def submit_choices(self, req: GenerationRequest, n: int) -> Choices:
+    def submit(self, req: GenerationRequest, n: int = 1) -> Choices:
         """`n` generations of one prompt, evaluated once (see LoadedModel.submit_choices)."""
         self._submitted = time.monotonic()
         choices = self.model.submit_choices(req, n)
@@ -117,19 +125,12 @@ class Collected:
     finished: Finished | None = None
 
 
-def collect(generation: Generation) -> Collected:
-    out = Collected()
-    parts: list[str] = []
-    for chunk in generation:
-        parts.append(chunk.text)
-        out.token_ids.extend(chunk.token_ids)
-        out.logprobs.extend(chunk.logprobs)
-    out.text = "".join(parts)
-    out.finished = generation.result
-    return out
+def collect(choices: ChoiceStream) -> Collected:
+    """The whole output of a run of one choice."""
+    return collect_choices(choices)[0]
 
 
-def collect_choices(choices: Choices) -> list[Collected]:
+def collect_choices(choices: ChoiceStream) -> list[Collected]:
     """Each choice's whole output, from the interleaved stream of all of them."""
     outs = [Collected() for _ in choices.jobs]
     parts: list[list[str]] = [[] for _ in choices.jobs]
@@ -146,12 +147,18 @@ def collect_choices(choices: Choices) -> list[Collected]:
     return outs
 
 
-def iterate(run: Run) -> Iterator[Any]:
-    """Chunks of a run ((index, Chunk or Finished) pairs for choices), closing it (abort +
-    unpin) however the consumer stops: a client that disconnects makes the WSGI server close
-    this generator."""
+def iterate(run: Run) -> Iterator[tuple[int, Chunk | Finished]]:
+    """A run's (index, Chunk or Finished) pairs, closing it (abort + unpin) however the
+    consumer stops: a client that disconnects makes the WSGI server close this generator."""
     try:
         assert run.generation is not None
         yield from run.generation
     finally:
         run.close()
+
+
+def chunks(run: Run) -> Iterator[Chunk]:
+    """The chunks of a run of one choice (closed as `iterate` closes it)."""
+    for _, item in iterate(run):
+        if isinstance(item, Chunk):
+            yield item

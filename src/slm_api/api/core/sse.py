@@ -1,5 +1,6 @@
-"""Streamed replies: Server-Sent Events framing as the OpenAI streaming API sends them, and the
-one guard every stream (SSE here, Ollama's NDJSON) runs its events through."""
+"""Streamed replies: the one stream writer every family's stream goes through (framing by the
+family's dialect: SSE, named SSE, NDJSON), and the guard that catches, logs and frames an error
+once the stream has started."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 
 from flask import Response
 
+from slm_api.api.core.dialect import OPENAI, Dialect, Framing, dialect_of
 from slm_api.api.core.errors import log_server_error, request_id
 from slm_api.errors import SlmError
 
@@ -29,24 +31,27 @@ def json_bytes(payload: Any) -> bytes:
 def guarded(
     events: Iterable[dict[str, Any]],
     frame: Callable[[dict[str, Any]], bytes],
-    error_frame: Callable[[SlmError], bytes],
+    error_frame: Callable[[SlmError, int], bytes],
 ) -> Iterator[bytes]:
     """`events` framed one by one. Once the first frame is out the status can no longer change,
-    so a failure after it goes out as the family's error frame: an SlmError as itself, anything
-    else as an internal error (logged with its traceback), never a connection cut mid-stream
-    (which a WSGI server turns into an HTML 500 when nothing was sent yet)."""
+    so a failure after it goes out as the family's error frame (given the count of events sent
+    before it): an SlmError as itself, anything else as an internal error, a 5xx logged with its
+    request id either way, never a connection cut mid-stream (which a WSGI server turns into
+    an HTML 500 when nothing was sent yet)."""
     rid = request_id()  # the body runs after the request context is gone
 
     def body() -> Iterator[bytes]:
+        sent = 0
         try:
             for event in events:
                 yield frame(event)
+                sent += 1
         except SlmError as exc:
             log_server_error(exc, rid)
-            yield error_frame(exc)
+            yield error_frame(exc, sent)
         except Exception:
             log.exception("stream failed (request %s)", rid)
-            yield error_frame(SlmError("Internal server error", code="internal_error"))
+            yield error_frame(SlmError("Internal server error", code="internal_error"), sent)
         finally:
             # Closing the events generator is what aborts the generation on disconnect.
             close = getattr(events, "close", None)
@@ -56,34 +61,40 @@ def guarded(
     return body()
 
 
-def _frame(payload: dict[str, Any], named: bool) -> bytes:
+def _frame(payload: dict[str, Any], framing: Framing) -> bytes:
+    if framing == "ndjson":
+        return json_bytes(payload) + b"\n"
     data = b"data: " + json_bytes(payload) + b"\n\n"
-    return f"event: {payload['type']}\n".encode() + data if named else data
+    return f"event: {payload['type']}\n".encode() + data if framing == "named_sse" else data
 
 
-def sse_response(
-    events: Iterable[dict[str, Any]],
-    *,
-    named: bool = False,
-    done: bool = True,
-    error_event: Callable[[SlmError], dict[str, Any]] = SlmError.body,
-) -> Response:
-    """Stream `events` as `data: {json}` frames, then `data: [DONE]`. Any error after the
-    stream has started can no longer change the status, so it goes out as an error frame.
+_MIMETYPES = {"sse": "text/event-stream", "named_sse": "text/event-stream",
+              "ndjson": "application/x-ndjson"}
 
-    The Responses and Messages APIs differ: each frame is named after its payload's `type`
-    (`event: ...`, which Anthropic's SDK requires), no [DONE] closes the stream, and an error
-    has their own shape (`error_event`)."""
-    frames = guarded(events, lambda event: _frame(event, named),
-                     lambda exc: _frame(error_event(exc), named))
+
+def stream_response(events: Iterable[dict[str, Any]], dialect: Dialect | None = None
+                    ) -> Response:
+    """The one stream writer: `events` framed in the dialect of the route's family (`dialect`
+    to name one), an error after the start as its error event, then SSE's `data: [DONE]`
+    where the framing has one."""
+    dialect = dialect or dialect_of()
+    framing = dialect.framing
+    frames = guarded(events, lambda event: _frame(event, framing),
+                     lambda exc, sent: _frame(dialect.stream_error(exc, sent), framing))
 
     def body() -> Iterator[bytes]:
         yield from frames
-        if done:
+        if framing == "sse":
             yield b"data: [DONE]\n\n"
 
-    response = Response(body(), mimetype="text/event-stream")
-    response.headers["Cache-Control"] = "no-cache"
+    response = Response(body(), mimetype=_MIMETYPES[framing])
+    if framing != "ndjson":
+        response.headers["Cache-Control"] = "no-cache"
     # Reverse proxies (nginx) must not buffer a token stream.
     response.headers["X-Accel-Buffering"] = "no"
     return response
+
+
+def sse_response(events: Iterable[dict[str, Any]]) -> Response:
+    """`events` as OpenAI's Server-Sent Events, whatever the route's family."""
+    return stream_response(events, OPENAI)

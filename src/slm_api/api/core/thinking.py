@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import replace
 
-from slm_api.engine import Chunk, Finished, Generation, GenerationRequest
+from slm_api.engine import Chunk, FinishCause, Finished, Generation, GenerationRequest
 from slm_api.engine.llama_model import LoadedModel
 from slm_api.prompting.reasoning import ReasoningMarkup
 
@@ -49,7 +49,7 @@ class BudgetedGeneration:
         if done is None or self._aborted:
             return
         closed = done.stop_sequence == close
-        if not closed and (done.finish_reason != "length"
+        if not closed and (done.cause is not FinishCause.MAX_TOKENS
                            or done.completion_tokens >= req.max_tokens):
             return  # the reply ended inside the thinking: end of turn, or max_tokens
         text = "".join(thought)
@@ -65,7 +65,7 @@ class BudgetedGeneration:
         yield Chunk(text=written)
         left = req.max_tokens - done.completion_tokens - n_written
         if left <= 0:
-            self.result = replace(done, finish_reason="length", stop_sequence=None,
+            self.result = replace(done, cause=FinishCause.MAX_TOKENS, stop_sequence=None,
                                   completion_tokens=done.completion_tokens + n_written)
             return
         second = self._submit(replace(
@@ -75,7 +75,7 @@ class BudgetedGeneration:
         end = second.result
         if end is not None:
             self.result = Finished(
-                end.finish_reason, done.prompt_tokens,
+                end.cause, done.prompt_tokens,
                 done.completion_tokens + n_written + end.completion_tokens, done.cached_tokens,
                 done.time_to_first_token_s, end.stop_sequence)
 

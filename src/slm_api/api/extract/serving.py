@@ -9,13 +9,14 @@ import time
 from typing import Any
 
 from slm_api.api.core.body import completion_budget
-from slm_api.api.core.reply import cut, usage
+from slm_api.api.core.planner import Turn, plan
+from slm_api.api.core.protocol import JSONSchemaFormat, ResponseFormat
+from slm_api.api.core.reply import usage
 from slm_api.api.core.run import Run, build_request, collect
-from slm_api.api.core.structured import ANY_OBJECT, parse_and_validate, schema_grammar
+from slm_api.api.core.structured import ANY_OBJECT, parse_and_validate
 from slm_api.api.extract.protocol import ExtractRequest
-from slm_api.engine import SamplingParams
+from slm_api.engine import FinishCause, SamplingParams
 from slm_api.errors import APIError, Draining
-from slm_api.plumbing import state
 
 DEFAULT_INSTRUCTIONS = (
     "Extract the information from the text below as JSON. Use only facts stated in the text."
@@ -34,32 +35,39 @@ def _too_small(max_tokens: int, needed: int) -> APIError:
 def extract(req: ExtractRequest, started: float) -> dict[str, Any]:
     """The extract.result for `req`; `started` (perf_counter) is when the request came in."""
     schema = req.schema_ if req.schema_ is not None else ANY_OBJECT
-    grammar = schema_grammar(schema)
     max_tokens = completion_budget(req.max_tokens)
     instructions = req.instructions or DEFAULT_INSTRUCTIONS
     if req.schema_ is not None:
         instructions += "\nThe JSON must fit this JSON Schema:\n" + json.dumps(schema)
-    messages = [
-        {"role": "system", "content": instructions},
-        {"role": "user", "content": req.text},
-    ]
-    sampling = SamplingParams(temperature=req.temperature, seed=req.seed, grammar=grammar)
+    # Thinking off: the reply is the JSON and nothing else (a reasoning model's thinking would
+    # spend the budget the schema needs).
+    turn = Turn(req.model, [{"role": "system", "content": instructions},
+                            {"role": "user", "content": req.text}],
+                response_format=ResponseFormat(type="json_schema", json_schema=JSONSchemaFormat(
+                    schema=schema)), thinking=False, prompt_param="text")
     with Run(req.model) as run:
-        needed = run.model.min_output_tokens(grammar)
+        planned = plan(run.model.chat, turn, run.model.tokenize)
+        needed = run.model.min_output_tokens(planned.answer_grammar)
         if max_tokens is not None and max_tokens < needed:
             raise _too_small(max_tokens, needed)
-        prompt = run.model.tokenize(run.model.chat.render(messages, add_generation_prompt=True),
-                                    param="text")
-        built = build_request(run.model, prompt, max_tokens, sampling, run.model.chat.stop)
+        sampling = SamplingParams(temperature=req.temperature, seed=req.seed,
+                                  grammar=planned.grammar)
+        built = build_request(run.model, planned.tokens, max_tokens, sampling, planned.stop)
         run.submit(built)
         out = collect(run.generation)
         model_id = run.model.info.id
-    if cut(out.finished):
-        if out.finished.completion_tokens < built.max_tokens:
-            if state.engine().draining:  # cut by the drain deadline, not by the request's time
-                raise Draining("the server shut down before the JSON was complete; retry")
+    finished = out.finished
+    if finished is not None and finished.cause.cut:
+        cause = finished.cause
+        if cause is FinishCause.DRAIN:
+            raise Draining("the server shut down before the JSON was complete; retry")
+        if cause is FinishCause.DEADLINE:
             raise APIError(504, "the generation ran past REQUEST_TIMEOUT_S before the JSON was "
                            "complete", code="timeout")
+        if cause is FinishCause.CONTEXT_FULL:
+            raise APIError(400, "the text and its JSON do not fit the model's context before "
+                           "the JSON was complete; send a shorter text", param="text",
+                           code="context_length_exceeded")
         if needed > built.max_tokens:
             raise _too_small(built.max_tokens, needed)
         # The shortest JSON fitted, yet the model wrote on with nothing closing it

@@ -11,8 +11,8 @@ from flask import Blueprint, Response, jsonify
 
 from slm_api.api.core.body import embedding_inputs, parse_body
 from slm_api.api.core.contract import contract
-from slm_api.api.core.errors import register_envelope
-from slm_api.api.core.sse import guarded, json_bytes
+from slm_api.api.core.dialect import Dialect, bind_dialect
+from slm_api.api.core.sse import stream_response
 from slm_api.api.ollama import models, serving
 from slm_api.api.ollama.protocol import (
     VERSION,
@@ -44,20 +44,14 @@ def error_body(exc: SlmError) -> dict[str, Any]:
     return {"error": exc.message}
 
 
-register_envelope(bp.name, error_body)
-
-
-def _line(obj: dict[str, Any]) -> bytes:
-    return json_bytes(obj) + b"\n"
+# Streams as one JSON object a line; an error after the first line goes out as a last
+# {"error": ...} line, which Ollama's clients raise.
+OLLAMA = Dialect(error_body, "ndjson")
+bind_dialect(bp, OLLAMA)
 
 
 def ndjson(objects: Iterable[dict[str, Any]]) -> Response:
-    """One JSON object per line. An error after the first line can no longer change the status:
-    it goes out as a last {"error": ...} line, which Ollama's clients raise."""
-    lines = guarded(objects, _line, lambda exc: _line(error_body(exc)))
-    response = Response(lines, mimetype="application/x-ndjson")
-    response.headers["X-Accel-Buffering"] = "no"
-    return response
+    return stream_response(objects, OLLAMA)
 
 
 def _reply(reply: serving.ChatReply | serving.GenerateReply, stream: bool | None) -> Response:

@@ -12,22 +12,15 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+from slm_api.api.core.blocks import BlockDelta, BlockKind, BlockStart, stream_blocks
 from slm_api.api.core.body import completion_budget
-from slm_api.api.core.conversation import (
-    CallArguments,
-    CallStart,
-    ChatRun,
-    ReasoningPiece,
-    TextPiece,
-    Turn,
-    start_turn,
-    stream_pieces,
-)
+from slm_api.api.core.conversation import ChatRun, Turn
+from slm_api.api.core.planner import RawTurn, plan
 from slm_api.api.core.protocol import JSONSchemaFormat, ResponseFormat
-from slm_api.api.core.reply import cut
+from slm_api.api.core.reply import cut, finish_names
 from slm_api.api.core.rights import is_shared, use_model
-from slm_api.api.core.run import Run, build_request, collect, iterate
-from slm_api.api.core.structured import check_structured_output, response_format_grammar
+from slm_api.api.core.run import Run, build_request, chunks, collect
+from slm_api.api.core.structured import check_structured_output
 from slm_api.api.ollama.models import resolve
 from slm_api.api.ollama.protocol import (
     ChatRequest,
@@ -157,7 +150,7 @@ class _Clock:
 
 
 def _done_reason(finished: Finished | None) -> str:
-    return "length" if cut(finished) else "stop"
+    return finish_names(finished).ollama
 
 
 def _ollama_call(call: ToolCall, index: int) -> dict[str, Any]:
@@ -182,17 +175,19 @@ class ChatReply:
         tools = [t.model_dump(exclude_none=True) for t in req.tools] if req.tools else None
         opts = req.opts
         thinking, effort = _thinking(req)
-        self.run: ChatRun = start_turn(Turn(
+        run = ChatRun(Turn(
             model=model_id, messages=chat_messages(req.messages), sampling=opts.sampling(),
             max_tokens=_budget(req), tools=tools, tool_choice=req.tool_choice,
             response_format=response_format(req.format),
             stop=[s for s in opts.stop or [] if s], load_configs=opts.load_configs(),
             thinking=thinking, reasoning_effort=effort))
         try:
-            _refuse_thinking(req, self.run.model.chat.reasoning is not None)
+            # Refused before anything is submitted.
+            _refuse_thinking(req, run.model.chat.reasoning is not None)
         except APIError:
-            self.run.close()
+            run.close()
             raise
+        self.run: ChatRun = run.start()
         # The thinking goes out as message.thinking unless the request turned it off.
         self.show_thinking = req.think is not False
         _keep_alive(req, model_id, not self.clock.was_loaded)
@@ -228,23 +223,23 @@ class ChatReply:
         index = 0
         raw: list[str] = []  # the reply as generated, thinking included, for its check
 
-        def chunks() -> Iterator[Chunk]:
-            for chunk in iterate(self.run):
+        def generated() -> Iterator[Chunk]:
+            for chunk in chunks(self.run):
                 raw.append(chunk.text)
                 yield chunk
 
-        for piece in stream_pieces(self.run, chunks(), thinking=self.show_thinking):
-            if isinstance(piece, ReasoningPiece):
-                yield self._object({"role": "assistant", "content": "",
-                                    "thinking": piece.text}, False)
-            elif isinstance(piece, TextPiece):
-                yield self._object({"role": "assistant", "content": piece.text}, False)
-            elif isinstance(piece, CallStart):
+        for block in stream_blocks(self.run, generated(), thinking=self.show_thinking):
+            if isinstance(block, BlockStart) and block.kind is BlockKind.TOOL_CALL:
+                assert block.call is not None
                 yield from self._calls(pending, index)
                 index += len(pending)
-                pending = [piece.call]
-            elif isinstance(piece, CallArguments):
-                continue  # the ToolCall object gets the whole arguments by the end
+                pending = [block.call]
+            elif isinstance(block, BlockDelta) and block.kind is BlockKind.THINKING:
+                yield self._object({"role": "assistant", "content": "",
+                                    "thinking": block.text}, False)
+            elif isinstance(block, BlockDelta) and block.kind is BlockKind.TEXT:
+                yield self._object({"role": "assistant", "content": block.text}, False)
+            # A call's argument fragments: its ToolCall gets the whole arguments by the end.
         yield from self._calls(pending, index)
         finished = self.run.result
         if index + len(pending) == 0 and _done_reason(finished) == "stop":
@@ -281,31 +276,24 @@ class GenerateReply:
         try:
             model = self.run.model
             # A reasoning model's thinking is split off the reply (`thinking`), as in chat.
-            self.markup = model.chat.reasoning
-            _refuse_thinking(req, self.markup is not None)
+            _refuse_thinking(req, model.chat.reasoning is not None)
             self.show_thinking = req.think is not False
-            inside = False
+            thinking, effort = _thinking(req)
+            turn: Turn | RawTurn
             if req.raw:
-                tokens = model.tokenize(req.prompt or "", param="prompt")
-                stops = self.stop
+                turn = RawTurn(req.prompt or "", self.fmt, self.stop, reasoning=True,
+                               thinking=thinking)
             else:
                 messages = ([{"role": "system", "content": req.system}] if req.system else [])
                 messages.append({"role": "user", "content": req.prompt or ""})
-                text = model.chat.render(messages, add_generation_prompt=True)
-                inside = self.markup is not None and self.markup.opened_by(text)
-                tokens = model.tokenize(text, param="prompt")
-                stops = [*self.stop, *model.chat.stop]
-            self.inside = inside
-            self.prompt = [*(req.context or []), *tokens]
-            params = opts.sampling()
-            grammar = response_format_grammar(self.fmt)
-            if grammar is not None and self.markup is not None and (
-                    inside or req.think is not False):
-                # Free thinking first, then the constrained answer (as chat's core does).
-                grammar = self.markup.think_first(grammar, inside)
-            if grammar is not None:
-                params = replace(params, grammar=grammar)
-            self.run.submit(build_request(model, self.prompt, _budget(req), params, stops))
+                turn = Turn(model_id, messages, response_format=self.fmt, stop=self.stop,
+                            thinking=thinking, reasoning_effort=effort, prompt_param="prompt")
+            self.plan = plan(model.chat, turn, model.tokenize)
+            self.markup = model.chat.reasoning if self.plan.reasoning else None
+            self.prompt = [*(req.context or []), *self.plan.tokens]
+            params = replace(opts.sampling(), grammar=self.plan.grammar)
+            self.run.submit(build_request(model, self.prompt, _budget(req), params,
+                                          self.plan.stop))
             _keep_alive(req, model_id, not self.clock.was_loaded)
         except BaseException:
             self.run.close()
@@ -318,7 +306,7 @@ class GenerateReply:
 
     def _final(self, finished: Finished | None, text: str, ids: list[int]) -> dict[str, Any]:
         reason = _done_reason(finished)
-        thinking, answer = split_reasoning(self.markup, text, self.inside)
+        thinking, answer = split_reasoning(self.markup, text, self.plan.thinks_from_start)
         if reason == "stop":
             check_structured_output(self.fmt, answer, client_stop=bool(self.stop))
         extra = {"thinking": thinking} if thinking and self.show_thinking and \
@@ -335,8 +323,9 @@ class GenerateReply:
     def stream(self) -> Iterator[dict[str, Any]]:
         texts: list[str] = []
         ids: list[int] = []
-        splitter = self.markup.splitter(self.inside) if self.markup is not None else None
-        for chunk in iterate(self.run):
+        inside = self.plan.thinks_from_start
+        splitter = self.markup.splitter(inside) if self.markup is not None else None
+        for chunk in chunks(self.run):
             ids.extend(chunk.token_ids)
             if chunk.text:
                 texts.append(chunk.text)

@@ -10,7 +10,7 @@ from flask import Blueprint, Response, jsonify
 
 from slm_api.api.core.body import parse_body
 from slm_api.api.core.contract import contract
-from slm_api.api.core.sse import sse_response
+from slm_api.api.core.sse import stream_response
 from slm_api.api.openai import serving
 from slm_api.api.openai.protocol import (
     ChatCompletion,
@@ -46,7 +46,7 @@ def chat_completions() -> Response:
     req = parse_body(ChatCompletionRequest)
     reply = serving.ChatReply(req)
     if req.stream:
-        return sse_response(reply.stream())
+        return stream_response(reply.stream())
     return jsonify(reply.complete())
 
 
@@ -59,7 +59,7 @@ def completions() -> Response:
     req = parse_body(CompletionRequest)
     reply = serving.CompletionReply(req)
     if req.stream:
-        return sse_response(reply.stream())
+        return stream_response(reply.stream())
     return jsonify(reply.complete())
 
 

@@ -14,14 +14,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from slm_api.api.core.blocks import Block, BlockDelta, BlockKind, BlockStart, BlockStream
 from slm_api.api.core.body import (
     choice_count,
     completion_budget,
     embedding_inputs,
     one_or_many,
 )
-from slm_api.api.core.conversation import ChatRun, ReplySplitter, Turn, start_turn
+from slm_api.api.core.conversation import ChatRun, Turn, start_turn
 from slm_api.api.core.logprobs import chat_logprobs, completion_logprobs
+from slm_api.api.core.planner import RawTurn, plan
 from slm_api.api.core.reply import finish_reason, usage
 from slm_api.api.core.rights import use_model
 from slm_api.api.core.run import (
@@ -132,14 +134,14 @@ class ChatReply:
     def stream(self) -> Iterator[dict[str, Any]]:
         for index in range(self.n):
             yield self._chunk(index, {"role": "assistant", "content": ""})
-        # With tools, markup becomes tool_calls deltas and never reaches the content; a
-        # reasoning model's thinking becomes reasoning_content deltas.
-        splitters = [ReplySplitter(self.run, reasoning=True) for _ in range(self.n)]
+        # The core's blocks as chat deltas: thinking as reasoning_content, text as content,
+        # each call as delta.tool_calls entries (its start, then its argument fragments).
+        streams = [_ChatDeltas(self.run) for _ in range(self.n)]
         for index, item in iterate(self.run):
             if isinstance(item, Finished):
-                yield from self._end(index, splitters[index], item)
+                yield from self._end(index, streams[index], item)
                 continue
-            deltas = splitters[index].feed_deltas(item.text)
+            deltas = streams[index].feed(item.text)
             logprobs = (
                 chat_logprobs(list(item.logprobs), self.req.top_logprobs)
                 if self.req.logprobs and item.logprobs
@@ -148,33 +150,58 @@ class ChatReply:
             if logprobs and not deltas:
                 deltas = [{"content": ""}]
             for delta in deltas:
-                if delta.get("content") == "" and logprobs is None:
-                    continue
-                yield self._chunk(index, _openai_delta(delta), logprobs=logprobs)
+                yield self._chunk(index, delta, logprobs=logprobs)
                 logprobs = None
         if self.req.include_usage:
             yield {
                 **self.envelope.head("chat.completion.chunk"),
                 "choices": [],
-                "usage": self._usage(self.run.result, [s.reasoning for s in splitters]),
+                "usage": self._usage(self.run.result, [s.blocks.reasoning for s in streams]),
             }
 
-    def _end(self, index: int, splitter: ReplySplitter, finished: Finished
+    def _end(self, index: int, deltas: _ChatDeltas, finished: Finished
              ) -> Iterator[dict[str, Any]]:
         reason = finish_reason(finished)
-        for delta in splitter.finish_deltas(cut=reason == "length"):
-            yield self._chunk(index, _openai_delta(delta))
-        if splitter.calls and reason != "length":
+        for delta in deltas.finish(cut=reason == "length"):
+            yield self._chunk(index, delta)
+        if deltas.blocks.calls and reason != "length":
             reason = "tool_calls"
         yield self._chunk(index, {}, reason)
 
 
-def _openai_delta(delta: dict[str, Any]) -> dict[str, Any]:
-    if "tool_call" in delta:
-        return {"tool_calls": [delta["tool_call"]]}
-    if "reasoning" in delta:
-        return _reasoning(delta["reasoning"])
-    return delta
+class _ChatDeltas:
+    """One choice's blocks as chat completion deltas (an opening or closing has none, but a
+    call's opening: its id and name)."""
+
+    def __init__(self, run: ChatRun):
+        self.blocks = BlockStream(run, thinking=True)
+        self._call = 0  # the open call's place among the reply's calls
+
+    def feed(self, text: str) -> list[dict[str, Any]]:
+        return self._deltas(self.blocks.feed(text))
+
+    def finish(self, cut: bool) -> list[dict[str, Any]]:
+        return self._deltas(self.blocks.finish(cut))
+
+    def _deltas(self, blocks: list[Block]) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for block in blocks:
+            if isinstance(block, BlockStart) and block.kind is BlockKind.TOOL_CALL:
+                assert block.call is not None
+                self._call = block.call_index
+                out.append({"tool_calls": [{
+                    "index": block.call_index, "id": block.call.id, "type": "function",
+                    "function": {"name": block.call.name, "arguments": block.arguments}}]})
+            elif not isinstance(block, BlockDelta):
+                continue
+            elif block.kind is BlockKind.TOOL_CALL:
+                out.append({"tool_calls": [{"index": self._call,
+                                            "function": {"arguments": block.text}}]})
+            elif block.kind is BlockKind.THINKING:
+                out.append(_reasoning(block.text))
+            else:
+                out.append({"content": block.text})
+        return out
 
 
 def _reasoning(text: str) -> dict[str, str]:
@@ -203,13 +230,12 @@ class CompletionReply:
             for prompt in one_or_many(req.prompt):
                 run = Run(req.model, req.to_load_options())
                 self.runs.append(run)
-                if isinstance(prompt, str):
-                    tokens, text = run.model.tokenize(prompt, param="prompt"), prompt
-                else:
-                    tokens, text = prompt, run.model.detokenize(prompt)
-                self.texts.append(text)
-                run.submit_choices(
-                    build_request(run.model, tokens, max_tokens, params, req.stop or ()), self.n)
+                planned = plan(run.model.chat, RawTurn(prompt, stop=req.stop or []),
+                               run.model.tokenize)
+                self.texts.append(prompt if isinstance(prompt, str)
+                                  else run.model.detokenize(prompt))
+                run.submit(build_request(run.model, planned.tokens, max_tokens, params,
+                                                 planned.stop), self.n)
         self.envelope = _Envelope("cmpl", self.runs[0].model.info.id)
 
     def _logprobs(self, logprobs: list[TokenLogprob], offset: int) -> dict[str, Any] | None:

@@ -13,7 +13,8 @@ from flask import Blueprint, Flask, Response, g, jsonify
 
 from slm_api.api.core.body import parse_body
 from slm_api.api.core.contract import contract
-from slm_api.api.core.sse import sse_response
+from slm_api.api.core.dialect import bind_dialect
+from slm_api.api.core.sse import stream_response
 from slm_api.api.responses import serving
 from slm_api.api.responses.protocol import (
     DeletedResponse,
@@ -25,6 +26,7 @@ from slm_api.api.responses.store import ResponseStore, set_responses_store
 from slm_api.plumbing import state
 
 bp = Blueprint("responses", __name__)
+bind_dialect(bp, serving.RESPONSES)
 
 
 @bp.record_once
@@ -51,7 +53,7 @@ def create_response() -> Response:
     req = parse_body(ResponseRequest)
     reply = serving.ResponseReply(req, g.client_id)
     if req.stream:
-        return sse_response(reply.stream(), named=True, done=False)
+        return stream_response(reply.stream())
     return jsonify(reply.complete())
 
 

@@ -15,18 +15,13 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from slm_api.api.core.blocks import BlockKind, BlockStart, BlockStop, stream_blocks
 from slm_api.api.core.body import completion_budget
-from slm_api.api.core.conversation import (
-    CallArguments,
-    ChatRun,
-    ReasoningPiece,
-    TextPiece,
-    Turn,
-    start_turn,
-    stream_pieces,
-)
+from slm_api.api.core.conversation import ChatRun, Turn, start_turn
+from slm_api.api.core.dialect import Dialect
 from slm_api.api.core.reply import cut as was_cut
-from slm_api.api.core.run import collect, iterate
+from slm_api.api.core.reply import finish_names
+from slm_api.api.core.run import chunks, collect
 from slm_api.api.responses.protocol import (
     FunctionCallItem,
     FunctionCallOutputItem,
@@ -181,9 +176,9 @@ class ResponseReply:
         """Fill in the final object, store it, and return it as JSON."""
         obj = self.object
         obj.output = output
-        cut = was_cut(finished)
-        obj.status = "incomplete" if cut else "completed"
-        obj.incomplete_details = IncompleteDetails(reason="max_output_tokens") if cut else None
+        reason = finish_names(finished).responses
+        obj.status = "incomplete" if reason else "completed"
+        obj.incomplete_details = IncompleteDetails(reason=reason) if reason else None
         prompt = len(self.run.prompt_tokens)
         completion = finished.completion_tokens if finished else 0
         obj.usage = ResponseUsage(
@@ -226,73 +221,70 @@ class ResponseReply:
         return self._finish(output, finished, parts.reasoning)
 
     def stream(self) -> Iterator[dict[str, Any]]:
-        events = _Events()
-        try:
-            yield from self._stream(events)
-        except SlmError as exc:
-            yield events.next("error", code=exc.code, message=exc.message, param=exc.param)
+        return self._stream(_Events())
 
     def _stream(self, ev: _Events) -> Iterator[dict[str, Any]]:
         snapshot = self.object.model_dump(mode="json")
         yield ev.next("response.created", response=snapshot)
         yield ev.next("response.in_progress", response=snapshot)
-        # Items follow one another: a message, then each function call as the model writes it,
-        # its arguments streamed as response.function_call_arguments.delta fragments (what chat
-        # streams as delta.tool_calls), then a message again should the model say more.
+        # The core's blocks as output items: reasoning, a message, each function call with its
+        # arguments streamed as response.function_call_arguments.delta fragments.
         output: list[Output] = []
-        open_item: Output | None = None
         reasoning = ""
-        for piece in stream_pieces(self.run, iterate(self.run), thinking=True):
-            if isinstance(piece, ReasoningPiece):
-                # The thinking comes first: its item opens the output.
-                reasoning += piece.text
-                if open_item is None:
-                    open_item = OutputReasoning(id=_new_id("rs"), status="in_progress",
-                                                content=[ReasoningText(text="")])
-                    output.append(open_item)
-                    yield from self._opened(ev, open_item, 0, ReasoningText(text=""))
-                assert isinstance(open_item, OutputReasoning)
-                open_item.content[0].text += piece.text
-                yield ev.next("response.reasoning_text.delta", item_id=open_item.id,
-                              output_index=0, content_index=0, delta=piece.text)
+        cut = False
+        for block in stream_blocks(self.run, chunks(self.run), thinking=True):
+            if isinstance(block, BlockStart):
+                yield from self._open(ev, output, block)
                 continue
-            if isinstance(piece, CallArguments):
-                assert isinstance(open_item, OutputFunctionCall)
-                open_item.arguments += piece.text
-                yield ev.next("response.function_call_arguments.delta", item_id=open_item.id,
-                              output_index=len(output) - 1, delta=piece.text)
-                continue
-            if isinstance(piece, TextPiece) and isinstance(open_item, OutputMessage):
-                yield from self._text_delta(ev, open_item, len(output) - 1, piece.text)
-                continue
-            if open_item is not None:
-                yield from self._close(ev, open_item, len(output) - 1, "completed")
-            if isinstance(piece, TextPiece):
-                open_item = OutputMessage(id=_new_id("msg"), status="in_progress",
-                                          content=[OutputText(text="")])
-                output.append(open_item)
-                index = len(output) - 1
-                yield from self._opened(ev, open_item, index, OutputText(text=""))
-                yield from self._text_delta(ev, open_item, index, piece.text)
-                continue
-            open_item = self._call_item(piece.call)
-            open_item.arguments, open_item.status = "", "in_progress"
-            output.append(open_item)
-            yield ev.next("response.output_item.added", output_index=len(output) - 1,
-                          item=open_item.model_dump(mode="json"))
-            if piece.arguments:
-                open_item.arguments = piece.arguments
-                yield ev.next("response.function_call_arguments.delta", item_id=open_item.id,
-                              output_index=len(output) - 1, delta=piece.arguments)
+            item = output[block.index]
+            if isinstance(block, BlockStop):
+                cut = block.at_end and was_cut(self.run.result)
+                status = "incomplete" if cut and not isinstance(item, OutputFunctionCall) \
+                    else "completed"
+                yield from self._close(ev, item, block.index, status)
+            elif isinstance(item, OutputFunctionCall):
+                item.arguments += block.text
+                yield ev.next("response.function_call_arguments.delta", item_id=item.id,
+                              output_index=block.index, delta=block.text)
+            elif isinstance(item, OutputReasoning):
+                reasoning += block.text
+                item.content[0].text += block.text
+                yield ev.next("response.reasoning_text.delta", item_id=item.id,
+                              output_index=block.index, content_index=0, delta=block.text)
+            else:
+                assert isinstance(item, OutputMessage)
+                yield from self._text_delta(ev, item, block.index, block.text)
         finished = self.run.result
         cut = was_cut(finished)
-        if open_item is not None:
-            status = "incomplete" if cut and not isinstance(open_item, OutputFunctionCall) \
-                else "completed"
-            yield from self._close(ev, open_item, len(output) - 1, status)
         final = self._finish(output, finished, reasoning)
         kind = "response.incomplete" if cut else "response.completed"
         yield ev.next(kind, response=final)
+
+    def _open(self, ev: _Events, output: list[Output], block: BlockStart
+              ) -> Iterator[dict[str, Any]]:
+        if block.kind is BlockKind.TOOL_CALL:
+            assert block.call is not None
+            call = self._call_item(block.call)
+            call.arguments, call.status = "", "in_progress"
+            output.append(call)
+            yield ev.next("response.output_item.added", output_index=block.index,
+                          item=call.model_dump(mode="json"))
+            if block.arguments:
+                call.arguments = block.arguments
+                yield ev.next("response.function_call_arguments.delta", item_id=call.id,
+                              output_index=block.index, delta=block.arguments)
+            return
+        item: OutputMessage | OutputReasoning
+        if block.kind is BlockKind.THINKING:
+            item = OutputReasoning(id=_new_id("rs"), status="in_progress",
+                                   content=[ReasoningText(text="")])
+            part: OutputText | ReasoningText = ReasoningText(text="")
+        else:
+            item = OutputMessage(id=_new_id("msg"), status="in_progress",
+                                 content=[OutputText(text="")])
+            part = OutputText(text="")
+        output.append(item)
+        yield from self._opened(ev, item, block.index, part)
 
     @staticmethod
     def _text_delta(ev: _Events, message: OutputMessage, index: int, text: str
@@ -342,3 +334,13 @@ class _Events:
         event = {"type": kind, "sequence_number": self.sequence, **fields}
         self.sequence += 1
         return event
+
+
+def _error_event(exc: SlmError, sent: int) -> dict[str, Any]:
+    # Numbered as the events before it were (from 0, one each).
+    return {"type": "error", "sequence_number": sent, "code": exc.code, "message": exc.message,
+            "param": exc.param}
+
+
+# Errors in OpenAI's envelope; streams as named, numbered events, an error as the last one.
+RESPONSES = Dialect(framing="named_sse", error_event=_error_event)
