@@ -1,7 +1,8 @@
 """What a route takes and answers, declared on its view: the one source of /openapi.json.
 
     @bp.post("/v1/chat/completions")
-    @contract(body=ChatCompletionRequest, response=ChatCompletion, stream=ChatCompletionChunk)
+    @contract(access="api", body=ChatCompletionRequest, response=ChatCompletion,
+              stream=ChatCompletionChunk)
     def chat_completions() -> Response:
         \"\"\"Create a chat completion.
 

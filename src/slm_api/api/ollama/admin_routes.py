@@ -1,8 +1,8 @@
 """Ollama's model management (/api/pull, /api/delete, /api/copy): HTTP only.
 
-A blueprint of its own because these change what the server holds (they fill or empty the disk):
-each route declares admin access (@contract(access="admin")), so a plain
-API key gets a 403, in Ollama's {"error": "..."} shape like every other /api error."""
+These change what the server holds (they fill or empty the disk): each route declares admin
+access (@contract(access="admin")), so a plain API key gets a 403, in Ollama's {"error": "..."}
+shape (its dialect, bound here as on the other /api routes)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from flask import Blueprint, Response, jsonify
 
 from slm_api.api.core.body import parse_body
 from slm_api.api.core.contract import contract
-from slm_api.api.core.errors import register_envelope
+from slm_api.api.core.dialect import bind_dialect
 from slm_api.api.ollama import manage
 from slm_api.api.ollama.protocol import (
     CopyRequest,
@@ -21,10 +21,10 @@ from slm_api.api.ollama.protocol import (
     Status,
 )
 from slm_api.api.ollama.pull import Pull
-from slm_api.api.ollama.routes import error_body, ndjson
+from slm_api.api.ollama.routes import OLLAMA, ndjson
 
 bp = Blueprint("ollama_admin", __name__)
-register_envelope(bp.name, error_body)
+bind_dialect(bp, OLLAMA)
 
 
 @bp.post("/api/pull")
