@@ -23,6 +23,7 @@ from slm_api.api.core.conversation import (
     start_turn,
     stream_pieces,
 )
+from slm_api.api.core.infill import fim_prompt
 from slm_api.api.core.protocol import JSONSchemaFormat, ResponseFormat
 from slm_api.api.core.reply import cut
 from slm_api.api.core.rights import is_shared, use_model
@@ -257,6 +258,10 @@ class ChatReply:
                 _ollama_call(c, first + i) for i, c in enumerate(calls)]}, False)
 
 
+# Ollama's fields as the FIM builder's: an error names what the client sent.
+OLLAMA_FIM = {"prefix": "prompt", "suffix": "suffix"}
+
+
 # -- /api/generate --------------------------------------------------------------------------
 
 
@@ -267,8 +272,9 @@ class GenerateReply:
     def __init__(self, req: GenerateRequest):
         model_id = resolve(req.model)
         _refuse_unsupported(req, model_id, bool(req.images))
-        if req.suffix:
-            raise APIError(400, f'"{req.model}" does not support insert', param="suffix")
+        if req.suffix and req.context:
+            raise APIError(400, "suffix (fill-in-the-middle) cannot continue a context: send "
+                           "the text before the gap as prompt", param="context")
         if req.template:
             raise APIError(400, "template overrides are not supported: the model's own chat "
                            "template renders the prompt (or send raw: true)", param="template")
@@ -285,7 +291,13 @@ class GenerateReply:
             _refuse_thinking(req, self.markup is not None)
             self.show_thinking = req.think is not False
             inside = False
-            if req.raw:
+            if req.suffix:
+                # suffix present -> infill plan: the model's FIM tokens around prompt and
+                # suffix (api/core/infill.py), no chat template, no thinking to split off.
+                self.markup = None
+                tokens = fim_prompt(model, OLLAMA_FIM, req.prompt or "", req.suffix)
+                stops = self.stop
+            elif req.raw:
                 tokens = model.tokenize(req.prompt or "", param="prompt")
                 stops = self.stop
             else:

@@ -21,6 +21,7 @@ from slm_api.api.core.body import (
     one_or_many,
 )
 from slm_api.api.core.conversation import ChatRun, ReplySplitter, Turn, start_turn
+from slm_api.api.core.infill import fim_prompt
 from slm_api.api.core.logprobs import chat_logprobs, completion_logprobs
 from slm_api.api.core.reply import finish_reason, usage
 from slm_api.api.core.rights import use_model
@@ -182,6 +183,9 @@ def _reasoning(text: str) -> dict[str, str]:
     return {"reasoning_content": text, "reasoning": text}
 
 
+OPENAI_FIM = {"prefix": "prompt", "suffix": "suffix"}  # the builder's fields, as sent
+
+
 # -- /v1/completions ------------------------------------------------------------------------
 
 
@@ -203,7 +207,12 @@ class CompletionReply:
             for prompt in one_or_many(req.prompt):
                 run = Run(req.model, req.to_load_options())
                 self.runs.append(run)
-                if isinstance(prompt, str):
+                if req.suffix:
+                    # suffix present -> infill plan: the model's FIM tokens around the prompt
+                    # and suffix (api/core/infill.py); a model without them is a 400.
+                    text = prompt if isinstance(prompt, str) else run.model.detokenize(prompt)
+                    tokens = fim_prompt(run.model, OPENAI_FIM, text, req.suffix)
+                elif isinstance(prompt, str):
                     tokens, text = run.model.tokenize(prompt, param="prompt"), prompt
                 else:
                     tokens, text = prompt, run.model.detokenize(prompt)
