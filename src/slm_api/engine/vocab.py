@@ -37,7 +37,8 @@ class FileFim:
 
 def file_fim(path: Path) -> FileFim:
     """The FIM tokens of a GGUF file, loaded or not, and their texts: its vocabulary alone is
-    read (no weights; 0.1-0.4 s), once per file version."""
+    read (no weights: 0.36 s for SmolLM2, 2.0 s for Gemma 3 on two shared cores), once per
+    file version."""
     st = path.stat()
     return _file_fim(str(path), st.st_mtime_ns, st.st_size)
 
