@@ -38,8 +38,10 @@ def url(model_path: Path, tmp_path_factory: pytest.TempPathFactory):
     with_fim_tokens(model_path, folder / f"{FIM}.gguf", pre=PRE, suf=SUF, mid=MID, rep=REP,
                     sep=SEP)
     with_fim_tokens(model_path, folder / f"{PLAIN}.gguf", pre=PRE, suf=SUF, mid=MID)
+    # Greedy replies compared across requests: one sequence and no prompt cache, so every
+    # request evaluates its whole prompt in one batch into the same cells (same numerics).
     settings = make_settings(folder, model_path=folder / f"{FIM}.gguf", max_loaded_models=3,
-                             n_parallel=2)
+                             n_parallel=1, prompt_cache="off")
     with running_server(settings) as base:
         yield base
 
@@ -114,6 +116,36 @@ def test_infill_streams_partial_objects_and_ends_with_stop_true_without_done(url
     final = infill(url).json()  # the same greedy request, whole
     assert "".join(e["content"] for e in events) == final["content"]
     assert events[-1]["tokens_predicted"] == final["tokens_predicted"]
+
+
+LINES = {"input_prefix": "def main():\n    for i in range(10):\n", "input_suffix": "\n",
+         "input_extra": [], "prompt": "", "n_predict": 48, "n_indent": 0,
+         "t_max_predict_ms": 0}
+
+
+def test_n_indent_ends_at_the_first_line_indented_less_as_llama_server(url):
+    free = infill(url, **LINES).json()["content"]
+    lines = free.split("\n")
+    assert len(lines) > 2  # the free reply has lines to cut (else the test proves nothing)
+    out = infill(url, **{**LINES, "n_indent": 8}).json()
+    # The first line is free; the first later line with text indented under 8 columns loses
+    # its text (its indentation stays) and ends the completion.
+    cut = len(lines[0]) + 1
+    for line in lines[1:]:
+        indent = len(line) - len(line.lstrip(" \t"))
+        if line.strip() and indent < 8:
+            cut += indent
+            break
+        cut += len(line) + 1
+    assert out["content"] == free[:cut] and out["stop_type"] == "limit"
+
+
+def test_t_max_predict_ms_ends_at_the_first_newline_once_the_time_is_up(url):
+    free = infill(url, **LINES).json()["content"]
+    assert free.count("\n") > 1
+    out = infill(url, **{**LINES, "t_max_predict_ms": 1}).json()
+    assert free.startswith(out["content"]) and out["content"].count("\n") == 1
+    assert out["stop_type"] == "limit" and out["has_new_line"] is True
 
 
 def test_continue_via_the_ollama_sdk_generate_with_suffix(url):
