@@ -229,3 +229,11 @@ def test_suffix_with_an_ollama_context_is_refused(url):
                                                    "context": [1, 2], "stream": False},
                       timeout=60)
     assert r.status_code == 400 and "context" in r.json()["error"]
+
+
+def test_keys_guard_infill_as_every_api_route(keyed_server):
+    r = requests.post(f"{keyed_server}/infill", json=VSCODE, timeout=60)
+    assert r.status_code == 401
+    r = requests.post(f"{keyed_server}/infill", json=VSCODE, timeout=60,
+                      headers={"Authorization": "Bearer sk-alice"})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "input_suffix"  # no FIM
