@@ -60,6 +60,14 @@ def test_window_keeps_the_prefix_end_the_suffix_start_and_the_last_extra_tokens(
     assert out == [*extra[-16:], PRE, *ids("0123456789ab"), *ids("m"), SUF, *ids("X"), MID]
 
 
+def test_without_n_predict_the_prompt_still_leaves_a_token_to_generate():
+    # llama.cpp's share would be 40 - 16 = 24 extra tokens beside a batch of 17: 41 > 40.
+    w = Window(n_batch=16, n_ctx=40, n_predict=0)
+    out = infill_tokens(FULL, tok, "A" * 30, "B" * 30, extra=[ExtraChunk("c" * 60, "x")],
+                        window=w)
+    assert len(out) == 39 and out[-1] == MID
+
+
 def test_extra_files_beyond_the_window_are_never_tokenized():
     seen.clear()
     big = [ExtraChunk(f"file {i}", f"f{i}") for i in range(2000)]

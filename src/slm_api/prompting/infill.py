@@ -94,13 +94,19 @@ def infill_tokens(
         n_suffix = min(len(tokens_suffix), max(0, quarter - (2 + len(tokens_prompt))))
         tokens_prefix = tokens_prefix[len(tokens_prefix) - n_prefix:]
         tokens_suffix = tokens_suffix[:n_suffix]
-        n_extra = max(0, window.n_ctx - window.n_batch - 2 * max(window.n_predict, 0))
-    extra_tokens = repo_context(fim, tokenize, extra, n_extra)
     head = [fim.pre, *tokens_prefix, *tokens_prompt]
     tail = [fim.suf, *tokens_suffix]
     first, second = (tail, head) if spm else (head, tail)
     bos = [fim.bos] if fim.bos is not None else []
-    return [*extra_tokens, *bos, *first, *second, fim.mid]
+    fim_part = [*bos, *first, *second, fim.mid]
+    if window is not None:
+        n_predict = max(window.n_predict, 0)
+        n_extra = max(0, window.n_ctx - window.n_batch - 2 * n_predict)
+        # llama.cpp's share, but never past the context: with n_predict -1 (sent as 0) its
+        # share plus a full batch is a token or two over, and nothing would be left to
+        # generate; here at least one token (n_predict of them when given) always fits.
+        n_extra = max(0, min(n_extra, window.n_ctx - len(fim_part) - max(n_predict, 1)))
+    return [*repo_context(fim, tokenize, extra, n_extra), *fim_part]
 
 
 def repo_context(fim: FimTokens, tokenize: Tokenize, extra: Sequence[ExtraChunk],
