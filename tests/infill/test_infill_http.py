@@ -224,6 +224,12 @@ def test_text_longer_than_the_context_can_hold_is_refused_naming_its_field(url, 
     assert r.json()["error"]["code"] == "context_length_exceeded"
 
 
+def test_a_prompt_longer_than_the_context_is_a_400_naming_prompt(url):
+    r = infill(url, prompt="x = 1\n" * 1200, input_extra=[])
+    assert r.status_code == 400 and r.json()["error"]["param"] == "prompt"
+    assert r.json()["error"]["code"] == "context_length_exceeded"
+
+
 def test_suffix_with_an_ollama_context_is_refused(url):
     r = requests.post(f"{url}/api/generate", json={"model": FIM, "prompt": "a", "suffix": "b",
                                                    "context": [1, 2], "stream": False},
@@ -237,3 +243,20 @@ def test_keys_guard_infill_as_every_api_route(keyed_server):
     r = requests.post(f"{keyed_server}/infill", json=VSCODE, timeout=60,
                       headers={"Authorization": "Bearer sk-alice"})
     assert r.status_code == 400 and r.json()["error"]["param"] == "input_suffix"  # no FIM
+
+
+def test_files_that_overfill_the_context_are_cut_to_fit_with_n_predict_unset(url):
+    # A context of 256 and batches of 64 (the prompt is evaluated on two shared cores).
+    folder = Path(requests.get(f"{url}/models", timeout=30).json()["active"]["path"]).parent
+    settings = make_settings(folder, model_path=folder / f"{FIM}.gguf", n_ctx=256, n_batch=64,
+                             n_parallel=1)
+    files = [{"filename": f"m{i}.py", "text": f"def f{i}(x):\n    return x * {i}\n" * 4}
+             for i in range(20)]
+    with running_server(settings) as small:
+        r = requests.post(f"{small}/infill", timeout=120, json={
+            **VSCODE, "input_extra": files, "input_prefix": "y = 1\n" * 100, "n_predict": -1,
+            "t_max_predict_ms": 0, "n_indent": 0, "return_tokens": True})
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert 200 < out["tokens_evaluated"] < 256
+    assert out["prompt_tokens"][-1] == MID and out["tokens_predicted"] >= 1

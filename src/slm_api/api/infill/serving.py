@@ -39,6 +39,11 @@ class InfillReply:
             extra = [ExtraChunk(text=f.text, filename=f.filename) for f in req.input_extra]
             self.prompt = fim_prompt(model, PARAMS, req.input_prefix, req.input_suffix,
                                      prompt=req.prompt, extra=extra, window=window)
+            if len(self.prompt) >= info.n_ctx:
+                # Prefix, suffix and files are cut to fit: only `prompt` is taken whole.
+                raise APIError(400, f"the FIM prompt has {len(self.prompt)} tokens, more than "
+                               f"this model's context of {info.n_ctx} allows: shorten prompt",
+                               param="prompt", code="context_length_exceeded")
             self.prompt_text = model.detokenize(self.prompt, special=True)
             self.run.submit(build_request(model, self.prompt, budget, req.sampling(),
                                           req.stop))
