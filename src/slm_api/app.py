@@ -16,6 +16,7 @@ from slm_api.api.admin import routes as admin
 from slm_api.api.anthropic import routes as messages
 from slm_api.api.core.errors import register_error_handlers
 from slm_api.api.extract import routes as extract
+from slm_api.api.infill import routes as infill
 from slm_api.api.ollama import admin_routes as ollama_admin
 from slm_api.api.ollama import routes as ollama
 from slm_api.api.openai import routes as openai
@@ -54,7 +55,8 @@ def create_app(settings: Settings | None = None, *, load_model: bool = True) -> 
     lifecycle.init_app(app)
     for bp in (health.bp, openai.models_bp, admin.bp, openai.chat_bp, openai.completions_bp,
                messages.bp, responses_api.bp, openai.embeddings_bp, extract.bp, extras.bp, docs.bp,
-               rerank_api.bp, ollama.bp, ollama_admin.bp):
+               rerank_api.bp, ollama.bp, ollama_admin.bp,
+               infill.bp):
         app.register_blueprint(bp)
     app.register_blueprint(web_bp)
 

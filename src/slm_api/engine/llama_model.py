@@ -31,6 +31,7 @@ from slm_api.engine.types import (
     LoadOptions,
     ModelInfo,
 )
+from slm_api.engine.vocab import fim_tokens
 from slm_api.errors import InvalidRequest, ModelLoadError
 from slm_api.gguf_info import declares_pooling, model_kind, unreadable
 from slm_api.grammar.budget import BudgetGuide
@@ -108,6 +109,7 @@ class LoadedModel:
         self.metadata = _read_metadata(self._model)
         self._vocab = llama_cpp.llama_model_get_vocab(self._model)
         self.n_vocab = llama_cpp.llama_vocab_n_tokens(self._vocab)
+        self.fim = fim_tokens(self._vocab)
         self._threads = options.n_threads or settings.threads
         self._n_batch = options.n_batch or settings.n_batch
         self._budget = settings.structured_budget
@@ -193,7 +195,7 @@ class LoadedModel:
             chat_format=self.chat.name if kind == "chat" else "none", kind=kind,
             size_bytes=path.stat().st_size,
             n_params=int(llama_cpp.llama_model_n_params(self._model)), n_vocab=self.n_vocab,
-            gpu_layers=gpu,
+            gpu_layers=gpu, n_batch=self._n_batch,
         )
 
     @classmethod
@@ -253,9 +255,11 @@ class LoadedModel:
             raise InvalidRequest(
                 f"token id {bad} is outside the vocabulary (0..{self.n_vocab - 1})", param=param)
 
-    def detokenize(self, tokens: list[int]) -> str:
+    def detokenize(self, tokens: list[int], special: bool = False) -> str:
+        """The text of `tokens`; `special`: control tokens (FIM, BOS) spelled out too."""
         self.check_tokens(tokens, "tokens")
-        return b"".join(self._piece(t) for t in tokens).decode("utf-8", errors="replace")
+        return b"".join(self._piece(t, special) for t in tokens).decode("utf-8",
+                                                                         errors="replace")
 
     # -- generation --------------------------------------------------------------------------
 

@@ -123,6 +123,7 @@ class ModelInfo:
     n_params: int = 0
     n_vocab: int = 0
     gpu_layers: int = 0
+    n_batch: int = 512  # tokens one decode takes (llama.cpp's FIM prompt fits its gap in one)
 
 
 @dataclass(frozen=True)

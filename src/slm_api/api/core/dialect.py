@@ -15,8 +15,9 @@ from slm_api.errors import SlmError
 
 # "sse": `data: {json}` frames closed by `data: [DONE]` (OpenAI); "named_sse": each frame named
 # after its payload's `type`, no [DONE] (Anthropic Messages, OpenAI Responses); "ndjson": one
-# JSON object a line (Ollama).
-Framing = Literal["sse", "named_sse", "ndjson"]
+# JSON object a line (Ollama); "plain_sse": `data: {json}` frames with no [DONE] (llama-server's
+# own routes, /infill).
+Framing = Literal["sse", "named_sse", "ndjson", "plain_sse"]
 
 
 @dataclass(frozen=True)

@@ -69,7 +69,7 @@ def _frame(payload: dict[str, Any], framing: Framing) -> bytes:
 
 
 _MIMETYPES = {"sse": "text/event-stream", "named_sse": "text/event-stream",
-              "ndjson": "application/x-ndjson"}
+              "plain_sse": "text/event-stream", "ndjson": "application/x-ndjson"}
 
 
 def stream_response(events: Iterable[dict[str, Any]], dialect: Dialect | None = None

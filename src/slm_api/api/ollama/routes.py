@@ -124,9 +124,11 @@ def generate() -> Response:
     """Generate a completion (Ollama's /api/generate).
 
     The prompt through the model's chat template (`raw: true`: as it is), `context` from an
-    earlier reply to continue it. Streams by default, as /api/chat."""
+    earlier reply to continue it. With `suffix`: fill in the middle between prompt and suffix
+    with the model's FIM tokens (a 400 for a model without them). Streams by default, as
+    /api/chat."""
     req = parse_body(GenerateRequest)
-    if not req.prompt and not req.context:
+    if not req.prompt and not req.context and not req.suffix:
         return jsonify(serving.load_only(req, "response", ""))
     return _reply(serving.GenerateReply(req), req.stream)
 

@@ -15,6 +15,7 @@ from typing import Any
 from slm_api.api.core.blocks import BlockDelta, BlockKind, BlockStart, stream_blocks
 from slm_api.api.core.body import completion_budget
 from slm_api.api.core.conversation import ChatRun, Turn
+from slm_api.api.core.infill import fim_prompt
 from slm_api.api.core.planner import RawTurn, plan
 from slm_api.api.core.protocol import JSONSchemaFormat, ResponseFormat
 from slm_api.api.core.reply import cut, finish_names
@@ -252,6 +253,10 @@ class ChatReply:
                 _ollama_call(c, first + i) for i, c in enumerate(calls)]}, False)
 
 
+# Ollama's fields as the FIM builder's: an error names what the client sent.
+OLLAMA_FIM = {"prefix": "prompt", "suffix": "suffix"}
+
+
 # -- /api/generate --------------------------------------------------------------------------
 
 
@@ -262,8 +267,9 @@ class GenerateReply:
     def __init__(self, req: GenerateRequest):
         model_id = resolve(req.model)
         _refuse_unsupported(req, model_id, bool(req.images))
-        if req.suffix:
-            raise APIError(400, f'"{req.model}" does not support insert', param="suffix")
+        if req.suffix and req.context:
+            raise APIError(400, "suffix (fill-in-the-middle) cannot continue a context: send "
+                           "the text before the gap as prompt", param="context")
         if req.template:
             raise APIError(400, "template overrides are not supported: the model's own chat "
                            "template renders the prompt (or send raw: true)", param="template")
@@ -280,7 +286,13 @@ class GenerateReply:
             self.show_thinking = req.think is not False
             thinking, effort = _thinking(req)
             turn: Turn | RawTurn
-            if req.raw:
+            if req.suffix:
+                # suffix present -> infill plan: the model's FIM tokens around prompt and
+                # suffix (api/core/infill.py), planned as a raw prompt of those ids: no chat
+                # template, no thinking to split off.
+                fim = fim_prompt(model, OLLAMA_FIM, req.prompt or "", req.suffix)
+                turn = RawTurn(fim, self.fmt, self.stop)
+            elif req.raw:
                 turn = RawTurn(req.prompt or "", self.fmt, self.stop, reasoning=True,
                                thinking=thinking)
             else:

@@ -22,6 +22,7 @@ from slm_api.api.core.body import (
     one_or_many,
 )
 from slm_api.api.core.conversation import ChatRun, Turn, start_turn
+from slm_api.api.core.infill import fim_prompt
 from slm_api.api.core.logprobs import chat_logprobs, completion_logprobs
 from slm_api.api.core.planner import RawTurn, plan
 from slm_api.api.core.reply import finish_reason, usage
@@ -209,6 +210,9 @@ def _reasoning(text: str) -> dict[str, str]:
     return {"reasoning_content": text, "reasoning": text}
 
 
+OPENAI_FIM = {"prefix": "prompt", "suffix": "suffix"}  # the builder's fields, as sent
+
+
 # -- /v1/completions ------------------------------------------------------------------------
 
 
@@ -230,12 +234,16 @@ class CompletionReply:
             for prompt in one_or_many(req.prompt):
                 run = Run(req.model, req.to_load_options())
                 self.runs.append(run)
+                text = prompt if isinstance(prompt, str) else run.model.detokenize(prompt)
+                if req.suffix:
+                    # suffix present -> infill plan: the model's FIM tokens around the prompt
+                    # and suffix (api/core/infill.py); a model without them is a 400.
+                    prompt = fim_prompt(run.model, OPENAI_FIM, text, req.suffix)
                 planned = plan(run.model.chat, RawTurn(prompt, stop=req.stop or []),
                                run.model.tokenize)
-                self.texts.append(prompt if isinstance(prompt, str)
-                                  else run.model.detokenize(prompt))
+                self.texts.append(text)
                 run.submit(build_request(run.model, planned.tokens, max_tokens, params,
-                                                 planned.stop), self.n)
+                                         planned.stop), self.n)
         self.envelope = _Envelope("cmpl", self.runs[0].model.info.id)
 
     def _logprobs(self, logprobs: list[TokenLogprob], offset: int) -> dict[str, Any] | None:
