@@ -21,6 +21,7 @@ from slm_api.engine import Chunk, SamplingParams
 from slm_api.errors import APIError
 from slm_api.prompting.chat_format import ToolCall, ToolMarkup, forced_functions
 from slm_api.prompting.reasoning import ReasoningDeltas, split_reasoning, thinking_kwargs
+from slm_api.prompting.tool_limits import one_call_limit, one_call_stops
 
 
 def plan_tools(
@@ -71,6 +72,10 @@ class Turn:
     # At most this many tokens of thinking, then the server closes the block (api/core/
     # thinking.py); 0: no thinking.
     thinking_budget: int | None = None
+    # False: at most one tool call (OpenAI's parallel_tool_calls, Anthropic's
+    # disable_parallel_tool_use). A forced call's grammar allows one anyway; a free reply
+    # stops at the first call's closing markup and nothing after it is parsed.
+    parallel_tool_calls: bool | None = None
 
     @property
     def thinking_enabled(self) -> bool | None:
@@ -102,6 +107,7 @@ class ChatRun(Run):
             self.tools, self.grammar = plan_tools(
                 turn.tools, turn.tool_choice, turn.response_format, self.model.chat.tool_markup
             )
+            self.max_calls = one_call_limit(self.tools, turn.parallel_tool_calls)
             self.prompt_tokens = self.model.tokenize(self._prompt(turn))
         except BaseException:
             self.close()
@@ -150,7 +156,8 @@ class ChatRun(Run):
     def start(self, n: int | None = None) -> ChatRun:
         """Submit one generation, or with `n` that many choices (a Choices stream)."""
         try:
-            stops = [*self.turn.stop, *self.model.chat.stop]
+            stops = [*self.turn.stop, *self.model.chat.stop,
+                     *one_call_stops(self.model.chat.tool_markup, self.max_calls)]
             params = replace(self.turn.sampling, grammar=self.grammar)
             req = build_request(self.model, self.prompt_tokens, self.turn.max_tokens, params,
                                 stops)
@@ -176,7 +183,8 @@ class ChatRun(Run):
         `cut`: it ended at max_tokens (a cut call keeps its partial arguments)."""
         reasoning, rest = split_reasoning(self.model.chat.reasoning, text, self.thinks_from_start)
         if self.tools_active:
-            return ReplyParts(reasoning, *self.model.chat.split_reply(rest, cut))
+            return ReplyParts(reasoning, *self.model.chat.split_reply(rest, cut, self.tools,
+                                                                      self.max_calls))
         return ReplyParts(reasoning, rest, [])
 
     def split(self, text: str, cut: bool = False) -> tuple[str | None, list[ToolCall]]:
@@ -203,7 +211,8 @@ class ReplySplitter:
     send the thinking as {"reasoning": ...} deltas (else it is dropped)."""
 
     def __init__(self, run: ChatRun, reasoning: bool = False):
-        self._calls = run.model.chat.tool_stream() if run.tools_active else None
+        self._calls = run.model.chat.tool_stream(run.tools, run.max_calls) \
+            if run.tools_active else None
         self._thinking = run.reasoning_splitter()
         self._send_reasoning = reasoning
 
