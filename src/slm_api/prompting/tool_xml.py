@@ -43,7 +43,7 @@ PARAM_OPEN, PARAM_CLOSE = "<parameter=", "</parameter>"
 TEMPLATE_MARKER = "<function=example_function_name>"
 TRIGGERS = (CALL_OPEN, FUNCTION_OPEN)
 
-_HEAD = re.compile(r"(?:<tool_call>\s*)?<function=(?P<name>[^>\n]{1,256})>")
+_HEAD = re.compile(r"(?:<tool_call>\s*)?<function=(?P<name>[^\s<>]{1,256})>")
 _PARAM = re.compile(r"<parameter=(?P<key>[^>\n]{1,256})>")
 _TAIL = re.compile(r"\s*(?:</tool_call>)?")
 
@@ -153,6 +153,7 @@ class XmlCallDeltas:
     _pos: int = 0  # next unread character of _buf
     _state: str = "text"  # text | head | params | tail | done
     _nparams: int = 0
+    _head: int = 0  # where the trigger of a possible call starts
     _schemas: dict[str, dict[str, Any]] = field(default_factory=dict)
     _seen: bool = False  # content other than whitespace was sent
 
@@ -207,17 +208,20 @@ class XmlCallDeltas:
                     out.extend(self._content(ready))
                     self._pos = pos + len(ready)
                     return out
-                out.extend(self._content(buf[pos:at].rstrip()))
-                self._pos, self._state = at, "head"
+                # Whitespace before a call is the call's; kept if it turns out not to be one.
+                kept = buf[pos:at].rstrip()
+                out.extend(self._content(kept))
+                self._pos, self._head, self._state = pos + len(kept), at, "head"
             elif self._state == "head":
-                m = _HEAD.match(buf, pos)
+                at = self._head
+                m = _HEAD.match(buf, at)
                 if m is None:
-                    if not final and self._may_become_head(buf[pos:]):
+                    if not final and self._may_become_head(buf[at:]):
                         return out
                     # Not a call: the trigger is text.
-                    trigger = next(t for t in TRIGGERS if buf.startswith(t, pos))
-                    out.extend(self._content(trigger))
-                    self._pos, self._state = pos + len(trigger), "text"
+                    trigger = next(t for t in TRIGGERS if buf.startswith(t, at))
+                    out.extend(self._content(buf[pos:at + len(trigger)]))
+                    self._pos, self._state = at + len(trigger), "text"
                     continue
                 call = ToolCall(id=new_call_id(), name=m.group("name").strip(), arguments="")
                 self.calls.append(call)
