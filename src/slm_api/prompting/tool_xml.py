@@ -154,6 +154,7 @@ class XmlCallDeltas:
     _state: str = "text"  # text | head | params | tail | done
     _nparams: int = 0
     _head: int = 0  # where the trigger of a possible call starts
+    _scan: int = 0  # where the search for a value's closing tag goes on
     _schemas: dict[str, dict[str, Any]] = field(default_factory=dict)
     _seen: bool = False  # content other than whitespace was sent
 
@@ -233,9 +234,14 @@ class XmlCallDeltas:
                 skip = len(rest) - len(body)
                 m = _PARAM.match(body)
                 if m is not None:
-                    end = body.find(PARAM_CLOSE, m.end())
+                    # A long value (a file's text) arrives in many pieces: each is searched
+                    # once, not the whole value again.
+                    start = max(m.end(), self._scan - pos - skip)
+                    end = body.find(PARAM_CLOSE, start)
                     if end < 0:
+                        self._scan = max(len(buf) - len(PARAM_CLOSE) + 1, 0)
                         return out  # the value is not whole yet (finish takes a cut one)
+                    self._scan = 0
                     out.extend(self._param(m.group("key"), _value_text(body[m.end():end])))
                     self._pos = pos + skip + end + len(PARAM_CLOSE)
                     continue
