@@ -13,6 +13,7 @@ import pytest
 from slm_api.grammar.recognizer import Grammar
 from slm_api.prompting.chat_format import formatter_for
 from slm_api.prompting.reasoning import split_reasoning
+from slm_api.prompting.tool_limits import one_call_limit, one_call_stops
 from slm_api.prompting.tool_markup import HARMONY, QWEN3_CODER
 from slm_api.prompting.tool_stream import assemble
 from slm_api.prompting.tool_xml import XmlCallDeltas, typed_value
@@ -247,3 +248,18 @@ def test_one_call_at_most_when_parallel_calls_are_off(template, reply):
         content, calls = assemble(in_pieces(stream, reply, size))
         assert [json.loads(c.arguments) for c in calls] == [{"tz": "UTC"}]
         assert content is None  # the second call is not turned into text either
+
+
+@pytest.mark.parametrize(("template", "stop"), [
+    (QWEN3_CODER_TEMPLATE, "</tool_call>"),
+    (GPT_OSS_TEMPLATE, "<|call|>"),
+    ("{{ tools }}<tool_call>", "</tool_call>"),
+])
+def test_a_free_reply_stops_after_its_first_call_when_parallel_calls_are_off(template, stop):
+    markup = formatter(template).tool_markup
+    assert one_call_limit(TOOLS, False) == 1
+    assert one_call_stops(markup, one_call_limit(TOOLS, False)) == [stop]
+    # Parallel calls on, unset, or no tools: no limit and no extra stop.
+    for parallel, tools in ((True, TOOLS), (None, TOOLS), (False, None)):
+        assert one_call_limit(tools, parallel) is None
+        assert one_call_stops(markup, one_call_limit(tools, parallel)) == []
