@@ -70,8 +70,15 @@ def check_weather_args(args: dict) -> None:
     assert 1 <= args["days"] <= 9 and args["unit"] in ("celsius", "fahrenheit")
 
 
+# What each template teaches (its own tools block), so the model is served with that markup.
+TAUGHT = {"qwen3-coder": "<function=example_function_name>", "gpt-oss": "namespace functions {"}
+
+
 @pytest.mark.parametrize("dialect", DIALECTS)
-def test_forced_call_in_openai_chat_whole_and_streamed(client, dialect):
+def test_forced_call_in_openai_chat_whole_and_streamed(client, url, dialect):
+    prompt = requests.post(f"{url}/extras/apply-template", timeout=60, json={
+        "model": f"tools-{dialect}", "messages": ASK, "tools": TOOLS}).json()["prompt"]
+    assert TAUGHT[dialect] in prompt and '"name": "get_weather"' not in prompt
     body = dict(model=f"tools-{dialect}", messages=ASK, tools=TOOLS, tool_choice=FORCE,
                 temperature=0, max_tokens=200)
     choice = client.chat.completions.create(**body).choices[0]
