@@ -252,7 +252,7 @@ def test_forced_call_grammar_writes_the_markup_it_parses(markup, good, bad):
 
 def test_every_markup_is_registered():
     assert set(MARKUPS) == {"hermes", "llama3", "mistral", "mistral-v11", "granite",
-                            "deepseek-r1", "deepseek-v3.1"}
+                            "deepseek-r1", "deepseek-v3.1", "harmony", "qwen3-coder"}
 
 
 # Mistral v0.3 / Nemo refuse any tool call id that is not 9 characters.

@@ -36,8 +36,15 @@ from slm_api.prompting.tool_calls import (
     render_tool_response,
     tools_system_block,
 )
-from slm_api.prompting.tool_markup import HERMES, MISTRAL, ToolMarkup, markup_for_template
+from slm_api.prompting.tool_markup import (
+    HERMES,
+    MISTRAL,
+    QWEN3_CODER,
+    ToolMarkup,
+    markup_for_template,
+)
 from slm_api.prompting.tool_stream import ToolCallDeltas, assemble
+from slm_api.prompting.tool_xml import XmlCallDeltas
 
 __all__ = [
     "FORMAT_NAMES",
@@ -59,7 +66,10 @@ _ROLES = {"system": "system", "developer": "system", "user": "user", "assistant"
           "tool": "tool", "function": "tool"}
 _LLAMA3_PRE = {"llama-bpe", "llama3", "llama-v3"}
 _END_MARKERS = ("<|im_end|>", "<end_of_turn>", "<|eot_id|>", "<|eom_id|>", "<|end|>",
-                "<|endoftext|>", "</s>")
+                "<|endoftext|>", "</s>", "<|return|>", "<|call|>")
+# Harmony (GPT-OSS) ends a message, not the turn, with <|end|>: the analysis is followed by
+# the answer. Its turn ends with <|return|> (an answer) or <|call|> (a tool call).
+_HARMONY_MESSAGE_END = "<|end|>"
 
 
 # -- messages ------------------------------------------------------------------------------
@@ -207,14 +217,20 @@ class ChatFormatter:
     # cannot render tools; a template that renders them teaches its own (JinjaFormatter).
     tool_markup: ToolMarkup = HERMES
 
-    def tool_stream(self) -> ToolCallDeltas:
-        """A fresh splitter of generated text into content and tool-call deltas."""
-        return ToolCallDeltas(self.tool_markup)
+    def tool_stream(self, tools: list[dict[str, Any]] | None = None,
+                    max_calls: int | None = None) -> ToolCallDeltas | XmlCallDeltas:
+        """A fresh splitter of generated text into content and tool-call deltas. `tools`: the
+        request's (Qwen3-Coder's values are typed by their schemas); `max_calls`: 1 when
+        parallel_tool_calls is false."""
+        if self.tool_markup is QWEN3_CODER:
+            return XmlCallDeltas(tools, max_calls)
+        return ToolCallDeltas(self.tool_markup, max_calls)
 
-    def split_reply(self, text: str, cut: bool) -> tuple[str | None, list[ToolCall]]:
+    def split_reply(self, text: str, cut: bool, tools: list[dict[str, Any]] | None = None,
+                    max_calls: int | None = None) -> tuple[str | None, list[ToolCall]]:
         """A whole reply's content and tool calls, exactly as its stream would send them;
         `cut`: generation ended at max_tokens (a cut call keeps its partial arguments)."""
-        stream = self.tool_stream()
+        stream = self.tool_stream(tools, max_calls)
         return assemble(stream.feed(text) + stream.finish(cut))
 
     def __repr__(self) -> str:
@@ -251,7 +267,9 @@ class JinjaFormatter(ChatFormatter):
             self.tool_markup = markup_for_template(template)
         self.bos, self.eos = bos, eos
         self.strip_bos = tokenizer_adds_bos and bool(bos)
-        markers = [m for m in _END_MARKERS if m in template]
+        harmony = "<|channel|>" in template
+        markers = [m for m in _END_MARKERS if m in template
+                   and not (harmony and m == _HARMONY_MESSAGE_END)]
         self.stop = tuple(dict.fromkeys([*markers, *([eos] if eos else [])]))
 
     def render(self, messages: list[dict[str, Any]], *, tools: list[dict[str, Any]] | None = None,

@@ -8,6 +8,10 @@ answer. One markup is known today, as llama.cpp's `--reasoning-format deepseek` 
   SmolLM3, Phi-4-mini-reasoning). Some templates open the block in the generation prompt
   (DeepSeek-R1's later templates end with `<｜Assistant｜><think>\\n`): the reply then starts
   inside the thinking and only writes the closing marker.
+- harmony: `<|channel|>analysis<|message|>` ... `<|end|>` (GPT-OSS). The answer that follows
+  opens its own message, `<|start|>assistant<|channel|>final<|message|>`, a header that is
+  markup, not content; a tool call opens `<|start|>assistant<|channel|>commentary to=...` and
+  reaches the tool-call parser (tool_markup.py) as written.
 
 Detection is by the template's source (a template that mentions `</think>` renders or strips
 thinking, so its model writes it), as tool_markup.py detects call markups; the REASONING_FORMAT
@@ -27,7 +31,7 @@ from slm_api.grammar.gbnf import literal
 from slm_api.grammar.unique import Stage, add_stage
 from slm_api.prompting.stops import partial_suffix
 
-REASONING_FORMATS = ("auto", "none", "think")
+REASONING_FORMATS = ("auto", "none", "think", "harmony")
 
 Delta = dict[str, str]  # {"reasoning": str} or {"content": str}
 
@@ -40,6 +44,12 @@ class ReasoningMarkup:
     # Whether the template reads `enable_thinking` (Qwen3, SmolLM3): it closes the block itself
     # when thinking is off; for the others the server writes the empty block into the prompt.
     toggle: bool = False
+    # What an empty block holds, and what follows a closed block before the answer (in the
+    # prompt when the server closes it, and as the grammar's gap after the thinking).
+    pad: str = "\n\n"
+    after: str = "\n\n"
+    # Message headers that open the answer (harmony's final channel): markup, dropped.
+    answer_heads: tuple[str, ...] = ()
 
     def opened_by(self, prompt: str) -> bool:
         """Whether a rendered prompt ends inside an open block (the reply starts thinking)."""
@@ -51,8 +61,8 @@ class ReasoningMarkup:
         """What to append to `prompt` so that the reply starts after an empty, closed block (how
         Qwen3's own template turns thinking off)."""
         if self.opened_by(prompt):
-            return f"\n{self.close}\n\n"
-        return f"{self.open}\n\n{self.close}\n\n"
+            return f"{self.pad[:1]}{self.close}{self.after}"
+        return f"{self.open}{self.pad}{self.close}{self.after}"
 
     def think_first(self, grammar: str, inside: bool) -> str:
         """`grammar` (GBNF, `root` its start) for the answer after free thinking: the reply
@@ -65,9 +75,10 @@ class ReasoningMarkup:
         answer = add_stage(answer, Stage((self.close,), "" if inside else self.open))
         block = f"think-text {literal(self.close)} think-gap"
         head = block if inside else f"({literal(self.open)} {block})?"
+        gap = 'think-gap ::= ("\\n" "\\n"?)?\n' if self.after == "\n\n" \
+            else f"think-gap ::= {literal(self.after)}\n"
         return (f"root ::= {head} think-answer\n"
-                "think-text ::= [^<]*\n"
-                'think-gap ::= ("\\n" "\\n"?)?\n' + answer)
+                "think-text ::= [^<]*\n" + gap + answer)
 
     def splitter(self, inside: bool = False) -> ReasoningDeltas:
         """A fresh streaming splitter; `inside`: the prompt opened the block."""
@@ -75,6 +86,10 @@ class ReasoningMarkup:
 
 
 THINK = ReasoningMarkup("think", "<think>", "</think>")
+HARMONY_START = "<|start|>assistant"
+HARMONY = ReasoningMarkup(
+    "harmony", "<|channel|>analysis<|message|>", "<|end|>", pad="", after=HARMONY_START,
+    answer_heads=(f"{HARMONY_START}<|channel|>final<|message|>", "<|channel|>final<|message|>"))
 
 
 def canonical_reasoning_format(name: str | None) -> str:
@@ -97,6 +112,8 @@ def reasoning_for_template(source: str | None, setting: str | None = "auto"
     toggle = bool(source) and "enable_thinking" in source  # type: ignore[operator]
     if key == "think":
         return ReasoningMarkup(THINK.name, THINK.open, THINK.close, toggle)
+    if key == "harmony" or (key == "auto" and source and HARMONY.open in source):
+        return HARMONY
     if source and (THINK.close in source or THINK.open in source):
         return ReasoningMarkup(THINK.name, THINK.open, THINK.close, toggle)
     return None
@@ -145,12 +162,15 @@ class ReasoningDeltas:
         while text:
             if self._state == "start":
                 body = text.lstrip()
+                head = self._answer_head(body)
                 if body.startswith(self.markup.open):
                     self._state = "thinking"
                     text = body[len(self.markup.open):]
-                elif body and self.markup.open.startswith(body):
-                    self._held = text  # maybe the opening marker, not yet whole
+                elif head is None or (body and self.markup.open.startswith(body)):
+                    self._held = text  # maybe a marker, not yet whole
                     return out
+                elif head:
+                    self._state, text = "content", body[len(head):]
                 elif body:
                     self._state = "content"
                 else:
@@ -171,12 +191,27 @@ class ReasoningDeltas:
                 text = text[at + len(self.markup.close):]
             elif self._state == "after":
                 text = text.lstrip()
-                if text:
+                head = self._answer_head(text)
+                if head is None:
+                    self._held = text
+                    return out
+                text = text[len(head):]
+                if text or head:
                     self._state = "content"
             else:
                 out.append({"content": text})
                 text = ""
         return out
+
+    def _answer_head(self, text: str) -> str | None:
+        """The answer's message header `text` starts with ("" when none), None while `text`
+        may still grow into one."""
+        for head in self.markup.answer_heads:
+            if text.startswith(head):
+                return head
+        if any(h.startswith(text) and text != h for h in self.markup.answer_heads) and text:
+            return None
+        return ""
 
     def _think(self, out: list[Delta], text: str) -> None:
         if not self.reasoning:
@@ -189,7 +224,7 @@ class ReasoningDeltas:
         """What is still held once generation ended. Inside the thinking that is whitespace or
         a cut closing marker, neither of them thinking; before it, the reply's text."""
         held, self._held = self._held, ""
-        if self._state == "start" and held.strip():
+        if self._state in ("start", "after") and held.strip():
             return [{"content": held}]
         return []
 

@@ -18,6 +18,12 @@ A model calls tools in the markup its own chat template shows it; we parse that 
 - deepseek-v3.1: the same without `function` and the fence:
   `<｜tool▁call▁begin｜>name<｜tool▁sep｜>{...}<｜tool▁call▁end｜>` (DeepSeek V3.1).
 
+- qwen3-coder: `<tool_call>\n<function=name>\n<parameter=k>\nv\n</parameter>\n</function>\n
+  </tool_call>`, values as raw text typed by the tool's schema (Qwen3-Coder; tool_xml.py).
+- harmony: `<|start|>assistant<|channel|>commentary to=functions.name <|constrain|>json
+  <|message|>{...}<|call|>` (GPT-OSS; the recipient may also come before the channel, as its
+  template writes past calls). Its analysis channel is reasoning (reasoning.py).
+
 Detection follows llama.cpp's common/chat.cpp: it looks for each markup's marker in the template
 source. Functionary, Command R and other rarer markups are not parsed; their models' replies
 stay content.
@@ -34,6 +40,7 @@ from slm_api.grammar import SchemaError, check_grammar, check_schema, schema_to_
 from slm_api.grammar.convert import Converter
 from slm_api.grammar.gbnf import literal
 from slm_api.grammar.unique import Stage, embed, unique_spec
+from slm_api.prompting import tool_xml
 from slm_api.prompting.tool_calls import (
     CALL_CLOSE,
     CALL_OPEN,
@@ -119,6 +126,14 @@ class ToolMarkup:
             return _v11_calls(text, pos)
         if self.name.startswith("deepseek"):
             return _deepseek_calls(text, start)
+        if self.name == "harmony":
+            return _harmony_calls(text, start)
+        if self.name == "qwen3-coder":
+            stream = tool_xml.XmlCallDeltas()
+            got = stream.feed(text[start:]) + stream.finish(cut=False)
+            if not stream.calls or any("content" in d for d in got):
+                return None
+            return stream.calls, len(text)
         try:
             value, pos = _DECODER.raw_decode(text, pos)
         except json.JSONDecodeError:
@@ -173,6 +188,12 @@ class ToolMarkup:
             return _alternatives([(f"{DS_CALLS}{DS_CALL}{fn['name']}{DS_SEP}",
                                    strict_parameters(fn.get("parameters"))) for fn in fns],
                                  f"{DS_CALL_END}{DS_CALLS_END}")
+        if self.name == "harmony":
+            return _alternatives([(f"{HARMONY_CHANNEL} to=functions.{fn['name']} "
+                                   f"{HARMONY_JSON}", strict_parameters(fn.get("parameters")))
+                                  for fn in fns])
+        if self.name == "qwen3-coder":
+            return tool_xml.xml_call_grammar(fns)
         key = "parameters" if self.name == "llama3" else "arguments"
         schema = call_schema(fns, key)
         prefix, suffix = {
@@ -226,6 +247,33 @@ def _deepseek_calls(text: str, pos: int) -> tuple[list[ToolCall], int] | None:
             break
         calls.append(call)
         pos = _DS_TAIL.match(text, end).end()  # type: ignore[union-attr]
+    return (calls, pos) if calls else None
+
+
+HARMONY_START, HARMONY_CHANNEL = "<|start|>assistant", "<|channel|>commentary"
+HARMONY_JSON, HARMONY_CALL = "<|constrain|>json<|message|>", "<|call|>"
+_HARMONY_NAME = r"to=functions\.(?P<{}>[^\s<]+)\s*"
+# One harmony call up to its arguments: the recipient after the channel (as the model writes
+# it) or before (as the template renders past calls); the content type is optional.
+_HARMONY_HEAD = re.compile(
+    r"\s*(?:<\|start\|>\s*assistant\s*)?(?:<\|channel\|>\s*commentary\s+"
+    + _HARMONY_NAME.format("name") + "|" + _HARMONY_NAME.format("name31")
+    + r"<\|channel\|>\s*commentary\s*)(?:<\|constrain\|>\s*)?(?:json\s*)?<\|message\|>\s*")
+_HARMONY_TAIL = re.compile(r"\s*(?:<\|call\|>)?")
+
+
+def _harmony_calls(text: str, pos: int) -> tuple[list[ToolCall], int] | None:
+    calls: list[ToolCall] = []
+    while (m := _HARMONY_HEAD.match(text, pos)) is not None:
+        try:
+            args, end = _DECODER.raw_decode(text, m.end())
+        except json.JSONDecodeError:
+            break
+        call = _call_from({"name": m.group("name") or m.group("name31"), "arguments": args})
+        if call is None:
+            break
+        calls.append(call)
+        pos = _HARMONY_TAIL.match(text, end).end()  # type: ignore[union-attr]
     return (calls, pos) if calls else None
 
 
@@ -313,13 +361,36 @@ def _deepseek(name: str) -> ToolMarkup:
 
 DEEPSEEK_R1 = _deepseek("deepseek-r1")
 DEEPSEEK_V31 = _deepseek("deepseek-v3.1")
+HARMONY = ToolMarkup(
+    name="harmony",
+    triggers=(HARMONY_START, HARMONY_CHANNEL),
+    bare_json=False,
+    header=re.compile(_HARMONY_HEAD.pattern + r"(?=\{)"),
+    next_header=re.compile(_HARMONY_HEAD.pattern + r"(?=\{)"),
+    residue=_HARMONY_TAIL,
+    json_name=False,
+)
+# Streamed by tool_xml.XmlCallDeltas (its values are not JSON); the patterns only find calls.
+QWEN3_CODER = ToolMarkup(
+    name="qwen3-coder",
+    triggers=tool_xml.TRIGGERS,
+    bare_json=False,
+    header=re.compile(r"(?!)"),
+    next_header=re.compile(r"(?!)"),
+    residue=re.compile(""),
+    json_name=False,
+)
 MARKUPS = {m.name: m for m in (HERMES, LLAMA3, MISTRAL, MISTRAL_V11, GRANITE, DEEPSEEK_R1,
-                               DEEPSEEK_V31)}
+                               DEEPSEEK_V31, HARMONY, QWEN3_CODER)}
 
 
 def markup_for_template(source: str) -> ToolMarkup:
     """The markup a chat template that renders tools teaches its model (llama.cpp's tests: a
     marker that only that family's templates contain)."""
+    if tool_xml.FUNCTION_OPEN in source and tool_xml.PARAM_OPEN in source:
+        return QWEN3_CODER
+    if HARMONY_CHANNEL in source and HARMONY_CALL in source:
+        return HARMONY
     if MISTRAL_CALLS in source:
         return MISTRAL_V11 if MISTRAL_ARGS in source else MISTRAL
     if GRANITE_CALLS in source:

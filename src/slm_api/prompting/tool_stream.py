@@ -66,6 +66,8 @@ class _Args:
 @dataclass
 class ToolCallDeltas:
     markup: ToolMarkup = HERMES
+    # parallel_tool_calls false: 1, and nothing after the first call is parsed or sent.
+    max_calls: int | None = None
     calls: list[ToolCall] = field(default_factory=list)
     _pending: str = ""  # content held back: a possible trigger start, trailing whitespace
     _seen: bool = False  # whether content other than whitespace came before
@@ -113,6 +115,8 @@ class ToolCallDeltas:
         out: list[Delta] = []
         buf, markup = self._buf, self.markup
         while True:
+            if self._full:
+                return out
             if self._args is None or self._args.done:
                 if self._args is None:
                     m = markup.header.match(buf)
@@ -130,6 +134,11 @@ class ToolCallDeltas:
             if not self._args.done:
                 return out
 
+    @property
+    def _full(self) -> bool:
+        return (self.max_calls is not None and len(self.calls) >= self.max_calls
+                and self._args is not None and self._args.done)
+
     def _gap(self, text: str) -> None:
         """Text between a call's arguments and the next call: its closing markup, then content."""
         m = self.markup.residue.match(text)
@@ -140,6 +149,8 @@ class ToolCallDeltas:
         if not self._in_calls:
             rest, self._pending = self._pending, ""
             return [{"content": rest}] if rest else []
+        if self._full:
+            return []  # the one call allowed is sent; what follows it is not the reply's
         streamed = self._args is not None
         if not streamed:
             lead, tail = self._pending, self._buf  # nothing had the streamed shape
@@ -150,6 +161,8 @@ class ToolCallDeltas:
         # Calls written in another shape (arguments first, arguments as a JSON string) are
         # parsed whole, as written.
         content, calls = self.markup.parse(tail)
+        if self.max_calls is not None:
+            calls = calls[:max(self.max_calls - len(self.calls), 0)]
         out = [self._start(call.name, call.arguments) for call in calls]
         if calls:
             rest = (content or "").strip()

@@ -95,6 +95,8 @@ def _turn(req: MessagesPrompt, sampling: SamplingParams, max_tokens: int | None 
     return Turn(model=req.model, messages=_chat_messages(req), sampling=sampling,
                 max_tokens=max_tokens, tools=tools, tool_choice=tool_choice, stop=stop or [],
                 response_format=response_format, thinking=req.thinking_switch,
+                parallel_tool_calls=not (req.tool_choice and
+                                         req.tool_choice.disable_parallel_tool_use),
                 thinking_budget=req.thinking.budget_tokens
                 if req.thinking and req.thinking.type == "enabled" else None)
 

@@ -101,7 +101,8 @@ class ChatRun(Run):
         `cut`: it ended at max_tokens (a cut call keeps its partial arguments)."""
         reasoning, rest = split_reasoning(self.model.chat.reasoning, text, self.thinks_from_start)
         if self.tools_active:
-            return ReplyParts(reasoning, *self.model.chat.split_reply(rest, cut))
+            return ReplyParts(reasoning, *self.model.chat.split_reply(rest, cut, self.tools,
+                                                                      self.plan.max_calls))
         return ReplyParts(reasoning, rest, [])
 
     def split(self, text: str, cut: bool = False) -> tuple[str | None, list[ToolCall]]:
@@ -128,7 +129,8 @@ class ReplySplitter:
     send the thinking as {"reasoning": ...} deltas (else it is dropped)."""
 
     def __init__(self, run: ChatRun, reasoning: bool = False):
-        self._calls = run.model.chat.tool_stream() if run.tools_active else None
+        self._calls = run.model.chat.tool_stream(run.tools, run.plan.max_calls) \
+            if run.tools_active else None
         self._thinking = run.reasoning_splitter()
         self._send_reasoning = reasoning
 

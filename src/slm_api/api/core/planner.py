@@ -20,6 +20,7 @@ from slm_api.engine import SamplingParams
 from slm_api.errors import APIError
 from slm_api.prompting.chat_format import ChatFormatter, ToolMarkup, forced_functions
 from slm_api.prompting.reasoning import thinking_kwargs
+from slm_api.prompting.tool_limits import one_call_limit, one_call_stops
 
 # Text -> token ids; `param` names the request field a too-long prompt is blamed on.
 Tokenize = Callable[..., list[int]]
@@ -73,6 +74,10 @@ class Turn:
     # At most this many tokens of thinking, then the server closes the block (api/core/
     # thinking.py); 0: no thinking.
     thinking_budget: int | None = None
+    # False: at most one tool call (OpenAI's parallel_tool_calls, Anthropic's
+    # disable_parallel_tool_use). A forced call's grammar allows one anyway; a free reply
+    # stops at the first call's closing markup and nothing after it is parsed.
+    parallel_tool_calls: bool | None = None
     # The request field a prompt too long for the context is blamed on.
     prompt_param: str = "messages"
 
@@ -122,6 +127,8 @@ class Plan:
     stop: tuple[str, ...] = ()
     # Whether the reply is read for a reasoning model's thinking.
     reasoning: bool = True
+    # At most this many tool calls are read from the reply (None: any number).
+    max_calls: int | None = None
 
 
 def plan(chat: ChatFormatter, turn: Turn | RawTurn, tokenize: Tokenize) -> Plan:
@@ -150,9 +157,12 @@ def _plan_chat(chat: ChatFormatter, turn: Turn, tokenize: Tokenize) -> Plan:
     answer_grammar = grammar
     if markup is not None and grammar is not None and enabled is not False and budget is None:
         grammar = markup.think_first(grammar, inside)  # free thinking, then the answer
+    max_calls = one_call_limit(tools, turn.parallel_tool_calls)
+    stop = [*turn.stop, *chat.stop, *one_call_stops(chat.tool_markup, max_calls)]
     return Plan(prompt=prompt, tokens=tokenize(prompt, param=turn.prompt_param), tools=tools,
                 grammar=grammar, answer_grammar=answer_grammar, budget=budget,
-                thinks_from_start=inside, stop=tuple(dict.fromkeys([*turn.stop, *chat.stop])))
+                thinks_from_start=inside, stop=tuple(dict.fromkeys(stop)),
+                max_calls=max_calls)
 
 
 def _plan_raw(chat: ChatFormatter, turn: RawTurn, tokenize: Tokenize) -> Plan:

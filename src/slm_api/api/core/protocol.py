@@ -2,7 +2,7 @@
 the core turns into prompts and grammars, the usage block, and the base error envelope.
 
 Requests ignore unknown fields rather than refuse them: SDKs and LangChain send fields (user,
-n=1, parallel_tool_calls, ...) that change nothing for a local model. Replies are typed for
+n=1, service_tier, ...) that change nothing for a local model. Replies are typed for
 /openapi.json only; views build plain dicts (speed, and the field order clients print), and
 schemathesis checks every documented response against the models (tests/core/test_contract.py).
 """

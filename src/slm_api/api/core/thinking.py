@@ -60,7 +60,7 @@ class BudgetedGeneration:
         if closed:
             written, n_written = close, 0
         else:
-            written = ("" if text.endswith("\n") else "\n") + close + "\n\n"
+            written = ("" if text.endswith("\n") else "\n") + close + self.markup.after
             n_written = len(self._tokens(written))
         yield Chunk(text=written)
         left = req.max_tokens - done.completion_tokens - n_written

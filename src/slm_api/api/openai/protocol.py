@@ -98,6 +98,7 @@ class SamplingFields(RequestBody):
 class ChatCompletionRequest(SamplingFields, MessagesBody):
     max_completion_tokens: int | None = Field(None, gt=0, le=INT32_MAX)
     tool_choice: Literal["none", "auto", "required"] | dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
     response_format: ResponseFormat | None = None
     logprobs: bool = False
     top_logprobs: int | None = Field(None, ge=0, le=20)

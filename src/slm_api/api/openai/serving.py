@@ -73,6 +73,7 @@ class ChatReply:
             max_tokens=completion_budget(req.completion_limit),
             tools=req.tool_dicts(),
             tool_choice=req.tool_choice,
+            parallel_tool_calls=req.parallel_tool_calls,
             response_format=req.response_format,
             stop=req.stop or [],
             load_configs=req.load_model_configs,

@@ -151,6 +151,7 @@ class ResponseReply:
             max_tokens=completion_budget(req.max_output_tokens, "max_output_tokens"),
             tools=[t.to_chat() for t in req.tools or []] or None,
             tool_choice=req.chat_tool_choice(),
+            parallel_tool_calls=req.parallel_tool_calls,
             response_format=req.response_format(),
             reasoning_effort=req.reasoning.effort if req.reasoning else None,
         ))
