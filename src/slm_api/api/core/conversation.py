@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from slm_api.api.core.media_parts import refuse_unsupported_media
 from slm_api.api.core.protocol import LoadModelConfigs, ResponseFormat
 from slm_api.api.core.run import Run, build_request
 from slm_api.api.core.structured import check_structured_output, response_format_grammar
@@ -99,6 +100,7 @@ class ChatRun(Run):
                          turn.load_configs.to_load_options() if turn.load_configs else None)
         try:
             self.turn = turn
+            refuse_unsupported_media(self.model, turn.messages)
             self.tools, self.grammar = plan_tools(
                 turn.tools, turn.tool_choice, turn.response_format, self.model.chat.tool_markup
             )

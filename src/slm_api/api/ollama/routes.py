@@ -110,7 +110,7 @@ def ps() -> Response:
 
 
 @bp.post("/api/chat")
-@contract(body=ChatRequest, response=ChatResponse, error=OllamaError,
+@contract(body=ChatRequest, response=ChatResponse, error=OllamaError, media=True,
           content_type=("application/json", "application/x-ndjson"))
 def chat() -> Response:
     """Chat with a model (Ollama's /api/chat).
@@ -126,7 +126,7 @@ def chat() -> Response:
 
 
 @bp.post("/api/generate")
-@contract(body=GenerateRequest, response=GenerateResponse,
+@contract(body=GenerateRequest, response=GenerateResponse, media=True,
           error=OllamaError, content_type=("application/json", "application/x-ndjson"))
 def generate() -> Response:
     """Generate a completion (Ollama's /api/generate).

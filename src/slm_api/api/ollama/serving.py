@@ -23,6 +23,7 @@ from slm_api.api.core.conversation import (
     start_turn,
     stream_pieces,
 )
+from slm_api.api.core.media_parts import MediaIntake, media_intake, refuse_unsupported_media
 from slm_api.api.core.protocol import JSONSchemaFormat, ResponseFormat
 from slm_api.api.core.reply import cut
 from slm_api.api.core.rights import is_shared, use_model
@@ -64,11 +65,14 @@ def response_format(fmt: Format) -> ResponseFormat | None:
                           json_schema=JSONSchemaFormat.model_validate({"schema": fmt}))
 
 
-def _refuse_unsupported(req: GeneratingBody, model_id: str, images: bool) -> None:
-    # Ollama answers a request for what the model cannot do with a 400 naming the model.
-    if images:
-        raise APIError(400, f'"{req.model}" does not support images: this server\'s models '
-                       "take text only", param="images")
+def _with_images(text: str, images: list[str] | None, intake: MediaIntake,
+                 param: str) -> str | list[dict[str, Any]]:
+    """A message's text and its `images` (bare base64) as the core's content parts."""
+    if not images:
+        return text
+    parts: list[dict[str, Any]] = [{"type": "text", "text": text}] if text else []
+    parts += [intake.image_base64(image, param=f"{param}.{k}") for k, image in enumerate(images)]
+    return parts
 
 
 def _thinking(req: GeneratingBody) -> tuple[bool | None, str | None]:
@@ -91,12 +95,16 @@ def _tool_call_dict(call: dict[str, Any], index: int) -> dict[str, Any]:
                          "arguments": json.dumps(call["arguments"], ensure_ascii=False)}}
 
 
-def chat_messages(messages: list[Message]) -> list[dict[str, Any]]:
+def chat_messages(messages: list[Message], intake: MediaIntake | None = None
+                  ) -> list[dict[str, Any]]:
     """Ollama messages as the chat formatter's (OpenAI-shaped) messages: tool call arguments
-    (objects here) become JSON text, a tool result's tool_name its name."""
+    (objects here) become JSON text, a tool result's tool_name its name, `images` image
+    parts."""
     out: list[dict[str, Any]] = []
-    for msg in messages:
-        item: dict[str, Any] = {"role": msg.role, "content": msg.content or ""}
+    intake = intake or media_intake()
+    for i, msg in enumerate(messages):
+        item: dict[str, Any] = {"role": msg.role, "content": _with_images(
+            msg.content or "", msg.images, intake, f"messages.{i}.images")}
         if msg.tool_calls:
             item["tool_calls"] = [
                 _tool_call_dict({"id": c.id, "name": c.function.name,
@@ -177,7 +185,6 @@ class ChatReply:
 
     def __init__(self, req: ChatRequest):
         model_id = resolve(req.model)
-        _refuse_unsupported(req, model_id, any(m.images for m in req.messages))
         self.req, self.clock = req, _Clock(model_id)
         tools = [t.model_dump(exclude_none=True) for t in req.tools] if req.tools else None
         opts = req.opts
@@ -266,7 +273,8 @@ class GenerateReply:
 
     def __init__(self, req: GenerateRequest):
         model_id = resolve(req.model)
-        _refuse_unsupported(req, model_id, bool(req.images))
+        # The images checked (and counted) before a model is pinned for them.
+        images = _with_images(req.prompt or "", req.images, media_intake(), "images")
         if req.suffix:
             raise APIError(400, f'"{req.model}" does not support insert', param="suffix")
         if req.template:
@@ -280,6 +288,7 @@ class GenerateReply:
                        if opts.load_configs() else None)
         try:
             model = self.run.model
+            refuse_unsupported_media(model, [{"role": "user", "content": images}])
             # A reasoning model's thinking is split off the reply (`thinking`), as in chat.
             self.markup = model.chat.reasoning
             _refuse_thinking(req, self.markup is not None)
@@ -290,7 +299,7 @@ class GenerateReply:
                 stops = self.stop
             else:
                 messages = ([{"role": "system", "content": req.system}] if req.system else [])
-                messages.append({"role": "user", "content": req.prompt or ""})
+                messages.append({"role": "user", "content": images})
                 text = model.chat.render(messages, add_generation_prompt=True)
                 inside = self.markup is not None and self.markup.opened_by(text)
                 tokens = model.tokenize(text, param="prompt")

@@ -34,7 +34,8 @@ models_bp = Blueprint("models", __name__)
 
 
 @chat_bp.post("/v1/chat/completions")
-@contract(body=ChatCompletionRequest, response=ChatCompletion, stream=ChatCompletionChunk)
+@contract(body=ChatCompletionRequest, response=ChatCompletion, stream=ChatCompletionChunk,
+          media=True)
 def chat_completions() -> Response:
     """Create a chat completion.
 

@@ -40,7 +40,7 @@ def _open_store(setup: Any) -> None:
 
 
 @bp.post("/v1/responses")
-@contract(body=ResponseRequest, response=ResponseObject, stream=ResponseStreamEvent,
+@contract(body=ResponseRequest, response=ResponseObject, stream=ResponseStreamEvent, media=True,
           named_events=True)
 def create_response() -> Response:
     """Create a model response (OpenAI Responses API).
