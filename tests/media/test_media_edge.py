@@ -5,6 +5,10 @@ refused naming the family's own field; remote URLs only where the operator allow
 
 from __future__ import annotations
 
+import socket
+import threading
+import time
+
 import anthropic
 import ollama
 import openai
@@ -272,3 +276,49 @@ def test_media_transcriptions_refused_clearly_for_a_text_model(client, server):
                          data={"model": "whisper-1", "response_format": "srt"},
                          files={"file": ("a.wav", wav_bytes(), "audio/wav")})
     assert resp.status_code == 400 and error_of(resp)["param"] == "response_format"
+
+
+def test_media_remote_fetch_has_one_deadline_for_a_dripping_host(lan):
+    # A host that answers its headers a byte every 0.2 s: each read is quick, the whole is not.
+    # REMOTE_IMAGE_TIMEOUT_S (3 s on this server) bounds the whole fetch.
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def drip() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            for byte in b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\n" * 100:
+                if stop.is_set():
+                    return
+                try:
+                    conn.sendall(bytes([byte]))
+                except OSError:
+                    return
+                time.sleep(0.2)
+
+    thread = threading.Thread(target=drip, daemon=True)
+    thread.start()
+    started = time.monotonic()
+    try:
+        resp = chat(lan, image_message(f"http://127.0.0.1:{listener.getsockname()[1]}/a.png"))
+    finally:
+        stop.set()
+        listener.close()
+    assert resp.status_code == 400 and error_of(resp)["code"] == "image_fetch_timeout"
+    assert time.monotonic() - started < 30  # generous: 3 s deadline on shared cores
+
+
+@pytest.mark.parametrize("address, public", [
+    ("8.8.8.8", True), ("2606:4700::1111", True),
+    ("127.0.0.1", False), ("::1", False), ("::ffff:127.0.0.1", False), ("10.1.2.3", False),
+    ("172.16.0.1", False), ("192.168.1.1", False), ("169.254.169.254", False),
+    ("100.64.0.1", False), ("fe80::1", False), ("fd00::1", False), ("224.0.0.1", False),
+    ("0.0.0.0", False),
+])
+def test_media_remote_addresses_that_are_never_fetched(address, public):
+    from slm_api.media.remote import address_allowed
+
+    assert address_allowed(address, allow_private=False) is public
+    # The LAN escape opens private ranges and loopback, never multicast or "any".
+    assert address_allowed(address, allow_private=True) is (
+        address not in ("224.0.0.1", "0.0.0.0"))
