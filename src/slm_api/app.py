@@ -20,6 +20,7 @@ from slm_api.api.infill import routes as infill
 from slm_api.api.ollama import admin_routes as ollama_admin
 from slm_api.api.ollama import routes as ollama
 from slm_api.api.openai import routes as openai
+from slm_api.api.openai.transcriptions import audio_bp
 from slm_api.api.rerank import routes as rerank_api
 from slm_api.api.responses import routes as responses_api
 from slm_api.config import Settings
@@ -56,7 +57,7 @@ def create_app(settings: Settings | None = None, *, load_model: bool = True) -> 
     for bp in (health.bp, openai.models_bp, admin.bp, openai.chat_bp, openai.completions_bp,
                messages.bp, responses_api.bp, openai.embeddings_bp, extract.bp, extras.bp, docs.bp,
                rerank_api.bp, ollama.bp, ollama_admin.bp,
-               infill.bp):
+               infill.bp, audio_bp):
         app.register_blueprint(bp)
     app.register_blueprint(web_bp)
 

@@ -81,6 +81,20 @@ class Settings:
     rate_limit_fail: str = "open"  # store unreachable: open (no limits) | closed (503)
     max_queue: int = 64
     max_request_bytes: int = 1024 * 1024
+    # Images and audio in (docs/security-and-operations.md, "Images"): the body limit of the
+    # routes that take them (a 12-megapixel phone JPEG is ~5 MB, ~7 MB as base64; OpenAI's
+    # transcription file limit is 25 MB), one image's decoded bytes, images per request, one
+    # audio clip's bytes.
+    max_media_request_bytes: int = 32 * 1024 * 1024
+    max_image_bytes: int = 10 * 1024 * 1024
+    max_images: int = 16
+    max_audio_bytes: int = 25 * 1024 * 1024
+    # Remote image URLs (slm_api/media/remote.py): fetched only from these hosts (empty: never);
+    # loopback, private, link-local and multicast addresses stay refused unless
+    # REMOTE_IMAGE_ALLOW_PRIVATE (a LAN operator's escape hatch).
+    remote_image_hosts: tuple[str, ...] = ()
+    remote_image_allow_private: bool = False
+    remote_image_timeout_s: float = 10.0
     # Arrays and objects nested deeper than this in a request body are a 400: parsing,
     # validation and schema conversion all recurse (Python's own limit is ~1,000 frames).
     max_json_depth: int = 64
@@ -209,6 +223,11 @@ class Settings:
             "RESPONSES_MAX_BYTES_PER_CLIENT": self.responses_max_bytes_per_client >= 1,
             "MAX_N": self.max_n >= 1,
             "MAX_JSON_DEPTH": 1 <= self.max_json_depth <= 512,
+            "MAX_MEDIA_REQUEST_BYTES": self.max_media_request_bytes >= 1,
+            "MAX_IMAGE_BYTES": self.max_image_bytes >= 1,
+            "MAX_IMAGES": self.max_images >= 0,
+            "MAX_AUDIO_BYTES": self.max_audio_bytes >= 1,
+            "REMOTE_IMAGE_TIMEOUT_S": 0 < self.remote_image_timeout_s < _FOREVER,
             "MAX_EMBEDDING_INPUTS": self.max_embedding_inputs >= 1,
             "EMBEDDING_DECODES_PER_TURN": self.embedding_decodes_per_turn >= 0,
             "LOOKUP_DRAFT_MAX": 0 <= self.lookup_draft_max <= 64,

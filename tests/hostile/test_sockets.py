@@ -181,9 +181,10 @@ def test_each_family_hears_its_own_envelope_and_a_body_too_large_is_refused_at_o
         try:
             socks["anthropic"].sendall(_stalled_body("/v1/messages"))
             socks["ollama"].sendall(_stalled_body("/api/chat"))
-            # Past MAX_REQUEST_BYTES: 413 before any of the body is read, then closed.
+            # Past the route's limit (chat takes images: MAX_MEDIA_REQUEST_BYTES, 32 MiB): 413
+            # before any of the body is read, then closed.
             started = time.monotonic()
-            socks["too large"].sendall(_stalled_body("/v1/chat/completions", 2 << 20))
+            socks["too large"].sendall(_stalled_body("/v1/chat/completions", 64 << 20))
             too_large = _until_closed(socks["too large"], within=30)
             assert too_large.startswith(b"HTTP/1.1 413"), too_large[:200]
             assert time.monotonic() - started < DEADLINES["BODY_TIMEOUT_S"]

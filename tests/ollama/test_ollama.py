@@ -13,6 +13,7 @@ import pydantic
 import pytest
 from conftest import embedded_model
 from support.http_server import MODEL, make_settings, running_server
+from support.media import png_bytes
 
 from slm_api.config import MINILM_MODEL_FILE
 
@@ -215,8 +216,8 @@ def test_keep_alive_zero_unloads_and_ps_shows_it(client):
 
 def test_what_the_models_cannot_do_is_refused(client):
     for kwargs, words in [
-        ({"messages": [{"role": "user", "content": "What is this?", "images": ["aGVsbG8="]}]},
-         "does not support images"),
+        ({"messages": [{"role": "user", "content": "What is this?", "images": [png_bytes()]}]},
+         "does not take image input"),
         ({"messages": ASK, "think": True}, "does not support thinking"),
     ]:
         with pytest.raises(ollama.ResponseError) as err:

@@ -264,7 +264,8 @@ def _chunked_post(url: str, path: str, body: bytes) -> tuple[int, dict]:
 
 def test_request_size_limit(empty_dir):
     big = json.dumps({"messages": [{"role": "user", "content": "x" * 5000}]}).encode()
-    with _serve(empty_dir, max_request_bytes=2000) as url:
+    # Chat takes images: its limit is MAX_MEDIA_REQUEST_BYTES (docs/vision.md), set low too.
+    with _serve(empty_dir, max_request_bytes=2000, max_media_request_bytes=2000) as url:
         r = requests.post(f"{url}/v1/chat/completions", data=big, timeout=10,
                           headers={"Content-Type": "application/json"})
         _is_error(r, 413)

@@ -20,7 +20,7 @@ from flask_cors import CORS
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from slm_api.api.core.contract import Access, access_of
+from slm_api.api.core.contract import Access, access_of, contract_of
 from slm_api.config import Settings
 from slm_api.errors import APIError
 from slm_api.plumbing import state
@@ -147,6 +147,16 @@ def check_body_size(max_bytes: int) -> None:
         raise RequestEntityTooLarge()
 
 
+def body_limit(settings: Settings) -> int:
+    """The current route's body limit: routes whose contract says they take media get the
+    media budget (never less than MAX_REQUEST_BYTES)."""
+    view = current_app.view_functions.get(request.endpoint or "")
+    declared = contract_of(view)
+    if declared is not None and declared.media:
+        return max(settings.max_request_bytes, settings.max_media_request_bytes)
+    return settings.max_request_bytes
+
+
 def _authorize(keys: KeyRing, hosts: HostAllowlist, settings: Settings) -> None:
     g.client_id = request.remote_addr or "unknown"
     if request.method == "OPTIONS":
@@ -252,7 +262,9 @@ def init_app(app: Flask) -> None:
     def _security() -> None:
         _authorize(keys, hosts, settings)
         # After the key check: an anonymous client cannot make the server read its body.
-        check_body_size(settings.max_request_bytes)
+        limit = body_limit(settings)
+        request.max_content_length = limit  # Werkzeug's 413 for a Content-Length above it
+        check_body_size(limit)
 
     if settings.cors_origins:
         CORS(

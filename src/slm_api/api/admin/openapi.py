@@ -113,7 +113,7 @@ def _operation(app: Flask, rule: Rule, method: str, declared: Contract,
         op["parameters"] = params
     if declared.body is not None and method in ("post", "put", "patch"):
         op["requestBody"] = {"required": True, "content": {
-            "application/json": {"schema": schemas.ref(declared.body, "validation")}}}
+            declared.body_content_type: {"schema": schemas.ref(declared.body, "validation")}}}
     op["responses"] = {str(s): _success(declared, schemas)
                        for s in (declared.status, *declared.statuses)}
     op["responses"]["default"] = {"$ref": "#/components/responses/Error"}

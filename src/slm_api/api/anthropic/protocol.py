@@ -67,7 +67,31 @@ class RedactedThinkingBlock(RequestBody):
     data: str
 
 
-UserBlock = Annotated[TextBlock | ToolResultBlock, Field(discriminator="type")]
+class Base64ImageSource(RequestBody):
+    type: Literal["base64"]
+    media_type: Name  # checked with the data (api/core/media_parts.py), naming this field
+    data: str
+
+
+class URLImageSource(RequestBody):
+    type: Literal["url"]
+    url: str
+
+
+class FileImageSource(RequestBody):
+    """The Files API's images: refused (this server keeps no files), by name."""
+
+    type: Literal["file"]
+    file_id: Name
+
+
+class ImageBlock(RequestBody):
+    type: Literal["image"]
+    source: Annotated[Base64ImageSource | URLImageSource | FileImageSource,
+                      Field(discriminator="type")]
+
+
+UserBlock = Annotated[TextBlock | ImageBlock | ToolResultBlock, Field(discriminator="type")]
 AssistantBlock = Annotated[TextBlock | ToolUseBlock | ThinkingBlock | RedactedThinkingBlock,
                            Field(discriminator="type")]
 

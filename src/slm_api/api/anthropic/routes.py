@@ -29,7 +29,7 @@ bind_dialect(bp, ANTHROPIC)
 
 @bp.post("/v1/messages")
 @contract(access="api", body=MessagesRequest, response=Message, stream=MessageStreamEvent,
-          error=AnthropicError, named_events=True)
+          error=AnthropicError, media=True, named_events=True)
 def create_message() -> Response:
     """Create a message (Anthropic Messages API).
 
@@ -44,7 +44,8 @@ def create_message() -> Response:
 
 
 @bp.post("/v1/messages/count_tokens")
-@contract(access="api", body=CountTokensRequest, response=TokenCount, error=AnthropicError)
+@contract(access="api", body=CountTokensRequest, response=TokenCount, error=AnthropicError,
+          media=True)
 def count_tokens() -> Response:
     """The prompt tokens a /v1/messages request with this system, messages and tools would use."""
     return jsonify(serving.count_tokens(parse_body(CountTokensRequest)).model_dump())

@@ -15,7 +15,9 @@ from typing import Any, cast
 
 from slm_api.api.anthropic.protocol import (
     AssistantMessage,
+    Base64ImageSource,
     CountTokensRequest,
+    ImageBlock,
     Message,
     MessagesPrompt,
     MessagesRequest,
@@ -25,16 +27,19 @@ from slm_api.api.anthropic.protocol import (
     TokenCount,
     ToolResultBlock,
     ToolUseBlock,
+    URLImageSource,
     Usage,
     UserMessage,
 )
 from slm_api.api.core.blocks import BlockDelta, BlockKind, BlockStop, stream_blocks
 from slm_api.api.core.body import completion_budget
 from slm_api.api.core.conversation import ChatRun, Turn, start_turn
+from slm_api.api.core.media_parts import MediaIntake, media_intake
 from slm_api.api.core.protocol import ResponseFormat
 from slm_api.api.core.reply import cut, finish_names
 from slm_api.api.core.run import chunks, collect
 from slm_api.engine import Finished, SamplingParams
+from slm_api.errors import APIError
 from slm_api.prompting.chat_format import ToolCall
 
 # -- request -> chat -----------------------------------------------------------------------
@@ -46,15 +51,33 @@ def _chat_messages(req: MessagesPrompt) -> list[dict[str, Any]]:
         system = req.system if isinstance(req.system, str) else "\n".join(
             b.text for b in req.system)
         out.append({"role": "system", "content": system})
-    for msg in req.messages:
-        out.extend(_chat_message(msg))
+    intake = media_intake()
+    for i, msg in enumerate(req.messages):
+        out.extend(_chat_message(msg, intake, f"messages.{i}.content"))
     return out
 
 
-def _chat_message(msg: UserMessage | AssistantMessage) -> list[dict[str, Any]]:
+def _image(block: ImageBlock, intake: MediaIntake, where: str) -> dict[str, Any]:
+    """An `image` block as the core's image part, each refusal naming Anthropic's field."""
+    source = block.source
+    if isinstance(source, Base64ImageSource):
+        return intake.image_base64(source.data, param=f"{where}.source.data",
+                                   media_type=source.media_type,
+                                   media_param=f"{where}.source.media_type")
+    if isinstance(source, URLImageSource):
+        return intake.image_url(source.url, param=f"{where}.source.url")
+    raise APIError(400, f"{where}.source: file sources are not supported (this server keeps "
+                   "no files); send the image as base64", param=f"{where}.source.file_id",
+                   code="unsupported_value")
+
+
+def _chat_message(msg: UserMessage | AssistantMessage, intake: MediaIntake, where: str
+                  ) -> list[dict[str, Any]]:
     if isinstance(msg.content, str):
         return [{"role": msg.role, "content": msg.content}]
-    texts = [{"type": "text", "text": b.text} for b in msg.content if isinstance(b, TextBlock)]
+    texts = [{"type": "text", "text": b.text} if isinstance(b, TextBlock)
+             else _image(b, intake, f"{where}.{j}")
+             for j, b in enumerate(msg.content) if isinstance(b, TextBlock | ImageBlock)]
     if msg.role == "assistant":
         calls = [{"id": b.id, "type": "function", "function": {
                   "name": b.name, "arguments": json.dumps(b.input, ensure_ascii=False)}}

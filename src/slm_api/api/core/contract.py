@@ -48,6 +48,11 @@ class Contract:
     statuses: tuple[int, ...] = ()  # other success statuses with the same body (202, ...)
     error: type[BaseModel] | None = None  # the error body, when not OpenAI's (Anthropic's)
     named_events: bool = False  # stream frames carry `event: <type>` and end without [DONE]
+    # The body may carry images or audio: MAX_MEDIA_REQUEST_BYTES bounds it instead of
+    # MAX_REQUEST_BYTES (plumbing/security.py), so a phone photo fits where images go and a
+    # text-only route keeps the small limit.
+    media: bool = False
+    body_content_type: str = "application/json"  # multipart/form-data for an upload
 
 
 def contract(*, access: Access, **fields: Any) -> Callable[[F], F]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
+from slm_api.api.core.media_parts import refuse_unsupported_media
 from slm_api.api.core.planner import Plan, Turn, plan, plan_tools
 from slm_api.api.core.run import Run, build_request
 from slm_api.api.core.structured import check_structured_output
@@ -40,6 +41,7 @@ class ChatRun(Run):
                          turn.load_configs.to_load_options() if turn.load_configs else None)
         try:
             self.turn = turn
+            refuse_unsupported_media(self.model, turn.messages)
             self.plan = plan(self.model.chat, turn, self.model.tokenize)
         except BaseException:
             self.close()

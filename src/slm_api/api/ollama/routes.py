@@ -103,6 +103,7 @@ def ps() -> Response:
 
 @bp.post("/api/chat")
 @contract(access="api", body=ChatRequest, response=ChatResponse, error=OllamaError,
+          media=True,
           content_type=("application/json", "application/x-ndjson"))
 def chat() -> Response:
     """Chat with a model (Ollama's /api/chat).
@@ -118,7 +119,7 @@ def chat() -> Response:
 
 
 @bp.post("/api/generate")
-@contract(access="api", body=GenerateRequest, response=GenerateResponse,
+@contract(access="api", body=GenerateRequest, response=GenerateResponse, media=True,
           error=OllamaError, content_type=("application/json", "application/x-ndjson"))
 def generate() -> Response:
     """Generate a completion (Ollama's /api/generate).

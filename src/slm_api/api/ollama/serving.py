@@ -16,6 +16,7 @@ from slm_api.api.core.blocks import BlockDelta, BlockKind, BlockStart, stream_bl
 from slm_api.api.core.body import completion_budget
 from slm_api.api.core.conversation import ChatRun, Turn
 from slm_api.api.core.infill import fim_prompt
+from slm_api.api.core.media_parts import MediaIntake, media_intake, refuse_unsupported_media
 from slm_api.api.core.planner import RawTurn, plan
 from slm_api.api.core.protocol import JSONSchemaFormat, ResponseFormat
 from slm_api.api.core.reply import cut, finish_names
@@ -58,11 +59,14 @@ def response_format(fmt: Format) -> ResponseFormat | None:
                           json_schema=JSONSchemaFormat.model_validate({"schema": fmt}))
 
 
-def _refuse_unsupported(req: GeneratingBody, model_id: str, images: bool) -> None:
-    # Ollama answers a request for what the model cannot do with a 400 naming the model.
-    if images:
-        raise APIError(400, f'"{req.model}" does not support images: this server\'s models '
-                       "take text only", param="images")
+def _with_images(text: str, images: list[str] | None, intake: MediaIntake,
+                 param: str) -> str | list[dict[str, Any]]:
+    """A message's text and its `images` (bare base64) as the core's content parts."""
+    if not images:
+        return text
+    parts: list[dict[str, Any]] = [{"type": "text", "text": text}] if text else []
+    parts += [intake.image_base64(image, param=f"{param}.{k}") for k, image in enumerate(images)]
+    return parts
 
 
 def _thinking(req: GeneratingBody) -> tuple[bool | None, str | None]:
@@ -85,12 +89,16 @@ def _tool_call_dict(call: dict[str, Any], index: int) -> dict[str, Any]:
                          "arguments": json.dumps(call["arguments"], ensure_ascii=False)}}
 
 
-def chat_messages(messages: list[Message]) -> list[dict[str, Any]]:
+def chat_messages(messages: list[Message], intake: MediaIntake | None = None
+                  ) -> list[dict[str, Any]]:
     """Ollama messages as the chat formatter's (OpenAI-shaped) messages: tool call arguments
-    (objects here) become JSON text, a tool result's tool_name its name."""
+    (objects here) become JSON text, a tool result's tool_name its name, `images` image
+    parts."""
     out: list[dict[str, Any]] = []
-    for msg in messages:
-        item: dict[str, Any] = {"role": msg.role, "content": msg.content or ""}
+    intake = intake or media_intake()
+    for i, msg in enumerate(messages):
+        item: dict[str, Any] = {"role": msg.role, "content": _with_images(
+            msg.content or "", msg.images, intake, f"messages.{i}.images")}
         if msg.tool_calls:
             item["tool_calls"] = [
                 _tool_call_dict({"id": c.id, "name": c.function.name,
@@ -171,7 +179,6 @@ class ChatReply:
 
     def __init__(self, req: ChatRequest):
         model_id = resolve(req.model)
-        _refuse_unsupported(req, model_id, any(m.images for m in req.messages))
         self.req, self.clock = req, _Clock(model_id)
         tools = [t.model_dump(exclude_none=True) for t in req.tools] if req.tools else None
         opts = req.opts
@@ -266,7 +273,8 @@ class GenerateReply:
 
     def __init__(self, req: GenerateRequest):
         model_id = resolve(req.model)
-        _refuse_unsupported(req, model_id, bool(req.images))
+        # The images checked (and counted) before a model is pinned for them.
+        images = _with_images(req.prompt or "", req.images, media_intake(), "images")
         if req.suffix and req.context:
             raise APIError(400, "suffix (fill-in-the-middle) cannot continue a context: send "
                            "the text before the gap as prompt", param="context")
@@ -281,6 +289,7 @@ class GenerateReply:
                        if opts.load_configs() else None)
         try:
             model = self.run.model
+            refuse_unsupported_media(model, [{"role": "user", "content": images}])
             # A reasoning model's thinking is split off the reply (`thinking`), as in chat.
             _refuse_thinking(req, model.chat.reasoning is not None)
             self.show_thinking = req.think is not False
@@ -297,7 +306,7 @@ class GenerateReply:
                                thinking=thinking)
             else:
                 messages = ([{"role": "system", "content": req.system}] if req.system else [])
-                messages.append({"role": "user", "content": req.prompt or ""})
+                messages.append({"role": "user", "content": images})
                 turn = Turn(model_id, messages, response_format=self.fmt, stop=self.stop,
                             thinking=thinking, reasoning_effort=effort, prompt_param="prompt")
             self.plan = plan(model.chat, turn, model.tokenize)

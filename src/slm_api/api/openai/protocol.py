@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 
 from slm_api.api.core.protocol import (
     INT32_MAX,
@@ -313,3 +313,27 @@ class LocalModels(ReplyBody):
     models: list[LocalModel]
 
 
+
+
+# -- audio ----------------------------------------------------------------------------------
+
+
+class TranscriptionRequest(RequestBody):
+    """/v1/audio/transcriptions' form fields (multipart/form-data, with the audio as `file`).
+    Form fields arrive as text, so this model is not strict about numbers."""
+
+    model_config = ConfigDict(extra="ignore", strict=False, allow_inf_nan=False)
+
+    file: bytes = Field(description="the audio: WAV or MP3 (MAX_AUDIO_BYTES at most)")
+    model: Name
+    language: Annotated[str, Field(max_length=16)] | None = None
+    prompt: Annotated[str, Field(max_length=4096)] | None = None
+    response_format: Literal["json", "text", "verbose_json"] = "json"
+    temperature: float = Field(0.0, ge=0.0, le=1.0)
+
+
+class Transcription(ReplyBody):
+    text: str
+    task: Literal["transcribe"] | None = None  # verbose_json only
+    language: str | None = None
+    duration: float | None = None

@@ -35,7 +35,7 @@ models_bp = Blueprint("models", __name__)
 
 @chat_bp.post("/v1/chat/completions")
 @contract(access="api", body=ChatCompletionRequest, response=ChatCompletion,
-          stream=ChatCompletionChunk)
+          stream=ChatCompletionChunk, media=True)
 def chat_completions() -> Response:
     """Create a chat completion.
 

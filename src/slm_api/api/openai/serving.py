@@ -24,6 +24,7 @@ from slm_api.api.core.body import (
 from slm_api.api.core.conversation import ChatRun, Turn, start_turn
 from slm_api.api.core.infill import fim_prompt
 from slm_api.api.core.logprobs import chat_logprobs, completion_logprobs
+from slm_api.api.core.media_parts import media_intake
 from slm_api.api.core.planner import RawTurn, plan
 from slm_api.api.core.reply import finish_reason, usage
 from slm_api.api.core.rights import use_model
@@ -68,7 +69,7 @@ class ChatReply:
         self.req = req
         self.run: ChatRun = start_turn(Turn(
             model=req.model,
-            messages=req.message_dicts(),
+            messages=media_intake().openai_messages(req.message_dicts()),
             sampling=req.to_sampling_params(n_probs=n_probs),
             max_tokens=completion_budget(req.completion_limit),
             tools=req.tool_dicts(),

@@ -35,10 +35,23 @@ class TextPart(RequestBody):
     text: str
 
 
+class ImagePart(RequestBody):
+    """input_image: a data URL (or an http(s) URL where the operator allows remote images);
+    `file_id` is refused, naming the field (this server keeps no files)."""
+
+    type: Literal["input_image"]
+    image_url: str | None = None
+    file_id: Name | None = None
+    detail: Literal["auto", "low", "high"] | None = None
+
+
+InputPart = Annotated[TextPart | ImagePart, Field(discriminator="type")]
+
+
 class MessageItem(RequestBody):
     type: Literal["message"] = "message"
     role: Literal["user", "assistant", "system", "developer"]
-    content: str | Annotated[list[TextPart], Field(max_length=MAX_MESSAGES)]
+    content: str | Annotated[list[InputPart], Field(max_length=MAX_MESSAGES)]
     id: Name | None = None
 
 

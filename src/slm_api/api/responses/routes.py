@@ -42,7 +42,8 @@ def _open_store(setup: Any) -> None:
 
 
 @bp.post("/v1/responses")
-@contract(access="api", body=ResponseRequest, response=ResponseObject, stream=ResponseStreamEvent,
+@contract(access="api", body=ResponseRequest, response=ResponseObject,
+          stream=ResponseStreamEvent, media=True,
           named_events=True)
 def create_response() -> Response:
     """Create a model response (OpenAI Responses API).

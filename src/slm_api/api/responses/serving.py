@@ -19,6 +19,7 @@ from slm_api.api.core.blocks import BlockKind, BlockStart, BlockStop, stream_blo
 from slm_api.api.core.body import completion_budget
 from slm_api.api.core.conversation import ChatRun, Turn, start_turn
 from slm_api.api.core.dialect import Dialect
+from slm_api.api.core.media_parts import MediaIntake, media_intake
 from slm_api.api.core.reply import cut as was_cut
 from slm_api.api.core.reply import finish_names
 from slm_api.api.core.run import chunks, collect
@@ -62,16 +63,39 @@ def _new_id(prefix: str) -> str:
 
 
 def _input_items(req: ResponseRequest) -> list[dict[str, Any]]:
-    """This request's input as item dicts (what a stored conversation is made of)."""
+    """This request's input as item dicts (what a stored conversation is made of), its images
+    checked and inlined as data URLs (so a stored conversation never fetches one again)."""
     if isinstance(req.input, str):
         return [{"type": "message", "role": "user", "content": req.input}]
-    return [item.model_dump(mode="json", by_alias=True, exclude_none=True) for item in req.input]
+    items = [item.model_dump(mode="json", by_alias=True, exclude_none=True)
+             for item in req.input]
+    intake = media_intake()
+    for i, item in enumerate(items):
+        if item.get("type", "message") == "message" and isinstance(item["content"], list):
+            item["content"] = [_checked_image(part, intake, f"input.{i}.content.{j}")
+                               if part["type"] == "input_image" else part
+                               for j, part in enumerate(item["content"])]
+    return items
 
 
-def _text(content: Any) -> list[dict[str, str]] | str:
+def _checked_image(part: dict[str, Any], intake: MediaIntake, where: str) -> dict[str, Any]:
+    if part.get("file_id") is not None:
+        raise APIError(400, f"{where}.file_id: file inputs are not supported (this server "
+                       "keeps no files); send image_url as a base64 data URL",
+                       param=f"{where}.file_id", code="unsupported_value")
+    spec = intake.image_url(part.get("image_url"), param=f"{where}.image_url",
+                            detail=part.get("detail"))["image_url"]
+    return {**part, "image_url": spec["url"]}
+
+
+def _text(content: Any) -> list[dict[str, Any]] | str:
     if isinstance(content, str):
         return content
-    return [{"type": "text", "text": part["text"]} for part in content]
+    return [{"type": "text", "text": part["text"]} if part["type"] != "input_image" else
+            {"type": "image_url", "image_url": {"url": part["image_url"],
+                                                **({"detail": part["detail"]}
+                                                   if part.get("detail") else {})}}
+            for part in content]
 
 
 def chat_messages(instructions: str | None, items: list[dict[str, Any]]) -> list[dict[str, Any]]:

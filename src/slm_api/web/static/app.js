@@ -111,11 +111,20 @@ async function loadModels() {
 const conversation = [];
 let running = null; // the AbortController of the generation in progress
 
-function addMessage(role, text) {
+function thumbnail(url) {
+  const img = document.createElement("img");
+  img.className = "thumb";
+  img.alt = "attached image";
+  img.src = url; // a data: URL (the page's CSP allows img-src data:)
+  return img;
+}
+
+function addMessage(role, text, image = null) {
   const placeholder = document.querySelector("#messages .placeholder");
   if (placeholder) placeholder.remove();
   const div = document.createElement("div");
   div.className = `msg ${role}`;
+  if (image) div.append(thumbnail(image));
   const body = document.createElement("div");
   body.className = "body";
   body.textContent = text;
@@ -154,10 +163,43 @@ async function readEvents(resp, onData) {
   }
 }
 
+// -- an attached image (picked or pasted), sent as an image_url part with a data: URL ------
+
+let attached = null; // the data: URL of the image the next message carries
+
+function attach(file) {
+  if (!file || !file.type.startsWith("image/")) return;
+  const reader = new FileReader();
+  reader.onload = () => {
+    attached = reader.result;
+    const box = $("attachments");
+    const remove = document.createElement("button");
+    remove.type = "button";
+    remove.textContent = "Remove image";
+    remove.addEventListener("click", detach);
+    box.replaceChildren(thumbnail(attached), remove);
+    box.hidden = false;
+  };
+  reader.readAsDataURL(file);
+}
+
+function detach() {
+  attached = null;
+  $("attachments").replaceChildren();
+  $("attachments").hidden = true;
+  $("image-file").value = "";
+}
+
 async function send(text) {
   const system = $("system").value.trim();
-  conversation.push({ role: "user", content: text });
-  addMessage("user", text);
+  const image = attached;
+  detach();
+  conversation.push({
+    role: "user",
+    content: image ? [{ type: "text", text }, { type: "image_url", image_url: { url: image } }]
+      : text,
+  });
+  addMessage("user", text, image);
   const reply = addMessage("assistant", "");
   reply.dataset.state = "streaming";
   const body = reply.querySelector(".body");
@@ -307,8 +349,18 @@ function init() {
     }
   });
   $("stop").addEventListener("click", () => running && running.abort());
+  $("image-file").addEventListener("change", () => attach($("image-file").files[0]));
+  $("chat-input").addEventListener("paste", (event) => {
+    const file = [...(event.clipboardData ? event.clipboardData.files : [])]
+      .find((f) => f.type.startsWith("image/"));
+    if (file) {
+      event.preventDefault();
+      attach(file);
+    }
+  });
   $("clear").addEventListener("click", () => {
     conversation.length = 0;
+    detach();
     $("messages").replaceChildren();
     setStats(null, null, null);
   });

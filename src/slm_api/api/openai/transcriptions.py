@@ -1,0 +1,109 @@
+"""/v1/audio/transcriptions (OpenAI's speech-to-text, as the openai SDK and Open WebUI send it):
+a multipart form whose audio becomes one `input_audio` part of a Turn with an instruction to
+transcribe, answered by an audio-capable model; any other model is a 400 naming `file`.
+
+The form is bounded before it is parsed: the body by MAX_MEDIA_REQUEST_BYTES (the route's
+contract says it takes media), the parts by MAX_FORM_PARTS, the text fields by
+MAX_FORM_FIELD_BYTES (Werkzeug refuses more with a 413), the audio by MAX_AUDIO_BYTES."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request
+from pydantic import ValidationError
+
+from slm_api.api.core.contract import contract
+from slm_api.api.core.conversation import Turn, start_turn
+from slm_api.api.core.media_parts import media_intake
+from slm_api.api.core.run import collect
+from slm_api.api.openai.protocol import Transcription, TranscriptionRequest
+from slm_api.engine import SamplingParams
+from slm_api.errors import APIError
+
+audio_bp = Blueprint("audio", __name__)
+
+MAX_FORM_PARTS = 16  # the SDK sends at most seven fields and the file
+MAX_FORM_FIELD_BYTES = 64 * 1024  # all text fields together (a prompt is at most 4 KiB)
+# OpenAI's transcription model names: clients send them by default (Open WebUI: whisper-1),
+# and here they mean "the active model".
+OPENAI_MODELS = frozenset({"whisper-1", "gpt-4o-transcribe", "gpt-4o-mini-transcribe"})
+
+
+def audio_format(raw: bytes) -> str | None:
+    """"wav" or "mp3" from the file's first bytes; None for anything else."""
+    if raw[:4] == b"RIFF" and raw[8:12] == b"WAVE":
+        return "wav"
+    if raw[:3] == b"ID3" or (len(raw) > 1 and raw[0] == 0xFF and raw[1] & 0xE0 == 0xE0):
+        return "mp3"
+    return None
+
+
+def _form() -> TranscriptionRequest:
+    if request.mimetype != "multipart/form-data":
+        raise APIError(400, "send the audio as multipart/form-data with a `file` part "
+                       "(as the openai SDK does)", param="file", code="invalid_request")
+    request.max_form_parts = MAX_FORM_PARTS
+    request.max_form_memory_size = MAX_FORM_FIELD_BYTES
+    upload = request.files.get("file")
+    if upload is None:
+        raise APIError(400, "file: the form has no `file` part", param="file")
+    limit = media_intake().max_audio_bytes
+    raw = upload.read(limit + 1)
+    if len(raw) > limit:
+        raise APIError(413, f"file: the audio is larger than this server's limit of {limit:,} "
+                       "bytes (MAX_AUDIO_BYTES)", param="file", code="audio_too_large")
+    fields: dict[str, Any] = {k: v for k, v in request.form.items()}
+    try:
+        return TranscriptionRequest.model_validate({**fields, "file": raw})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or None
+        raise APIError(400, f"{where}: {first['msg']}", param=where,
+                       code="invalid_value") from None
+
+
+def _instruction(req: TranscriptionRequest) -> str:
+    text = "Transcribe this audio verbatim. Reply with the transcript only."
+    if req.language:
+        text += f" The speech is in language {req.language!r}."
+    if req.prompt:
+        text += f" Context (earlier speech or spellings): {req.prompt}"
+    return text
+
+
+@audio_bp.post("/v1/audio/transcriptions")
+@contract(access="api", body=TranscriptionRequest, response=Transcription, media=True,
+          body_content_type="multipart/form-data", content_type=("application/json",
+                                                                  "text/plain"))
+def transcriptions() -> Response:
+    """Transcribe audio (OpenAI's speech-to-text).
+
+    A multipart form: `file` (WAV or MP3), `model`, `language`, `prompt`, `response_format`
+    (json, text, verbose_json), `temperature`. Needs a model whose projector takes audio; any
+    other is a 400 naming `file`."""
+    req = _form()
+    fmt = audio_format(req.file)
+    if fmt is None:
+        raise APIError(400, "file: the audio is not WAV or MP3 (convert it first, e.g. "
+                       "`ffmpeg -i in.webm out.wav`)", param="file", code="invalid_audio")
+    part = media_intake().audio_bytes(req.file, fmt, param="file")
+    turn = Turn(model=None if req.model in OPENAI_MODELS else req.model,
+                messages=[{"role": "user", "content": [
+                    {"type": "text", "text": _instruction(req)}, part]}],
+                sampling=SamplingParams(temperature=req.temperature))
+    try:
+        run = start_turn(turn)
+    except APIError as exc:
+        if exc.code == "model_without_audio_input":
+            raise APIError(400, f"file: {exc.message.split(', and ', 1)[-1]}", param="file",
+                           code=exc.code) from None
+        raise
+    with run:
+        text = (run.split(collect(run.generation).text)[0] or "").strip()
+    if req.response_format == "text":
+        return Response(text + "\n", mimetype="text/plain")
+    if req.response_format == "verbose_json":
+        return jsonify({"task": "transcribe", "language": req.language or "", "duration": None,
+                        "text": text, "segments": []})
+    return jsonify({"text": text})
