@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,17 @@ class SamplingParams:
     n_probs: int = 0
 
 
+@dataclass(frozen=True, eq=False)
+class MediaSpan:
+    """An image's (or a sound's) place in a prompt: `n_tokens` placeholder ids from `start`
+    (engine/projector.py), evaluated by the projector when the scheduler reaches them."""
+
+    start: int
+    n_tokens: int
+    digest: str
+    chunk: Any  # libmtmd's chunk, freed once no request holds it
+
+
 @dataclass
 class GenerationRequest:
     prompt: list[int]
@@ -37,6 +48,8 @@ class GenerationRequest:
     stop: tuple[str, ...] = ()
     # time.monotonic() after which generation ends with finish_reason "length".
     deadline: float | None = None
+    # The prompt's images and sounds, in order (empty for a text prompt).
+    media: tuple[MediaSpan, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -90,6 +103,8 @@ class ModelInfo:
     n_params: int = 0
     n_vocab: int = 0
     gpu_layers: int = 0
+    mmproj: Path | None = None  # the projector file, when the model takes media
+    media_kinds: frozenset[str] = frozenset()  # {"image"}, {"image", "audio"}, or none
 
 
 @dataclass(frozen=True)
@@ -100,3 +115,4 @@ class LoadOptions:
     n_gpu_layers: int | None = None
     n_parallel: int | None = None
     chat_format: str | None = None
+    mmproj: Path | None = None  # the projector; None: settings' MMPROJ or found by name
