@@ -234,3 +234,16 @@ def open_projector(path: Path, settings: Any, options: Any, model: llama_cpp.lla
     if not Path(mmproj).is_file():
         raise ModelLoadError(f"the projector {mmproj} is not a file", param="mmproj")
     return Projector(Path(mmproj), model, use_gpu=use_gpu, n_threads=n_threads)
+
+
+def file_media_kinds(path: Path, settings: Any) -> frozenset[str]:
+    """What the projector a model would load with declares (its header only), before the model
+    is loaded: for listings."""
+    mmproj = settings.mmproj if settings.mmproj is not None and \
+        path.resolve() == settings.default_model_path.resolve() else find_mmproj(path)
+    if mmproj is None or not Path(mmproj).is_file():
+        return frozenset()
+    native.init_backend()
+    caps = mtmd.mtmd_get_cap_from_file(str(mmproj).encode())
+    return frozenset(k for k, on in (("image", caps.inp_vision), ("audio", caps.inp_audio))
+                     if on)

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from slm_api.api.core.media import take_media, tokenize_prompt
 from slm_api.api.core.protocol import LoadModelConfigs, ResponseFormat
 from slm_api.api.core.run import Run, build_request
 from slm_api.api.core.structured import check_structured_output, response_format_grammar
@@ -102,7 +103,11 @@ class ChatRun(Run):
             self.tools, self.grammar = plan_tools(
                 turn.tools, turn.tool_choice, turn.response_format, self.model.chat.tool_markup
             )
-            self.prompt_tokens = self.model.tokenize(self._prompt(turn))
+            # Images and audio (issue 38, api/core/media.py): parts become markers the
+            # template renders as text; the prompt is tokenized with the media at the markers.
+            messages, media = take_media(turn.messages, self.model)
+            self.prompt_tokens, self.media = tokenize_prompt(
+                self.model, self._prompt(replace(turn, messages=messages)), media)
         except BaseException:
             self.close()
             raise
@@ -153,7 +158,7 @@ class ChatRun(Run):
             stops = [*self.turn.stop, *self.model.chat.stop]
             params = replace(self.turn.sampling, grammar=self.grammar)
             req = build_request(self.model, self.prompt_tokens, self.turn.max_tokens, params,
-                                stops)
+                                stops, media=self.media)
             markup = self.model.chat.reasoning
             if self.budget is not None and (n or 1) != 1:
                 raise APIError(400, "a thinking budget needs n = 1", param="thinking_budget")
