@@ -17,6 +17,7 @@ from __future__ import annotations
 import ctypes
 import logging
 import threading
+import time
 import weakref
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -106,6 +107,7 @@ class Projector:
         self._encoded: OrderedDict[str, np.ndarray] = OrderedDict()
         self.images_encoded = 0  # encoder runs (a repeated digest reuses its embeddings)
         self.encode_reused = 0
+        self.encode_s = 0.0  # time in the encoder, all runs (bench/vision.py reads it)
 
     # -- HTTP threads --------------------------------------------------------------------------
 
@@ -202,7 +204,9 @@ class Projector:
                 self._encoded.move_to_end(span.digest)
                 self.encode_reused += 1
                 return embd
+            start = time.perf_counter()
             rc = mtmd.mtmd_encode_chunk(self._ctx, span.chunk.ptr)
+            self.encode_s += time.perf_counter() - start
             if rc != 0:
                 raise RuntimeError(f"encoding an image failed ({rc})")
             out = mtmd.mtmd_get_output_embd(self._ctx)
