@@ -77,8 +77,10 @@ def decode_image(raw: bytes, *, param: str, max_pixels: int) -> Image:
             rgb = _flatten(img)
     except InvalidRequest:
         raise
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError,
-            PILImage.DecompressionBombError) as exc:
+    except PILImage.DecompressionBombError as exc:  # past Pillow's own limit, at open
+        raise InvalidRequest(f"the image at {param} declares more than {max_pixels} pixels, "
+                             "the most accepted (MAX_IMAGE_PIXELS)", param=param) from exc
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as exc:
         raise InvalidRequest(f"{param} is not a PNG, JPEG, WebP or GIF image that can be "
                              f"read: {exc}", param=param) from exc
     w, h = rgb.size
