@@ -31,6 +31,7 @@ from llama_cpp import mtmd_cpp as mtmd
 from slm_api.engine import native
 from slm_api.engine.types import MediaSpan
 from slm_api.errors import InvalidRequest, ModelLoadError
+from slm_api.gguf_info import unreadable
 from slm_api.media.decode import Audio, Image
 
 log = logging.getLogger(__name__)
@@ -237,6 +238,12 @@ def open_projector(path: Path, settings: Any, options: Any, model: llama_cpp.lla
         return None
     if not Path(mmproj).is_file():
         raise ModelLoadError(f"the projector {mmproj} is not a file", param="mmproj")
+    # Read by our bounded parser first, as the model is: a corrupt header is a 400 here,
+    # never undefined behaviour in C.
+    reason = unreadable(Path(mmproj))
+    if reason is not None:
+        raise ModelLoadError(f"{Path(mmproj).name} is not a readable GGUF file: {reason}",
+                             param="mmproj")
     return Projector(Path(mmproj), model, use_gpu=use_gpu, n_threads=n_threads)
 
 
