@@ -252,8 +252,8 @@ def file_media_kinds(path: Path, settings: Any) -> frozenset[str]:
     is loaded: for listings."""
     mmproj = settings.mmproj if settings.mmproj is not None and \
         path.resolve() == settings.default_model_path.resolve() else find_mmproj(path)
-    if mmproj is None or not Path(mmproj).is_file():
-        return frozenset()
+    if mmproj is None or not Path(mmproj).is_file() or unreadable(Path(mmproj)) is not None:
+        return frozenset()  # a broken projector is reported when the model loads
     native.init_backend()
     caps = mtmd.mtmd_get_cap_from_file(str(mmproj).encode())
     return frozenset(k for k, on in (("image", caps.inp_vision), ("audio", caps.inp_audio))
