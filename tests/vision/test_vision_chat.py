@@ -179,3 +179,28 @@ def test_listings_say_what_a_model_reads(vision_server: str):
     health = requests.get(f"{vision_server}/health", timeout=10).json()
     assert health["mmproj"] == "mmproj-tiny-vlm.gguf"
     assert health["input_modalities"] == ["text", "image"]
+
+
+def test_image_requests_run_beside_text_requests(vclient: openai.OpenAI):
+    """Requests with and without images in flight together, each in its own sequence: each
+    answers as it does alone (greedy), streamed or not."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    alone_red = ask(vclient, data_url("red"), max_tokens=12).choices[0].message.content
+    alone_blue = ask(vclient, data_url("blue"), max_tokens=12).choices[0].message.content
+    alone_text = ask(vclient, None, max_tokens=12).choices[0].message.content
+
+    def streamed(url: str | None) -> str:
+        content: list[dict] = [{"type": "text", "text": "What is in this picture?"}]
+        if url is not None:
+            content.append({"type": "image_url", "image_url": {"url": url}})
+        stream = vclient.chat.completions.create(
+            model=VLM, messages=[{"role": "user", "content": content}], temperature=0,
+            max_tokens=12, stream=True)
+        return "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+
+    with ThreadPoolExecutor(4) as pool:
+        futures = [pool.submit(streamed, u) for u in
+                   (data_url("red"), None, data_url("blue"), None)]
+        got = [f.result() for f in futures]
+    assert got == [alone_red, alone_text, alone_blue, alone_text]
