@@ -151,6 +151,13 @@ class Settings:
     keep_alive: str = "5m"
     # Extra Ollama model names: "name:tag=model-id" entries (model-id: a file stem).
     ollama_aliases: tuple[str, ...] = ()
+    # Images in (docs/vision.md). The projector of the default model (MODEL_PATH); None: an
+    # `mmproj-*.gguf` beside a model is found by name, as llama.cpp's tools and Ollama do.
+    mmproj: Path | None = None
+    # An image whose header declares more pixels than this is refused (400) before it is
+    # decoded: a 1 KB PNG can declare 100,000 x 100,000 pixels (30 GB of RGB). 50 MP holds any
+    # phone's photo (48 MP sensors); what passes is scaled to fit 2048 x 2048 for the projector.
+    max_image_pixels: int = 50_000_000
 
     @property
     def keep_alive_s(self) -> float | None:
@@ -232,6 +239,7 @@ class Settings:
             "EMBEDDING_DECODES_PER_TURN": self.embedding_decodes_per_turn >= 0,
             "LOOKUP_DRAFT_MAX": 0 <= self.lookup_draft_max <= 64,
             "KEEP_ALIVE": _is_duration(self.keep_alive),
+            "MAX_IMAGE_PIXELS": self.max_image_pixels >= 1,
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:

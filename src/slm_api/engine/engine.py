@@ -7,6 +7,7 @@ request lets go of it.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -18,6 +19,7 @@ from pathlib import Path
 
 from slm_api.config import Settings
 from slm_api.engine.llama_model import LoadedModel
+from slm_api.engine.projector import file_media_kinds
 from slm_api.engine.types import LoadOptions, ModelInfo
 from slm_api.errors import (
     EngineError,
@@ -72,7 +74,9 @@ class Engine:
     def model_files(self) -> list[Path]:
         if not self.models_dir.is_dir():
             return []
-        return sorted(p for p in self.models_dir.glob("*.gguf") if p.is_file())
+        # A projector (mmproj-*.gguf) is part of the model beside it, not a model.
+        return sorted(p for p in self.models_dir.glob("*.gguf")
+                      if p.is_file() and not p.name.lower().startswith("mmproj-"))
 
     def resolve_path(self, model_path: str | Path, param: str = "model_path") -> Path:
         """A client-given path, made absolute, refused unless it lies inside MODELS_DIR."""
@@ -119,6 +123,15 @@ class Engine:
     def is_loaded(self, model_id: str) -> bool:
         with self._lock:
             return model_id in self._loaded
+
+    def media_kinds(self, path: Path) -> frozenset[str]:
+        """What besides text the model in `path` reads ({"image"}, ...): its loaded projector's
+        kinds, else what its projector file declares."""
+        with self._lock:
+            entry = self._loaded.get(path.stem)
+        if entry is not None:
+            return entry.model.media_kinds
+        return file_media_kinds(path, self.settings)
 
     def in_use(self) -> int:
         with self._lock:
@@ -203,6 +216,9 @@ class Engine:
                         f"loading {model_id} would unload {self._active_id}, the model other "
                         f"clients use (MAX_LOADED_MODELS={self.settings.max_loaded_models}); "
                         "that needs admin rights, or a higher MAX_LOADED_MODELS")
+            if options.mmproj is not None:  # a client's path: inside MODELS_DIR or refused
+                options = dataclasses.replace(
+                    options, mmproj=self.resolve_path(options.mmproj, param="mmproj"))
             # Load outside the registry lock: requests on other models keep flowing.
             model = LoadedModel.load(path, self.settings, options)
             with self._lock:

@@ -20,15 +20,17 @@ from slm_api.engine.embedder import Embedder
 from slm_api.engine.job import Choices, Job
 from slm_api.engine.lookup import PromptLookup, Spelling
 from slm_api.engine.native import gpu_offload_supported, init_backend, take_recent_errors
+from slm_api.engine.projector import Projector, open_projector
 from slm_api.engine.prompt_cache import DiskPromptCache
 from slm_api.engine.sampling import Sampler
 from slm_api.engine.scheduler import Scheduler
-from slm_api.engine.slots import check_fits
+from slm_api.engine.slots import check_fits, without_media
 from slm_api.engine.types import (
     FinishCause,
     Generation,
     GenerationRequest,
     LoadOptions,
+    MediaSpan,
     ModelInfo,
 )
 from slm_api.engine.vocab import fim_tokens
@@ -81,6 +83,7 @@ class LoadedModel:
         self.embedder: Embedder | None = None
         self._ctx = None
         self._scheduler: Scheduler | None = None
+        self.projector: Projector | None = None
         self._longest_piece: int | None = None  # bytes, measured on the first long prompt
         self._n_ctx = 0  # set once the context exists; 0: no prompt check while loading
         n_gpu_layers = settings.n_gpu_layers if options.n_gpu_layers is None else \
@@ -171,6 +174,8 @@ class LoadedModel:
             if not self._ctx:
                 reason = take_recent_errors() or "out of memory?"
                 raise ModelLoadError(f"cannot create a context for {path.name}: {reason}")
+            self.projector = open_projector(path, settings, options, self._model,
+                                            use_gpu=gpu != 0, n_threads=self._threads)
             self._scheduler = Scheduler(
                 self._ctx, n_parallel=n_parallel, n_ctx=n_ctx, n_batch=self._n_batch,
                 max_queue=settings.max_queue, n_vocab=self.n_vocab, piece=self._piece,
@@ -181,6 +186,7 @@ class LoadedModel:
                 if settings.prompt_cache == "disk" else None,
                 draft_max=self._draft_max, n_outputs=cparams.n_outputs_max,
                 n_swa=int(llama_cpp.llama_model_n_swa(self._model)),
+                projector=self.projector,
             )
         elif n_train:
             # An embedding model gets no generation context or decode loop (nothing to sample)
@@ -196,6 +202,8 @@ class LoadedModel:
             size_bytes=path.stat().st_size,
             n_params=int(llama_cpp.llama_model_n_params(self._model)), n_vocab=self.n_vocab,
             gpu_layers=gpu, n_batch=self._n_batch,
+            mmproj=self.projector.path if self.projector else None,
+            media_kinds=self.media_kinds,
         )
 
     @classmethod
@@ -261,13 +269,26 @@ class LoadedModel:
         return b"".join(self._piece(t, special) for t in tokens).decode("utf-8",
                                                                          errors="replace")
 
+    @property
+    def media_kinds(self) -> frozenset[str]:
+        """What besides text this model reads: {"image"}, {"image", "audio"}, or nothing."""
+        return self.projector.kinds if self.projector is not None else frozenset()
+
+    def tokenize_media(self, parts: list, *, param: str = "messages"
+                       ) -> tuple[list[int], tuple[MediaSpan, ...]]:
+        """A prompt given as text pieces and decoded media (slm_api.media.decode), in order:
+        its token ids (each medium's places hold a placeholder id) and where its media sit."""
+        if self.projector is None:
+            raise InvalidRequest(f"{self.info.id} does not take images", param=param)
+        return self.projector.tokenize(parts, param=param)
+
     # -- generation --------------------------------------------------------------------------
 
     def submit(self, request: GenerationRequest) -> Generation:
         """Queue a generation. Raises InvalidRequest (prompt too long for n_ctx, grammar that
         llama.cpp cannot parse) or QueueFull, before any token is sampled."""
         scheduler = self._generator()
-        self.check_tokens(request.prompt)
+        self.check_tokens(without_media(request.prompt, request.media))
         check_fits(request, self._n_ctx)
         job = self._job(request)
         scheduler.submit(job)
@@ -277,7 +298,7 @@ class LoadedModel:
         """Queue `n` generations of one prompt (a request's choices): the prompt is evaluated
         once and shared. With a seed, choice i samples with seed + i, so choices differ."""
         scheduler = self._generator()
-        self.check_tokens(request.prompt)
+        self.check_tokens(without_media(request.prompt, request.media))
         check_fits(request, self._n_ctx)
         out: queue.SimpleQueue = queue.SimpleQueue()
         jobs: list[Job] = []
@@ -303,7 +324,8 @@ class LoadedModel:
         constraint = (self._grammars.constraint(grammar)
                       if grammar is not None and self._grammars else None)
         sampler = Sampler(self.n_vocab, request.sampling, constraint)
-        lookup = PromptLookup(request.prompt, self._spelling) if self._draft_max else None
+        lookup = PromptLookup(without_media(request.prompt, request.media), self._spelling) \
+            if self._draft_max else None
         return Job(request, Decoding(sampler, request.stop, guide=guide,
                                      fast_forward=self._fast_forward, lookup=lookup),
                    **placement)
@@ -393,6 +415,9 @@ class LoadedModel:
         if self._scheduler is not None:
             self._scheduler.close()
             self._scheduler = None
+        if getattr(self, "projector", None) is not None:
+            self.projector.close()
+            self.projector = None
         if getattr(self, "_grammars", None) is not None:
             self._grammars.close()
         if getattr(self, "embedder", None) is not None:

@@ -22,9 +22,10 @@ from slm_api.engine import seq_state
 from slm_api.engine.commit import Committer
 from slm_api.engine.decoding import Decoding
 from slm_api.engine.job import GenerationFailed, Job
+from slm_api.engine.projector import Projector
 from slm_api.engine.prompt_cache import DiskPromptCache
 from slm_api.engine.sampling import logits_row
-from slm_api.engine.slots import END_ROW, EndLogits, place
+from slm_api.engine.slots import END_ROW, EndLogits, media_at, media_floor, place, text_until
 from slm_api.engine.slots import Slot as _Slot
 from slm_api.engine.types import FinishCause, GenerationRequest
 from slm_api.errors import Draining, EngineError, QueueFull
@@ -49,6 +50,7 @@ class Scheduler:
         draft_max: int = 0,
         n_outputs: int = 0,
         n_swa: int = 0,
+        projector: Projector | None = None,
     ):
         self._ctx = ctx
         self._mem = llama_cpp.llama_get_memory(ctx)
@@ -59,6 +61,7 @@ class Scheduler:
         self._reuse = reuse_prefix
         self._disk = disk
         self._n_swa = n_swa  # the model's attention window (0: none)
+        self._projector = projector  # evaluates a prompt's images (engine/projector.py)
         # Logits rows a step may ask for (the context's n_outputs_max): one per sequence, the
         # rest shared by the drafts.
         self._n_outputs = max(n_outputs, n_parallel)
@@ -113,6 +116,9 @@ class Scheduler:
                 "tokens_sampled": self._committer.tokens_sampled,
                 "draft_tokens": self._committer.drafted,
                 "draft_tokens_accepted": self._committer.draft_accepted,
+                **({"images_encoded": self._projector.images_encoded,
+                    "image_encodes_reused": self._projector.encode_reused}
+                   if self._projector is not None else {}),
             }
 
     @property
@@ -222,6 +228,7 @@ class Scheduler:
         # when this very prompt was read before, or else from decoding that token again.
         whole = slot.end is not None and slot.end.n == len(prompt) <= keep
         keep = len(prompt) if whole else min(keep, len(prompt) - 1)
+        keep = media_floor(job.request.media, keep)
         if keep and self._n_swa:
             # A sliding-window cache holds only the last window of a sequence: a prefix can be
             # kept only if the window before its end is still there (llama-server's check).
@@ -298,8 +305,11 @@ class Scheduler:
             if slot.job is None or slot.logit_row != -1 or slot.fork is not None or \
                     slot.n_read == len(slot.job.request.prompt):
                 continue
-            prompt = slot.job.request.prompt
-            take = min(len(prompt) - slot.n_read, self._n_batch - n)
+            prompt, media = slot.job.request.prompt, slot.job.request.media
+            if media and not self._read_media(slot):
+                continue
+            end = text_until(media, slot.n_read, len(prompt)) if media else len(prompt)
+            take = min(end - slot.n_read, self._n_batch - n)
             if take <= 0:
                 continue
             for tok in prompt[slot.n_read : slot.n_read + take]:
@@ -329,6 +339,23 @@ class Scheduler:
                     self._release(slot, ended.reason, ended.error)
                 if slot.logit_row == END_ROW:
                     slot.logit_row = -1
+
+    def _read_media(self, slot: _Slot) -> bool:
+        """Evaluate the media the slot's prompt reaches next into its own sequence (a decode
+        of their embeddings, before this step's batch; the batch holds nothing of this slot
+        yet, so its positions stay in order). False when that failed and the slot was let go."""
+        assert slot.job is not None and self._projector is not None
+        while (span := media_at(slot.job.request.media, slot.n_read)) is not None:
+            try:
+                self._projector.evaluate(span, self._ctx, len(slot.cached), slot.seq_id,
+                                         self._n_batch)
+            except Exception as exc:
+                log.exception("evaluating an image failed")
+                self._release(slot, error=GenerationFailed(f"the image failed: {exc}"))
+                return False
+            slot.cached.extend(slot.job.request.prompt[span.start:span.start + span.n_tokens])
+            slot.n_read += span.n_tokens
+        return True
 
     def _fork(self, slot: _Slot, leader: _Slot) -> None:
         """Once the first choice has read the prompt, copy its KV stream (at the next decode) and

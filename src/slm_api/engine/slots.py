@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from slm_api.engine.types import GenerationRequest
+from slm_api.engine.types import GenerationRequest, MediaSpan
 from slm_api.errors import InvalidRequest
 
 if TYPE_CHECKING:
@@ -106,3 +106,35 @@ def check_fits(request: GenerationRequest, n_ctx: int) -> None:
             f"together more than this model's context of {n_ctx} tokens",
             param="max_tokens", code="context_length_exceeded",
         )
+
+
+def without_media(prompt: list[int], media: Sequence[MediaSpan]) -> list[int]:
+    """The prompt's text tokens: the media's placeholder ids left out."""
+    if not media:
+        return prompt
+    out: list[int] = []
+    at = 0
+    for span in media:
+        out.extend(prompt[at:span.start])
+        at = span.start + span.n_tokens
+    out.extend(prompt[at:])
+    return out
+
+
+def media_at(media: Sequence[MediaSpan], pos: int) -> MediaSpan | None:
+    """The medium whose places start at prompt position `pos`, if one does."""
+    return next((s for s in media if s.start == pos), None)
+
+
+def text_until(media: Sequence[MediaSpan], pos: int, end: int) -> int:
+    """Where the text run from `pos` stops: the next medium's start, or `end`."""
+    return min([s.start for s in media if s.start > pos] + [end])
+
+
+def media_floor(media: Sequence[MediaSpan], keep: int) -> int:
+    """`keep` moved back to the start of a medium it would cut: a medium is in a sequence's
+    cache whole or not at all."""
+    for span in media:
+        if span.start < keep < span.start + span.n_tokens:
+            return span.start
+    return keep

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,17 @@ class SamplingParams:
     n_probs: int = 0
 
 
+@dataclass(frozen=True, eq=False)
+class MediaSpan:
+    """An image's (or a sound's) place in a prompt: `n_tokens` placeholder ids from `start`
+    (engine/projector.py), evaluated by the projector when the scheduler reaches them."""
+
+    start: int
+    n_tokens: int
+    digest: str
+    chunk: Any  # libmtmd's chunk, freed once no request holds it
+
+
 @dataclass
 class GenerationRequest:
     prompt: list[int]
@@ -38,6 +49,8 @@ class GenerationRequest:
     stop: tuple[str, ...] = ()
     # time.monotonic() after which generation ends (FinishCause.DEADLINE).
     deadline: float | None = None
+    # The prompt's images and sounds, in order (empty for a text prompt).
+    media: tuple[MediaSpan, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -124,6 +137,8 @@ class ModelInfo:
     n_vocab: int = 0
     gpu_layers: int = 0
     n_batch: int = 512  # tokens one decode takes (llama.cpp's FIM prompt fits its gap in one)
+    mmproj: Path | None = None  # the projector file, when the model takes media
+    media_kinds: frozenset[str] = frozenset()  # {"image"}, {"image", "audio"}, or none
 
 
 @dataclass(frozen=True)
@@ -134,3 +149,4 @@ class LoadOptions:
     n_gpu_layers: int | None = None
     n_parallel: int | None = None
     chat_format: str | None = None
+    mmproj: Path | None = None  # the projector; None: settings' MMPROJ or found by name

@@ -140,7 +140,15 @@ class _EngineCollector(Collector):
             "agreed with them (accepted) or they were dropped (rejected)",
             labels=["model", "outcome"],
         )
+        images = CounterMetricFamily(
+            "slm_image_encodes", "Images and sounds a projector met in prompts: encoded, or "
+            "reused (the encoder's output kept for the same picture)",
+            labels=["model", "outcome"],
+        )
         for model_id, s in stats.items():
+            if "images_encoded" in s:
+                images.add_metric([model_id, "encoded"], s["images_encoded"])
+                images.add_metric([model_id, "reused"], s.get("image_encodes_reused", 0))
             in_flight.add_metric([model_id], s.get("active", 0))
             queued.add_metric([model_id], s.get("queued", 0))
             slots.add_metric([model_id], s.get("n_parallel", 0))
@@ -148,7 +156,7 @@ class _EngineCollector(Collector):
             accepted = s.get("draft_tokens_accepted", 0)
             drafts.add_metric([model_id, "accepted"], accepted)
             drafts.add_metric([model_id, "rejected"], s.get("draft_tokens", 0) - accepted)
-        return [models, info, pinned, in_flight, queued, slots, sampled, drafts]
+        return [models, info, pinned, in_flight, queued, slots, sampled, drafts, images]
 
 
 @dataclass

@@ -43,6 +43,9 @@ def health() -> tuple[Response, int]:
         "model_fingerprint": fingerprint(active.path) if active else None,
         "n_ctx": active.n_ctx if active else None,
         "chat_format": active.chat_format if active else None,
+        # The active model's projector (issue 38): what it reads besides text.
+        "mmproj": active.mmproj.name if active and active.mmproj else None,
+        "input_modalities": ["text", *sorted(active.media_kinds)] if active else None,
         "loaded_models": [m.id for m in eng.loaded()],
         "requests_in_flight": eng.in_use(),
         "draining": eng.draining,

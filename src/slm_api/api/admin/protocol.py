@@ -112,6 +112,9 @@ class Health(ReplyBody):
     model_path: str | None
     n_ctx: int | None
     chat_format: str | None
+    mmproj: str | None = Field(None, description="the active model's projector file (images "
+                               "in), null for a text-only model")
+    input_modalities: list[str] | None = None
     loaded_models: list[str]
     requests_in_flight: int
     draining: bool

@@ -33,6 +33,8 @@ bp = Blueprint("admin", __name__)
 def _info(info: ModelInfo) -> dict:
     data = asdict(info)
     data["path"] = str(info.path)
+    data["mmproj"] = str(info.mmproj) if info.mmproj else None
+    data["media_kinds"] = sorted(info.media_kinds)
     return data
 
 

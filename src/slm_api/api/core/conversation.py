@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from slm_api.api.core.media_parts import refuse_unsupported_media
-from slm_api.api.core.planner import Plan, Turn, plan, plan_tools
+from slm_api.api.core.media import plan_with_media
+from slm_api.api.core.planner import Plan, Turn, plan_tools
 from slm_api.api.core.run import Run, build_request
 from slm_api.api.core.structured import check_structured_output
 from slm_api.api.core.thinking import BudgetedGeneration, OneChoice
@@ -41,8 +41,7 @@ class ChatRun(Run):
                          turn.load_configs.to_load_options() if turn.load_configs else None)
         try:
             self.turn = turn
-            refuse_unsupported_media(self.model, turn.messages)
-            self.plan = plan(self.model.chat, turn, self.model.tokenize)
+            self.plan = plan_with_media(self.model, turn)
         except BaseException:
             self.close()
             raise
@@ -82,7 +81,7 @@ class ChatRun(Run):
             plan_ = self.plan
             params = replace(self.turn.sampling, grammar=plan_.grammar)
             req = build_request(self.model, plan_.tokens, self.turn.max_tokens, params,
-                                plan_.stop)
+                                plan_.stop, media=plan_.media)
             markup = self.model.chat.reasoning
             if plan_.budget is not None and n != 1:
                 raise APIError(400, "a thinking budget needs n = 1", param="thinking_budget")

@@ -193,4 +193,4 @@ def refuse_unsupported_media(model: Any, messages: list[dict[str, Any]]) -> None
                 400, f"{where} is {'an image' if kind == 'image' else 'audio'}, and the model "
                 f"{name!r} does not take {kind} input (it has no multimodal projector"
                 f"{' with audio' if kind == 'audio' and kinds else ''}); load a model that "
-                f"does", param="messages", code=f"model_without_{kind}_input")
+                f"does", param=where, code=f"model_without_{kind}_input")

@@ -110,8 +110,8 @@ class RawTurn:
 class Plan:
     """What a generation reads and how its reply is read back."""
 
-    # The prompt as text. A later change makes this "text with media markers" beside the
-    # decoded media; routes read `prompt`/`tokens`, never build them.
+    # The prompt as text (with a per-request marker where each image or sound sits); routes
+    # read `prompt`/`tokens`/`media`, never build them.
     prompt: str
     tokens: list[int]
     # The tools the prompt shows (None: none, so the reply is not parsed for calls).
@@ -129,6 +129,9 @@ class Plan:
     reasoning: bool = True
     # At most this many tool calls are read from the reply (None: any number).
     max_calls: int | None = None
+    # The prompt's images and sounds at their places in `tokens` (engine MediaSpans; the
+    # conversation core tokenizes a prompt with media through the model's projector).
+    media: tuple[Any, ...] = ()
 
 
 def plan(chat: ChatFormatter, turn: Turn | RawTurn, tokenize: Tokenize) -> Plan:

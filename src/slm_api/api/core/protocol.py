@@ -69,6 +69,9 @@ class LoadModelConfigs(RequestBody):
     n_gpu_layers: int | None = Field(None, ge=-1, le=INT32_MAX)
     n_parallel: int | None = Field(None, ge=1, le=64)
     chat_format: Name | None = None
+    # The projector (images in), a path inside MODELS_DIR; default: `mmproj-<model>.gguf`
+    # beside the model, found by name.
+    mmproj: str | None = Field(None, min_length=1, max_length=4096)
 
     def to_load_options(self) -> LoadOptions:
         # Only these fields: subclasses (reload, load) add the model they name.

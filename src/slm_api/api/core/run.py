@@ -15,6 +15,7 @@ from slm_api.engine import (
     Finished,
     GenerationRequest,
     LoadOptions,
+    MediaSpan,
     SamplingParams,
     TokenLogprob,
 )
@@ -42,6 +43,7 @@ def build_request(
     max_tokens: int | None,
     sampling: SamplingParams,
     stop: list[str] | tuple[str, ...] = (),
+    media: tuple[MediaSpan, ...] = (),
 ) -> GenerationRequest:
     settings = state.settings()
     if max_tokens is None:
@@ -52,6 +54,7 @@ def build_request(
         sampling=sampling,
         stop=tuple(dict.fromkeys(stop)),
         deadline=time.monotonic() + settings.request_timeout_s,
+        media=media,
     )
 
 

@@ -198,6 +198,9 @@ def show(path: Path, verbose: bool) -> dict[str, Any]:
             template or None, state.settings().reasoning_format) is not None:
         caps.append("thinking")  # what clients read before they send `think`
     if model_kind == "chat":
+        # Open WebUI shows the image button for a model whose capabilities list "vision".
+        kinds = state.engine().media_kinds(path)
+        caps += [c for k, c in (("image", "vision"), ("audio", "audio")) if k in kinds]
         template = _with_insert(path, template, caps)
     return {
         "license": str(md.get("general.license") or ""),

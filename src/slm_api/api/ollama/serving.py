@@ -16,8 +16,9 @@ from slm_api.api.core.blocks import BlockDelta, BlockKind, BlockStart, stream_bl
 from slm_api.api.core.body import completion_budget
 from slm_api.api.core.conversation import ChatRun, Turn
 from slm_api.api.core.infill import fim_prompt
+from slm_api.api.core.media import plan_with_media
 from slm_api.api.core.media_parts import MediaIntake, media_intake, refuse_unsupported_media
-from slm_api.api.core.planner import RawTurn, plan
+from slm_api.api.core.planner import RawTurn
 from slm_api.api.core.protocol import JSONSchemaFormat, ResponseFormat
 from slm_api.api.core.reply import cut, finish_names
 from slm_api.api.core.rights import is_shared, use_model
@@ -309,12 +310,15 @@ class GenerateReply:
                 messages.append({"role": "user", "content": images})
                 turn = Turn(model_id, messages, response_format=self.fmt, stop=self.stop,
                             thinking=thinking, reasoning_effort=effort, prompt_param="prompt")
-            self.plan = plan(model.chat, turn, model.tokenize)
+            self.plan = plan_with_media(model, turn)
             self.markup = model.chat.reasoning if self.plan.reasoning else None
             self.prompt = [*(req.context or []), *self.plan.tokens]
             params = replace(opts.sampling(), grammar=self.plan.grammar)
+            # Images sit after the earlier reply's `context` ids.
+            media = tuple(replace(m, start=m.start + len(req.context or []))
+                          for m in self.plan.media)
             self.run.submit(build_request(model, self.prompt, _budget(req), params,
-                                          self.plan.stop))
+                                          self.plan.stop, media=media))
             _keep_alive(req, model_id, not self.clock.was_loaded)
         except BaseException:
             self.run.close()

@@ -284,6 +284,8 @@ class Model(ReplyBody):
     kind: Literal["chat", "embedding", "rerank", "unreadable"] | None = None
     loaded: bool | None = None
     size_bytes: int | None = None
+    input_modalities: list[Literal["text", "image", "audio"]] | None = Field(
+        None, description="what a chat model reads: `image` with a projector (mmproj)")
     error: str | None = Field(None, description="why the file cannot be read (kind "
                               "`unreadable`: truncated, corrupt, not GGUF); absent otherwise")
 

@@ -367,6 +367,9 @@ def openai_model(path: Path) -> dict[str, Any]:
         "loaded": state.engine().is_loaded(path.stem),
         "size_bytes": path.stat().st_size,
     }
+    if model["kind"] == "chat":
+        # What it reads (issue 38): "image" with a projector (mmproj) beside it or loaded.
+        model["input_modalities"] = ["text", *sorted(state.engine().media_kinds(path))]
     return _with_error(model, path)
 
 

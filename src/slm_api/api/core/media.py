@@ -1,0 +1,129 @@
+"""Images and audio in a chat turn, for the conversation core (issue 38).
+
+Every family hands media to the core as OpenAI content parts (`image_url` with a `data:` URL,
+`input_audio` with base64): remote URLs were inlined at the family's edge (media/remote.py) or
+refused there. Here each part is decoded (media/decode.py) and replaced by a marker the chat
+template renders as text where the part was; the rendered prompt is then cut at the markers and
+tokenized with the media by the model's projector. The markers carry a per-request nonce, so a
+client's text can never open an image slot.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+import secrets
+from dataclasses import replace
+from typing import Any
+
+from slm_api.api.core.media_parts import refuse_unsupported_media
+from slm_api.api.core.planner import Plan, RawTurn, Turn, plan
+from slm_api.engine import MediaSpan
+from slm_api.engine.llama_model import LoadedModel
+from slm_api.errors import APIError
+from slm_api.media.decode import Audio, Image, decode_audio, decode_image
+from slm_api.plumbing import state
+
+_KINDS = {"image_url": "image", "input_audio": "audio"}
+_DATA_URL = re.compile(r"data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?:;[^;,]*)*;base64,", re.IGNORECASE)
+
+
+def take_media(messages: list[dict[str, Any]], model: LoadedModel
+               ) -> tuple[list[dict[str, Any]], dict[str, Image | Audio]]:
+    """`messages` with each image or audio part replaced by a text part holding a marker, and
+    the decoded media by marker. A model that does not read a part's kind gets a 400 naming the
+    part, before anything is decoded or submitted."""
+    media: dict[str, Image | Audio] = {}
+    if not any(_parts_with_media(messages)):
+        return messages, media
+    refuse_unsupported_media(model, messages)
+    nonce = secrets.token_hex(8)
+    out = []
+    for i, msg in enumerate(messages):
+        content = msg.get("content") if isinstance(msg, dict) else None
+        if not isinstance(content, list) or not any(
+                isinstance(p, dict) and p.get("type") in _KINDS for p in content):
+            out.append(msg)
+            continue
+        parts = []
+        for j, part in enumerate(content):
+            kind = _KINDS.get(part.get("type")) if isinstance(part, dict) else None
+            if kind is None:
+                parts.append(part)
+                continue
+            where = f"messages[{i}].content[{j}]"
+            marker = f"<|media-{nonce}-{len(media)}|>"
+            media[marker] = _decode(kind, part, where)
+            parts.append({"type": "text", "text": marker})
+        out.append({**msg, "content": parts})
+    return out, media
+
+
+def _parts_with_media(messages: list[dict[str, Any]]) -> list[bool]:
+    return [isinstance(p, dict) and p.get("type") in _KINDS
+            for m in messages if isinstance(m, dict) and isinstance(m.get("content"), list)
+            for p in m["content"]]
+
+
+def _decode(kind: str, part: dict[str, Any], where: str) -> Image | Audio:
+    if kind == "image":
+        spec = part.get("image_url")
+        url = spec.get("url") if isinstance(spec, dict) else spec
+        param = f"{where}.image_url.url"
+        if not isinstance(url, str) or not (m := _DATA_URL.match(url)):
+            raise APIError(400, f"{param} must be a data: URL with base64 image bytes (remote "
+                           "URLs are fetched only from hosts the operator allows)", param=param)
+        raw = _base64(url[m.end():], param)
+        return decode_image(raw, param=param, max_pixels=state.settings().max_image_pixels)
+    spec = part.get("input_audio")
+    param = f"{where}.input_audio"
+    if not isinstance(spec, dict) or not isinstance(spec.get("data"), str):
+        raise APIError(400, f"{param} must be {{'data': <base64>, 'format': 'wav'}}",
+                       param=param)
+    return decode_audio(_base64(spec["data"], param + ".data"), str(spec.get("format", "wav")),
+                        param=param)
+
+
+def _base64(data: str, param: str) -> bytes:
+    try:
+        return base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise APIError(400, f"{param} is not valid base64", param=param) from exc
+
+
+def tokenize_prompt(model: LoadedModel, prompt: str, media: dict[str, Image | Audio]
+                    ) -> tuple[list[int], tuple[MediaSpan, ...]]:
+    """The rendered prompt's tokens, with its media where their markers are."""
+    if not media:
+        return model.tokenize(prompt), ()
+    pattern = "(" + "|".join(re.escape(k) for k in media) + ")"
+    parts: list[str | Image | Audio] = []
+    for k, piece in enumerate(re.split(pattern, prompt)):
+        if k % 2:
+            parts.append(media[piece])
+        elif piece:
+            parts.append(piece)
+    if not any(isinstance(p, (Image, Audio)) for p in parts):
+        raise APIError(400, "the chat template dropped this request's images", param="messages")
+    return model.tokenize_media(parts)
+
+
+def plan_with_media(model: LoadedModel, turn: Turn | RawTurn) -> Plan:
+    """The turn's plan, its images and sounds in it: a model that cannot read them refuses
+    here; each part becomes a marker the template renders as text, and the planned prompt is
+    tokenized with the media where the markers are (the chat core and /api/generate)."""
+    if isinstance(turn, RawTurn):
+        return plan(model.chat, turn, model.tokenize)
+    messages, media = take_media(turn.messages, model)
+    if not media:
+        return plan(model.chat, turn, model.tokenize)
+    spans: list[MediaSpan] = []
+
+    def tokenize(text: str, param: str | None = None) -> list[int]:
+        tokens, found = tokenize_prompt(model, text, media)
+        spans[:] = found
+        return tokens
+
+    planned = plan(model.chat, replace(turn, messages=messages), tokenize)
+    return replace(planned, media=tuple(spans))

@@ -1,0 +1,142 @@
+"""Images and audio decoded for a model's projector: RGB pixels and 16 kHz mono samples.
+
+Pillow does the image formats (PNG, JPEG, WebP, GIF's first frame), with EXIF orientation
+applied as a phone's viewer does; the stdlib `wave` reads WAV. Every refusal is a 400 naming the
+field the client sent (`param`). Nothing here imports Flask or llama_cpp.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import struct
+import warnings
+import wave
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image as PILImage
+from PIL import ImageOps, UnidentifiedImageError
+
+from slm_api.errors import InvalidRequest
+
+FORMATS = ("PNG", "JPEG", "WEBP", "GIF")
+# What passes MAX_IMAGE_PIXELS is scaled to fit this box: every projector resizes to its own
+# few hundred pixels a side (SmolVLM's tiles are 512, LLaVA's 336), so more only costs memory.
+WORK_SIDE = 2048
+AUDIO_RATE = 16_000  # what every audio projector libmtmd supports reads (Whisper's rate)
+MAX_AUDIO_SECONDS = 600
+
+
+@dataclass(frozen=True)
+class Image:
+    """Row-major RGB888 pixels; `digest` names the picture (the prompt cache's key for it)."""
+
+    rgb: bytes
+    width: int
+    height: int
+    digest: str
+
+
+@dataclass(frozen=True)
+class Audio:
+    """PCM float32 mono samples at AUDIO_RATE; `digest` names the sound."""
+
+    pcm: bytes
+    n_samples: int
+    digest: str
+
+
+def _digest(kind: bytes, data: bytes, *dims: int) -> str:
+    h = hashlib.sha256(kind)
+    h.update(struct.pack(f"<{len(dims)}q", *dims))
+    h.update(data)
+    return h.hexdigest()
+
+
+def decode_image(raw: bytes, *, param: str, max_pixels: int) -> Image:
+    """`raw` (PNG, JPEG, WebP or GIF) as RGB pixels, upright, at most WORK_SIDE a side. A
+    picture declaring more than `max_pixels` is refused from its header, before decoding."""
+    try:
+        with warnings.catch_warnings():
+            # Pillow warns at half its own bomb limit and raises past it: ours is lower.
+            warnings.simplefilter("ignore", PILImage.DecompressionBombWarning)
+            img = PILImage.open(io.BytesIO(raw), formats=FORMATS)
+            width, height = img.size
+            if width * height > max_pixels:
+                raise InvalidRequest(
+                    f"the image at {param} is {width} x {height} pixels; at most {max_pixels} "
+                    "pixels are accepted (MAX_IMAGE_PIXELS)", param=param)
+            if img.format == "JPEG":
+                # JPEG decodes at 1/2, 1/4 or 1/8 scale for free: a 48 MP photo is read at
+                # the size it will be used at, not in full.
+                img.draft("RGB", (WORK_SIDE, WORK_SIDE))
+            img.seek(0)  # a GIF's (or animated WebP's) first frame
+            img = ImageOps.exif_transpose(img)
+            img.thumbnail((WORK_SIDE, WORK_SIDE), PILImage.Resampling.BICUBIC)
+            rgb = _flatten(img)
+    except InvalidRequest:
+        raise
+    except PILImage.DecompressionBombError as exc:  # past Pillow's own limit, at open
+        raise InvalidRequest(f"the image at {param} declares more than {max_pixels} pixels, "
+                             "the most accepted (MAX_IMAGE_PIXELS)", param=param) from exc
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as exc:
+        raise InvalidRequest(f"{param} is not a PNG, JPEG, WebP or GIF image that can be "
+                             f"read: {exc}", param=param) from exc
+    w, h = rgb.size
+    if w < 1 or h < 1:
+        raise InvalidRequest(f"the image at {param} has no pixels", param=param)
+    data = rgb.tobytes()
+    return Image(rgb=data, width=w, height=h, digest=_digest(b"rgb", data, w, h))
+
+
+def _flatten(img: PILImage.Image) -> PILImage.Image:
+    # Transparency goes onto white, as a browser shows a logo, rather than onto black.
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        white = PILImage.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return PILImage.alpha_composite(white, rgba).convert("RGB")
+    return img.convert("RGB")
+
+
+def decode_audio(raw: bytes, fmt: str, *, param: str) -> Audio:
+    """WAV (PCM 8/16/24/32-bit or float) as float32 mono at AUDIO_RATE. mp3 needs a decoder
+    this server does not ship: refused with a 400 naming `param`."""
+    if fmt != "wav":
+        raise InvalidRequest(f"{param}: audio format {fmt!r} is not supported here; send "
+                             "'wav'", param=param)
+    try:
+        with wave.open(io.BytesIO(raw), "rb") as w:
+            channels, width, rate, frames = (w.getnchannels(), w.getsampwidth(),
+                                             w.getframerate(), w.getnframes())
+            if rate < 1 or frames / rate > MAX_AUDIO_SECONDS:
+                raise InvalidRequest(f"{param}: at most {MAX_AUDIO_SECONDS} s of audio are "
+                                     "accepted", param=param)
+            data = w.readframes(frames)
+    except InvalidRequest:
+        raise
+    except (wave.Error, EOFError, OSError) as exc:
+        raise InvalidRequest(f"{param} is not a WAV file that can be read: {exc}",
+                             param=param) from exc
+    samples = _pcm_to_float(data, width, param)
+    samples = samples[: len(samples) // channels * channels].reshape(-1, channels).mean(axis=1)
+    if rate != AUDIO_RATE and len(samples):
+        n_out = max(1, round(len(samples) * AUDIO_RATE / rate))
+        samples = np.interp(np.linspace(0, len(samples) - 1, n_out),
+                            np.arange(len(samples)), samples)
+    pcm = samples.astype("<f4").tobytes()
+    return Audio(pcm=pcm, n_samples=len(pcm) // 4, digest=_digest(b"pcm", pcm, AUDIO_RATE))
+
+
+def _pcm_to_float(data: bytes, width: int, param: str) -> np.ndarray:
+    if width == 1:
+        return (np.frombuffer(data, np.uint8).astype(np.float32) - 128.0) / 128.0
+    if width == 2:
+        return np.frombuffer(data, "<i2").astype(np.float32) / 32768.0
+    if width == 3:
+        b = np.frombuffer(data[: len(data) // 3 * 3], np.uint8).reshape(-1, 3).astype(np.int32)
+        v = b[:, 0] | (b[:, 1] << 8) | (b[:, 2] << 16)
+        return (np.where(v >= 1 << 23, v - (1 << 24), v)).astype(np.float32) / float(1 << 23)
+    if width == 4:
+        return np.frombuffer(data, "<i4").astype(np.float32) / float(1 << 31)
+    raise InvalidRequest(f"{param}: {8 * width}-bit WAV samples are not supported", param=param)
