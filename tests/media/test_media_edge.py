@@ -63,8 +63,8 @@ def test_media_openai_sdk_image_part_with_detail_is_refused_by_a_text_model(clie
                                        messages=image_message(png_data_url(), detail="high"))
     assert err.value.status_code == 400
     assert err.value.code == "model_without_image_input"
-    assert err.value.param == "messages[0].content[1]"
-    assert "messages[0].content[1]" in err.value.message
+    assert err.value.param == "messages.0.content.1"
+    assert "messages.0.content.1" in err.value.message
     assert "does not take image input" in err.value.message
 
 

@@ -140,7 +140,7 @@ def test_a_text_only_model_refuses_an_image_naming_the_part(vclient: openai.Open
     with pytest.raises(openai.BadRequestError) as err:
         ask(vclient, data_url("red"), model=MODEL)
     body = err.value.body
-    assert body["param"] == "messages[0].content[1]"
+    assert body["param"] == "messages.0.content.1"
     assert body["code"] == "model_without_image_input"
     assert "does not take image input" in body["message"]
 
@@ -148,14 +148,14 @@ def test_a_text_only_model_refuses_an_image_naming_the_part(vclient: openai.Open
 def test_the_core_takes_only_data_urls(vclient: openai.OpenAI):
     with pytest.raises(openai.BadRequestError) as err:
         ask(vclient, "https://example.com/cat.png")
-    assert err.value.body["param"] == "messages[0].content[1].image_url.url"
+    assert err.value.body["param"] == "messages.0.content.1.image_url.url"
 
 
 def test_bytes_that_are_no_image_are_a_400(vclient: openai.OpenAI):
     junk = "data:image/png;base64," + base64.b64encode(b"not a picture at all").decode()
     with pytest.raises(openai.BadRequestError) as err:
         ask(vclient, junk)
-    assert err.value.body["param"] == "messages[0].content[1].image_url.url"
+    assert err.value.body["param"] == "messages.0.content.1.image_url.url"
 
 
 def test_a_marker_in_text_opens_no_image_slot(vclient: openai.OpenAI):

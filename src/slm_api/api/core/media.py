@@ -52,7 +52,7 @@ def take_media(messages: list[dict[str, Any]], model: LoadedModel
             if kind is None:
                 parts.append(part)
                 continue
-            where = f"messages[{i}].content[{j}]"
+            where = f"messages.{i}.content.{j}"
             marker = f"<|media-{nonce}-{len(media)}|>"
             media[marker] = _decode(kind, part, where)
             parts.append({"type": "text", "text": marker})

@@ -178,7 +178,7 @@ def media_in(messages: list[dict[str, Any]]) -> list[tuple[str, str]]:
             for j, part in enumerate(content):
                 kind = PART_KINDS.get(part.get("type")) if isinstance(part, dict) else None
                 if kind is not None:
-                    found.append((f"messages[{i}].content[{j}]", kind))
+                    found.append((f"messages.{i}.content.{j}", kind))
     return found
 
 
