@@ -292,7 +292,8 @@ class LoadedModel:
         guide = self._guide(grammar, request.max_tokens) if grammar and self._budget else None
         constraint = (self._grammars.constraint(grammar)
                       if grammar is not None and self._grammars else None)
-        sampler = Sampler(self.n_vocab, request.sampling, constraint)
+        sampler = Sampler(self.n_vocab, request.sampling, constraint, vocab=self._vocab,
+                          n_ctx=self._n_ctx)
         lookup = PromptLookup(request.prompt, self._spelling) if self._draft_max else None
         return Job(request, Decoding(sampler, request.stop, guide=guide,
                                      fast_forward=self._fast_forward, lookup=lookup),

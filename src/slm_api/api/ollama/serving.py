@@ -28,6 +28,7 @@ from slm_api.api.core.reply import cut
 from slm_api.api.core.rights import is_shared, use_model
 from slm_api.api.core.run import Run, build_request, collect, iterate
 from slm_api.api.core.structured import check_structured_output, response_format_grammar
+from slm_api.api.ollama.logprobs import LogprobFeed
 from slm_api.api.ollama.models import resolve
 from slm_api.api.ollama.protocol import (
     ChatRequest,
@@ -179,11 +180,13 @@ class ChatReply:
         model_id = resolve(req.model)
         _refuse_unsupported(req, model_id, any(m.images for m in req.messages))
         self.req, self.clock = req, _Clock(model_id)
+        self.feed = LogprobFeed(bool(req.logprobs), req.top_logprobs)
         tools = [t.model_dump(exclude_none=True) for t in req.tools] if req.tools else None
         opts = req.opts
         thinking, effort = _thinking(req)
         self.run: ChatRun = start_turn(Turn(
-            model=model_id, messages=chat_messages(req.messages), sampling=opts.sampling(),
+            model=model_id, messages=chat_messages(req.messages),
+            sampling=opts.sampling(req.n_probs()),
             max_tokens=_budget(req), tools=tools, tool_choice=req.tool_choice,
             response_format=response_format(req.format),
             stop=[s for s in opts.stop or [] if s], load_configs=opts.load_configs(),
@@ -200,7 +203,7 @@ class ChatReply:
 
     def _object(self, message: dict[str, Any], done: bool, **extra: Any) -> dict[str, Any]:
         return {"model": self.req.model, "created_at": now(), "message": message, "done": done,
-                **extra}
+                **extra, **self.feed.take()}
 
     def _final(self, finished: Finished | None, message: dict[str, Any]) -> dict[str, Any]:
         return self._object(message, True, done_reason=_done_reason(finished),
@@ -209,6 +212,7 @@ class ChatReply:
     def complete(self) -> dict[str, Any]:
         with self.run:
             out = collect(self.run.generation)
+        self.feed.extend(out.logprobs)
         was_cut = cut(out.finished)
         parts = self.run.parts(out.text, was_cut)
         calls = parts.calls
@@ -231,6 +235,7 @@ class ChatReply:
         def chunks() -> Iterator[Chunk]:
             for chunk in iterate(self.run):
                 raw.append(chunk.text)
+                self.feed.add(chunk)
                 yield chunk
 
         for piece in stream_pieces(self.run, chunks(), thinking=self.show_thinking):
@@ -273,6 +278,7 @@ class GenerateReply:
             raise APIError(400, "template overrides are not supported: the model's own chat "
                            "template renders the prompt (or send raw: true)", param="template")
         self.req, self.clock = req, _Clock(model_id)
+        self.feed = LogprobFeed(bool(req.logprobs), req.top_logprobs)
         opts = req.opts
         self.fmt = response_format(req.format)
         self.stop = [s for s in opts.stop or [] if s]
@@ -297,7 +303,7 @@ class GenerateReply:
                 stops = [*self.stop, *model.chat.stop]
             self.inside = inside
             self.prompt = [*(req.context or []), *tokens]
-            params = opts.sampling()
+            params = opts.sampling(req.n_probs())
             grammar = response_format_grammar(self.fmt)
             if grammar is not None and self.markup is not None and (
                     inside or req.think is not False):
@@ -314,7 +320,7 @@ class GenerateReply:
 
     def _object(self, text: str, done: bool, **extra: Any) -> dict[str, Any]:
         return {"model": self.req.model, "created_at": now(), "response": text, "done": done,
-                **extra}
+                **extra, **self.feed.take()}
 
     def _final(self, finished: Finished | None, text: str, ids: list[int]) -> dict[str, Any]:
         reason = _done_reason(finished)
@@ -330,6 +336,7 @@ class GenerateReply:
     def complete(self) -> dict[str, Any]:
         with self.run:
             out = collect(self.run.generation)
+        self.feed.extend(out.logprobs)
         return self._final(out.finished, out.text, out.token_ids)
 
     def stream(self) -> Iterator[dict[str, Any]]:
@@ -337,6 +344,7 @@ class GenerateReply:
         ids: list[int] = []
         splitter = self.markup.splitter(self.inside) if self.markup is not None else None
         for chunk in iterate(self.run):
+            self.feed.add(chunk)
             ids.extend(chunk.token_ids)
             if chunk.text:
                 texts.append(chunk.text)
