@@ -18,6 +18,8 @@ from slm_api.engine.constraint import GrammarBackend
 from slm_api.engine.decoding import Decoding
 from slm_api.engine.embedder import Embedder
 from slm_api.engine.job import Choices, Job
+from slm_api.engine.kv_cache import apply as apply_kv_cache
+from slm_api.engine.kv_cache import kv_cache_for
 from slm_api.engine.lookup import PromptLookup, Spelling
 from slm_api.engine.native import gpu_offload_supported, init_backend, take_recent_errors
 from slm_api.engine.prompt_cache import DiskPromptCache
@@ -137,6 +139,7 @@ class LoadedModel:
         except ValueError as exc:
             raise ModelLoadError(f"{path.name}: {exc}", param="chat_format") from exc
 
+        cache = None  # an embedding model's context keeps llama.cpp's defaults
         if kind == "chat":
             self._grammars = GrammarBackend(self._vocab, self.n_vocab, self._piece)
             cparams = llama_cpp.llama_context_default_params()
@@ -159,6 +162,10 @@ class LoadedModel:
             # has lost its window.
             cparams.swa_full = False
             cparams.no_perf = True
+            cache = kv_cache_for(settings.kv_cache, options)
+            apply_kv_cache(cache, cparams)
+            log.info("%s: KV cache K %s, V %s, flash attention %s", model_id, cache.type_k,
+                     cache.type_v, cache.flash_attention)
             self._ctx = llama_cpp.llama_init_from_model(self._model, cparams)
             if not self._ctx:
                 reason = take_recent_errors() or "out of memory?"
@@ -187,7 +194,9 @@ class LoadedModel:
             chat_format=self.chat.name if kind == "chat" else "none", kind=kind,
             size_bytes=path.stat().st_size,
             n_params=int(llama_cpp.llama_model_n_params(self._model)), n_vocab=self.n_vocab,
-            gpu_layers=gpu,
+            gpu_layers=gpu, **({} if cache is None else {
+                "kv_cache_type_k": cache.type_k, "kv_cache_type_v": cache.type_v,
+                "flash_attention": cache.effective_flash_attention}),
         )
 
     @classmethod

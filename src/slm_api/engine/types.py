@@ -105,6 +105,10 @@ class ModelInfo:
     n_params: int = 0
     n_vocab: int = 0
     gpu_layers: int = 0
+    # The KV cache's element types and flash attention ("on" where llama.cpp turns "auto" on).
+    kv_cache_type_k: str = "f16"
+    kv_cache_type_v: str = "f16"
+    flash_attention: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -115,3 +119,7 @@ class LoadOptions:
     n_gpu_layers: int | None = None
     n_parallel: int | None = None
     chat_format: str | None = None
+    kv_cache_type: str | None = None  # K and V, unless _k / _v name one
+    kv_cache_type_k: str | None = None
+    kv_cache_type_v: str | None = None
+    flash_attention: str | None = None

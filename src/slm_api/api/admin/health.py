@@ -42,6 +42,10 @@ def health() -> tuple[Response, int]:
         "model_fingerprint": fingerprint(active.path) if active else None,
         "n_ctx": active.n_ctx if active else None,
         "chat_format": active.chat_format if active else None,
+        # What llama.cpp's context was made with (KV_CACHE_TYPE, FLASH_ATTENTION or /reload's).
+        "kv_cache_type_k": active.kv_cache_type_k if active else None,
+        "kv_cache_type_v": active.kv_cache_type_v if active else None,
+        "flash_attention": active.flash_attention if active else None,
         "loaded_models": [m.id for m in eng.loaded()],
         "requests_in_flight": eng.in_use(),
         "draining": eng.draining,

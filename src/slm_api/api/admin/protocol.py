@@ -94,6 +94,9 @@ class Health(ReplyBody):
     model_path: str | None
     n_ctx: int | None
     chat_format: str | None
+    kv_cache_type_k: str | None = None
+    kv_cache_type_v: str | None = None
+    flash_attention: str | None = None
     loaded_models: list[str]
     requests_in_flight: int
     draining: bool
