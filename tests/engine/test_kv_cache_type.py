@@ -85,3 +85,24 @@ def test_a_quantized_k_cache_needs_no_flash_attention():
     settings = Settings.from_env({"KV_CACHE_TYPE_K": "q8_0", "FLASH_ATTENTION": "off"},
                                  dotenv_path=None)
     assert (settings.kv_cache.type_k, settings.kv_cache.type_v) == ("q8_0", "f16")
+
+
+def test_a_plain_clients_load_gets_no_larger_cache_than_configured(models_dir, tmp_path,
+                                                                   caplog):
+    from support.http_server import model_folder
+
+    folder = tmp_path / "models"
+    folder.mkdir()
+    model_folder(folder, models_dir, "spare.gguf")
+    settings = make_settings(folder, n_parallel=2, kv_cache_type="q8_0", max_loaded_models=2,
+                             openai_api_keys=("sk-user:user",), admin_api_keys=("sk-a:admin",))
+    caplog.set_level("INFO", logger="slm_api.engine.llama_model")
+    with running_server(settings) as base:
+        r = requests.post(f"{base}/v1/chat/completions", timeout=300,
+                          headers={"Authorization": "Bearer sk-user"},
+                          json={**ASK, "max_tokens": 2, "model": "spare",
+                                "load_model_configs": {"kv_cache_type": "f32",
+                                                       "kv_cache_type_v": "q4_0"}})
+        assert r.status_code == 200, r.text
+    # f32 would double the KV memory the operator sized: q8_0 instead; q4_0 is smaller, kept.
+    assert "spare: KV cache K q8_0, V q4_0, flash attention auto" in caplog.text
