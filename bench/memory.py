@@ -27,6 +27,15 @@ ratio, and a breakdown of each:
     PYTHONPATH=src python bench/memory.py [--models smollm2-135m-instruct-q4_1,gemma-3-270m-q4_k_m]
                                           [--ctx 4096] [--parallel 8] [--skip-anchor]
                                           [--env NAME=VALUE ...]
+
+The KV cache sweep: with --kv-cache-type and/or --flash-attention (comma lists), each
+combination runs ours (KV_CACHE_TYPE, FLASH_ATTENTION) and llama-server (-ctk/-ctv, -fa) with
+the same warm-up, then a timed burst of N_PARALLEL concurrent 64-token chats; one table of
+RSS, the KV buffer (llama.cpp's log) and tokens/s (completion tokens over the burst's wall
+time), ours beside llama-server:
+
+    PYTHONPATH=src python bench/memory.py --models smollm2-135m-instruct-q4_1 \
+        --kv-cache-type f16,q8_0,q4_0 --flash-attention auto
 """
 
 from __future__ import annotations
@@ -228,6 +237,7 @@ class Measured:
     buffers: Buffers
     idle_rss: int
     master_rss: int = 0
+    tok_s: float | None = None  # the sweep's timed burst
 
     def weights(self, model: Path) -> int:
         real = str(model.resolve())
@@ -239,8 +249,31 @@ class Measured:
                    m.path not in (real, str(model)))
 
 
+def burst_tokens_per_s(url: str, n_parallel: int) -> float:
+    """Completion tokens per second of wall time for N_PARALLEL concurrent 64-token chats:
+    every slot decoding at once, as the KV cache type changes what each step reads."""
+    counts: list[int] = []
+
+    def one(i: int) -> None:
+        body = {"messages": [{"role": "user", "content": f"Tell a long tale of ships ({i})."}],
+                "max_tokens": 64, "temperature": 0.7, "seed": i}
+        r = requests.post(f"{url}/v1/chat/completions", json=body, timeout=600)
+        r.raise_for_status()
+        counts.append(r.json()["usage"]["completion_tokens"])
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(n_parallel)]
+    start = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if len(counts) != n_parallel:
+        raise RuntimeError("a request of the burst failed")
+    return sum(counts) / (time.monotonic() - start)
+
+
 def measure_ours(model: Path, ctx: int, parallel: int, threads: int,
-                 env: dict[str, str]) -> Measured:
+                 env: dict[str, str], speed: bool = False) -> Measured:
     with tempfile.NamedTemporaryFile(suffix=".log") as log:
         server = Server(log=Path(log.name), MODEL_PATH=model, N_CTX=ctx, N_PARALLEL=parallel,
                         N_THREADS=threads, LOG_LEVEL="DEBUG", **env)
@@ -251,23 +284,29 @@ def measure_ours(model: Path, ctx: int, parallel: int, threads: int,
             m = Measured(rollup(pid), peak_rss(pid), mappings(pid),
                          Buffers.parse(Path(log.name).read_text(errors="replace")), idle,
                          master_rss=rollup(server.proc.pid)["Rss"])
+            if speed:
+                m.tok_s = burst_tokens_per_s(server.url, parallel)
         finally:
             server.stop()
     return m
 
 
-def measure_anchor(model: Path, ctx: int, parallel: int, threads: int) -> Measured:
+def measure_anchor(model: Path, ctx: int, parallel: int, threads: int,
+                   extra: tuple[str, ...] = (), speed: bool = False) -> Measured:
     from anchors import LlamaServer
 
     with tempfile.NamedTemporaryFile(suffix=".log") as log:
         # -lv 4: llama.cpp's info lines (buffer sizes) are below llama-server's default level.
         with LlamaServer(model, n_ctx=ctx, n_parallel=parallel, threads=threads,
-                         log=Path(log.name), extra=["-lv", "4"]) as anchor:
+                         log=Path(log.name), extra=["-lv", "4", *extra]) as anchor:
             pid = anchor.proc.pid
             idle = rollup(pid)["Rss"]
             warm_up(anchor.url, parallel, ours=False)
-            return Measured(rollup(pid), peak_rss(pid), mappings(pid),
-                            Buffers.parse(Path(log.name).read_text(errors="replace")), idle)
+            m = Measured(rollup(pid), peak_rss(pid), mappings(pid),
+                         Buffers.parse(Path(log.name).read_text(errors="replace")), idle)
+            if speed:
+                m.tok_s = burst_tokens_per_s(anchor.url, parallel)
+            return m
 
 
 # -- report ---------------------------------------------------------------------------------
@@ -331,6 +370,32 @@ def report(model: Path, ctx: int, parallel: int, ours: Measured, anchor: Measure
           f"{mib(probe_out['llguidance tokenizer'])} |")
 
 
+def sweep(model: Path, args: argparse.Namespace, env: dict[str, str]) -> None:
+    """One row per KV cache type and flash attention mode, ours beside llama-server."""
+    rows = []
+    for cache in args.kv_cache_type.split(","):
+        for fa in args.flash_attention.split(","):
+            ours = measure_ours(model, args.ctx, args.parallel, args.threads,
+                                {**env, "KV_CACHE_TYPE": cache, "FLASH_ATTENTION": fa}, True)
+            anchor = None if args.skip_anchor else measure_anchor(
+                model, args.ctx, args.parallel, args.threads,
+                ("-ctk", cache, "-ctv", cache, "-fa", fa), True)
+            rows.append((cache, fa, ours, anchor))
+            print(f"# {cache} / {fa}: ours {mib(ours.rollup['Rss'])} MiB, "
+                  f"{ours.tok_s:.1f} tok/s", file=sys.stderr, flush=True)
+    print(f"\n## {model.name}: KV cache at N_CTX={args.ctx} x N_PARALLEL={args.parallel}\n")
+    print("| K/V cache | flash attn | ours RSS | ours KV | ours tok/s | llama-server RSS "
+          "| llama-server KV | llama-server tok/s | RSS ratio |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for cache, fa, ours, a in rows:
+        speed = f"{a.tok_s:.1f}" if a and a.tok_s else "-"
+        ratio = f"{ours.rollup['Rss'] / a.rollup['Rss']:.2f}x" if a else "-"
+        print(f"| {cache} | {fa} | {mib(ours.rollup['Rss'])} | "
+              f"{mib(ours.buffers.first('KV cache'))} | {ours.tok_s:.1f} | "
+              f"{mib(a.rollup['Rss'] if a else None)} | "
+              f"{mib(a.buffers.first('KV cache') if a else None)} | {speed} | {ratio} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -341,6 +406,8 @@ def main() -> None:
     parser.add_argument("--skip-anchor", action="store_true", help="ours only")
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
                         help="an environment variable for our server (repeatable)")
+    parser.add_argument("--kv-cache-type", help="sweep these KV cache types (f16,q8_0,q4_0)")
+    parser.add_argument("--flash-attention", help="sweep these modes (auto,on,off)")
     parser.add_argument("--probe", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.probe:
@@ -349,6 +416,11 @@ def main() -> None:
     for name in args.models.split(","):
         model = MODEL.parent / f"{name.removesuffix('.gguf')}.gguf"
         env = dict(item.split("=", 1) for item in args.env)
+        if args.kv_cache_type or args.flash_attention:
+            args.kv_cache_type = args.kv_cache_type or "f16"
+            args.flash_attention = args.flash_attention or "auto"
+            sweep(model, args, env)
+            continue
         ours = measure_ours(model, args.ctx, args.parallel, args.threads, env)
         anchor = None if args.skip_anchor else \
             measure_anchor(model, args.ctx, args.parallel, args.threads)

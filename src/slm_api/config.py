@@ -21,6 +21,45 @@ DEFAULT_MODEL_FILE = SMOLLM2_MODEL_FILE  # chosen by bench/model_eval.py (docs/m
 MINILM_MODEL_FILE = "all-minilm-l6-v2.gguf"
 
 
+# llama-server's --cache-type-k/-v names, with bytes per 32 cached values: a load option may
+# pick a type no larger than the configured one (api/core/rights.py).
+KV_CACHE_TYPES = {"f32": 128, "f16": 64, "bf16": 64, "q8_0": 34, "q5_1": 24, "q5_0": 22,
+                  "q4_1": 20, "iq4_nl": 18, "q4_0": 18}
+FLASH_ATTENTION_MODES = ("auto", "on", "off")
+
+
+@dataclass(frozen=True)
+class KvCacheConfig:
+    """The KV cache's element types and flash attention, as llama-server's -ctk/-ctv/-fa."""
+
+    type_k: str = "f16"
+    type_v: str = "f16"
+    flash_attention: str = "auto"
+
+    def problem(self) -> str | None:
+        """Why llama.cpp would refuse this combination (None: it would not)."""
+        for name in (self.type_k, self.type_v):
+            if name not in KV_CACHE_TYPES:
+                return f"unknown KV cache type {name!r} (one of {', '.join(KV_CACHE_TYPES)})"
+        if self.flash_attention not in FLASH_ATTENTION_MODES:
+            return f"flash attention is auto, on or off, not {self.flash_attention!r}"
+        if self.flash_attention == "off" and self.quantized_v:
+            return (f"a {self.type_v} V cache needs flash attention (llama.cpp): set flash "
+                    "attention to on or auto, or keep the V cache unquantized")
+        return None
+
+    @property
+    def quantized_v(self) -> bool:
+        return self.type_v not in ("f32", "f16", "bf16")
+
+    @property
+    def effective_flash_attention(self) -> str:
+        # llama.cpp turns "auto" on for a quantized V cache (llama_init_from_model), as
+        # llama-server does; otherwise it decides by the device, which "auto" reports.
+        return "on" if self.flash_attention == "auto" and self.quantized_v \
+            else self.flash_attention
+
+
 class SettingsError(ValueError):
     """A setting has a value the server cannot use; raised at start-up, never mid-request."""
 
@@ -51,6 +90,12 @@ class Settings:
     n_gpu_layers: int = 0
     n_parallel: int = 8
     chat_format: str | None = None  # None: template from the GGUF, else by architecture
+    # KV cache element type for K and V (f16, q8_0, q4_0, ...: KV_CACHE_TYPES); _K / _V set
+    # one of them apart, as llama-server's -ctk / -ctv. FLASH_ATTENTION: auto | on | off.
+    kv_cache_type: str = "f16"
+    kv_cache_type_k: str | None = None
+    kv_cache_type_v: str | None = None
+    flash_attention: str = "auto"
     # Thinking markup split out of replies (docs/reasoning.md): auto (the template says),
     # none (left in the content), think (`<think>`...`</think>` whatever the template).
     reasoning_format: str = "auto"
@@ -165,6 +210,11 @@ class Settings:
         return duration_seconds(self.keep_alive)
 
     @property
+    def kv_cache(self) -> KvCacheConfig:
+        return KvCacheConfig(self.kv_cache_type_k or self.kv_cache_type,
+                             self.kv_cache_type_v or self.kv_cache_type, self.flash_attention)
+
+    @property
     def default_model_path(self) -> Path:
         return self.model_path or self.models_dir / DEFAULT_MODEL_FILE
 
@@ -244,6 +294,9 @@ class Settings:
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
             raise SettingsError("invalid setting(s): " + ", ".join(bad))
+        problem = self.kv_cache.problem()
+        if problem:
+            raise SettingsError(f"KV_CACHE_TYPE / FLASH_ATTENTION: {problem}")
 
 
 _FOREVER = float("inf")

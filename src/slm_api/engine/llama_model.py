@@ -18,6 +18,8 @@ from slm_api.engine.constraint import GrammarBackend
 from slm_api.engine.decoding import Decoding
 from slm_api.engine.embedder import Embedder
 from slm_api.engine.job import Choices, Job
+from slm_api.engine.kv_cache import apply as apply_kv_cache
+from slm_api.engine.kv_cache import kv_cache_for
 from slm_api.engine.lookup import PromptLookup, Spelling
 from slm_api.engine.native import gpu_offload_supported, init_backend, take_recent_errors
 from slm_api.engine.projector import Projector, open_projector
@@ -148,6 +150,7 @@ class LoadedModel:
         except ValueError as exc:
             raise ModelLoadError(f"{path.name}: {exc}", param="chat_format") from exc
 
+        cache = None  # an embedding model's context keeps llama.cpp's defaults
         if kind == "chat":
             self._grammars = GrammarBackend(self._vocab, self.n_vocab, self._piece)
             cparams = llama_cpp.llama_context_default_params()
@@ -170,6 +173,10 @@ class LoadedModel:
             # has lost its window.
             cparams.swa_full = False
             cparams.no_perf = True
+            cache = kv_cache_for(settings.kv_cache, options)
+            apply_kv_cache(cache, cparams)
+            log.info("%s: KV cache K %s, V %s, flash attention %s", model_id, cache.type_k,
+                     cache.type_v, cache.flash_attention)
             self._ctx = llama_cpp.llama_init_from_model(self._model, cparams)
             if not self._ctx:
                 reason = take_recent_errors() or "out of memory?"
@@ -204,6 +211,9 @@ class LoadedModel:
             gpu_layers=gpu, n_batch=self._n_batch,
             mmproj=self.projector.path if self.projector else None,
             media_kinds=self.media_kinds,
+            **({} if cache is None else {
+                "kv_cache_type_k": cache.type_k, "kv_cache_type_v": cache.type_v,
+                "flash_attention": cache.effective_flash_attention}),
         )
 
     @classmethod
@@ -323,7 +333,8 @@ class LoadedModel:
         guide = self._guide(grammar, request.max_tokens) if grammar and self._budget else None
         constraint = (self._grammars.constraint(grammar)
                       if grammar is not None and self._grammars else None)
-        sampler = Sampler(self.n_vocab, request.sampling, constraint)
+        sampler = Sampler(self.n_vocab, request.sampling, constraint, vocab=self._vocab,
+                          n_ctx=self._n_ctx)
         lookup = PromptLookup(without_media(request.prompt, request.media), self._spelling) \
             if self._draft_max else None
         return Job(request, Decoding(sampler, request.stop, guide=guide,

@@ -19,13 +19,18 @@ from slm_api.engine.constraint import TOKEN_DATA, Constraint, token_array, token
 from slm_api.engine.types import SamplingParams, TokenLogprob
 from slm_api.errors import InvalidRequest
 
-PENALTY_LAST_N = 64
+
+def _penalized(p: SamplingParams) -> bool:
+    return p.repeat_penalty != 1.0 or bool(p.frequency_penalty or p.presence_penalty)
 
 
 class Sampler:
     def __init__(self, n_vocab: int, params: SamplingParams,
-                 constraint: Constraint | None = None):
+                 constraint: Constraint | None = None, *,
+                 vocab: llama_cpp.llama_vocab_p | None = None, n_ctx: int = 4096):
         self.n_vocab = n_vocab
+        self.vocab = vocab  # DRY tokenizes its sequence breakers with it
+        self.n_ctx = n_ctx  # what a window of -1 covers
         self.params = params
         self.constraint = constraint
         self.chain = llama_cpp.llama_sampler_chain_init(
@@ -39,14 +44,16 @@ class Sampler:
         # The vocabulary-sized candidate array (3 MiB for Gemma) is made on the first pick in
         # Python: a request without a grammar samples in C and never needs it.
         self._cur: np.ndarray | None = None
-        # Whether accepting a token leaves the chain as it was (only penalties keep a history).
-        self._accept_is_free = not (params.repeat_penalty != 1.0 or params.frequency_penalty
-                                    or params.presence_penalty)
+        # Whether accepting a token leaves the chain as it was (penalties and DRY keep a
+        # history, Mirostat its running surprise).
+        self._accept_is_free = not (_penalized(params) or params.dry_multiplier > 0.0
+                                    or params.mirostat)
 
     def _add(self, sampler: llama_cpp.llama_sampler_p) -> None:
         llama_cpp.llama_sampler_chain_add(self.chain, sampler)
 
     def _build_chain(self, p: SamplingParams) -> None:
+        # llama-server's order: penalties, DRY, then the filters, temperature, the draw.
         if p.logit_bias:
             valid = {t: b for t, b in p.logit_bias.items() if 0 <= t < self.n_vocab}
             if len(valid) != len(p.logit_bias):
@@ -56,23 +63,55 @@ class Sampler:
                 *(llama_cpp.llama_logit_bias(token=t, bias=b) for t, b in valid.items())
             )
             self._add(llama_cpp.llama_sampler_init_logit_bias(self.n_vocab, len(valid), biases))
-        if p.repeat_penalty != 1.0 or p.frequency_penalty or p.presence_penalty:
+        if _penalized(p):
             self._add(llama_cpp.llama_sampler_init_penalties(
-                self.n_vocab, PENALTY_LAST_N, p.repeat_penalty, p.frequency_penalty,
-                p.presence_penalty,
+                self.n_vocab, self._window(p.repeat_last_n), p.repeat_penalty,
+                p.frequency_penalty, p.presence_penalty,
             ))
+        if p.dry_multiplier > 0.0:
+            self._add_dry(p)
         if p.temperature <= 0:
             self._add(llama_cpp.llama_sampler_init_greedy())
             return
+        seed = (p.seed if p.seed is not None else random.getrandbits(32)) & 0xFFFFFFFF
+        if p.mirostat:
+            # Mirostat steers the draw to a target surprise by itself: llama.cpp runs it after
+            # the temperature alone, without the top-k/top-p/min-p filters.
+            self._add(llama_cpp.llama_sampler_init_temp(p.temperature))
+            self._add(llama_cpp.llama_sampler_init_mirostat(
+                self.n_vocab, seed, p.mirostat_tau, p.mirostat_eta, 100) if p.mirostat == 1
+                else llama_cpp.llama_sampler_init_mirostat_v2(seed, p.mirostat_tau,
+                                                              p.mirostat_eta))
+            return
+        if p.top_n_sigma > 0.0:
+            self._add(llama_cpp.llama_sampler_init_top_n_sigma(p.top_n_sigma))
         if p.top_k > 0:
             self._add(llama_cpp.llama_sampler_init_top_k(p.top_k))
+        if p.typical_p < 1.0:
+            self._add(llama_cpp.llama_sampler_init_typical(p.typical_p, 1))
         if p.top_p < 1.0:
             self._add(llama_cpp.llama_sampler_init_top_p(p.top_p, 1))
         if p.min_p > 0.0:
             self._add(llama_cpp.llama_sampler_init_min_p(p.min_p, 1))
+        if p.xtc_probability > 0.0:
+            self._add(llama_cpp.llama_sampler_init_xtc(p.xtc_probability, p.xtc_threshold, 1,
+                                                       seed))
         self._add(llama_cpp.llama_sampler_init_temp(p.temperature))
-        seed = p.seed if p.seed is not None else random.getrandbits(32)
-        self._add(llama_cpp.llama_sampler_init_dist(seed & 0xFFFFFFFF))
+        self._add(llama_cpp.llama_sampler_init_dist(seed))
+
+    def _window(self, last_n: int) -> int:
+        """A penalty window in tokens: -1 is the whole context (llama.cpp reads it as 0, off)."""
+        return self.n_ctx if last_n < 0 else last_n
+
+    def _add_dry(self, p: SamplingParams) -> None:
+        if self.vocab is None:
+            raise InvalidRequest("DRY needs the model's vocabulary", param="dry_multiplier")
+        breakers = [b.encode("utf-8") for b in p.dry_sequence_breakers]
+        # llama.cpp copies the strings before returning: the array only has to outlive the call.
+        array = (ctypes.c_char_p * max(len(breakers), 1))(*breakers)
+        self._add(llama_cpp.llama_sampler_init_dry(
+            self.vocab, p.dry_multiplier, p.dry_base, p.dry_allowed_length,
+            self._window(p.dry_penalty_last_n), array, len(breakers)))
 
     def _pick(self, logits: np.ndarray) -> int:
         if self._cur is None:

@@ -28,6 +28,21 @@ class SamplingParams:
     logit_bias: dict[int, float] | None = None
     # Report this many top alternatives per sampled token (0: no logprobs at all).
     n_probs: int = 0
+    # llama.cpp's other samplers, with llama-server's defaults (each off unless set);
+    # api/core/samplers.py bounds them. -1 for a window means the whole context.
+    repeat_last_n: int = 64
+    typical_p: float = 1.0
+    top_n_sigma: float = -1.0
+    mirostat: int = 0  # 1: Mirostat, 2: Mirostat 2.0 (they replace top-k/top-p/min-p)
+    mirostat_tau: float = 5.0
+    mirostat_eta: float = 0.1
+    dry_multiplier: float = 0.0
+    dry_base: float = 1.75
+    dry_allowed_length: int = 2
+    dry_penalty_last_n: int = -1
+    dry_sequence_breakers: tuple[str, ...] = ("\n", ":", '"', "*")
+    xtc_probability: float = 0.0
+    xtc_threshold: float = 0.1
 
 
 @dataclass(frozen=True, eq=False)
@@ -139,6 +154,10 @@ class ModelInfo:
     n_batch: int = 512  # tokens one decode takes (llama.cpp's FIM prompt fits its gap in one)
     mmproj: Path | None = None  # the projector file, when the model takes media
     media_kinds: frozenset[str] = frozenset()  # {"image"}, {"image", "audio"}, or none
+    # The KV cache's element types and flash attention ("on" where llama.cpp turns "auto" on).
+    kv_cache_type_k: str = "f16"
+    kv_cache_type_v: str = "f16"
+    flash_attention: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -150,3 +169,7 @@ class LoadOptions:
     n_parallel: int | None = None
     chat_format: str | None = None
     mmproj: Path | None = None  # the projector; None: settings' MMPROJ or found by name
+    kv_cache_type: str | None = None  # K and V, unless _k / _v name one
+    kv_cache_type_k: str | None = None
+    kv_cache_type_v: str | None = None
+    flash_attention: str | None = None

@@ -46,6 +46,10 @@ def health() -> tuple[Response, int]:
         # The active model's projector (issue 38): what it reads besides text.
         "mmproj": active.mmproj.name if active and active.mmproj else None,
         "input_modalities": ["text", *sorted(active.media_kinds)] if active else None,
+        # What llama.cpp's context was made with (KV_CACHE_TYPE, FLASH_ATTENTION or /reload's).
+        "kv_cache_type_k": active.kv_cache_type_k if active else None,
+        "kv_cache_type_v": active.kv_cache_type_v if active else None,
+        "flash_attention": active.flash_attention if active else None,
         "loaded_models": [m.id for m in eng.loaded()],
         "requests_in_flight": eng.in_use(),
         "draining": eng.draining,

@@ -115,6 +115,9 @@ class Health(ReplyBody):
     mmproj: str | None = Field(None, description="the active model's projector file (images "
                                "in), null for a text-only model")
     input_modalities: list[str] | None = None
+    kv_cache_type_k: str | None = None
+    kv_cache_type_v: str | None = None
+    flash_attention: str | None = None
     loaded_models: list[str]
     requests_in_flight: int
     draining: bool

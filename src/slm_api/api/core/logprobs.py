@@ -1,4 +1,5 @@
-"""Token log-probabilities in the two shapes OpenAI uses (chat and legacy completions)."""
+"""Token log-probabilities in the two shapes OpenAI uses (chat and legacy completions); the
+chat one's per-token entries are also Ollama's `logprobs` array."""
 
 from __future__ import annotations
 
@@ -7,23 +8,25 @@ from typing import Any
 from slm_api.engine.types import TokenLogprob
 
 
-def chat_logprobs(items: list[TokenLogprob], top_n: int | None) -> dict[str, Any]:
+def token_logprobs(items: list[TokenLogprob], top_n: int | None) -> list[dict[str, Any]]:
+    """One `{token, logprob, bytes, top_logprobs}` entry per generated token."""
     top_n = top_n or 0
-    return {
-        "content": [
-            {
-                "token": lp.token,
-                "logprob": lp.logprob,
-                "bytes": lp.bytes,
-                "top_logprobs": [
-                    {"token": tok, "logprob": val, "bytes": list(tok.encode("utf-8"))}
-                    for tok, val in lp.top[:top_n]
-                ],
-            }
-            for lp in items
-        ],
-        "refusal": None,
-    }
+    return [
+        {
+            "token": lp.token,
+            "logprob": lp.logprob,
+            "bytes": lp.bytes,
+            "top_logprobs": [
+                {"token": tok, "logprob": val, "bytes": list(tok.encode("utf-8"))}
+                for tok, val in lp.top[:top_n]
+            ],
+        }
+        for lp in items
+    ]
+
+
+def chat_logprobs(items: list[TokenLogprob], top_n: int | None) -> dict[str, Any]:
+    return {"content": token_logprobs(items, top_n), "refusal": None}
 
 
 def completion_logprobs(items: list[TokenLogprob], top_n: int, text_offset: int) -> dict[str, Any]:

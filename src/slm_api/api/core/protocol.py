@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from slm_api.config import KV_CACHE_TYPES
 from slm_api.engine.types import LoadOptions
 
 # Largest context a client may ask a model to be loaded with; the engine also refuses more
@@ -72,6 +73,18 @@ class LoadModelConfigs(RequestBody):
     # The projector (images in), a path inside MODELS_DIR; default: `mmproj-<model>.gguf`
     # beside the model, found by name.
     mmproj: str | None = Field(None, min_length=1, max_length=4096)
+    # KV_CACHE_TYPE(_K/_V) and FLASH_ATTENTION for this load (docs/concurrency.md, memory).
+    kv_cache_type: str | None = Field(None, description="K and V cache type: f16, q8_0, q4_0, ...")
+    kv_cache_type_k: str | None = None
+    kv_cache_type_v: str | None = None
+    flash_attention: Literal["auto", "on", "off"] | None = None
+
+    @field_validator("kv_cache_type", "kv_cache_type_k", "kv_cache_type_v")
+    @classmethod
+    def _cache_type(cls, v: str | None) -> str | None:
+        if v is not None and v not in KV_CACHE_TYPES:
+            raise ValueError(f"unknown KV cache type {v!r} (one of {', '.join(KV_CACHE_TYPES)})")
+        return v
 
     def to_load_options(self) -> LoadOptions:
         # Only these fields: subclasses (reload, load) add the model they name.

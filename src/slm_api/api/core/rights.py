@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 
-from slm_api.config import Settings
+from slm_api.config import KV_CACHE_TYPES, Settings
 from slm_api.engine.llama_model import LoadedModel
 from slm_api.engine.types import LoadOptions
 from slm_api.plumbing import state
@@ -58,7 +58,20 @@ def capped(options: LoadOptions, settings: Settings) -> LoadOptions:
         n_threads=None if options.n_threads is None else min(options.n_threads, settings.threads),
         n_batch=None if options.n_batch is None else min(options.n_batch, settings.n_batch),
         n_gpu_layers=gpu,
+        **_capped_cache(options, settings),
     )
+
+
+def _capped_cache(options: LoadOptions, settings: Settings) -> dict[str, str | None]:
+    # A cache type larger per value than the configured one (f32 over q8_0) would grow the
+    # KV memory past what the operator sized: the configured type instead.
+    configured = settings.kv_cache
+    out: dict[str, str | None] = {"kv_cache_type": None}
+    for side, mine in (("k", configured.type_k), ("v", configured.type_v)):
+        asked = getattr(options, f"kv_cache_type_{side}") or options.kv_cache_type
+        out[f"kv_cache_type_{side}"] = None if asked is None else \
+            asked if KV_CACHE_TYPES[asked] <= KV_CACHE_TYPES[mine] else mine
+    return out
 
 
 def permitted_load_options(model_id: str | None, options: LoadOptions | None

@@ -16,79 +16,20 @@ from slm_api.api.core.protocol import (
     MAX_CTX,
     MAX_INPUTS,
     MAX_MESSAGES,
-    MAX_STOPS,
     MAX_TOOLS,
-    LoadModelConfigs,
     Name,
     ReplyBody,
     RequestBody,
-    Seed,
-    StopText,
     TokenId,
 )
+from slm_api.api.ollama.options import Options
 from slm_api.config import duration_seconds
-from slm_api.engine import SamplingParams
 
 # The Ollama version this server answers as: VS Code's Copilot Chat needs >= 0.6.4, and clients
 # gate newer fields (tools, structured `format`, `think`) on the version.
 VERSION = "0.12.0"
 Format = Literal["", "json"] | dict[str, Any] | None
 KeepAlive = int | float | str | None
-
-
-class Options(RequestBody):
-    """The Modelfile parameters a request may set. Those this engine has no sampler for
-    (repeat_last_n, num_keep, mirostat, typical_p, tfs_z, penalize_newline, numa, ...) are
-    accepted and ignored, as Ollama ignores what its runner lacks."""
-
-    # Ranges as the OpenAI routes' (the same sampler runs both); Ollama documents none, and
-    # its runner clamps or misbehaves outside them.
-    num_ctx: int | None = Field(None, ge=16, le=MAX_CTX)
-    num_batch: int | None = Field(None, ge=1, le=8192)
-    num_gpu: int | None = Field(None, ge=-1, le=INT32_MAX)
-    num_thread: int | None = Field(None, ge=1, le=256)
-    num_keep: int | None = Field(None, ge=-1, le=INT32_MAX)
-    seed: Seed | None = None
-    num_predict: int | None = Field(None, ge=-2, le=INT32_MAX)
-    top_k: int | None = Field(None, ge=0, le=INT32_MAX)
-    top_p: float | None = Field(None, ge=0.0, le=1.0)
-    min_p: float | None = Field(None, ge=0.0, le=1.0)
-    typical_p: float | None = Field(None, ge=0.0, le=1.0)
-    repeat_last_n: int | None = Field(None, ge=-1, le=INT32_MAX)
-    temperature: float | None = Field(None, ge=0.0, le=2.0)
-    repeat_penalty: float | None = Field(None, gt=0.0, le=10.0)
-    presence_penalty: float | None = Field(None, ge=-2.0, le=2.0)
-    frequency_penalty: float | None = Field(None, ge=-2.0, le=2.0)
-    mirostat: int | None = Field(None, ge=0, le=2)
-    mirostat_tau: float | None = Field(None, ge=0.0, le=100.0)
-    mirostat_eta: float | None = Field(None, ge=0.0, le=1.0)
-    penalize_newline: bool | None = None
-    # Each stop string is matched at every token: 60,000 of them made each token 4.5x slower.
-    stop: list[StopText] | None = Field(None, max_length=MAX_STOPS)
-
-    def sampling(self) -> SamplingParams:
-        """The engine's sampling: what the client set, this server's defaults (the OpenAI
-        routes' defaults, so both routes sample alike) for the rest."""
-        given: dict[str, Any] = {
-            "temperature": self.temperature, "top_p": self.top_p, "top_k": self.top_k,
-            "min_p": self.min_p, "repeat_penalty": self.repeat_penalty,
-            "presence_penalty": self.presence_penalty,
-            "frequency_penalty": self.frequency_penalty,
-            "seed": self.seed if self.seed is not None and self.seed >= 0 else None,
-        }
-        return SamplingParams(**{k: v for k, v in given.items() if v is not None})
-
-    def max_tokens(self) -> int | None:
-        """num_predict: -1 (Ollama's default) and -2 fill the context; else a token budget."""
-        return self.num_predict if self.num_predict is not None and self.num_predict > 0 \
-            else None
-
-    def load_configs(self) -> LoadModelConfigs | None:
-        """Load-time options, used when the request's model has to be loaded first."""
-        given = {"n_ctx": self.num_ctx, "n_batch": self.num_batch, "n_gpu_layers": self.num_gpu,
-                 "n_threads": self.num_thread}
-        given = {k: v for k, v in given.items() if v is not None}
-        return LoadModelConfigs(**given) if given else None
 
 
 class _ModelRequest(RequestBody):
@@ -125,10 +66,24 @@ class GeneratingBody(KeepAliveBody):
     options: Options | None = None
     stream: bool | None = True  # null: the default, a stream
     think: bool | Literal["high", "medium", "low"] | None = None
+    logprobs: bool | None = None
+    top_logprobs: int | None = Field(None, ge=0, le=20, description=(
+        "alternatives per token beside the chosen one; needs logprobs: true"))
 
     @property
     def opts(self) -> Options:
         return self.options or Options()
+
+    @model_validator(mode="after")
+    def _top_needs_logprobs(self) -> GeneratingBody:
+        # As OpenAI: alternatives without the chosen token's logprob would be a knob ignored.
+        if self.top_logprobs and not self.logprobs:
+            raise ValueError("top_logprobs needs logprobs: true")
+        return self
+
+    def n_probs(self) -> int:
+        """Alternatives the engine computes per token (0: no logprobs at all)."""
+        return max(1, self.top_logprobs or 0) if self.logprobs else 0
 
 
 class ToolCallFunction(RequestBody):
@@ -292,6 +247,20 @@ class _Timings(ReplyBody):
     prompt_eval_duration: int | None = None
     eval_count: int | None = None
     eval_duration: int | None = None
+    # On each object of a stream: the tokens behind its text (logprobs: true only).
+    logprobs: list[Logprob] | None = None
+
+
+class TokenLogprob(ReplyBody):
+    token: str
+    logprob: float
+    bytes: list[int] | None = None
+
+
+class Logprob(TokenLogprob):
+    """One generated token's log-probability, with the most likely alternatives."""
+
+    top_logprobs: list[TokenLogprob] | None = None
 
 
 class ReplyMessage(ReplyBody):

@@ -24,6 +24,7 @@ from slm_api.api.core.reply import cut, finish_names
 from slm_api.api.core.rights import is_shared, use_model
 from slm_api.api.core.run import Run, build_request, chunks, collect
 from slm_api.api.core.structured import check_structured_output
+from slm_api.api.ollama.logprobs import LogprobFeed
 from slm_api.api.ollama.models import resolve
 from slm_api.api.ollama.protocol import (
     ChatRequest,
@@ -181,11 +182,13 @@ class ChatReply:
     def __init__(self, req: ChatRequest):
         model_id = resolve(req.model)
         self.req, self.clock = req, _Clock(model_id)
+        self.feed = LogprobFeed(bool(req.logprobs), req.top_logprobs)
         tools = [t.model_dump(exclude_none=True) for t in req.tools] if req.tools else None
         opts = req.opts
         thinking, effort = _thinking(req)
         run = ChatRun(Turn(
-            model=model_id, messages=chat_messages(req.messages), sampling=opts.sampling(),
+            model=model_id, messages=chat_messages(req.messages),
+            sampling=opts.sampling(req.n_probs()),
             max_tokens=_budget(req), tools=tools, tool_choice=req.tool_choice,
             response_format=response_format(req.format),
             stop=[s for s in opts.stop or [] if s], load_configs=opts.load_configs(),
@@ -204,7 +207,7 @@ class ChatReply:
 
     def _object(self, message: dict[str, Any], done: bool, **extra: Any) -> dict[str, Any]:
         return {"model": self.req.model, "created_at": now(), "message": message, "done": done,
-                **extra}
+                **extra, **self.feed.take()}
 
     def _final(self, finished: Finished | None, message: dict[str, Any]) -> dict[str, Any]:
         return self._object(message, True, done_reason=_done_reason(finished),
@@ -213,6 +216,7 @@ class ChatReply:
     def complete(self) -> dict[str, Any]:
         with self.run:
             out = collect(self.run.generation)
+        self.feed.extend(out.logprobs)
         was_cut = cut(out.finished)
         parts = self.run.parts(out.text, was_cut)
         calls = parts.calls
@@ -235,6 +239,7 @@ class ChatReply:
         def generated() -> Iterator[Chunk]:
             for chunk in chunks(self.run):
                 raw.append(chunk.text)
+                self.feed.add(chunk)
                 yield chunk
 
         for block in stream_blocks(self.run, generated(), thinking=self.show_thinking):
@@ -283,6 +288,7 @@ class GenerateReply:
             raise APIError(400, "template overrides are not supported: the model's own chat "
                            "template renders the prompt (or send raw: true)", param="template")
         self.req, self.clock = req, _Clock(model_id)
+        self.feed = LogprobFeed(bool(req.logprobs), req.top_logprobs)
         opts = req.opts
         self.fmt = response_format(req.format)
         self.stop = [s for s in opts.stop or [] if s]
@@ -313,7 +319,7 @@ class GenerateReply:
             self.plan = plan_with_media(model, turn)
             self.markup = model.chat.reasoning if self.plan.reasoning else None
             self.prompt = [*(req.context or []), *self.plan.tokens]
-            params = replace(opts.sampling(), grammar=self.plan.grammar)
+            params = replace(opts.sampling(req.n_probs()), grammar=self.plan.grammar)
             # Images sit after the earlier reply's `context` ids.
             media = tuple(replace(m, start=m.start + len(req.context or []))
                           for m in self.plan.media)
@@ -327,7 +333,7 @@ class GenerateReply:
 
     def _object(self, text: str, done: bool, **extra: Any) -> dict[str, Any]:
         return {"model": self.req.model, "created_at": now(), "response": text, "done": done,
-                **extra}
+                **extra, **self.feed.take()}
 
     def _final(self, finished: Finished | None, text: str, ids: list[int]) -> dict[str, Any]:
         reason = _done_reason(finished)
@@ -343,6 +349,7 @@ class GenerateReply:
     def complete(self) -> dict[str, Any]:
         with self.run:
             out = collect(self.run.generation)
+        self.feed.extend(out.logprobs)
         return self._final(out.finished, out.text, out.token_ids)
 
     def stream(self) -> Iterator[dict[str, Any]]:
@@ -351,6 +358,7 @@ class GenerateReply:
         inside = self.plan.thinks_from_start
         splitter = self.markup.splitter(inside) if self.markup is not None else None
         for chunk in chunks(self.run):
+            self.feed.add(chunk)
             ids.extend(chunk.token_ids)
             if chunk.text:
                 texts.append(chunk.text)

@@ -25,6 +25,7 @@ from slm_api.api.core.protocol import (
     TokenIds,
     Usage,
 )
+from slm_api.api.core.samplers import SamplerFields
 from slm_api.engine.types import LoadOptions, SamplingParams
 from slm_api.errors import APIError
 
@@ -33,7 +34,10 @@ class StreamOptions(RequestBody):
     include_usage: bool = False
 
 
-class SamplingFields(RequestBody):
+class SamplingFields(SamplerFields):
+    """OpenAI's sampling fields, and llama.cpp's other samplers as llama-server takes them
+    (mirostat, dry_*, xtc_*, typical_p, ...: api/core/samplers.py)."""
+
     model: Name | None = None
     max_tokens: int | None = Field(None, gt=0, le=INT32_MAX)
     temperature: float = Field(0.8, ge=0.0, le=2.0)
@@ -92,6 +96,7 @@ class SamplingFields(RequestBody):
             grammar=grammar,
             logit_bias=bias,
             n_probs=n_probs,
+            **self.sampler_values(),
         )
 
 
