@@ -235,9 +235,12 @@ _DS_HEAD = re.compile(
 _DS_TAIL = re.compile(rf"\s*(?:{FENCE})?\s*(?:{DS_CALL_END})?\s*(?:{DS_CALLS_END})?")
 
 
-def _deepseek_calls(text: str, pos: int) -> tuple[list[ToolCall], int] | None:
+def _json_calls(head: re.Pattern[str], tail: re.Pattern[str], text: str, pos: int
+                ) -> tuple[list[ToolCall], int] | None:
+    """Calls whose head (`head`: the name as group "name" or "name31") is followed by JSON
+    arguments and `tail`, one after another from `pos` (DeepSeek's markup, harmony's)."""
     calls: list[ToolCall] = []
-    while (m := _DS_HEAD.match(text, pos)) is not None:
+    while (m := head.match(text, pos)) is not None:
         try:
             args, end = _DECODER.raw_decode(text, m.end())
         except json.JSONDecodeError:
@@ -246,8 +249,12 @@ def _deepseek_calls(text: str, pos: int) -> tuple[list[ToolCall], int] | None:
         if call is None:
             break
         calls.append(call)
-        pos = _DS_TAIL.match(text, end).end()  # type: ignore[union-attr]
+        pos = tail.match(text, end).end()  # type: ignore[union-attr]
     return (calls, pos) if calls else None
+
+
+def _deepseek_calls(text: str, pos: int) -> tuple[list[ToolCall], int] | None:
+    return _json_calls(_DS_HEAD, _DS_TAIL, text, pos)
 
 
 HARMONY_START, HARMONY_CHANNEL = "<|start|>assistant", "<|channel|>commentary"
@@ -263,18 +270,7 @@ _HARMONY_TAIL = re.compile(r"\s*(?:<\|call\|>)?")
 
 
 def _harmony_calls(text: str, pos: int) -> tuple[list[ToolCall], int] | None:
-    calls: list[ToolCall] = []
-    while (m := _HARMONY_HEAD.match(text, pos)) is not None:
-        try:
-            args, end = _DECODER.raw_decode(text, m.end())
-        except json.JSONDecodeError:
-            break
-        call = _call_from({"name": m.group("name") or m.group("name31"), "arguments": args})
-        if call is None:
-            break
-        calls.append(call)
-        pos = _HARMONY_TAIL.match(text, end).end()  # type: ignore[union-attr]
-    return (calls, pos) if calls else None
+    return _json_calls(_HARMONY_HEAD, _HARMONY_TAIL, text, pos)
 
 
 def _alternatives(options: list[tuple[str, dict[str, Any]]], suffix: str = "") -> str:

@@ -10,8 +10,6 @@ client's text can never open an image slot.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 import secrets
 from dataclasses import replace
@@ -23,10 +21,10 @@ from slm_api.engine import MediaSpan
 from slm_api.engine.llama_model import LoadedModel
 from slm_api.errors import APIError
 from slm_api.media.decode import Audio, Image, decode_audio, decode_image
+from slm_api.media.inline import decode_base64, split_data_url
 from slm_api.plumbing import state
 
 _KINDS = {"image_url": "image", "input_audio": "audio"}
-_DATA_URL = re.compile(r"data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?:;[^;,]*)*;base64,", re.IGNORECASE)
 
 
 def take_media(messages: list[dict[str, Any]], model: LoadedModel
@@ -67,29 +65,25 @@ def _parts_with_media(messages: list[dict[str, Any]]) -> list[bool]:
 
 
 def _decode(kind: str, part: dict[str, Any], where: str) -> Image | Audio:
+    settings = state.settings()
     if kind == "image":
         spec = part.get("image_url")
         url = spec.get("url") if isinstance(spec, dict) else spec
         param = f"{where}.image_url.url"
-        if not isinstance(url, str) or not (m := _DATA_URL.match(url)):
+        if not isinstance(url, str) or not url.startswith("data:"):
             raise APIError(400, f"{param} must be a data: URL with base64 image bytes (remote "
                            "URLs are fetched only from hosts the operator allows)", param=param)
-        raw = _base64(url[m.end():], param)
-        return decode_image(raw, param=param, max_pixels=state.settings().max_image_pixels)
+        _, b64 = split_data_url(url, param=param)
+        raw = decode_base64(b64, param=param, max_bytes=settings.max_image_bytes)
+        return decode_image(raw, param=param, max_pixels=settings.max_image_pixels)
     spec = part.get("input_audio")
     param = f"{where}.input_audio"
     if not isinstance(spec, dict) or not isinstance(spec.get("data"), str):
         raise APIError(400, f"{param} must be {{'data': <base64>, 'format': 'wav'}}",
                        param=param)
-    return decode_audio(_base64(spec["data"], param + ".data"), str(spec.get("format", "wav")),
-                        param=param)
-
-
-def _base64(data: str, param: str) -> bytes:
-    try:
-        return base64.b64decode(data, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise APIError(400, f"{param} is not valid base64", param=param) from exc
+    raw = decode_base64(spec["data"], param=param + ".data", max_bytes=settings.max_audio_bytes,
+                        what="audio")
+    return decode_audio(raw, str(spec.get("format", "wav")), param=param)
 
 
 def tokenize_prompt(model: LoadedModel, prompt: str, media: dict[str, Image | Audio]
