@@ -59,7 +59,10 @@ def test_every_route_has_a_typed_contract(spec, folder):
     for path, method, endpoint in _routes(folder):
         op = spec["paths"][path][method]
         if method in ("post", "put", "patch"):
-            body = op["requestBody"]["content"]["application/json"]["schema"]
+            # JSON, or a form (/v1/audio/transcriptions' multipart upload): typed either way.
+            content = op["requestBody"]["content"]
+            assert set(content) <= {"application/json", "multipart/form-data"}, endpoint
+            body = next(iter(content.values()))["schema"]
             assert body["$ref"].rsplit("/", 1)[1] in spec["components"]["schemas"], endpoint
         success = next(v for k, v in op["responses"].items() if k.startswith("2"))
         json_body = success["content"].get("application/json")

@@ -23,6 +23,7 @@ import requests
 from flask import Blueprint
 from support.http_server import MODEL, make_settings, running_server, serving
 
+from slm_api.api.core.contract import contract_of
 from slm_api.api.core.sse import sse_response
 from slm_api.api.ollama.routes import ndjson
 from slm_api.app import create_app
@@ -33,12 +34,19 @@ MAX_DEPTH = Settings().max_json_depth
 
 
 def _post_routes() -> list[str]:
-    """Every POST route without a path parameter, read from the app (new routes are covered as
-    they appear)."""
+    """Every POST route that takes a JSON body, without a path parameter, read from the app
+    (new routes are covered as they appear; a form upload such as /v1/audio/transcriptions has
+    its own bounds, tests/media/)."""
     folder = Path(os.environ.get("TMPDIR", "/tmp")) / "slm-api-hostile-routes"
     app = create_app(make_settings(folder), load_model=False)
+
+    def takes_json(endpoint: str) -> bool:
+        declared = contract_of(app.view_functions[endpoint])
+        return declared is None or declared.body_content_type == "application/json"
+
     return sorted(rule.rule for rule in app.url_map.iter_rules()
-                  if "POST" in rule.methods and "<" not in rule.rule)
+                  if "POST" in rule.methods and "<" not in rule.rule
+                  and takes_json(rule.endpoint))
 
 
 POST_ROUTES = _post_routes()
