@@ -13,11 +13,10 @@ from pathlib import Path
 
 import pytest
 import requests
+from support.browser import chromium
 from support.http_server import make_settings, model_folder, running_server
 from support.oracle import schema_problems
-from support.parts import find, missing
 
-CHROMIUM = find("chromium") or find("chromium-browser")
 KEY = "sk-page-test"
 
 
@@ -71,18 +70,8 @@ def test_page_is_open_when_the_api_needs_a_key(tmp_path: Path):
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    if CHROMIUM is None:
-        missing("Chromium is not installed: the Debian package `chromium` "
-                "(scripts/system-deps.sh installs it when run as root)")
-    try:
-        from playwright import sync_api
-    except ImportError:
-        missing("playwright is not installed (a dev extra)")
-    with sync_api.sync_playwright() as p:
-        # --no-sandbox: Chromium's sandbox cannot start as root (CI containers).
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield browser
-        browser.close()
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture

@@ -12,15 +12,10 @@ from pathlib import Path
 
 import pytest
 import requests
+from support.ggufs import THINK_TOGGLE_TEMPLATE as TOGGLE_TEMPLATE
 from support.ggufs import with_chat_template
 from support.http_server import make_settings, running_server
 
-TOGGLE_TEMPLATE = (
-    "{% for message in messages %}"
-    "{{ '<|im_start|>' + message.role + '\\n' + message.content + '<|im_end|>\\n' }}{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}"
-    "{% if enable_thinking is defined and enable_thinking is false %}"
-    "{{ '<think>\\n\\n</think>\\n\\n' }}{% endif %}{% endif %}")
 SYSTEM = "You answer questions about the harbour's tide tables, day by day. " * 12
 ASK = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "High tide?"}]
 OFF = {"model": "think-toggle", "messages": ASK, "reasoning_effort": "none"}

@@ -21,6 +21,7 @@ import pytest
 import requests
 from openai import OpenAI
 from pydantic import BaseModel, Field
+from support.ggufs import THINK_TOGGLE_TEMPLATE as TOGGLE_TEMPLATE
 from support.ggufs import with_chat_template
 from support.http_server import MODEL, make_settings, running_server
 
@@ -34,14 +35,6 @@ OPEN_TEMPLATE = (
     "{% set content = content.split('</think>')[-1].lstrip() %}{% endif %}"
     "{{ '<|im_start|>' + message.role + '\\n' + content + '<|im_end|>\\n' }}{% endfor %}"
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n<think>\\n' }}{% endif %}")
-# Qwen3's switch: thinking is the model's own choice unless enable_thinking is false, when the
-# template writes the empty block.
-TOGGLE_TEMPLATE = (
-    "{% for message in messages %}"
-    "{{ '<|im_start|>' + message.role + '\\n' + message.content + '<|im_end|>\\n' }}{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}"
-    "{% if enable_thinking is defined and enable_thinking is false %}"
-    "{{ '<think>\\n\\n</think>\\n\\n' }}{% endif %}{% endif %}")
 ASK = [{"role": "user", "content": "What is 2 + 2? Think it through."}]
 SCHEMA = {"type": "object", "properties": {"answer": {"type": "integer"}},
           "required": ["answer"], "additionalProperties": False}

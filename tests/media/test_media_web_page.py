@@ -9,30 +9,19 @@ import json
 from collections.abc import Iterator
 
 import pytest
+from support.browser import chromium
 from support.media import png_bytes
-from support.parts import find, missing
-
-CHROMIUM = find("chromium") or find("chromium-browser")
 
 
 @pytest.fixture(scope="module")
 def page_in_chromium() -> Iterator[object]:
-    if CHROMIUM is None:
-        missing("Chromium is not installed: the Debian package `chromium` "
-                "(scripts/system-deps.sh installs it when run as root)")
-    try:
-        from playwright import sync_api
-    except ImportError:
-        missing("playwright is not installed (a dev extra)")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+    with chromium() as browser:
         context = browser.new_context(viewport={"width": 1200, "height": 760})
         page = context.new_page()
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         page.errors = errors
         yield page
-        browser.close()
 
 
 def sent_bodies(page) -> list[dict]:

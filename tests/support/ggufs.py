@@ -8,6 +8,14 @@ from typing import Any
 import numpy as np
 from gguf import GGUFWriter
 
+# Qwen3's switch: thinking is the model's own choice unless enable_thinking is false, when the
+# template writes the empty block (tests/core: the planner and the reasoning routes).
+THINK_TOGGLE_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message.role + '\\n' + message.content + '<|im_end|>\\n' }}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}"
+    "{% if enable_thinking is defined and enable_thinking is false %}"
+    "{{ '<think>\\n\\n</think>\\n\\n' }}{% endif %}{% endif %}")
 
 def write_tiny_gguf(path: Path, arch: str = "bert", **uint32_meta: int) -> Path:
     """A valid GGUF header with a little metadata and one small tensor; not a usable model."""
