@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 
 import requests
 
@@ -62,3 +63,15 @@ class Stream:
                 choices = json.loads(data).get("choices") or [{}]
                 return choices[0].get("finish_reason")
         return None
+
+
+def wait_for_a_token(streams: list[Stream], timeout: float) -> bool:
+    """Whether any of `streams` produces a token within `timeout`. Polled across all of them:
+    waiting on each in turn would wait on a queued one until a running one had finished, and
+    so see a slot come free."""
+    deadline = time.monotonic() + timeout
+    while not any(s.first_token.is_set() for s in streams):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+    return True
