@@ -300,6 +300,7 @@ class LoadedModel:
         scheduler = self._generator()
         self.check_tokens(without_media(request.prompt, request.media))
         check_fits(request, self._n_ctx)
+        self._encode_media(scheduler, request, 1)
         job = self._job(request)
         scheduler.submit(job)
         return job
@@ -310,6 +311,7 @@ class LoadedModel:
         scheduler = self._generator()
         self.check_tokens(without_media(request.prompt, request.media))
         check_fits(request, self._n_ctx)
+        self._encode_media(scheduler, request, n)
         out: queue.SimpleQueue = queue.SimpleQueue()
         jobs: list[Job] = []
         try:
@@ -325,6 +327,13 @@ class LoadedModel:
             raise
         scheduler.submit_all(jobs)
         return Choices(jobs, out)
+
+    def _encode_media(self, scheduler: Scheduler, request: GenerationRequest, n: int) -> None:
+        # Here, on the request's thread, not on the decode loop (engine/projector.py); and
+        # only once the queue would take the request, so a refused one costs no encoder run.
+        if request.media and self.projector is not None:
+            scheduler.check_room(n)
+            self.projector.encode(request.media)
 
     def _job(self, request: GenerationRequest, **placement: Any) -> Job:
         """One generation's job: its sampler (with the grammar's constraint), its budget guide

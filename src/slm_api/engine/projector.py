@@ -4,12 +4,17 @@ A prompt with media is tokenized by libmtmd into text tokens and media chunks. A
 takes `n_tokens` places in the prompt's token list, filled with one placeholder id (negative,
 never a vocabulary id) derived from the picture's digest: the scheduler's prefix matching and
 the prompt cache then treat the same image at the same place as the same tokens, and a
-different image as different ones, without knowing what an image is. When the scheduler reaches
-a chunk while reading a prompt, `evaluate` encodes it (or takes the embeddings encoded for the
-same digest before) and decodes them into the slot's own sequence.
+different image as different ones, without knowing what an image is.
 
-Only the scheduler's loop thread calls `evaluate`; HTTP threads call `tokenize`. libmtmd's
-context is not documented as thread-safe, so one lock serialises both.
+The encoder runs on the request's own thread (`encode`, from the model's submit), never on the
+decode loop: a real vision tower takes hundreds of milliseconds a picture on a CPU, and on the
+loop that would be a pause in every other slot's stream. When the scheduler reaches a chunk
+while reading a prompt, `evaluate` only decodes the embeddings already attached to it into the
+slot's own sequence.
+
+libmtmd's context is not documented as thread-safe: one lock serialises the HTTP threads'
+`tokenize` and `encode`. `evaluate` (the loop) reads only the context's fixed settings and the
+embeddings it is handed, so it takes no lock and never waits for an encoder.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import numpy as np
 from llama_cpp import mtmd_cpp as mtmd
 
 from slm_api.engine import native
+from slm_api.engine.job import GenerationFailed
 from slm_api.engine.types import MediaSpan
 from slm_api.errors import InvalidRequest, ModelLoadError
 from slm_api.gguf_info import unreadable
@@ -48,6 +54,7 @@ _NO_CALLBACK = mtmd.mtmd_helper_post_decode_callback()  # a NULL function pointe
 class _Chunk:
     def __init__(self, ptr: int):
         self.ptr = ptr
+        self.embd: np.ndarray | None = None  # the encoder's output, set by Projector.encode
         self._free = weakref.finalize(self, mtmd.mtmd_input_chunk_free, ptr)
 
 
@@ -185,18 +192,12 @@ class Projector:
                                  "put the question after it", param=param)
         return tokens, tuple(spans)
 
-    # -- the loop thread -----------------------------------------------------------------------
-
-    def evaluate(self, span: MediaSpan, lctx: llama_cpp.llama_context_p, n_past: int,
-                 seq_id: int, n_batch: int) -> None:
-        """Decode the span's embeddings into sequence `seq_id` from position `n_past`."""
-        embd = self._embeddings(span)
-        new_n_past = llama_cpp.llama_pos(0)
-        rc = mtmd.mtmd_helper_decode_image_chunk(
-            self._ctx, lctx, span.chunk.ptr, embd.ctypes.data_as(ctypes.POINTER(ctypes.c_float)),
-            n_past, seq_id, n_batch, ctypes.byref(new_n_past), _NO_CALLBACK, None)
-        if rc != 0:
-            raise RuntimeError(f"decoding an image's embeddings failed ({rc})")
+    def encode(self, spans: Sequence[MediaSpan]) -> None:
+        """Attach each span's embeddings: the ones encoded for the same digest before, else a
+        run of the encoder here, on the calling (request) thread."""
+        for span in spans:
+            if span.chunk.embd is None:
+                span.chunk.embd = self._embeddings(span)
 
     def _embeddings(self, span: MediaSpan) -> np.ndarray:
         with self._lock:
@@ -209,7 +210,7 @@ class Projector:
             rc = mtmd.mtmd_encode_chunk(self._ctx, span.chunk.ptr)
             self.encode_s += time.perf_counter() - start
             if rc != 0:
-                raise RuntimeError(f"encoding an image failed ({rc})")
+                raise GenerationFailed(f"encoding an image failed (libmtmd error {rc})")
             out = mtmd.mtmd_get_output_embd(self._ctx)
             embd = np.ctypeslib.as_array(out, shape=(span.n_tokens * self._n_embd,)).copy()
             self.images_encoded += 1
@@ -217,6 +218,22 @@ class Projector:
             while len(self._encoded) > ENCODED_KEEP:
                 self._encoded.popitem(last=False)
             return embd
+
+    # -- the loop thread -----------------------------------------------------------------------
+
+    def evaluate(self, span: MediaSpan, lctx: llama_cpp.llama_context_p, n_past: int,
+                 seq_id: int, n_batch: int) -> None:
+        """Decode the span's embeddings (attached by `encode`) into sequence `seq_id` from
+        position `n_past`."""
+        embd = span.chunk.embd
+        if embd is None:
+            raise RuntimeError("an image reached the decode loop without its embeddings")
+        new_n_past = llama_cpp.llama_pos(0)
+        rc = mtmd.mtmd_helper_decode_image_chunk(
+            self._ctx, lctx, span.chunk.ptr, embd.ctypes.data_as(ctypes.POINTER(ctypes.c_float)),
+            n_past, seq_id, n_batch, ctypes.byref(new_n_past), _NO_CALLBACK, None)
+        if rc != 0:
+            raise RuntimeError(f"decoding an image's embeddings failed ({rc})")
 
     def close(self) -> None:
         if self._ctx:

@@ -89,22 +89,36 @@ class Scheduler:
             raise exc
 
         with self._wake:
-            if not self._running:
-                refuse(GenerationFailed("the model is being unloaded"))
-            if self._drain_deadline is not None:
-                refuse(Draining("the server is shutting down; retry on another replica"))
-            if any(j.aborted for j in self._waiting):
-                # Clients that left while waiting must not keep new ones out.
-                for gone in [j for j in self._waiting if j.aborted]:
-                    self._waiting.remove(gone)
-                    gone.finish(FinishCause.ABORT)
-            free = sum(s.job is None for s in self._slots)
-            if len(self._waiting) + len(jobs) > free + self._max_queue:
-                refuse(QueueFull(
-                    f"server busy: {len(self._waiting)} requests already waiting; retry shortly"
-                ))
+            refusal = self._refusal(len(jobs))
+            if refusal is not None:
+                refuse(refusal)
             self._waiting.extend(jobs)
             self._wake.notify()
+
+    def check_room(self, n: int) -> None:
+        """Raise now what `submit_all` would for `n` jobs: a request with costly work to do
+        before it is queued (encoding its images) learns first that it would be refused."""
+        with self._wake:
+            refusal = self._refusal(n)
+        if refusal is not None:
+            raise refusal
+
+    def _refusal(self, n: int) -> EngineError | None:
+        # Called with the lock held.
+        if not self._running:
+            return GenerationFailed("the model is being unloaded")
+        if self._drain_deadline is not None:
+            return Draining("the server is shutting down; retry on another replica")
+        if any(j.aborted for j in self._waiting):
+            # Clients that left while waiting must not keep new ones out.
+            for gone in [j for j in self._waiting if j.aborted]:
+                self._waiting.remove(gone)
+                gone.finish(FinishCause.ABORT)
+        free = sum(s.job is None for s in self._slots)
+        if len(self._waiting) + n > free + self._max_queue:
+            return QueueFull(
+                f"server busy: {len(self._waiting)} requests already waiting; retry shortly")
+        return None
 
     def stats(self) -> dict[str, int]:
         with self._wake:
