@@ -11,7 +11,7 @@ import pytest
 import requests
 from support.http_server import make_settings, metric, running_server
 from support.vision_gguf import write_tiny_vlm
-from test_vision_chat import VLM, data_url
+from test_vision_chat import IMAGE_TOKENS, VLM, data_url
 
 from slm_api.config import Settings
 from slm_api.engine.llama_model import LoadedModel
@@ -79,3 +79,21 @@ def test_submit_encodes_before_the_loop_sees_the_image(vlm_dir: Path):
         assert len(list(gen)) >= 1
     finally:
         model.close()
+
+
+def test_restore_cache_warms_a_prompt_with_an_image(one_slot: str):
+    # The admin route warms exactly the tokens chat reads, the picture's included: the chat
+    # request after it finds its whole prompt, image and all, in the cache.
+    messages = [{"role": "user", "content": [
+        {"type": "text", "text": "Which colour is this?"},
+        {"type": "image_url", "image_url": {"url": data_url("olive")}}]}]
+    warmed = requests.post(f"{one_slot}/restore_cache", timeout=60,
+                           json={"model": VLM, "messages": messages})
+    assert warmed.status_code == 200, warmed.text
+    # Only the template's opening was cached before (earlier requests share it): not the image.
+    assert warmed.json()["cached_tokens"] < warmed.json()["prompt_tokens"] - IMAGE_TOKENS
+    answer = requests.post(f"{one_slot}/v1/chat/completions", timeout=60, json={
+        "model": VLM, "messages": messages, "max_tokens": 2, "temperature": 0}).json()
+    usage = answer["usage"]
+    assert usage["prompt_tokens"] == warmed.json()["prompt_tokens"]
+    assert usage["prompt_tokens_details"]["cached_tokens"] >= usage["prompt_tokens"] - 1

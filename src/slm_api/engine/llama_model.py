@@ -53,22 +53,6 @@ __all__ = ["LoadedModel", "gpu_offload_supported"]
 LLAMA3_HINTS = ("<|start_header_id|>",)
 
 
-def _read_metadata(model: llama_cpp.llama_model_p) -> dict[str, str]:
-    meta: dict[str, str] = {}
-    buf = ctypes.create_string_buffer(1 << 16)
-    for i in range(llama_cpp.llama_model_meta_count(model)):
-        n = llama_cpp.llama_model_meta_key_by_index(model, i, buf, len(buf))
-        key = buf.value.decode("utf-8", errors="replace") if n >= 0 else ""
-        n = llama_cpp.llama_model_meta_val_str_by_index(model, i, buf, len(buf))
-        if n >= len(buf):  # a long value (a chat template): ask again with room for it
-            big = ctypes.create_string_buffer(n + 1)
-            llama_cpp.llama_model_meta_val_str_by_index(model, i, big, len(big))
-            meta[key] = big.value.decode("utf-8", errors="replace")
-        elif n >= 0:
-            meta[key] = buf.value.decode("utf-8", errors="replace")
-    return meta
-
-
 def _check_header(path: Path) -> None:
     # Read by our bounded parser before llama.cpp's: a corrupt header is a clear 400 here,
     # never undefined behaviour in C.
@@ -111,7 +95,7 @@ class LoadedModel:
             raise
 
     def _setup(self, path: Path, settings: Settings, options: LoadOptions, gpu: int) -> None:
-        self.metadata = _read_metadata(self._model)
+        self.metadata = native.read_metadata(self._model)
         self._vocab = llama_cpp.llama_model_get_vocab(self._model)
         self.n_vocab = llama_cpp.llama_vocab_n_tokens(self._vocab)
         self.fim = fim_tokens(self._vocab)
@@ -377,13 +361,15 @@ class LoadedModel:
         text = completion(g, g.start(), UniqueTracker(spec) if spec else None)
         return len(self.spell(text or ""))
 
-    def warm(self, prompt: list[int]) -> int:
-        """Evaluate `prompt` into the prompt cache without generating; returns how many of its
-        tokens the cache already held (as a request's `cached_tokens` counts them)."""
+    def warm(self, prompt: list[int], media: tuple[MediaSpan, ...] = ()) -> int:
+        """Evaluate `prompt` (its media included) into the prompt cache without generating;
+        returns how many of its tokens the cache already held (as `cached_tokens` counts)."""
         scheduler = self._generator()
-        self.check_tokens(prompt)
-        check_fits(GenerationRequest(prompt=prompt, max_tokens=1), self._n_ctx)
-        return scheduler.warm(prompt)
+        request = GenerationRequest(prompt=prompt, max_tokens=1, media=media)
+        self.check_tokens(without_media(prompt, media))
+        check_fits(request, self._n_ctx)
+        self._encode_media(scheduler, request, 1)
+        return scheduler.warm(request)
 
     def _generator(self) -> Scheduler:
         if self._scheduler is None:

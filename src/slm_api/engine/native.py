@@ -92,3 +92,20 @@ sampler_accept = _holding_gil(llama_cpp.llama_sampler_accept)
 token_to_piece = _holding_gil(llama_cpp.llama_token_to_piece)
 vocab_is_eog = _holding_gil(llama_cpp.llama_vocab_is_eog)
 get_logits_ith = _holding_gil(llama_cpp.llama_get_logits_ith)
+
+
+def read_metadata(model: llama_cpp.llama_model_p) -> dict[str, str]:
+    """The model's GGUF metadata as strings (a long value, a chat template, read whole)."""
+    meta: dict[str, str] = {}
+    buf = ctypes.create_string_buffer(1 << 16)
+    for i in range(llama_cpp.llama_model_meta_count(model)):
+        n = llama_cpp.llama_model_meta_key_by_index(model, i, buf, len(buf))
+        key = buf.value.decode("utf-8", errors="replace") if n >= 0 else ""
+        n = llama_cpp.llama_model_meta_val_str_by_index(model, i, buf, len(buf))
+        if n >= len(buf):  # a long value (a chat template): ask again with room for it
+            big = ctypes.create_string_buffer(n + 1)
+            llama_cpp.llama_model_meta_val_str_by_index(model, i, big, len(big))
+            meta[key] = big.value.decode("utf-8", errors="replace")
+        elif n >= 0:
+            meta[key] = buf.value.decode("utf-8", errors="replace")
+    return meta

@@ -151,10 +151,10 @@ class Scheduler:
             job.fail(Draining("the server is shutting down before this request started; "
                               "retry on another replica"))
 
-    def warm(self, prompt: list[int]) -> int:
-        """Evaluate `prompt` into a free sequence's cache without generating anything; returns
-        how many of its tokens were already cached."""
-        job = Job(GenerationRequest(prompt=prompt, max_tokens=1), Decoding(None, []))
+    def warm(self, request: GenerationRequest) -> int:
+        """Evaluate the request's prompt into a free sequence's cache without generating
+        anything; returns how many of its tokens were already cached."""
+        job = Job(request, Decoding(None, []))
         self.submit(job)
         for _ in job:
             pass

@@ -21,7 +21,7 @@ from slm_api.api.admin.protocol import (
 )
 from slm_api.api.core.body import parse_body
 from slm_api.api.core.contract import contract
-from slm_api.api.core.planner import plan
+from slm_api.api.core.media import plan_with_media
 from slm_api.engine import ModelInfo
 from slm_api.errors import APIError
 from slm_api.hub import download_gguf, validate_request
@@ -127,8 +127,9 @@ def restore_cache() -> Response:
     with state.engine().use(req.model) as model:
         # The very tokens a chat request with this body reads (generation prompt, tools and
         # thinking as planned), so its prompt is found whole in the cache.
-        prompt = plan(model.chat, req.to_turn(), model.tokenize).tokens
-        cached = model.warm(prompt)
+        planned = plan_with_media(model, req.to_turn())
+        prompt = planned.tokens
+        cached = model.warm(prompt, planned.media)
         model_id = model.info.id
     return jsonify({"status": "cached", "model": model_id, "cached_tokens": cached,
                     "prompt_tokens": len(prompt)})
