@@ -185,12 +185,17 @@ def media_in(messages: list[dict[str, Any]]) -> list[tuple[str, str]]:
 def refuse_unsupported_media(model: Any, messages: list[dict[str, Any]]) -> None:
     """A 400 naming the first part whose kind `model` cannot take (no projector, or one
     without audio): the core's check, before the prompt is rendered."""
-    kinds = getattr(model, "media_kinds", frozenset())
     for where, kind in media_in(messages):
-        if kind not in kinds:
-            name = getattr(getattr(model, "info", None), "id", None) or "this model"
-            raise APIError(
-                400, f"{where} is {'an image' if kind == 'image' else 'audio'}, and the model "
-                f"{name!r} does not take {kind} input (it has no multimodal projector"
-                f"{' with audio' if kind == 'audio' and kinds else ''}); load a model that "
-                f"does", param=where, code=f"model_without_{kind}_input")
+        refuse_unsupported_kind(model, kind, where)
+
+
+def refuse_unsupported_kind(model: Any, kind: str, where: str) -> None:
+    """A 400 naming `where` when `model` cannot take `kind` ("image", "audio")."""
+    kinds = getattr(model, "media_kinds", frozenset())
+    if kind not in kinds:
+        name = getattr(getattr(model, "info", None), "id", None) or "this model"
+        raise APIError(
+            400, f"{where} is {'an image' if kind == 'image' else 'audio'}, and the model "
+            f"{name!r} does not take {kind} input (it has no multimodal projector"
+            f"{' with audio' if kind == 'audio' and kinds else ''}); load a model that "
+            f"does", param=where, code=f"model_without_{kind}_input")

@@ -1,4 +1,4 @@
-"""POST /v1/extract, HTTP only: text in, JSON that fits a schema out (serving.py)."""
+"""POST /v1/extract, HTTP only: text or pictures in, JSON that fits a schema out (serving.py)."""
 
 from __future__ import annotations
 
@@ -15,11 +15,12 @@ bp = Blueprint("extract", __name__)
 
 
 @bp.post("/v1/extract")
-@contract(access="api", body=ExtractRequest, response=ExtractResult)
+@contract(access="api", body=ExtractRequest, response=ExtractResult, media=True)
 def extract() -> Response:
-    """Extract JSON from text.
+    """Extract JSON from text or pictures.
 
-    Text in, JSON that fits `schema` out (checked against it). A `max_tokens` below the
-    shortest JSON that fits is a 400 `max_tokens_too_small` naming the budget needed."""
+    Text (and, on a vision model, `images`) in, JSON that fits `schema` out (checked against
+    it). A `max_tokens` below the shortest JSON that fits is a 400 `max_tokens_too_small`
+    naming the budget needed."""
     started = time.perf_counter()
     return jsonify(serving.extract(parse_body(ExtractRequest), started))
