@@ -162,6 +162,9 @@ def test_a_marker_in_plain_text_opens_no_image_slot(vclient: openai.OpenAI):
     (obj(b64("red"), b64("blue")), "prompt.multimodal_data", "media_marker_mismatch"),
     (obj(b64("red"), text="no marker here"), "prompt.multimodal_data", "media_marker_mismatch"),
     (["fine", obj(text=MARKER)], "prompt.1.multimodal_data", "media_marker_mismatch"),
+    # Every object's markers are counted before any image is decoded.
+    ([obj("not base64!"), obj(text=MARKER)], "prompt.1.multimodal_data",
+     "media_marker_mismatch"),
     (obj("not base64!"), "prompt.multimodal_data.0", "invalid_image"),
     (obj(base64.b64encode(b"plain text, no picture").decode()), "prompt.multimodal_data.0",
      "invalid_image"),

@@ -39,21 +39,29 @@ class RawPrompt:
 
 def raw_prompts(prompt: Any, suffix: str | None = None) -> list[RawPrompt]:
     """A completions request's `prompt` (a string, token ids, a prompt object, or a list of
-    them) as one RawPrompt per prompt; every image checked and counted before any model is
-    pinned for them."""
-    if isinstance(prompt, MediaPrompt):
-        return [_media_prompt(prompt, "prompt", media_intake(), suffix)]
-    items = one_or_many(prompt)
-    listed = isinstance(prompt, list) and not isinstance(prompt[0], int)
+    them) as one RawPrompt per prompt. Every object's markers are counted first, then every
+    image checked and counted, all before any model is pinned for them."""
+    single = isinstance(prompt, MediaPrompt)
+    items = [prompt] if single else one_or_many(prompt)
+    listed = not single and isinstance(prompt, list) and not isinstance(prompt[0], int)
+    params = [f"prompt.{i}" if listed else "prompt" for i in range(len(items))]
+    pieces = [_pieces(item, param, suffix) if isinstance(item, MediaPrompt) else None
+              for item, param in zip(items, params, strict=True)]
     intake = media_intake()
-    return [_media_prompt(item, f"prompt.{i}" if listed else "prompt", intake, suffix)
-            if isinstance(item, MediaPrompt)
-            else RawPrompt(item, item if isinstance(item, str) else None)
-            for i, item in enumerate(items)]
+    out = []
+    for item, param, split in zip(items, params, pieces, strict=True):
+        if not isinstance(item, MediaPrompt):
+            out.append(RawPrompt(item, item if isinstance(item, str) else None))
+        elif not item.multimodal_data:
+            out.append(RawPrompt(item.prompt_string, item.prompt_string))
+        else:
+            assert split is not None
+            out.append(_media_prompt(item, split, param, intake))
+    return out
 
 
-def _media_prompt(item: MediaPrompt, param: str, intake: MediaIntake,
-                  suffix: str | None) -> RawPrompt:
+def _pieces(item: MediaPrompt, param: str, suffix: str | None) -> list[str]:
+    """`prompt_string` cut at its markers: one piece more than the object has images."""
     data = item.multimodal_data or []
     pieces = item.prompt_string.split(MEDIA_MARKER)
     if len(pieces) - 1 != len(data):
@@ -62,14 +70,18 @@ def _media_prompt(item: MediaPrompt, param: str, intake: MediaIntake,
             f"{param}.multimodal_data {len(data)} item(s): write one marker per item, where "
             "that item sits, in order", param=f"{param}.multimodal_data",
             code="media_marker_mismatch")
-    if not data:
-        return RawPrompt(item.prompt_string, item.prompt_string)
-    if suffix:
+    if data and suffix:
         raise APIError(400, "suffix (fill-in-the-middle) takes a text prompt: a prompt with "
                        "multimodal_data has no place for the gap", param="suffix")
+    return pieces
+
+
+def _media_prompt(item: MediaPrompt, pieces: list[str], param: str,
+                  intake: MediaIntake) -> RawPrompt:
+    """The object as content parts: text, image, text, ... in order."""
     parts: list[dict[str, Any]] = []
     names = []
-    for k, b64 in enumerate(data):
+    for k, b64 in enumerate(item.multimodal_data or []):
         name = f"{param}.multimodal_data.{k}"
         if pieces[k]:
             parts.append({"type": "text", "text": pieces[k]})
