@@ -8,6 +8,8 @@ from __future__ import annotations
 import base64
 import io
 import os
+import struct
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -207,3 +209,20 @@ def test_a_text_only_model_refuses_the_image_naming_it(url: str):
 def test_suffix_with_images_is_refused(url: str):
     error = refusal(post(url, {"prompt": obj(b64("red")), "suffix": "end"}))
     assert error["param"] == "suffix"
+
+
+def test_the_cores_decode_names_the_item(url: str):
+    """A PNG declaring 100,000 x 100,000 pixels passes the edge's magic-byte check; the core's
+    one decode refuses it from the header, naming the list item as the request wrote it."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(
+            ">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    bomb = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 10**5, 10**5, 8, 2,
+                                                                0, 0, 0)) \
+        + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+    prompt = ["text", obj(b64("red"), base64.b64encode(bomb).decode(),
+                          text=f"{MARKER}{MARKER}")]
+    error = refusal(post(url, {"prompt": prompt}))
+    assert error["param"] == "prompt.1.multimodal_data.1"
+    assert "MAX_IMAGE_PIXELS" in error["message"]
