@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -27,15 +28,16 @@ from slm_api.plumbing import state
 _KINDS = {"image_url": "image", "input_audio": "audio"}
 
 
-def take_media(messages: list[dict[str, Any]], model: LoadedModel
+def take_media(messages: list[dict[str, Any]], model: LoadedModel, names: Sequence[str] = ()
                ) -> tuple[list[dict[str, Any]], dict[str, Image | Audio]]:
     """`messages` with each image or audio part replaced by a text part holding a marker, and
     the decoded media by marker. A model that does not read a part's kind gets a 400 naming the
-    part, before anything is decoded or submitted."""
+    part, before anything is decoded or submitted. `names`: each media part's request field,
+    in order, where the request has no messages to name them by (a raw prompt)."""
     media: dict[str, Image | Audio] = {}
     if not any(_parts_with_media(messages)):
         return messages, media
-    refuse_unsupported_media(model, messages)
+    refuse_unsupported_media(model, messages, names)
     nonce = secrets.token_hex(8)
     out = []
     for i, msg in enumerate(messages):
@@ -51,8 +53,10 @@ def take_media(messages: list[dict[str, Any]], model: LoadedModel
                 parts.append(part)
                 continue
             where = f"messages.{i}.content.{j}"
+            param = names[len(media)] if names else (
+                f"{where}.image_url.url" if kind == "image" else f"{where}.input_audio")
             marker = f"<|media-{nonce}-{len(media)}|>"
-            media[marker] = _decode(kind, part, where)
+            media[marker] = _decode(kind, part, param)
             parts.append({"type": "text", "text": marker})
         out.append({**msg, "content": parts})
     return out, media
@@ -64,12 +68,11 @@ def _parts_with_media(messages: list[dict[str, Any]]) -> list[bool]:
             for p in m["content"]]
 
 
-def _decode(kind: str, part: dict[str, Any], where: str) -> Image | Audio:
+def _decode(kind: str, part: dict[str, Any], param: str) -> Image | Audio:
     settings = state.settings()
     if kind == "image":
         spec = part.get("image_url")
         url = spec.get("url") if isinstance(spec, dict) else spec
-        param = f"{where}.image_url.url"
         if not isinstance(url, str) or not url.startswith("data:"):
             raise APIError(400, f"{param} must be a data: URL with base64 image bytes (remote "
                            "URLs are fetched only from hosts the operator allows)", param=param)
@@ -77,7 +80,6 @@ def _decode(kind: str, part: dict[str, Any], where: str) -> Image | Audio:
         raw = decode_base64(b64, param=param, max_bytes=settings.max_image_bytes)
         return decode_image(raw, param=param, max_pixels=settings.max_image_pixels)
     spec = part.get("input_audio")
-    param = f"{where}.input_audio"
     if not isinstance(spec, dict) or not isinstance(spec.get("data"), str):
         raise APIError(400, f"{param} must be {{'data': <base64>, 'format': 'wav'}}",
                        param=param)
@@ -86,11 +88,11 @@ def _decode(kind: str, part: dict[str, Any], where: str) -> Image | Audio:
     return decode_audio(raw, str(spec.get("format", "wav")), param=param)
 
 
-def tokenize_prompt(model: LoadedModel, prompt: str, media: dict[str, Image | Audio]
-                    ) -> tuple[list[int], tuple[MediaSpan, ...]]:
+def tokenize_prompt(model: LoadedModel, prompt: str, media: dict[str, Image | Audio],
+                    param: str = "messages") -> tuple[list[int], tuple[MediaSpan, ...]]:
     """The rendered prompt's tokens, with its media where their markers are."""
     if not media:
-        return model.tokenize(prompt), ()
+        return model.tokenize(prompt, param=param), ()
     pattern = "(" + "|".join(re.escape(k) for k in media) + ")"
     parts: list[str | Image | Audio] = []
     for k, piece in enumerate(re.split(pattern, prompt)):
@@ -99,25 +101,39 @@ def tokenize_prompt(model: LoadedModel, prompt: str, media: dict[str, Image | Au
         elif piece:
             parts.append(piece)
     if not any(isinstance(p, (Image, Audio)) for p in parts):
-        raise APIError(400, "the chat template dropped this request's images", param="messages")
-    return model.tokenize_media(parts)
+        raise APIError(400, "the chat template dropped this request's images", param=param)
+    return model.tokenize_media(parts, param=param)
 
 
 def plan_with_media(model: LoadedModel, turn: Turn | RawTurn) -> Plan:
     """The turn's plan, its images and sounds in it: a model that cannot read them refuses
     here; each part becomes a marker the template renders as text, and the planned prompt is
-    tokenized with the media where the markers are (the chat core and /api/generate)."""
+    tokenized with the media where the markers are (the chat core, /api/generate, and a raw
+    prompt given as content parts: /v1/completions' multimodal prompt)."""
     if isinstance(turn, RawTurn):
-        return plan(model.chat, turn, model.tokenize)
-    messages, media = take_media(turn.messages, model)
+        if not _is_parts(turn.prompt):
+            return plan(model.chat, turn, model.tokenize)
+        # A raw prompt's parts as one message's: the same check, decode and markers as chat's;
+        # the prompt is their text joined, no template around it.
+        messages, media = take_media([{"role": "user", "content": turn.prompt}], model,
+                                     turn.media_names)
+        text = "".join(p["text"] for p in messages[0]["content"])
+        turn = replace(turn, prompt=text)
+    else:
+        messages, media = take_media(turn.messages, model)
+        turn = replace(turn, messages=messages)
     if not media:
         return plan(model.chat, turn, model.tokenize)
     spans: list[MediaSpan] = []
 
-    def tokenize(text: str, param: str | None = None) -> list[int]:
-        tokens, found = tokenize_prompt(model, text, media)
+    def tokenize(text: str, param: str = "messages") -> list[int]:
+        tokens, found = tokenize_prompt(model, text, media, param)
         spans[:] = found
         return tokens
 
-    planned = plan(model.chat, replace(turn, messages=messages), tokenize)
+    planned = plan(model.chat, turn, tokenize)
     return replace(planned, media=tuple(spans))
+
+
+def _is_parts(prompt: object) -> bool:
+    return isinstance(prompt, list) and bool(prompt) and isinstance(prompt[0], dict)

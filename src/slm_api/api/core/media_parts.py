@@ -17,6 +17,7 @@ submitted. (The vision engine owns it once it lands; the check reads `model.medi
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -182,10 +183,15 @@ def media_in(messages: list[dict[str, Any]]) -> list[tuple[str, str]]:
     return found
 
 
-def refuse_unsupported_media(model: Any, messages: list[dict[str, Any]]) -> None:
+def refuse_unsupported_media(model: Any, messages: list[dict[str, Any]],
+                             names: Sequence[str] = ()) -> None:
     """A 400 naming the first part whose kind `model` cannot take (no projector, or one
-    without audio): the core's check, before the prompt is rendered."""
-    for where, kind in media_in(messages):
+    without audio): the core's check, before the prompt is rendered. `names`: the request
+    field of each media part in order, where the request had no messages (a raw prompt)."""
+    found = media_in(messages)
+    if names:
+        found = [(name, kind) for name, (_, kind) in zip(names, found, strict=True)]
+    for where, kind in found:
         refuse_unsupported_kind(model, kind, where)
 
 

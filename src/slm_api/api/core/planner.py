@@ -94,9 +94,10 @@ class Turn:
 @dataclass
 class RawTurn:
     """A prompt sent as it is, no template around it (/v1/completions, Ollama's raw
-    /api/generate): text, or token ids already."""
+    /api/generate): text, or token ids already, or OpenAI content parts (text and images in
+    order), which api/core/media.py's plan_with_media turns into text and media first."""
 
-    prompt: str | list[int]
+    prompt: str | list[int] | list[dict[str, Any]]
     response_format: ResponseFormat | None = None
     stop: list[str] = field(default_factory=list)
     # Whether a reasoning model's markup applies (its thinking split off the reply, a grammar
@@ -104,6 +105,8 @@ class RawTurn:
     reasoning: bool = False
     thinking: bool | None = None
     prompt_param: str = "prompt"
+    # Each media part's request field, in order (`prompt.multimodal_data.0`), for refusals.
+    media_names: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -171,8 +174,11 @@ def _plan_chat(chat: ChatFormatter, turn: Turn, tokenize: Tokenize) -> Plan:
 def _plan_raw(chat: ChatFormatter, turn: RawTurn, tokenize: Tokenize) -> Plan:
     if isinstance(turn.prompt, str):
         text, tokens = turn.prompt, tokenize(turn.prompt, param=turn.prompt_param)
+    elif turn.prompt and isinstance(turn.prompt[0], dict):
+        # Content parts need the model's projector: api/core/media.py's plan_with_media.
+        raise TypeError("a raw prompt with media is planned by plan_with_media")
     else:
-        text, tokens = "", list(turn.prompt)
+        text, tokens = "", list(turn.prompt)  # type: ignore[arg-type]
     grammar = answer_grammar = response_format_grammar(turn.response_format)
     markup = chat.reasoning if turn.reasoning else None
     if grammar is not None and markup is not None and turn.thinking is not False:

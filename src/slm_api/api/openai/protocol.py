@@ -119,9 +119,18 @@ class ChatCompletionRequest(SamplingFields, MessagesBody):
         return self.max_completion_tokens or self.max_tokens
 
 
+class MediaPrompt(RequestBody):
+    """llama-server's multimodal prompt (api/openai/raw_media.py): text with one `<__media__>`
+    marker per item of `multimodal_data` (bare base64 images), in order."""
+
+    prompt_string: str
+    multimodal_data: list[str] | None = None
+
+
 class CompletionRequest(SamplingFields):
-    prompt: str | Annotated[list[str], Field(min_length=1, max_length=MAX_INPUTS)] | TokenIds \
-        | Annotated[list[TokenIds], Field(min_length=1, max_length=MAX_INPUTS)]
+    prompt: str | MediaPrompt \
+        | Annotated[list[str | MediaPrompt], Field(min_length=1, max_length=MAX_INPUTS)] \
+        | TokenIds | Annotated[list[TokenIds], Field(min_length=1, max_length=MAX_INPUTS)]
     echo: bool = False
     logprobs: int | None = Field(None, ge=0, le=20)
     max_tokens: int | None = Field(16, gt=0, le=INT32_MAX)

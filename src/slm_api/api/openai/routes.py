@@ -51,11 +51,14 @@ def chat_completions() -> Response:
 
 
 @completions_bp.post("/v1/completions")
-@contract(access="api", body=CompletionRequest, response=Completion, stream=Completion)
+@contract(access="api", body=CompletionRequest, response=Completion, stream=Completion,
+          media=True)
 def completions() -> Response:
     """Create a text completion (the legacy API).
 
-    A prompt (text or token ids, one or several) in, its continuation out."""
+    A prompt (text or token ids, one or several) in, its continuation out. On a vision model
+    a prompt may be llama-server's object, `{"prompt_string": "... <__media__> ...",
+    "multimodal_data": ["<base64 image>"]}`: one marker per image, in order."""
     req = parse_body(CompletionRequest)
     reply = serving.CompletionReply(req)
     if req.stream:

@@ -24,8 +24,9 @@ from slm_api.api.core.body import (
 from slm_api.api.core.conversation import ChatRun, Turn, start_turn
 from slm_api.api.core.infill import fim_prompt
 from slm_api.api.core.logprobs import chat_logprobs, completion_logprobs
+from slm_api.api.core.media import plan_with_media
 from slm_api.api.core.media_parts import media_intake
-from slm_api.api.core.planner import RawTurn, plan
+from slm_api.api.core.planner import RawTurn
 from slm_api.api.core.reply import finish_reason, usage
 from slm_api.api.core.rights import use_model
 from slm_api.api.core.run import (
@@ -37,6 +38,7 @@ from slm_api.api.core.run import (
     iterate,
 )
 from slm_api.api.openai.protocol import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
+from slm_api.api.openai.raw_media import raw_prompts
 from slm_api.engine import Finished, TokenLogprob
 from slm_api.errors import APIError
 from slm_api.gguf_info import file_kind, unreadable
@@ -232,20 +234,23 @@ class CompletionReply:
         self.req = req
         self.runs: list[Run] = []
         self.texts: list[str] = []  # each prompt as text, for echo and logprob offsets
+        # Images (llama-server's prompt objects) checked before a model is pinned for them.
+        prompts = raw_prompts(req.prompt, req.suffix)
         with close_on_error(self.runs):
-            for prompt in one_or_many(req.prompt):
+            for raw in prompts:
                 run = Run(req.model, req.to_load_options())
                 self.runs.append(run)
-                text = prompt if isinstance(prompt, str) else run.model.detokenize(prompt)
+                prompt = raw.prompt
+                text = raw.text if raw.text is not None else run.model.detokenize(prompt)
                 if req.suffix:
                     # suffix present -> infill plan: the model's FIM tokens around the prompt
                     # and suffix (api/core/infill.py); a model without them is a 400.
                     prompt = fim_prompt(run.model, OPENAI_FIM, text, req.suffix)
-                planned = plan(run.model.chat, RawTurn(prompt, stop=req.stop or []),
-                               run.model.tokenize)
+                planned = plan_with_media(run.model, RawTurn(prompt, stop=req.stop or [],
+                                                             media_names=raw.names))
                 self.texts.append(text)
                 run.submit(build_request(run.model, planned.tokens, max_tokens, params,
-                                         planned.stop), self.n)
+                                         planned.stop, media=planned.media), self.n)
         self.envelope = _Envelope("cmpl", self.runs[0].model.info.id)
 
     def _logprobs(self, logprobs: list[TokenLogprob], offset: int) -> dict[str, Any] | None:
