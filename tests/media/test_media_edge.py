@@ -145,6 +145,7 @@ def test_media_ollama_images(server):
     with pytest.raises(ollama.ResponseError) as err:
         client.generate(model=MODEL, prompt="What is this?", images=[png_bytes()])
     assert err.value.status_code == 400 and "does not take image input" in err.value.error
+    assert err.value.error.startswith("images.0 ")  # the request's own field
     with pytest.raises(ollama.ResponseError) as err:  # the SDK sends text as base64 too
         client.chat(model=MODEL, messages=[
             {"role": "user", "content": "What is this?", "images": [b"plain text"]}])

@@ -296,7 +296,8 @@ class GenerateReply:
                        if opts.load_configs() else None)
         try:
             model = self.run.model
-            refuse_unsupported_media(model, [{"role": "user", "content": images}])
+            refuse_unsupported_media(model, [{"role": "user", "content": images}],
+                                     [f"images.{k}" for k in range(len(req.images or []))])
             # A reasoning model's thinking is split off the reply (`thinking`), as in chat.
             _refuse_thinking(req, model.chat.reasoning is not None)
             self.show_thinking = req.think is not False
