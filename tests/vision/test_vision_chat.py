@@ -7,37 +7,16 @@ from __future__ import annotations
 import base64
 import io
 import json
-import os
-from collections.abc import Iterator
-from pathlib import Path
 
 import openai
 import pytest
 import requests
 from PIL import Image
-from support.http_server import MODEL, make_settings, metric, running_server
-from support.vision_gguf import IMAGE_SIZE, PATCH_SIZE, write_tiny_vlm
+from support.http_server import MODEL, metric
+from support.vision_gguf import IMAGE_SIZE, PATCH_SIZE
 
 VLM = "tiny-vlm"
 IMAGE_TOKENS = (IMAGE_SIZE // PATCH_SIZE) ** 2
-
-
-@pytest.fixture(scope="module")
-def vision_dir(model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A MODELS_DIR with the tiny vision model, its projector beside it (found by name), and
-    the default text-only model."""
-    folder = tmp_path_factory.mktemp("vision-models")
-    write_tiny_vlm(folder, model_path.parent)
-    os.link(model_path, folder / model_path.name)
-    return folder
-
-
-@pytest.fixture(scope="module")
-def vision_server(vision_dir: Path) -> Iterator[str]:
-    settings = make_settings(vision_dir, model_path=vision_dir / f"{VLM}.gguf",
-                             max_loaded_models=2, n_ctx=1024)
-    with running_server(settings) as url:
-        yield url
 
 
 @pytest.fixture(scope="module")

@@ -10,15 +10,13 @@ import io
 import os
 import struct
 import zlib
-from collections.abc import Iterator
-from pathlib import Path
 
 import openai
 import pytest
 import requests
 from PIL import Image
-from support.http_server import make_settings, metric, running_server
-from support.vision_gguf import IMAGE_SIZE, PATCH_SIZE, write_tiny_vlm
+from support.http_server import metric
+from support.vision_gguf import IMAGE_SIZE, PATCH_SIZE
 
 VLM = "tiny-vlm"
 IMAGE_TOKENS = (IMAGE_SIZE // PATCH_SIZE) ** 2
@@ -27,19 +25,8 @@ QUESTION = f"Picture: {MARKER}\nWhat is in it?"
 
 
 @pytest.fixture(scope="module")
-def vision_dir(model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("vision-completions")
-    write_tiny_vlm(folder, model_path.parent)
-    os.link(model_path, folder / model_path.name)  # the default text-only model beside it
-    return folder
-
-
-@pytest.fixture(scope="module")
-def url(vision_dir: Path) -> Iterator[str]:
-    settings = make_settings(vision_dir, model_path=vision_dir / f"{VLM}.gguf",
-                             max_loaded_models=2, n_ctx=1024)
-    with running_server(settings) as base:
-        yield base
+def url(vision_server: str) -> str:
+    return vision_server
 
 
 @pytest.fixture(scope="module")

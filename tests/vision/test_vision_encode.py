@@ -3,14 +3,12 @@ request, never on the decode loop, and never for a request that is then refused.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
 from support.http_server import make_settings, metric, running_server
-from support.vision_gguf import write_tiny_vlm
 from test_vision_chat import IMAGE_TOKENS, VLM, data_url
 
 from slm_api.config import Settings
@@ -20,17 +18,9 @@ from slm_api.media.decode import decode_image
 
 
 @pytest.fixture(scope="module")
-def vlm_dir(model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("vision-encode")
-    write_tiny_vlm(folder, model_path.parent)
-    os.link(model_path, folder / model_path.name)
-    return folder
-
-
-@pytest.fixture(scope="module")
-def one_slot(vlm_dir: Path) -> Iterator[str]:
+def one_slot(vision_dir: Path) -> Iterator[str]:
     # One sequence and no queue: two choices can never be admitted together.
-    settings = make_settings(vlm_dir, model_path=vlm_dir / f"{VLM}.gguf", n_ctx=1024,
+    settings = make_settings(vision_dir, model_path=vision_dir / f"{VLM}.gguf", n_ctx=1024,
                              n_parallel=1, max_queue=0)
     with running_server(settings) as url:
         yield url
@@ -59,14 +49,14 @@ def test_a_refused_request_costs_no_encoder_run(one_slot: str):
     assert encoded() == before + 1
 
 
-def test_submit_encodes_before_the_loop_sees_the_image(vlm_dir: Path):
+def test_submit_encodes_before_the_loop_sees_the_image(vision_dir: Path):
     # The model's submit returns with every image's embeddings attached: the decode loop only
     # decodes them (engine/projector.py), so an encoder run never pauses the other slots.
     import base64
 
-    settings = Settings(models_dir=vlm_dir, n_threads=2, n_ctx=512, n_parallel=2,
+    settings = Settings(models_dir=vision_dir, n_threads=2, n_ctx=512, n_parallel=2,
                         log_level="WARNING")
-    model = LoadedModel.load(vlm_dir / f"{VLM}.gguf", settings, LoadOptions())
+    model = LoadedModel.load(vision_dir / f"{VLM}.gguf", settings, LoadOptions())
     try:
         raw = base64.b64decode(data_url("navy").split(",", 1)[1])
         picture = decode_image(raw, param="image", max_pixels=10**6)

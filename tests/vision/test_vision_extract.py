@@ -7,7 +7,7 @@ import base64
 
 import requests
 from support.http_server import MODEL
-from test_vision_chat import VLM, data_url, vision_dir, vision_server  # noqa: F401
+from test_vision_chat import VLM, data_url
 
 SCHEMA = {"type": "object", "properties": {"label": {"type": "string", "maxLength": 24}},
           "required": ["label"], "additionalProperties": False}
@@ -20,7 +20,7 @@ def extract(url: str, **body: object) -> requests.Response:
         "model": VLM, "schema": SCHEMA, "instructions": "JSON.", "max_tokens": 40, **body})
 
 
-def test_the_picture_decides_the_json(vision_server: str):  # noqa: F811
+def test_the_picture_decides_the_json(vision_server: str):
     red = extract(vision_server, images=[data_url("red")])
     blue = extract(vision_server, images=[data_url("blue")])
     again = extract(vision_server, images=[data_url("red")])
@@ -34,21 +34,21 @@ def test_the_picture_decides_the_json(vision_server: str):  # noqa: F811
     assert red.json()["usage"]["prompt_tokens"] > text_only
 
 
-def test_text_and_bare_base64_together(vision_server: str):  # noqa: F811
+def test_text_and_bare_base64_together(vision_server: str):
     bare = data_url("red").split(",", 1)[1]
     reply = extract(vision_server, text="The label on this box:", images=[bare])
     assert reply.status_code == 200, reply.text
     assert isinstance(reply.json()["data"]["label"], str)
 
 
-def test_a_text_model_refuses_images_naming_the_field(vision_server: str):  # noqa: F811
+def test_a_text_model_refuses_images_naming_the_field(vision_server: str):
     reply = extract(vision_server, model=MODEL, images=[data_url("red")])
     assert reply.status_code == 400
     error = reply.json()["error"]
     assert (error["code"], error["param"]) == ("model_without_image_input", "images")
 
 
-def test_bad_pictures_and_empty_bodies_are_400s(vision_server: str):  # noqa: F811
+def test_bad_pictures_and_empty_bodies_are_400s(vision_server: str):
     nothing = extract(vision_server)
     assert nothing.status_code == 400, nothing.text
     broken = extract(vision_server, images=[data_url("red"), "%%%not base64%%%"])

@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import base64
 import io
-import os
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import anthropic
 import ollama
@@ -18,22 +16,14 @@ import pytest
 from langchain_core.messages import HumanMessage
 from langchain_openai import ChatOpenAI
 from PIL import Image
-from support.http_server import make_settings, running_server
-from support.vision_gguf import write_tiny_vlm
 
 VLM = "tiny-vlm"
 QUESTION = "What is in this picture?"
 
 
 @pytest.fixture(scope="module")
-def vision_url(model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    folder = tmp_path_factory.mktemp("vision-families")
-    write_tiny_vlm(folder, model_path.parent)
-    os.link(model_path, folder / model_path.name)
-    settings = make_settings(folder, model_path=folder / f"{VLM}.gguf", max_loaded_models=2,
-                             n_ctx=1024)
-    with running_server(settings) as url:
-        yield url
+def vision_url(vision_server: str) -> str:
+    return vision_server
 
 
 def png(color: str) -> bytes:
