@@ -25,7 +25,6 @@ FORMATS = ("PNG", "JPEG", "WEBP", "GIF")
 # few hundred pixels a side (SmolVLM's tiles are 512, LLaVA's 336), so more only costs memory.
 WORK_SIDE = 2048
 AUDIO_RATE = 16_000  # what every audio projector libmtmd supports reads (Whisper's rate)
-MAX_AUDIO_SECONDS = 600
 
 
 @dataclass(frozen=True)
@@ -99,9 +98,10 @@ def _flatten(img: PILImage.Image) -> PILImage.Image:
     return img.convert("RGB")
 
 
-def decode_audio(raw: bytes, fmt: str, *, param: str) -> Audio:
+def decode_audio(raw: bytes, fmt: str, *, param: str, max_seconds: float) -> Audio:
     """WAV (PCM 8/16/24/32-bit or float) as float32 mono at AUDIO_RATE. mp3 needs a decoder
-    this server does not ship: refused with a 400 naming `param`."""
+    this server does not ship: refused with a 400 naming `param`. A clip longer than
+    `max_seconds` is refused before its samples are converted."""
     if fmt != "wav":
         raise InvalidRequest(f"{param}: audio format {fmt!r} is not supported here; send "
                              "'wav'", param=param)
@@ -109,10 +109,18 @@ def decode_audio(raw: bytes, fmt: str, *, param: str) -> Audio:
         with wave.open(io.BytesIO(raw), "rb") as w:
             channels, width, rate, frames = (w.getnchannels(), w.getsampwidth(),
                                              w.getframerate(), w.getnframes())
-            if rate < 1 or frames / rate > MAX_AUDIO_SECONDS:
-                raise InvalidRequest(f"{param}: at most {MAX_AUDIO_SECONDS} s of audio are "
-                                     "accepted", param=param)
+            if rate < 1:
+                raise InvalidRequest(f"{param}: the WAV header gives no sample rate",
+                                     param=param, code="invalid_audio")
+            # The frames present, not the header's count: a streamed WAV's header may say
+            # 0 or 4 GB. The bytes are already in memory (MAX_AUDIO_BYTES); samples are not
+            # converted or resampled until the length passes.
             data = w.readframes(frames)
+            seconds = len(data) / max(1, channels * width) / rate
+            if seconds > max_seconds:
+                raise InvalidRequest(f"{param}: the clip is {seconds:,.1f} s long; at most "
+                                     f"{max_seconds:g} s of audio are accepted "
+                                     "(MAX_AUDIO_SECONDS)", param=param, code="audio_too_long")
     except InvalidRequest:
         raise
     except (wave.Error, EOFError, OSError) as exc:
