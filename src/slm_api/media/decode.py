@@ -105,27 +105,12 @@ def decode_audio(raw: bytes, fmt: str, *, param: str, max_seconds: float) -> Aud
     if fmt != "wav":
         raise InvalidRequest(f"{param}: audio format {fmt!r} is not supported here; send "
                              "'wav'", param=param)
-    try:
-        with wave.open(io.BytesIO(raw), "rb") as w:
-            channels, width, rate, frames = (w.getnchannels(), w.getsampwidth(),
-                                             w.getframerate(), w.getnframes())
-            if rate < 1:
-                raise InvalidRequest(f"{param}: the WAV header gives no sample rate",
-                                     param=param, code="invalid_audio")
-            # The frames present, not the header's count: a streamed WAV's header may say
-            # 0 or 4 GB. The bytes are already in memory (MAX_AUDIO_BYTES); samples are not
-            # converted or resampled until the length passes.
-            data = w.readframes(frames)
-            seconds = len(data) / max(1, channels * width) / rate
-            if seconds > max_seconds:
-                raise InvalidRequest(f"{param}: the clip is {seconds:,.1f} s long; at most "
-                                     f"{max_seconds:g} s of audio are accepted "
-                                     "(MAX_AUDIO_SECONDS)", param=param, code="audio_too_long")
-    except InvalidRequest:
-        raise
-    except (wave.Error, EOFError, OSError) as exc:
-        raise InvalidRequest(f"{param} is not a WAV file that can be read: {exc}",
-                             param=param) from exc
+    data, channels, width, rate = _read_wav(raw, param)
+    seconds = len(data) / (channels * width) / rate
+    if seconds > max_seconds:
+        raise InvalidRequest(f"{param}: the clip is {seconds:,.1f} s long; at most "
+                             f"{max_seconds:g} s of audio are accepted (MAX_AUDIO_SECONDS)",
+                             param=param, code="audio_too_long")
     samples = _pcm_to_float(data, width, param)
     samples = samples[: len(samples) // channels * channels].reshape(-1, channels).mean(axis=1)
     if rate != AUDIO_RATE and len(samples):
@@ -134,6 +119,31 @@ def decode_audio(raw: bytes, fmt: str, *, param: str, max_seconds: float) -> Aud
                             np.arange(len(samples)), samples)
     pcm = samples.astype("<f4").tobytes()
     return Audio(pcm=pcm, n_samples=len(pcm) // 4, digest=_digest(b"pcm", pcm, AUDIO_RATE))
+
+
+def wav_seconds(raw: bytes) -> float | None:
+    """A WAV file's length in seconds (its frames present); None if it cannot be read."""
+    try:
+        data, channels, width, rate = _read_wav(raw, "file")
+    except InvalidRequest:
+        return None
+    return round(len(data) / (channels * width) / rate, 3)
+
+
+def _read_wav(raw: bytes, param: str) -> tuple[bytes, int, int, int]:
+    """The sample bytes, channels, sample width and rate of a WAV file. The bytes are the
+    frames present, not the header's count: a streamed WAV's header may say 0 or 4 GB."""
+    try:
+        with wave.open(io.BytesIO(raw), "rb") as w:
+            channels, width, rate = w.getnchannels(), w.getsampwidth(), w.getframerate()
+            data = w.readframes(w.getnframes())
+    except (wave.Error, EOFError, OSError) as exc:
+        raise InvalidRequest(f"{param} is not a WAV file that can be read: {exc}",
+                             param=param) from exc
+    if rate < 1 or channels < 1 or width < 1:
+        raise InvalidRequest(f"{param}: the WAV header gives no sample rate, channels or "
+                             "sample width", param=param, code="invalid_audio")
+    return data, channels, width, rate
 
 
 def _pcm_to_float(data: bytes, width: int, param: str) -> np.ndarray:
