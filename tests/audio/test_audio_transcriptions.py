@@ -4,12 +4,14 @@ audio as `file` and `model="whisper-1"`."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import openai
 import pytest
 import requests
 from support.audio_clips import tone
-from support.audio_server import MAX_AUDIO_BYTES, MAX_SECONDS, VLM
-from support.http_server import metric
+from support.audio_server import ALM, MAX_AUDIO_BYTES, MAX_SECONDS, VLM
+from support.http_server import make_settings, metric, running_server
 
 
 def transcribe(client: openai.OpenAI, sound: bytes, **kw: object):
@@ -65,13 +67,12 @@ def test_a_model_without_audio_input_is_a_400_naming_file(audio_server: str):
 
 
 def test_a_clip_past_max_audio_seconds_is_refused_before_it_is_encoded(audio_server: str):
-    before = metric(audio_server, "slm_image_encodes_total", model="tiny-alm",
-                    outcome="encoded")
+    before = metric(audio_server, "slm_image_encodes_total", model=ALM, outcome="encoded")
     r = post_form(audio_server, tone(300, MAX_SECONDS + 1))
     assert r.status_code == 400
     err = r.json()["error"]
     assert (err["param"], err["code"]) == ("file", "audio_too_long")
-    assert metric(audio_server, "slm_image_encodes_total", model="tiny-alm",
+    assert metric(audio_server, "slm_image_encodes_total", model=ALM,
                   outcome="encoded") == before
 
 
@@ -92,3 +93,15 @@ def test_an_mp3_is_refused_clearly(audio_server: str):
     err = r.json()["error"]
     assert err["param"] == "file"
     assert "wav" in err["message"].lower()
+
+
+def test_a_clip_past_the_context_is_a_400_naming_file(audio_dir: Path):
+    # 31 s is two 30 s windows, 1,500 tokens: past a 1,024-token context. Refused from the
+    # token count, before the clip is encoded.
+    settings = make_settings(audio_dir, model_path=audio_dir / f"{ALM}.gguf", n_ctx=1024)
+    with running_server(settings) as url:
+        r = post_form(url, tone(440, 31))
+        assert r.status_code == 400
+        err = r.json()["error"]
+        assert (err["param"], err["code"]) == ("file", "context_length_exceeded")
+        assert metric(url, "slm_image_encodes_total", model=ALM, outcome="encoded") == 0

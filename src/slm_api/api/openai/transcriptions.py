@@ -101,13 +101,13 @@ def transcriptions() -> Response:
                 messages=[{"role": "user", "content": [
                     {"type": "text", "text": _instruction(req)}, part]}],
                 sampling=SamplingParams(temperature=req.temperature),
-                max_tokens=_token_budget(seconds), thinking=False, prompt_param="file")
+                max_tokens=_token_budget(seconds), thinking=False)
     try:
         run = start_turn(turn)
+        with run:
+            text = (run.split(collect(run.generation).text)[0] or "").strip()
     except SlmError as exc:
         raise _named_file(exc) from None
-    with run:
-        text = (run.split(collect(run.generation).text)[0] or "").strip()
     if req.response_format == "text":
         return Response(text + "\n", mimetype="text/plain")
     if req.response_format == "verbose_json":
@@ -127,6 +127,10 @@ def _named_file(exc: SlmError) -> SlmError:
     """The core names the upload by its place in the Turn built above; the client sent it as
     `file`, so the refusal names `file` (the codes stay the core's)."""
     where = exc.param or ""
+    if exc.code == "context_length_exceeded" and where == "messages":
+        # The instruction is a few dozen tokens: the clip is what does not fit.
+        return APIError(exc.status, f"file: {exc.message} (a clip takes hundreds of tokens "
+                        "per 30 s: send a shorter one)", param="file", code=exc.code)
     if not where.startswith(AUDIO_PART):
         return exc
     if exc.code == "model_without_audio_input":
