@@ -87,6 +87,15 @@ def test_streaming_with_audio_says_what_the_reply_says(aclient: openai.OpenAI):
     assert chunks[-1].usage.prompt_tokens > TOKENS_PER_WINDOW
 
 
+def test_n_choices_with_audio(aclient: openai.OpenAI):
+    sound = tone(990)
+    reply = ask(aclient, sound, n=2)
+    alone = answer(aclient, sound)
+    assert [c.index for c in reply.choices] == [0, 1]
+    # Greedy: both choices read the same prompt (the sound copied with the sequence).
+    assert [c.message.content for c in reply.choices] == [alone, alone]
+
+
 def test_a_clip_longer_than_one_window_is_heard_to_its_end(aclient: openai.OpenAI):
     # 35 s: libmtmd cuts it into two 30 s windows of one clip. Only the last 5 s differ, so
     # the answers differ only if the second window is encoded for itself.
