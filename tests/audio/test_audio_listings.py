@@ -4,11 +4,14 @@ projector. Read as the clients read them: the openai and ollama SDKs."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import ollama
 import openai
 import requests
 from support.audio_gguf import MMPROJ_NAME
-from support.audio_server import ALM, VLM
+from support.audio_server import ALM, VLM, audio_settings
+from support.http_server import running_server
 
 
 def test_v1_models_says_the_audio_model_reads_audio(aclient: openai.OpenAI):
@@ -33,3 +36,13 @@ def test_health_names_the_audio_projector(audio_server: str):
     assert health["model"] == ALM
     assert health["mmproj"] == MMPROJ_NAME
     assert health["input_modalities"] == ["text", "audio"]
+
+
+def test_a_model_not_loaded_is_listed_from_its_projector_header(audio_dir: Path):
+    with running_server(audio_settings(audio_dir), load_model=False) as url:
+        models = requests.get(f"{url}/v1/models", timeout=10).json()["data"]
+        by_id = {m["id"]: m for m in models}
+        assert not by_id[ALM]["loaded"]
+        assert by_id[ALM]["input_modalities"] == ["text", "audio"]
+        caps = requests.post(f"{url}/api/show", json={"model": ALM}, timeout=10).json()
+        assert "audio" in caps["capabilities"]
