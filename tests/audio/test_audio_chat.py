@@ -71,7 +71,7 @@ def test_a_repeated_sound_is_not_encoded_again(aclient: openai.OpenAI, audio_ser
 def test_usage_counts_the_audio_tokens(aclient: openai.OpenAI):
     with_sound = ask(aclient, tone(550)).usage.prompt_tokens
     without = ask(aclient, None).usage.prompt_tokens
-    # A clip up to 30 s is one window of 750 tokens, plus the projector's <|audio_bos|> and
+    # A clip shorter than 30 s is one window of 750 tokens, plus the projector's <|audio_bos|> and
     # <|audio_eos|> markers as text.
     assert audio_tokens(1.0) == TOKENS_PER_WINDOW
     assert with_sound - without >= TOKENS_PER_WINDOW

@@ -35,7 +35,7 @@ def test_a_transcript_depends_on_the_sound(aclient: openai.OpenAI):
 def test_a_transcript_stops_at_whispers_448_tokens_a_window(aclient: openai.OpenAI,
                                                              audio_server: str):
     # The tiny model never says end-of-text: without a bound it would fill the context (2048
-    # tokens less the prompt's 811). A clip up to 30 s gets one window's 448.
+    # tokens less the prompt's 811). A clip shorter than 30 s gets one window's 448.
     before = metric(audio_server, "slm_completion_tokens_total")
     transcribe(aclient, tone(330))
     assert metric(audio_server, "slm_completion_tokens_total") - before == 448

@@ -6,8 +6,8 @@ that libmtmd loads and reports `mtmd_support_audio` for.
 pre-norm transformer blocks with no key bias, a 2x average pool) and one linear layer into the
 language model (tools/mtmd/models/whisper-enc.cpp). libmtmd turns a clip into 16 kHz log-mel
 frames, padded with 30 s of silence and cut into 30 s windows of 3,000 frames; each window is one
-chunk of 3000 / 2 (the stride-2 convolution) / 2 (the pool) = 750 tokens. So a clip up to 30 s
-long is 750 audio tokens, one up to 60 s is 1,500, and so on.
+chunk of 3000 / 2 (the stride-2 convolution) / 2 (the pool) = 750 tokens. So a clip shorter
+than 30 s is 750 audio tokens, one shorter than 60 s 1,500, and so on (the padding counts).
 
 The weights are random but seeded (every run writes the same bytes). The encoder's output feeds
 the language model, whose attention is a plain average (vision_gguf.write_text_model), so the
