@@ -94,6 +94,37 @@ def keyed_server(models_dir: Path) -> Iterator[str]:
         yield url
 
 
+@pytest.fixture(scope="session")
+def audio_dir(model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A MODELS_DIR with the tiny audio model (support/audio_gguf.py, a projector that takes
+    audio only) and the tiny vision model (one that takes images only)."""
+    from support.audio_gguf import write_tiny_alm
+    from support.vision_gguf import write_tiny_vlm
+
+    folder = tmp_path_factory.mktemp("audio-models")
+    write_tiny_alm(folder, model_path.parent)
+    write_tiny_vlm(folder, model_path.parent)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def audio_server(audio_dir: Path) -> Iterator[str]:
+    """A server with the tiny audio model as its default model (tests/audio/)."""
+    from support.audio_server import audio_settings
+    from support.http_server import running_server
+
+    with running_server(audio_settings(audio_dir)) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def aclient(audio_server: str):
+    """The openai SDK pointed at the audio server."""
+    from openai import OpenAI
+
+    return OpenAI(base_url=f"{audio_server}/v1", api_key="unused", max_retries=0, timeout=120)
+
+
 # A `fast` test promises to need no model (`make test-fast` runs them alone in seconds).
 MODEL_FIXTURES = frozenset({"model_path", "gemma_path", "smollm2_path", "models_dir", "server",
                             "client"})

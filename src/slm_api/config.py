@@ -134,6 +134,9 @@ class Settings:
     max_image_bytes: int = 10 * 1024 * 1024
     max_images: int = 16
     max_audio_bytes: int = 25 * 1024 * 1024
+    # One clip's length, judged from its header before a sample is read: the encoder's work
+    # grows with the seconds, not the bytes (25 MB of 8 kHz 8-bit WAV is 52 minutes).
+    max_audio_seconds: float = 600.0
     # Remote image URLs (slm_api/media/remote.py): fetched only from these hosts (empty: never);
     # loopback, private, link-local and multicast addresses stay refused unless
     # REMOTE_IMAGE_ALLOW_PRIVATE (a LAN operator's escape hatch).
@@ -284,6 +287,7 @@ class Settings:
             "MAX_IMAGE_BYTES": self.max_image_bytes >= 1,
             "MAX_IMAGES": self.max_images >= 0,
             "MAX_AUDIO_BYTES": self.max_audio_bytes >= 1,
+            "MAX_AUDIO_SECONDS": 0 < self.max_audio_seconds < _FOREVER,
             "REMOTE_IMAGE_TIMEOUT_S": 0 < self.remote_image_timeout_s < _FOREVER,
             "MAX_EMBEDDING_INPUTS": self.max_embedding_inputs >= 1,
             "EMBEDDING_DECODES_PER_TURN": self.embedding_decodes_per_turn >= 0,

@@ -55,9 +55,9 @@ def _copy_tokenizer(writer: GGUFWriter, source: Path) -> int:
     return n_vocab
 
 
-def write_text_model(path: Path, source: Path) -> Path:
+def write_text_model(path: Path, source: Path, name: str = "tiny-vlm") -> Path:
     writer = GGUFWriter(str(path), "llama")
-    writer.add_name("tiny-vlm")
+    writer.add_name(name)
     n_vocab = _copy_tokenizer(writer, source)
     writer.add_context_length(2048)
     writer.add_embedding_length(N_EMBD)

@@ -174,6 +174,7 @@ class Projector:
     def _spans(self, chunks: int, param: str) -> tuple[list[int], tuple[MediaSpan, ...]]:
         tokens: list[int] = []
         spans: list[MediaSpan] = []
+        seen: dict[str, int] = {}
         for i in range(mtmd.mtmd_input_chunks_size(chunks)):
             chunk = mtmd.mtmd_input_chunks_get(chunks, i)
             if mtmd.mtmd_input_chunk_get_type(chunk) == mtmd.MTMD_INPUT_CHUNK_TYPE_TEXT:
@@ -184,7 +185,12 @@ class Projector:
             digest = (mtmd.mtmd_input_chunk_get_id(chunk) or b"").decode()
             n_tokens = int(mtmd.mtmd_input_chunk_get_n_tokens(chunk))
             owned = _Chunk(mtmd.mtmd_input_chunk_copy(chunk))
-            spans.append(MediaSpan(len(tokens), n_tokens, digest, owned))
+            # One medium can be several chunks with its one id (a clip's 30 s windows, an
+            # image's tiles): each needs its own key, or the encoder's cache would hand the
+            # first chunk's embeddings to the others.
+            k = seen[digest] = seen.get(digest, -1) + 1
+            key = f"{digest}:{k}" if k else digest
+            spans.append(MediaSpan(len(tokens), n_tokens, key, owned))
             tokens.extend([placeholder(digest)] * n_tokens)
         if spans and spans[-1].start + spans[-1].n_tokens == len(tokens):
             # The first token is sampled from the logits after the prompt's last text token.

@@ -25,7 +25,6 @@ FORMATS = ("PNG", "JPEG", "WEBP", "GIF")
 # few hundred pixels a side (SmolVLM's tiles are 512, LLaVA's 336), so more only costs memory.
 WORK_SIDE = 2048
 AUDIO_RATE = 16_000  # what every audio projector libmtmd supports reads (Whisper's rate)
-MAX_AUDIO_SECONDS = 600
 
 
 @dataclass(frozen=True)
@@ -99,25 +98,19 @@ def _flatten(img: PILImage.Image) -> PILImage.Image:
     return img.convert("RGB")
 
 
-def decode_audio(raw: bytes, fmt: str, *, param: str) -> Audio:
+def decode_audio(raw: bytes, fmt: str, *, param: str, max_seconds: float) -> Audio:
     """WAV (PCM 8/16/24/32-bit or float) as float32 mono at AUDIO_RATE. mp3 needs a decoder
-    this server does not ship: refused with a 400 naming `param`."""
+    this server does not ship: refused with a 400 naming `param`. A clip longer than
+    `max_seconds` is refused before its samples are converted."""
     if fmt != "wav":
         raise InvalidRequest(f"{param}: audio format {fmt!r} is not supported here; send "
                              "'wav'", param=param)
-    try:
-        with wave.open(io.BytesIO(raw), "rb") as w:
-            channels, width, rate, frames = (w.getnchannels(), w.getsampwidth(),
-                                             w.getframerate(), w.getnframes())
-            if rate < 1 or frames / rate > MAX_AUDIO_SECONDS:
-                raise InvalidRequest(f"{param}: at most {MAX_AUDIO_SECONDS} s of audio are "
-                                     "accepted", param=param)
-            data = w.readframes(frames)
-    except InvalidRequest:
-        raise
-    except (wave.Error, EOFError, OSError) as exc:
-        raise InvalidRequest(f"{param} is not a WAV file that can be read: {exc}",
-                             param=param) from exc
+    data, channels, width, rate = _read_wav(raw, param)
+    seconds = len(data) / (channels * width) / rate
+    if seconds > max_seconds:
+        raise InvalidRequest(f"{param}: the clip is {seconds:,.1f} s long; at most "
+                             f"{max_seconds:g} s of audio are accepted (MAX_AUDIO_SECONDS)",
+                             param=param, code="audio_too_long")
     samples = _pcm_to_float(data, width, param)
     samples = samples[: len(samples) // channels * channels].reshape(-1, channels).mean(axis=1)
     if rate != AUDIO_RATE and len(samples):
@@ -126,6 +119,31 @@ def decode_audio(raw: bytes, fmt: str, *, param: str) -> Audio:
                             np.arange(len(samples)), samples)
     pcm = samples.astype("<f4").tobytes()
     return Audio(pcm=pcm, n_samples=len(pcm) // 4, digest=_digest(b"pcm", pcm, AUDIO_RATE))
+
+
+def wav_seconds(raw: bytes) -> float | None:
+    """A WAV file's length in seconds (its frames present); None if it cannot be read."""
+    try:
+        data, channels, width, rate = _read_wav(raw, "file")
+    except InvalidRequest:
+        return None
+    return round(len(data) / (channels * width) / rate, 3)
+
+
+def _read_wav(raw: bytes, param: str) -> tuple[bytes, int, int, int]:
+    """The sample bytes, channels, sample width and rate of a WAV file. The bytes are the
+    frames present, not the header's count: a streamed WAV's header may say 0 or 4 GB."""
+    try:
+        with wave.open(io.BytesIO(raw), "rb") as w:
+            channels, width, rate = w.getnchannels(), w.getsampwidth(), w.getframerate()
+            data = w.readframes(w.getnframes())
+    except (wave.Error, EOFError, OSError) as exc:
+        raise InvalidRequest(f"{param} is not a WAV file that can be read: {exc}",
+                             param=param) from exc
+    if rate < 1 or channels < 1 or width < 1:
+        raise InvalidRequest(f"{param}: the WAV header gives no sample rate, channels or "
+                             "sample width", param=param, code="invalid_audio")
+    return data, channels, width, rate
 
 
 def _pcm_to_float(data: bytes, width: int, param: str) -> np.ndarray:

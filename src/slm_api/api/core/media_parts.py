@@ -200,8 +200,9 @@ def refuse_unsupported_kind(model: Any, kind: str, where: str) -> None:
     kinds = getattr(model, "media_kinds", frozenset())
     if kind not in kinds:
         name = getattr(getattr(model, "info", None), "id", None) or "this model"
+        why = (f"its projector takes only {' and '.join(sorted(kinds))}" if kinds
+               else "it has no multimodal projector")
         raise APIError(
             400, f"{where} is {'an image' if kind == 'image' else 'audio'}, and the model "
-            f"{name!r} does not take {kind} input (it has no multimodal projector"
-            f"{' with audio' if kind == 'audio' and kinds else ''}); load a model that "
-            f"does", param=where, code=f"model_without_{kind}_input")
+            f"{name!r} does not take {kind} input ({why}); load a model that does",
+            param=where, code=f"model_without_{kind}_input")

@@ -8,6 +8,7 @@ MAX_FORM_FIELD_BYTES (Werkzeug refuses more with a 413), the audio by MAX_AUDIO_
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
@@ -19,15 +20,22 @@ from slm_api.api.core.media_parts import media_intake
 from slm_api.api.core.run import collect
 from slm_api.api.openai.protocol import Transcription, TranscriptionRequest
 from slm_api.engine import SamplingParams
-from slm_api.errors import APIError
+from slm_api.errors import APIError, SlmError
+from slm_api.media.decode import wav_seconds
 
 audio_bp = Blueprint("audio", __name__)
 
 MAX_FORM_PARTS = 16  # the SDK sends at most seven fields and the file
-MAX_FORM_FIELD_BYTES = 64 * 1024  # all text fields together (a prompt is at most 4 KiB)
+# Each text field's bytes (the request model bounds them further: a prompt is at most 4 KiB).
+# Werkzeug 3.1 also holds its multipart parse buffer to this limit while a file streams in
+# 64 KiB reads, so a limit near 64 KiB refused every file larger than one read (a 2 s WAV)
+# with a 413; Werkzeug's own default is 500 kB.
+MAX_FORM_FIELD_BYTES = 512 * 1024
 # OpenAI's transcription model names: clients send them by default (Open WebUI: whisper-1),
 # and here they mean "the active model".
 OPENAI_MODELS = frozenset({"whisper-1", "gpt-4o-transcribe", "gpt-4o-mini-transcribe"})
+AUDIO_PART = "messages.0.content.1"  # where the Turn built here holds the upload
+WINDOW_TOKENS = 448  # Whisper's decoder context (max_target_positions) per 30 s window
 
 
 def audio_format(raw: bytes) -> str | None:
@@ -88,22 +96,46 @@ def transcriptions() -> Response:
         raise APIError(400, "file: the audio is not WAV or MP3 (convert it first, e.g. "
                        "`ffmpeg -i in.webm out.wav`)", param="file", code="invalid_audio")
     part = media_intake().audio_bytes(req.file, fmt, param="file")
+    seconds = wav_seconds(req.file) if fmt == "wav" else None
     turn = Turn(model=None if req.model in OPENAI_MODELS else req.model,
                 messages=[{"role": "user", "content": [
                     {"type": "text", "text": _instruction(req)}, part]}],
-                sampling=SamplingParams(temperature=req.temperature))
+                sampling=SamplingParams(temperature=req.temperature),
+                max_tokens=_token_budget(seconds), thinking=False)
     try:
         run = start_turn(turn)
-    except APIError as exc:
-        if exc.code == "model_without_audio_input":
-            raise APIError(400, f"file: {exc.message.split(', and ', 1)[-1]}", param="file",
-                           code=exc.code) from None
-        raise
-    with run:
-        text = (run.split(collect(run.generation).text)[0] or "").strip()
+        with run:
+            text = (run.split(collect(run.generation).text)[0] or "").strip()
+    except SlmError as exc:
+        raise _named_file(exc) from None
     if req.response_format == "text":
         return Response(text + "\n", mimetype="text/plain")
     if req.response_format == "verbose_json":
-        return jsonify({"task": "transcribe", "language": req.language or "", "duration": None,
-                        "text": text, "segments": []})
+        return jsonify({"task": "transcribe", "language": req.language or "",
+                        "duration": seconds, "text": text, "segments": []})
     return jsonify({"text": text})
+
+
+def _token_budget(seconds: float | None) -> int | None:
+    """A transcript's most tokens: Whisper's decoder stops a 30 s window's transcript at
+    WINDOW_TOKENS, and so does this route, so a model that loops (or a clip of noise) ends
+    there instead of filling the context."""
+    return None if seconds is None else WINDOW_TOKENS * max(1, math.ceil(seconds / 30))
+
+
+def _named_file(exc: SlmError) -> SlmError:
+    """The core names the upload by its place in the Turn built above; the client sent it as
+    `file`, so the refusal names `file` (the codes stay the core's)."""
+    where = exc.param or ""
+    if exc.code == "context_length_exceeded" and where == "messages":
+        # The instruction is a few dozen tokens: the clip is what does not fit.
+        return APIError(exc.status, f"file: {exc.message} (a clip takes hundreds of tokens "
+                        "per 30 s: send a shorter one)", param="file", code=exc.code)
+    if not where.startswith(AUDIO_PART):
+        return exc
+    if exc.code == "model_without_audio_input":
+        message = "file: " + exc.message.split(", and ", 1)[-1]
+    else:
+        message = "file" + exc.message[len(where):] if exc.message.startswith(where) \
+            else f"file: {exc.message}"
+    return APIError(exc.status, message, param="file", code=exc.code)
