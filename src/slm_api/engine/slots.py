@@ -145,5 +145,7 @@ def position(media: Sequence[MediaSpan], index: int) -> int:
     `media`: its index, less the places each medium wholly before it takes beyond its positions
     (M-RoPE). A medium starting at `index` starts there. Positions follow from the tokens alone:
     a cached prefix matched by token identity holds the same media, so the same positions."""
+    if not media:
+        return index  # a text prompt: the decode loop asks this once a token
     return index - sum(s.n_tokens - s.n_pos for s in media
                        if s.n_pos != s.n_tokens and s.start + s.n_tokens <= index)
