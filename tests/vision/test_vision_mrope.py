@@ -17,7 +17,7 @@ import openai
 import pytest
 import requests
 from PIL import Image
-from support.http_server import make_settings, running_server
+from support.http_server import make_settings, metric, running_server
 from support.mrope_vlm_gguf import write_tiny_qwen2vl
 from support.mtmd_reference import reference_answer, reference_run
 
@@ -187,3 +187,25 @@ def test_two_images_in_one_prompt(vclient: openai.OpenAI, mrope_dir: Path):
     images = (b64("red"), b64("yellow", (84, 56)))
     assert complete(vclient, text, *images).choices[0].text == \
         llama_cpp_says(mrope_dir, text, *images)
+
+
+def test_prompt_lookup_drafts_after_the_image_keep_llama_cpps_answer(mrope_dir: Path):
+    """LOOKUP_DRAFT_MAX: guessed tokens after an image are decoded at positions, and the
+    rejected ones dropped from the cache by position (commit.py), not by index."""
+    settings = make_settings(mrope_dir, model_path=mrope_dir / f"{VLM}.gguf", n_parallel=1,
+                             lookup_draft_max=8)
+    image = b64("maroon")
+    # The answer (` inoc inoc ...`) is in the prompt: the lookup guesses what follows it there.
+    text = LONG + (" orthodoxy orthodoxy orthodoxy inoc inoc is what I see, a small red dot "
+                   "on the wall.") * 3
+    with running_server(settings) as base:
+        client = openai.OpenAI(base_url=f"{base}/v1", api_key="unused", max_retries=0,
+                               timeout=120)
+        texts = [complete(client, text, image, max_tokens=24).choices[0].text
+                 for _ in range(2)]
+        rejected = metric(base, "slm_draft_tokens_total", model=VLM, outcome="rejected")
+    expected = reference_answer(str(mrope_dir / f"{VLM}.gguf"),
+                                str(mrope_dir / f"mmproj-{VLM}.gguf"), text, [image],
+                                max_tokens=24)
+    assert rejected > 0  # drafts were decoded and some dropped: the rollback ran
+    assert texts == [expected, expected]
