@@ -5,7 +5,11 @@ llama with SmolLM2's vocabulary and a 2-block LLaVA projector, 16 image tokens):
 show the engine's overhead per image (bitmap, libmtmd tokenize, encode, embedding decode), not a
 real VLM's encoder. Run in one process, on the engine directly (no HTTP):
 
-    python bench/vision.py [--reps 5] [--tokens 32] [--threads 2]
+    python bench/vision.py [--reps 5] [--tokens 32] [--threads 2] [--mrope]
+
+`--mrope` runs the M-RoPE model instead (tests/support/mrope_vlm_gguf.py: a `qwen2vl` model
+and a one-block `qwen2vl_merger` projector; the 640 x 640 picture is 529 tokens on 23
+positions), so the position bookkeeping (slots.position) is in every row's decode.
 
 Rows: the text request alone; the same request with a new image (encoded); with the image seen
 before in another prompt (the encoder's output reused by digest); and the same request again
@@ -24,6 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO / "tests"))
 
+from support.mrope_vlm_gguf import write_tiny_qwen2vl  # noqa: E402
 from support.vision_gguf import write_tiny_vlm  # noqa: E402
 
 from slm_api.config import SMOLLM2_MODEL_FILE, Settings  # noqa: E402
@@ -76,11 +81,12 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--tokens", type=int, default=32)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--mrope", action="store_true", help="the tiny qwen2vl (M-RoPE) model")
     args = ap.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="vision-bench-"))
-    path, _ = write_tiny_vlm(folder, REPO / "models")
+    path, _ = (write_tiny_qwen2vl if args.mrope else write_tiny_vlm)(folder, REPO / "models")
     assert (REPO / "models" / SMOLLM2_MODEL_FILE).is_file()
-    settings = Settings(models_dir=folder, n_threads=args.threads, n_ctx=1024, n_parallel=2,
+    settings = Settings(models_dir=folder, n_threads=args.threads, n_ctx=2048, n_parallel=2,
                         prompt_cache="ram")
     model = LoadedModel.load(path, settings, LoadOptions())
     rows: dict[str, list[tuple[float, float, int, int, float]]] = {
@@ -119,7 +125,8 @@ def main() -> None:
         tok = min(r[4] for r in rs)
         print(f"{name:<22}{rs[0][2]:>11}{rs[0][3]:>8}{tok * 1000:>12.2f}{ttft * 1000:>10.1f}"
               f"{ttft / base_ttft:>8.2f}{rate:>9.0f}{rate / base_rate:>8.2f}")
-    print(f"image encode (640 x 640 noise -> 56 x 56, 16 tokens), on the request thread: "
+    n_image = rows["new image"][0][2] - rows["text only"][0][2]
+    print(f"image encode (640 x 640 noise, about {n_image} tokens), on the request thread: "
           f"{min(enc):.2f} ms best, {sorted(enc)[len(enc) // 2]:.2f} ms median")
     print(f"encoder runs {stats.get('images_encoded')}, reused {stats.get('image_encodes_reused')}")
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from slm_api.engine.job import Job
 from slm_api.engine.sampling import logits_row, logprob_of
-from slm_api.engine.slots import END_ROW, Slot
+from slm_api.engine.slots import END_ROW, Slot, position
 from slm_api.engine.types import FinishCause, TokenLogprob
 from slm_api.errors import EngineError
 from slm_api.grammar.budget import KEEP, Decision
@@ -156,7 +156,8 @@ class Committer:
         emptied the cache already); returns how many drafts the cache keeps."""
         end = draft.base + draft.confirmed
         if len(slot.cached) > end >= 0:
-            llama_cpp.llama_memory_seq_rm(self._mem, slot.seq_id, end, -1)
+            media = slot.job.request.media if slot.job is not None else ()
+            llama_cpp.llama_memory_seq_rm(self._mem, slot.seq_id, position(media, end), -1)
             del slot.cached[end:]
         return max(0, min(draft.confirmed, len(slot.cached) - draft.base))
 

@@ -98,12 +98,6 @@ class Projector:
                                  param="mmproj")
         self._ctx = ctx
         self.path = path
-        if mtmd.mtmd_decode_use_mrope(ctx):
-            # M-RoPE (Qwen2-VL family) gives image tokens 2-D positions: a prompt's positions
-            # are then not its token count, which the scheduler's prefix matching relies on.
-            self.close()
-            raise ModelLoadError(f"{path.name}: M-RoPE projectors (Qwen2-VL family) are not "
-                                 "supported yet", param="mmproj")
         kinds = set()
         if mtmd.mtmd_support_vision(ctx):
             kinds.add("image")
@@ -190,7 +184,9 @@ class Projector:
             # first chunk's embeddings to the others.
             k = seen[digest] = seen.get(digest, -1) + 1
             key = f"{digest}:{k}" if k else digest
-            spans.append(MediaSpan(len(tokens), n_tokens, key, owned))
+            # With M-RoPE an image takes fewer positions than tokens (slots.position).
+            n_pos = int(mtmd.mtmd_input_chunk_get_n_pos(chunk))
+            spans.append(MediaSpan(len(tokens), n_tokens, key, owned, n_pos))
             tokens.extend([placeholder(digest)] * n_tokens)
         if spans and spans[-1].start + spans[-1].n_tokens == len(tokens):
             # The first token is sampled from the logits after the prompt's last text token.
@@ -230,7 +226,8 @@ class Projector:
     def evaluate(self, span: MediaSpan, lctx: llama_cpp.llama_context_p, n_past: int,
                  seq_id: int, n_batch: int) -> None:
         """Decode the span's embeddings (attached by `encode`) into sequence `seq_id` from
-        position `n_past`."""
+        position `n_past` (with M-RoPE the helper gives the image its 2-D positions from
+        there; the span's `n_pos` says how many it takes)."""
         embd = span.chunk.embd
         if embd is None:
             raise RuntimeError("an image reached the decode loop without its embeddings")
@@ -240,6 +237,11 @@ class Projector:
             n_past, seq_id, n_batch, ctypes.byref(new_n_past), _NO_CALLBACK, None)
         if rc != 0:
             raise RuntimeError(f"decoding an image's embeddings failed ({rc})")
+        if new_n_past.value != n_past + span.n_pos:
+            # The scheduler places the next tokens by span.n_pos: a disagreement would put
+            # them at positions the model never saw.
+            raise RuntimeError(f"the image took {new_n_past.value - n_past} positions, "
+                               f"not {span.n_pos}")
 
     def close(self) -> None:
         if self._ctx:

@@ -25,7 +25,15 @@ from slm_api.engine.job import GenerationFailed, Job
 from slm_api.engine.projector import Projector
 from slm_api.engine.prompt_cache import DiskPromptCache
 from slm_api.engine.sampling import logits_row
-from slm_api.engine.slots import END_ROW, EndLogits, media_at, media_floor, place, text_until
+from slm_api.engine.slots import (
+    END_ROW,
+    EndLogits,
+    media_at,
+    media_floor,
+    place,
+    position,
+    text_until,
+)
 from slm_api.engine.slots import Slot as _Slot
 from slm_api.engine.types import FinishCause, GenerationRequest
 from slm_api.errors import Draining, EngineError, QueueFull
@@ -243,13 +251,17 @@ class Scheduler:
         whole = slot.end is not None and slot.end.n == len(prompt) <= keep
         keep = len(prompt) if whole else min(keep, len(prompt) - 1)
         keep = media_floor(job.request.media, keep)
+        # llama.cpp's cells are addressed by position, which after an M-RoPE image is not the
+        # token's index (slots.position).
+        keep_pos = position(job.request.media, keep)
         if keep and self._n_swa:
             # A sliding-window cache holds only the last window of a sequence: a prefix can be
             # kept only if the window before its end is still there (llama-server's check).
             first = llama_cpp.llama_memory_seq_pos_min(self._mem, slot.seq_id)
-            if first < 0 or first > max(0, keep - self._n_swa):
+            if first < 0 or first > max(0, keep_pos - self._n_swa):
                 keep = 0
-        if not llama_cpp.llama_memory_seq_rm(self._mem, slot.seq_id, keep, -1):
+        if not llama_cpp.llama_memory_seq_rm(self._mem, slot.seq_id,
+                                             position(job.request.media, keep), -1):
             llama_cpp.llama_memory_seq_rm(self._mem, slot.seq_id, -1, -1)
             keep = 0
         del slot.cached[keep:]
@@ -308,8 +320,10 @@ class Scheduler:
                 del slot.draft[max(room, 0):]
             draft_rows -= len(slot.draft)
             first_row = n + len(feed) - 1  # the last fed token's row predicts the next one
+            media = slot.job.request.media
             for tok in feed + slot.draft:
-                self._put(n, tok, len(slot.cached), slot.seq_id, n >= first_row)
+                self._put(n, tok, position(media, len(slot.cached)), slot.seq_id,
+                          n >= first_row)
                 slot.cached.append(tok)
                 n += 1
             slot.feed = []
@@ -327,7 +341,7 @@ class Scheduler:
             if take <= 0:
                 continue
             for tok in prompt[slot.n_read : slot.n_read + take]:
-                self._put(n, tok, len(slot.cached), slot.seq_id, False)
+                self._put(n, tok, position(media, len(slot.cached)), slot.seq_id, False)
                 slot.cached.append(tok)
                 n += 1
             slot.n_read += take
@@ -361,8 +375,9 @@ class Scheduler:
         assert slot.job is not None and self._projector is not None
         while (span := media_at(slot.job.request.media, slot.n_read)) is not None:
             try:
-                self._projector.evaluate(span, self._ctx, len(slot.cached), slot.seq_id,
-                                         self._n_batch)
+                self._projector.evaluate(
+                    span, self._ctx, position(slot.job.request.media, len(slot.cached)),
+                    slot.seq_id, self._n_batch)
             except Exception as exc:
                 log.exception("evaluating an image failed")
                 self._release(slot, error=GenerationFailed(f"the image failed: {exc}"))

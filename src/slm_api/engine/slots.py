@@ -138,3 +138,14 @@ def media_floor(media: Sequence[MediaSpan], keep: int) -> int:
         if span.start < keep < span.start + span.n_tokens:
             return span.start
     return keep
+
+
+def position(media: Sequence[MediaSpan], index: int) -> int:
+    """The position llama.cpp gives the token at `index` of a sequence whose prompt holds
+    `media`: its index, less the places each medium wholly before it takes beyond its positions
+    (M-RoPE). A medium starting at `index` starts there. Positions follow from the tokens alone:
+    a cached prefix matched by token identity holds the same media, so the same positions."""
+    if not media:
+        return index  # a text prompt: the decode loop asks this once a token
+    return index - sum(s.n_tokens - s.n_pos for s in media
+                       if s.n_pos != s.n_tokens and s.start + s.n_tokens <= index)

@@ -54,6 +54,13 @@ class MediaSpan:
     n_tokens: int
     digest: str
     chunk: Any  # libmtmd's chunk, freed once no request holds it
+    # Positions it takes in the sequence: n_tokens, except with M-RoPE (Qwen2-VL family), where
+    # an image's tokens share 2-D positions and take only max(rows, cols) of them.
+    n_pos: int = -1
+
+    def __post_init__(self) -> None:
+        if self.n_pos < 0:
+            object.__setattr__(self, "n_pos", self.n_tokens)
 
 
 @dataclass
