@@ -264,8 +264,8 @@ def test_media_transcriptions_refused_clearly_for_a_text_model(client, server):
     assert err.value.param == "file" and "does not take audio input" in err.value.message
     resp = requests.post(f"{server}/v1/audio/transcriptions", timeout=60,
                          data={"model": "whisper-1"},
-                         files={"file": ("a.webm", b"\x1aE\xdf\xa3webm", "audio/webm")})
-    assert resp.status_code == 400 and "not WAV or MP3" in error_of(resp)["message"]
+                         files={"file": ("a.txt", b"plain text", "audio/webm")})
+    assert resp.status_code == 400 and "not WAV, MP3" in error_of(resp)["message"]
     resp = requests.post(f"{server}/v1/audio/transcriptions", timeout=60,
                          json={"model": "whisper-1"})
     assert resp.status_code == 400 and "multipart/form-data" in error_of(resp)["message"]

@@ -44,3 +44,33 @@ def b64(data: bytes) -> str:
 def audio_part(data: bytes, fmt: str = "wav") -> dict:
     """An OpenAI chat `input_audio` content part."""
     return {"type": "input_audio", "input_audio": {"data": b64(data), "format": fmt}}
+
+
+# Our container name -> (FFmpeg muxer, codec): what browsers record and people keep.
+CODECS = {"mp3": ("mp3", "libmp3lame"), "flac": ("flac", "flac"), "ogg": ("ogg", "libopus"),
+          "webm": ("webm", "libopus"), "m4a": ("ipod", "aac")}
+
+
+def encoded(pcm: np.ndarray, kind: str, *, rate: int = RATE, bit_rate: int | None = None
+            ) -> bytes:
+    """`pcm` (floats in [-1, 1]) as a `kind` file written by PyAV (FFmpeg's encoders)."""
+    import av
+
+    muxer, codec = CODECS[kind]
+    buf = io.BytesIO()
+    with av.open(buf, "w", format=muxer) as out:
+        stream = out.add_stream(codec, rate=rate, layout="mono")
+        if bit_rate:
+            stream.bit_rate = bit_rate
+        frame_size = 960
+        data = pcm.astype(np.float32)
+        for start in range(0, len(data), frame_size):
+            piece = data[start:start + frame_size].reshape(1, -1)
+            frame = av.AudioFrame.from_ndarray(piece, format="flt", layout="mono")
+            frame.sample_rate = rate
+            frame.pts = start
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return buf.getvalue()

@@ -95,9 +95,9 @@ def test_wav_becomes_16khz_mono_float():
         w.setsampwidth(2)
         w.setframerate(8000)
         w.writeframes(struct.pack("<4h", 16384, 16384, -16384, -16384) * 400)
-    audio = decode_audio(buf.getvalue(), "wav", param="a", max_seconds=600)
+    audio = decode_audio(buf.getvalue(), param="a", max_seconds=600)
     assert audio.n_samples == 800 * AUDIO_RATE // 8000
     with pytest.raises(InvalidRequest):
-        decode_audio(b"ID3 not decoded here", "mp3", param="a", max_seconds=600)
+        decode_audio(b"ID3 not an mp3 file", param="a", max_seconds=600)
     with pytest.raises(InvalidRequest):
-        decode_audio(b"RIFF junk", "wav", param="a", max_seconds=600)
+        decode_audio(b"RIFF junk", param="a", max_seconds=600)

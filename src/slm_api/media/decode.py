@@ -19,6 +19,7 @@ from PIL import Image as PILImage
 from PIL import ImageOps, UnidentifiedImageError
 
 from slm_api.errors import InvalidRequest
+from slm_api.media.audio_codecs import NAMES, declared_seconds, decode_compressed, sniff_audio
 
 FORMATS = ("PNG", "JPEG", "WEBP", "GIF")
 # What passes MAX_IMAGE_PIXELS is scaled to fit this box: every projector resizes to its own
@@ -98,13 +99,19 @@ def _flatten(img: PILImage.Image) -> PILImage.Image:
     return img.convert("RGB")
 
 
-def decode_audio(raw: bytes, fmt: str, *, param: str, max_seconds: float) -> Audio:
-    """WAV (PCM 8/16/24/32-bit or float) as float32 mono at AUDIO_RATE. mp3 needs a decoder
-    this server does not ship: refused with a 400 naming `param`. A clip longer than
-    `max_seconds` is refused before its samples are converted."""
-    if fmt != "wav":
-        raise InvalidRequest(f"{param}: audio format {fmt!r} is not supported here; send "
-                             "'wav'", param=param)
+def decode_audio(raw: bytes, *, param: str, max_seconds: float) -> Audio:
+    """An audio file as float32 mono at AUDIO_RATE, its container told by its bytes: WAV
+    (PCM 8/16/24/32-bit) here, MP3, FLAC, Ogg, WebM and M4A through FFmpeg
+    (media/audio_codecs.py). A clip longer than `max_seconds` is refused before its samples
+    are converted (WAV) or while they are decoded (the others)."""
+    kind = sniff_audio(raw)
+    if kind is None:
+        raise InvalidRequest(f"{param}: the audio is not {NAMES}", param=param,
+                             code="invalid_audio")
+    if kind != "wav":
+        pcm = decode_compressed(raw, kind, param=param, rate=AUDIO_RATE,
+                                max_seconds=max_seconds).astype("<f4").tobytes()
+        return Audio(pcm=pcm, n_samples=len(pcm) // 4, digest=_digest(b"pcm", pcm, AUDIO_RATE))
     data, channels, width, rate = _read_wav(raw, param)
     seconds = len(data) / (channels * width) / rate
     if seconds > max_seconds:
@@ -121,8 +128,14 @@ def decode_audio(raw: bytes, fmt: str, *, param: str, max_seconds: float) -> Aud
     return Audio(pcm=pcm, n_samples=len(pcm) // 4, digest=_digest(b"pcm", pcm, AUDIO_RATE))
 
 
-def wav_seconds(raw: bytes) -> float | None:
-    """A WAV file's length in seconds (its frames present); None if it cannot be read."""
+def audio_seconds(raw: bytes) -> float | None:
+    """An audio file's length in seconds: a WAV's frames present, what another container
+    declares; None if it cannot be read."""
+    kind = sniff_audio(raw)
+    if kind is None:
+        return None
+    if kind != "wav":
+        return declared_seconds(raw, kind)
     try:
         data, channels, width, rate = _read_wav(raw, "file")
     except InvalidRequest:

@@ -85,8 +85,8 @@ def _decode(kind: str, part: dict[str, Any], param: str) -> Image | Audio:
                        param=param)
     raw = decode_base64(spec["data"], param=param + ".data", max_bytes=settings.max_audio_bytes,
                         what="audio")
-    return decode_audio(raw, str(spec.get("format", "wav")), param=param,
-                        max_seconds=settings.max_audio_seconds)
+    # The bytes name their container; `format` (OpenAI's "wav" | "mp3") was checked at the edge.
+    return decode_audio(raw, param=param, max_seconds=settings.max_audio_seconds)
 
 
 def tokenize_prompt(model: LoadedModel, prompt: str, media: dict[str, Image | Audio],

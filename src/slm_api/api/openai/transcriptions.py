@@ -21,7 +21,9 @@ from slm_api.api.core.run import collect
 from slm_api.api.openai.protocol import Transcription, TranscriptionRequest
 from slm_api.engine import SamplingParams
 from slm_api.errors import APIError, SlmError
-from slm_api.media.decode import wav_seconds
+from slm_api.media.audio_codecs import NAMES as AUDIO_CONTAINERS
+from slm_api.media.audio_codecs import sniff_audio
+from slm_api.media.decode import audio_seconds
 
 audio_bp = Blueprint("audio", __name__)
 
@@ -36,15 +38,6 @@ MAX_FORM_FIELD_BYTES = 512 * 1024
 OPENAI_MODELS = frozenset({"whisper-1", "gpt-4o-transcribe", "gpt-4o-mini-transcribe"})
 AUDIO_PART = "messages.0.content.1"  # where the Turn built here holds the upload
 WINDOW_TOKENS = 448  # Whisper's decoder context (max_target_positions) per 30 s window
-
-
-def audio_format(raw: bytes) -> str | None:
-    """"wav" or "mp3" from the file's first bytes; None for anything else."""
-    if raw[:4] == b"RIFF" and raw[8:12] == b"WAVE":
-        return "wav"
-    if raw[:3] == b"ID3" or (len(raw) > 1 and raw[0] == 0xFF and raw[1] & 0xE0 == 0xE0):
-        return "mp3"
-    return None
 
 
 def _form() -> TranscriptionRequest:
@@ -87,16 +80,16 @@ def _instruction(req: TranscriptionRequest) -> str:
 def transcriptions() -> Response:
     """Transcribe audio (OpenAI's speech-to-text).
 
-    A multipart form: `file` (WAV or MP3), `model`, `language`, `prompt`, `response_format`
-    (json, text, verbose_json), `temperature`. Needs a model whose projector takes audio; any
-    other is a 400 naming `file`."""
+    A multipart form: `file` (WAV, MP3, FLAC, Ogg, WebM or M4A), `model`, `language`,
+    `prompt`, `response_format` (json, text, verbose_json), `temperature`. Needs a model
+    whose projector takes audio; any other is a 400 naming `file`."""
     req = _form()
-    fmt = audio_format(req.file)
+    fmt = sniff_audio(req.file)
     if fmt is None:
-        raise APIError(400, "file: the audio is not WAV or MP3 (convert it first, e.g. "
-                       "`ffmpeg -i in.webm out.wav`)", param="file", code="invalid_audio")
+        raise APIError(400, f"file: the audio is not {AUDIO_CONTAINERS}", param="file",
+                       code="invalid_audio")
     part = media_intake().audio_bytes(req.file, fmt, param="file")
-    seconds = wav_seconds(req.file) if fmt == "wav" else None
+    seconds = audio_seconds(req.file)
     turn = Turn(model=None if req.model in OPENAI_MODELS else req.model,
                 messages=[{"role": "user", "content": [
                     {"type": "text", "text": _instruction(req)}, part]}],
