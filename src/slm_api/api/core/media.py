@@ -15,7 +15,7 @@ import secrets
 from dataclasses import replace
 from typing import Any
 
-from slm_api.api.core.media_parts import refuse_unsupported_media
+from slm_api.api.core.media_parts import media_in, refuse_unsupported_media
 from slm_api.api.core.planner import Plan, RawTurn, Turn, plan
 from slm_api.engine import MediaSpan
 from slm_api.engine.llama_model import LoadedModel
@@ -36,6 +36,7 @@ def take_media(messages: list[dict[str, Any]], model: LoadedModel
     if not any(_parts_with_media(messages)):
         return messages, media
     refuse_unsupported_media(model, messages)
+    _refuse_too_many_images(messages, state.settings().max_images)
     nonce = secrets.token_hex(8)
     out = []
     for i, msg in enumerate(messages):
@@ -56,6 +57,18 @@ def take_media(messages: list[dict[str, Any]], model: LoadedModel
             parts.append({"type": "text", "text": marker})
         out.append({**msg, "content": parts})
     return out, media
+
+
+def _refuse_too_many_images(messages: list[dict[str, Any]], max_images: int) -> None:
+    # The edge counts a request body's images; the turn decoded here may hold more (a stored
+    # Responses conversation brings every earlier request's), and each costs up to
+    # MAX_IMAGE_PIXELS of decoding (1.4 s and 150 MB for a 160 KB PNG of 7000 x 7000).
+    images = [where for where, kind in media_in(messages) if kind == "image"]
+    if len(images) > max_images:
+        where = f"{images[max_images]}.image_url.url"
+        raise APIError(400, f"{where}: this conversation holds {len(images)} images, more "
+                       f"than the {max_images} one request may carry (MAX_IMAGES); start a "
+                       "new conversation or send fewer", param=where, code="too_many_images")
 
 
 def _parts_with_media(messages: list[dict[str, Any]]) -> list[bool]:
