@@ -218,3 +218,58 @@ def test_hostile_stored_conversation_cannot_grow_past_max_images(vision: str) ->
     error = more.json()["error"]
     assert error["code"] == "too_many_images", error
     assert "MAX_IMAGES" in error["message"]
+
+
+def rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+@contextmanager
+def peak_rss() -> Iterator[list[int]]:
+    """This process's resident memory above where it started, at its highest while the block
+    runs (the server runs in this process), sampled every 10 ms: yields a list it fills."""
+    base, peak = rss_bytes(), [0]
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.wait(0.01):
+            peak[0] = max(peak[0], rss_bytes() - base)
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    try:
+        yield peak
+    finally:
+        stop.set()
+        thread.join(5)
+
+
+def test_hostile_concurrent_large_pictures_decode_a_bounded_number_at_once(vision: str) -> None:
+    # A 160 KB PNG of 7000 x 7000 (under MAX_IMAGE_PIXELS) is 196 MB of pixels while Pillow
+    # decodes it. Eight requests of two each, sent at once, decoded all sixteen at once on
+    # their threads (1.6 GB); decodes are CPU work, so more at once than cores only costs
+    # memory: the server decodes as many at once as it has cores (2 here).
+    buf = io.BytesIO()
+    Image.new("RGB", (7000, 7000), "gray").save(buf, "PNG")
+    big = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+    content = [{"type": "input_text", "text": "Look."},
+               {"type": "input_image", "image_url": big},
+               {"type": "input_image", "image_url": big}]
+    body = {"model": VLM, "max_output_tokens": 1, "store": False,
+            "input": [{"role": "user", "content": content}]}
+    answers: list[int] = []
+
+    def one() -> None:
+        r = requests.post(f"{vision}/v1/responses", json=body, timeout=300)
+        answers.append(r.status_code)
+
+    with health_polled(vision), peak_rss() as peak:
+        threads = [threading.Thread(target=one) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(300)
+    assert answers == [200] * 8, answers
+    per_picture = 7000 * 7000 * 4
+    assert peak[0] < 4 * per_picture, f"{peak[0] / 2**20:.0f} MiB at the peak"

@@ -10,10 +10,14 @@ client's text can never open an image slot.
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
+import threading
 from dataclasses import replace
 from typing import Any
+
+from flask import Flask, current_app
 
 from slm_api.api.core.media_parts import media_in, refuse_unsupported_media
 from slm_api.api.core.planner import Plan, RawTurn, Turn, plan
@@ -25,6 +29,24 @@ from slm_api.media.inline import decode_base64, split_data_url
 from slm_api.plumbing import state
 
 _KINDS = {"image_url": "image", "input_audio": "audio"}
+_DECODE_SLOTS = "slm_media_decode_slots"
+
+
+def decode_slots(app: Flask | None = None) -> threading.BoundedSemaphore:
+    """The app's bound on images and sounds decoded at once, across requests.
+
+    A decode is CPU work on the request's thread and holds its full-size pixels meanwhile (a
+    160 KB PNG of 7000 x 7000: 1.4 s and 196 MB): eight requests of two such pictures took
+    3.1 GB at once, with every request thread free to add more. More decodes at once than
+    cores only adds memory, and the decode loop needs cores too: half of them, 1 to 4."""
+    extensions = (app if app is not None else current_app).extensions
+    slots = extensions.get(_DECODE_SLOTS)
+    if slots is None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
+            os.cpu_count() or 1)
+        slots = extensions.setdefault(_DECODE_SLOTS,
+                                      threading.BoundedSemaphore(max(1, min(4, cores // 2))))
+    return slots
 
 
 def take_media(messages: list[dict[str, Any]], model: LoadedModel
@@ -53,7 +75,8 @@ def take_media(messages: list[dict[str, Any]], model: LoadedModel
                 continue
             where = f"messages.{i}.content.{j}"
             marker = f"<|media-{nonce}-{len(media)}|>"
-            media[marker] = _decode(kind, part, where)
+            with decode_slots():
+                media[marker] = _decode(kind, part, where)
             parts.append({"type": "text", "text": marker})
         out.append({**msg, "content": parts})
     return out, media
