@@ -12,6 +12,7 @@ Every attack runs while /health is polled: each poll answers 200 within 1 s.
 from __future__ import annotations
 
 import base64
+import gzip
 import io
 import os
 import socket
@@ -273,3 +274,143 @@ def test_hostile_concurrent_large_pictures_decode_a_bounded_number_at_once(visio
     assert answers == [200] * 8, answers
     per_picture = 7000 * 7000 * 4
     assert peak[0] < 4 * per_picture, f"{peak[0] / 2**20:.0f} MiB at the peak"
+
+
+# -- claimed bounds that held, pinned ------------------------------------------------------
+
+
+@contextmanager
+def raw_host(reply: bytes) -> Iterator[tuple[str, list[bytes]]]:
+    """A host on 127.0.0.1 answering every connection with `reply` as it is, then closing;
+    yields its URL and the request heads it received."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.2)
+    stop = threading.Event()
+    heads: list[bytes] = []
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except (TimeoutError, OSError):
+                continue
+            with conn:
+                conn.settimeout(5)
+                try:
+                    heads.append(conn.recv(65536))
+                    conn.sendall(reply)
+                except OSError:
+                    pass
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}", heads
+    finally:
+        stop.set()
+        listener.close()
+
+
+def head(*lines: str) -> bytes:
+    return ("HTTP/1.1 200 OK\r\n" + "".join(f"{line}\r\n" for line in lines) + "\r\n").encode()
+
+
+@pytest.mark.parametrize("name, reply, status, code", [
+    # A gzip bomb (64 MiB of zeros in 64 KB) is never inflated: its bytes are not an image's.
+    ("gzip", lambda: head("Content-Type: image/png", "Content-Encoding: gzip",
+                          "Connection: close") + gzip.compress(bytes(64 << 20)),
+     400, "invalid_image"),
+    # A declared length past MAX_IMAGE_BYTES is refused before a byte of the body is read.
+    ("length", lambda: head("Content-Type: image/png", "Content-Length: 99999999999999"),
+     413, "image_too_large"),
+    # Without a length, the body is counted as it is read: 11 MiB stops past 10 MiB.
+    ("unbounded", lambda: head("Content-Type: image/png", "Connection: close")
+     + b"\x89PNG\r\n\x1a\n" + bytes(11 << 20), 413, "image_too_large"),
+])
+def test_hostile_remote_image_bodies(remote: str, name: str, reply, status: int,
+                                     code: str) -> None:
+    with raw_host(reply()) as (host, heads), health_polled(remote):
+        resp = post_chat(remote, remote_images([f"{host}/{name}.png"]))
+    assert resp.status_code == status, resp.text
+    assert resp.json()["error"]["code"] == code
+    assert heads, "the host was never asked"
+
+
+def test_hostile_remote_image_is_fetched_from_the_address_checked(
+        remote: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # DNS rebinding: the name resolves to a public address when checked, to loopback after.
+    # The fetch connects to the address it checked (TEST-NET-3, unroutable) and never to the
+    # loopback host the second answer names.
+    real = socket.getaddrinfo
+    answers = iter(["203.0.113.7"] + ["127.0.0.1"] * 10)
+
+    def rebinding(host, port, *args, **kwargs):  # noqa: ANN001, ANN202
+        if host == SLOW_HOST:
+            return real(next(answers), port, *args, **kwargs)
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+    png_reply = head("Content-Type: image/png", "Connection: close") + base64.b64decode(
+        png("red").split(",", 1)[1])
+    with raw_host(png_reply) as (host, heads), health_polled(remote):
+        port = host.rsplit(":", 1)[1]
+        resp = post_chat(remote, remote_images([f"http://{SLOW_HOST}:{port}/a.png"]))
+    assert resp.status_code == 400, resp.text
+    assert resp.json()["error"]["code"] in ("image_fetch_timeout", "image_fetch_failed")
+    assert heads == []
+
+
+def many_frames_gif(frames: int) -> bytes:
+    pictures = [Image.new("L", (64, 64), 0) for _ in range(frames)]
+    for k, picture in enumerate(pictures):
+        picture.putpixel((k % 64, k // 64 % 64), 255)  # each frame differs: none is merged
+    buf = io.BytesIO()
+    pictures[0].save(buf, "GIF", save_all=True, append_images=pictures[1:], duration=10)
+    return buf.getvalue()
+
+
+def zlib_bomb_png(inflated: int) -> bytes:
+    """A 1 x 1 PNG whose pixel data inflates to `inflated` bytes of zeros."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data)))
+
+    packer, data, block = zlib.compressobj(9), bytearray(), bytes(1 << 20)
+    for _ in range(inflated >> 20):
+        data += packer.compress(block)
+    data += packer.flush()
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", bytes(data)) + chunk(b"IEND", b""))
+
+
+def test_hostile_bombs_through_ollama_images_decode_only_what_is_used(vision: str) -> None:
+    # Pillow reads a GIF's first frame only, and a PNG's rows only as far as its declared
+    # size: 3,000 frames and 512 MiB of zlib behind one pixel are each one small picture.
+    bombs = {"gif": many_frames_gif(3000), "png": zlib_bomb_png(512 << 20)}
+    with health_polled(vision):
+        for kind, raw in bombs.items():
+            for route, body in (
+                    ("/api/generate", {"prompt": "What is this?"}),
+                    ("/api/chat", {"messages": [{"role": "user", "content": "What is this?",
+                                                 "images": [base64.b64encode(raw).decode()]}]})):
+                if route == "/api/generate":
+                    body = {**body, "images": [base64.b64encode(raw).decode()]}
+                r = requests.post(f"{vision}{route}", timeout=120, json={
+                    "model": VLM, "stream": False, "options": {"num_predict": 1}, **body})
+                assert r.status_code == 200, (kind, route, r.text)
+
+
+def test_hostile_ollama_images_are_counted(vision: str) -> None:
+    three = [base64.b64encode(many_frames_gif(1)).decode()] * 3  # MAX_IMAGES is 2 here
+    with health_polled(vision):
+        r = requests.post(f"{vision}/api/generate", timeout=60, json={
+            "model": VLM, "prompt": "hi", "images": three, "stream": False})
+        assert r.status_code == 400 and list(r.json()) == ["error"], r.text
+        assert r.json()["error"].startswith("images.2: ")
+        r = requests.post(f"{vision}/api/chat", timeout=60, json={
+            "model": VLM, "stream": False, "messages": [
+                {"role": "user", "content": "a", "images": three[:2]},
+                {"role": "user", "content": "b", "images": three[:1]}]})
+        assert r.status_code == 400 and r.json()["error"].startswith("messages.1.images.0: ")
