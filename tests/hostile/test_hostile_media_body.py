@@ -79,3 +79,37 @@ def test_hostile_big_strings_still_use_the_media_budget(server: str) -> None:
             {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{image}"}}]}]})
     assert r.status_code == 400, r.text[:300]
     assert r.json()["error"]["code"] == "model_without_image_input", r.text[:300]
+
+
+def test_hostile_escapes_do_not_hold_the_interpreter(server: str) -> None:
+    # 30 MB of "\n" escapes in one string, and 70 brackets: the depth scan's regex stepped
+    # through the escapes one by one in a single call (1.9 s holding the interpreter's lock,
+    # so /health and every stream in the process waited), three such requests at a time.
+    body = ('{"model": "' + MODEL + '", "max_tokens": 1, "messages": [{"role": "user", '
+            '"content": "' + "\\n" * (15 << 20) + '"}], "stop": [' + "[]," * 70 + '"x"]}')
+    gaps: list[float] = []
+    stop = threading.Event()
+
+    def poll() -> None:
+        while not stop.wait(0.1):
+            start = time.monotonic()
+            requests.get(f"{server}/health", timeout=10)
+            gaps.append(time.monotonic() - start)
+
+    def attack() -> None:
+        r = requests.post(f"{server}/v1/chat/completions", data=body, timeout=120,
+                          headers={"Content-Type": "application/json"})
+        assert r.status_code == 400, r.text[:300]
+
+    poller = threading.Thread(target=poll, daemon=True)
+    poller.start()
+    attackers = [threading.Thread(target=attack) for _ in range(3)]
+    try:
+        for t in attackers:
+            t.start()
+        for t in attackers:
+            t.join(120)
+    finally:
+        stop.set()
+        poller.join(10)
+    assert gaps and max(gaps) < 1.0, f"/health took {max(gaps):.2f} s"
