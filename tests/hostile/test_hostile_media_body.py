@@ -81,13 +81,11 @@ def test_hostile_big_strings_still_use_the_media_budget(server: str) -> None:
     assert r.json()["error"]["code"] == "model_without_image_input", r.text[:300]
 
 
-def test_hostile_escapes_do_not_hold_the_interpreter(server: str) -> None:
-    # 30 MB of "\n" escapes in one string, and 70 brackets: the depth scan's regex stepped
-    # through the escapes one by one in a single call (1.9 s holding the interpreter's lock,
-    # so /health and every stream in the process waited), three such requests at a time.
-    body = ('{"model": "' + MODEL + '", "max_tokens": 1, "messages": [{"role": "user", '
-            '"content": "' + "\\n" * (15 << 20) + '"}], "stop": [' + "[]," * 70 + '"x"]}')
+def health_gaps_while(server: str, body: str, status: int, attackers: int = 3) -> list[float]:
+    """/health's latencies, polled every 0.1 s while `attackers` clients post `body` to chat at
+    once (each answered `status`)."""
     gaps: list[float] = []
+    answers: list[int] = []
     stop = threading.Event()
 
     def poll() -> None:
@@ -99,17 +97,41 @@ def test_hostile_escapes_do_not_hold_the_interpreter(server: str) -> None:
     def attack() -> None:
         r = requests.post(f"{server}/v1/chat/completions", data=body, timeout=120,
                           headers={"Content-Type": "application/json"})
-        assert r.status_code == 400, r.text[:300]
+        answers.append(r.status_code)
 
     poller = threading.Thread(target=poll, daemon=True)
     poller.start()
-    attackers = [threading.Thread(target=attack) for _ in range(3)]
+    threads = [threading.Thread(target=attack) for _ in range(attackers)]
     try:
-        for t in attackers:
+        for t in threads:
             t.start()
-        for t in attackers:
+        for t in threads:
             t.join(120)
     finally:
         stop.set()
         poller.join(10)
+    assert answers == [status] * attackers, answers
+    return gaps
+
+
+def test_hostile_escapes_do_not_hold_the_interpreter(server: str) -> None:
+    # 30 MB of "\n" escapes in one string, and 70 brackets: the depth scan's regex stepped
+    # through the escapes one by one in a single call (1.9 s holding the interpreter's lock,
+    # so /health and every stream in the process waited), three such requests at a time.
+    body = ('{"model": "' + MODEL + '", "max_tokens": 1, "messages": [{"role": "user", '
+            '"content": "' + "\\n" * (15 << 20) + '"}], "stop": [' + "[]," * 70 + '"x"]}')
+    gaps = health_gaps_while(server, body, 400)
     assert gaps and max(gaps) < 1.0, f"/health took {max(gaps):.2f} s"
+
+
+def test_hostile_data_url_header_is_bounded(server: str) -> None:
+    # A data URL of 30 million ";" and no comma: the header regex stepped through each one in
+    # a single call (about 5 s holding the interpreter's lock per request).
+    url = "data:image/png" + ";" * (30 << 20)
+    body = ('{"model": "' + MODEL + '", "max_tokens": 1, "messages": [{"role": "user", '
+            '"content": [{"type": "image_url", "image_url": {"url": "' + url + '"}}]}]}')
+    gaps = health_gaps_while(server, body, 400)
+    assert gaps and max(gaps) < 1.0, f"/health took {max(gaps):.2f} s"
+    r = requests.post(f"{server}/v1/chat/completions", data=body, timeout=120,
+                      headers={"Content-Type": "application/json"})
+    assert r.json()["error"]["code"] == "invalid_image_url", r.text[:300]
