@@ -414,3 +414,34 @@ def test_hostile_ollama_images_are_counted(vision: str) -> None:
                 {"role": "user", "content": "a", "images": three[:2]},
                 {"role": "user", "content": "b", "images": three[:1]}]})
         assert r.status_code == 400 and r.json()["error"].startswith("messages.1.images.0: ")
+
+
+@pytest.fixture(scope="module")
+def anywhere(models_dir: Path) -> Iterator[str]:
+    """REMOTE_IMAGE_HOSTS=*: any host, public addresses only."""
+    settings = make_settings(models_dir, remote_image_hosts=("*",), remote_image_timeout_s=2.0,
+                             n_parallel=1, prompt_cache="off")
+    with running_server(settings) as url:
+        yield url
+
+
+@pytest.mark.parametrize("address", [
+    "2002:7f00:1::1",  # 6to4 around 127.0.0.1
+    "2002:a9fe:a9fe::1",  # 6to4 around the cloud metadata address
+    "2001:0:4136:e378:8000:63bf:80ff:fffe",  # Teredo whose client is 127.0.0.1 (obfuscated)
+    "fec0::1",  # site-local, the LAN of IPv6's first plan
+])
+def test_hostile_remote_image_names_resolving_around_private_addresses(
+        anywhere: str, monkeypatch: pytest.MonkeyPatch, address: str) -> None:
+    # A name under `*` resolving to an IPv6 address that carries a private IPv4 one inside
+    # it: the address rule reads the IPv4 address inside, as it does for ::ffff:127.0.0.1.
+    real = socket.getaddrinfo
+
+    def resolving(host, port, *args, **kwargs):  # noqa: ANN001, ANN202
+        return real(address if host == SLOW_HOST else host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolving)
+    with health_polled(anywhere):
+        resp = post_chat(anywhere, remote_images([f"http://{SLOW_HOST}/a.png"]))
+    assert resp.status_code == 400, resp.text
+    assert resp.json()["error"]["code"] == "image_host_not_allowed", resp.text

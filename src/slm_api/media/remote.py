@@ -60,8 +60,15 @@ class RemotePolicy:
 def address_allowed(address: str, allow_private: bool) -> bool:
     """Whether a connection to `address` may be made for a client's URL."""
     ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        # An IPv4 address carried inside an IPv6 one is where the packets go: mapped, 6to4
+        # (2002:7f00:1:: reaches 127.0.0.1 through a 6to4 relay or the host's own tunnel) or
+        # Teredo's client; each must pass as itself.
+        inner = ip.ipv4_mapped or ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
+        if inner is not None:
+            return address_allowed(str(inner), allow_private)
+        if ip.is_site_local and not allow_private:
+            return False  # fec0::/10, deprecated but still routed on some LANs
     if ip.is_multicast or ip.is_unspecified:
         return False  # never a server, LAN or not
     if allow_private:
