@@ -24,7 +24,14 @@ from slm_api.api.core.planner import Plan, RawTurn, Turn, plan
 from slm_api.engine import MediaSpan
 from slm_api.engine.llama_model import LoadedModel
 from slm_api.errors import APIError
-from slm_api.media.decode import Audio, Image, decode_audio, decode_image
+from slm_api.media.decode import (
+    AUDIO_RATE,
+    MAX_AUDIO_SECONDS,
+    Audio,
+    Image,
+    decode_audio,
+    decode_image,
+)
 from slm_api.media.inline import decode_base64, split_data_url
 from slm_api.plumbing import state
 
@@ -60,6 +67,7 @@ def take_media(messages: list[dict[str, Any]], model: LoadedModel
     refuse_unsupported_media(model, messages)
     _refuse_too_many_images(messages, state.settings().max_images)
     nonce = secrets.token_hex(8)
+    heard = 0.0  # seconds of audio decoded so far
     out = []
     for i, msg in enumerate(messages):
         content = msg.get("content") if isinstance(msg, dict) else None
@@ -77,6 +85,7 @@ def take_media(messages: list[dict[str, Any]], model: LoadedModel
             marker = f"<|media-{nonce}-{len(media)}|>"
             with decode_slots():
                 media[marker] = _decode(kind, part, where)
+            heard += _refuse_too_much_audio(media[marker], heard, where)
             parts.append({"type": "text", "text": marker})
         out.append({**msg, "content": parts})
     return out, media
@@ -92,6 +101,20 @@ def _refuse_too_many_images(messages: list[dict[str, Any]], max_images: int) -> 
         raise APIError(400, f"{where}: this conversation holds {len(images)} images, more "
                        f"than the {max_images} one request may carry (MAX_IMAGES); start a "
                        "new conversation or send fewer", param=where, code="too_many_images")
+
+
+def _refuse_too_much_audio(decoded: Image | Audio, heard: float, where: str) -> float:
+    # Each clip is capped at MAX_AUDIO_SECONDS, their number was not: a 32 MiB body holds
+    # ~400 WAVs of 600 s at 100 Hz (80 KB each as base64), each 38 MB once resampled to 16 kHz
+    # float, all held until the prompt is tokenized. The clips of one turn share the cap.
+    if not isinstance(decoded, Audio):
+        return 0.0
+    seconds = decoded.n_samples / AUDIO_RATE
+    if heard + seconds > MAX_AUDIO_SECONDS:
+        raise APIError(400, f"{where}: the audio of this conversation runs past "
+                       f"{MAX_AUDIO_SECONDS} s in all, the most one request may carry",
+                       param=where, code="audio_too_long")
+    return seconds
 
 
 def _parts_with_media(messages: list[dict[str, Any]]) -> list[bool]:
