@@ -445,3 +445,32 @@ def test_hostile_remote_image_names_resolving_around_private_addresses(
         resp = post_chat(anywhere, remote_images([f"http://{SLOW_HOST}/a.png"]))
     assert resp.status_code == 400, resp.text
     assert resp.json()["error"]["code"] == "image_host_not_allowed", resp.text
+
+
+def scan_bomb_jpeg(scans: int) -> bytes:
+    """A progressive JPEG of 4000 x 4000 whose last scan is repeated `scans` times: each scan
+    makes the decoder pass over every block of the picture again."""
+    buf = io.BytesIO()
+    Image.new("RGB", (4000, 4000), (120, 60, 30)).save(buf, "JPEG", progressive=True,
+                                                        quality=50)
+    raw = buf.getvalue()
+    end, last = raw.rfind(b"\xff\xd9"), raw.rfind(b"\xff\xda")
+    return raw[:end] + raw[last:end] * scans + raw[end:]
+
+
+def test_hostile_progressive_jpeg_scans_are_bounded(vision: str) -> None:
+    # 156 KB with 2,000 scans took 31 s of CPU to decode (a 7000 x 7000 one, under
+    # MAX_IMAGE_PIXELS, three times that), holding a decode slot all along; a camera's
+    # progressive JPEG has about 10 scans.
+    bomb = base64.b64encode(scan_bomb_jpeg(2000)).decode()
+    with health_polled(vision):
+        r = requests.post(f"{vision}/api/generate", timeout=300, json={
+            "model": VLM, "prompt": "What is this?", "images": [bomb], "stream": False,
+            "options": {"num_predict": 1}})
+        assert r.status_code == 400, r.text[:300]
+        assert "scans" in r.json()["error"], r.text[:300]
+        fine = base64.b64encode(scan_bomb_jpeg(0)).decode()
+        r = requests.post(f"{vision}/api/generate", timeout=300, json={
+            "model": VLM, "prompt": "What is this?", "images": [fine], "stream": False,
+            "options": {"num_predict": 1}})
+        assert r.status_code == 200, r.text[:300]

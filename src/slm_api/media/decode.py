@@ -29,6 +29,8 @@ PILImage.core.set_block_size(64 * 1024 * 1024)
 # What passes MAX_IMAGE_PIXELS is scaled to fit this box: every projector resizes to its own
 # few hundred pixels a side (SmolVLM's tiles are 512, LLaVA's 336), so more only costs memory.
 WORK_SIDE = 2048
+MAX_JPEG_SCANS = 50  # progressive JPEGs from libjpeg, browsers and mozjpeg: 6 to 20
+_SOS = b"\xff\xda"  # a JPEG's start-of-scan marker
 AUDIO_RATE = 16_000  # what every audio projector libmtmd supports reads (Whisper's rate)
 MAX_AUDIO_SECONDS = 600
 
@@ -72,6 +74,16 @@ def decode_image(raw: bytes, *, param: str, max_pixels: int) -> Image:
                 raise InvalidRequest(
                     f"the image at {param} is {width} x {height} pixels; at most {max_pixels} "
                     "pixels are accepted (MAX_IMAGE_PIXELS)", param=param)
+            scans = raw.count(_SOS) if img.format == "JPEG" else 0
+            if scans > MAX_JPEG_SCANS:
+                # Each scan is another pass over every block: 2,000 scans of 4000 x 4000 in
+                # 156 KB took 31 s. Inside the entropy-coded data 0xFF is always followed by
+                # 0x00 or a restart marker, so each 0xFF 0xDA starts a scan (or one of an EXIF
+                # thumbnail's, a few more).
+                raise InvalidRequest(
+                    f"the image at {param} is a JPEG of {scans} scans; at most "
+                    f"{MAX_JPEG_SCANS} are accepted (a camera's progressive JPEG has about 10)",
+                    param=param)
             if img.format == "JPEG":
                 # JPEG decodes at 1/2, 1/4 or 1/8 scale for free: a 48 MP photo is read at
                 # the size it will be used at, not in full.
