@@ -474,3 +474,34 @@ def test_hostile_progressive_jpeg_scans_are_bounded(vision: str) -> None:
             "model": VLM, "prompt": "What is this?", "images": [fine], "stream": False,
             "options": {"num_predict": 1}})
         assert r.status_code == 200, r.text[:300]
+
+
+def test_hostile_long_text_beside_an_image_is_refused_before_the_projector(vision: str) -> None:
+    # 24 MB of text beside one image: the projector tokenized it all (about 1 s per MB) under
+    # the lock every image request's tokenizing and encoding takes, and only then was the
+    # prompt found too long; the text-only path refuses such text from its length at once.
+    text = "word " * (24 << 18)
+    attack: list[requests.Response] = []
+
+    def attacker() -> None:
+        attack.append(requests.post(f"{vision}/v1/chat/completions", timeout=300, json={
+            "model": VLM, "max_tokens": 1, "messages": [{"role": "user", "content": [
+                {"type": "text", "text": text},
+                {"type": "image_url", "image_url": {"url": png("red")}}]}]}))
+
+    with health_polled(vision):
+        thread = threading.Thread(target=attacker)
+        started = time.monotonic()
+        thread.start()
+        time.sleep(1.0)  # the attacker's body is in and its prompt being tokenized
+        neighbour = requests.post(f"{vision}/v1/chat/completions", timeout=300, json={
+            "model": VLM, "max_tokens": 1, "messages": [{"role": "user", "content": [
+                {"type": "text", "text": "What is this?"},
+                {"type": "image_url", "image_url": {"url": png("blue")}}]}]})
+        waited = time.monotonic() - started
+        thread.join(300)
+    assert neighbour.status_code == 200, neighbour.text[:300]
+    assert attack and attack[0].status_code == 400, attack and attack[0].text[:300]
+    assert attack[0].json()["error"]["code"] == "context_length_exceeded"
+    # Generous on shared cores: the neighbour waited 11.8 s behind the projector's lock.
+    assert waited < 6, f"the neighbour's image request took {waited:.1f} s"

@@ -159,6 +159,14 @@ def tokenize_prompt(model: LoadedModel, prompt: str, media: dict[str, Image | Au
             parts.append(piece)
     if not any(isinstance(p, (Image, Audio)) for p in parts):
         raise APIError(400, "the chat template dropped this request's images", param="messages")
+    text = "".join(p for p in parts if isinstance(p, str))
+    if len(text) > model.info.n_ctx * 4:
+        # The projector tokenizes under the lock every image request's tokenizing and encoding
+        # takes (31 MB of text beside an image: 11 s, a neighbour's picture waiting all along),
+        # and the prompt's length is judged only after. The text-only tokenizer refuses text
+        # longer than the context could hold from its length, before tokenizing; text that
+        # could fit is short enough to be tokenized twice.
+        model.tokenize(text, param="messages")
     return model.tokenize_media(parts)
 
 
