@@ -147,6 +147,28 @@ def test_hostile_remote_images_share_one_deadline(remote: str) -> None:
     assert took < 3 * DEADLINE_S, took
 
 
+@pytest.mark.parametrize("route", ["/v1/messages", "/v1/responses"])
+def test_hostile_remote_images_share_one_deadline_in_every_family(remote: str,
+                                                                  route: str) -> None:
+    # Anthropic's `source.type: "url"` blocks and Responses' `input_image` URLs go through the
+    # same intake: one deadline for all of them, the refusal in the family's own shape.
+    with dripping_host(0.75 * DEADLINE_S) as host, health_polled(remote):
+        urls = [f"{host}/{k}.png" for k in range(IMAGES)]
+        if route == "/v1/messages":
+            body = {"max_tokens": 1, "messages": [{"role": "user", "content": [
+                {"type": "image", "source": {"type": "url", "url": u}} for u in urls]}]}
+        else:
+            body = {"max_output_tokens": 1, "input": [{"role": "user", "content": [
+                {"type": "input_image", "image_url": u} for u in urls]}]}
+        started = time.monotonic()
+        resp = requests.post(f"{remote}{route}", json=body, timeout=120)
+        took = time.monotonic() - started
+    assert resp.status_code == 400, resp.text
+    error = resp.json()["error"]
+    assert "REMOTE_IMAGE_TIMEOUT_S" in error["message"], error
+    assert took < 3 * DEADLINE_S, took
+
+
 def test_hostile_remote_image_name_lookup_is_under_the_deadline(
         remote: str, monkeypatch: pytest.MonkeyPatch) -> None:
     # The server runs in this process: its resolver is this one. A name whose DNS server never
