@@ -15,6 +15,7 @@ from slm_api.errors import APIError
 # The formats the core decodes (slm_api/media/decode.py): PNG, JPEG, WebP, GIF (first frame).
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp", "image/gif")
 AUDIO_FORMATS = ("wav", "mp3")
+MAX_DATA_URL_HEADER = 256  # `data:image/png;charset=...;name=...;base64,`: short in any client
 _DATA_URL = re.compile(r"data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?P<params>(?:;[^;,]*)*?);base64,",
                        re.IGNORECASE)
 
@@ -68,9 +69,14 @@ def checked_image(data: str, *, param: str, max_bytes: int) -> tuple[str, str]:
 
 def split_data_url(url: str, *, param: str) -> tuple[str | None, str]:
     """A base64 `data:` URL's (media type, base64 payload); a 400 for any other data URL."""
-    match = _DATA_URL.match(url)
+    # The header (media type and parameters) ends at the first comma, found at C speed within
+    # MAX_DATA_URL_HEADER: the regex then reads only the header. Run over the whole URL it
+    # stepped through 30 million ";" in one call, holding the interpreter's lock 5 s a request.
+    comma = url.find(",", 0, MAX_DATA_URL_HEADER)
+    match = _DATA_URL.fullmatch(url, 0, comma + 1) if comma >= 0 else None
     if match is None:
-        raise APIError(400, f"{param}: a data URL must be data:<media type>;base64,<data>",
+        raise APIError(400, f"{param}: a data URL must be data:<media type>;base64,<data>, "
+                       f"its part before the comma at most {MAX_DATA_URL_HEADER} characters",
                        param=param, code="invalid_image_url")
     return (match["mime"] or "").lower() or None, url[match.end():]
 

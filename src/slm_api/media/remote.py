@@ -10,7 +10,9 @@ LAN). So:
   no other (the name is not resolved again: no DNS rebinding between the check and the
   connect), and the peer the socket is connected to is checked once more;
 - a redirect is a new URL: each hop is checked the same way, at most MAX_REDIRECTS of them;
-- the whole fetch (every hop, every read) ends within REMOTE_IMAGE_TIMEOUT_S, the body within
+- the whole fetch (the name's lookup, every hop, every read) ends within
+  REMOTE_IMAGE_TIMEOUT_S, and one request's fetches share that deadline (its images are
+  fetched in turn on its thread: 16 hosts each answering just in time held it 16 x), the body within
   MAX_IMAGE_BYTES (a Content-Length above it is refused before the body is read), and the reply
   must say it is an image and be one (magic bytes).
 REMOTE_IMAGE_ALLOW_PRIVATE lifts the address rule for a LAN operator whose images live on the
@@ -27,6 +29,7 @@ import ssl
 import threading
 import time
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from slm_api.errors import APIError
@@ -57,8 +60,15 @@ class RemotePolicy:
 def address_allowed(address: str, allow_private: bool) -> bool:
     """Whether a connection to `address` may be made for a client's URL."""
     ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        # An IPv4 address carried inside an IPv6 one is where the packets go: mapped, 6to4
+        # (2002:7f00:1:: reaches 127.0.0.1 through a 6to4 relay or the host's own tunnel) or
+        # Teredo's client; each must pass as itself.
+        inner = ip.ipv4_mapped or ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
+        if inner is not None:
+            return address_allowed(str(inner), allow_private)
+        if ip.is_site_local and not allow_private:
+            return False  # fec0::/10, deprecated but still routed on some LANs
     if ip.is_multicast or ip.is_unspecified:
         return False  # never a server, LAN or not
     if allow_private:
@@ -67,13 +77,17 @@ def address_allowed(address: str, allow_private: bool) -> bool:
                                  or ip.is_reserved)
 
 
-def fetch_image(url: str, policy: RemotePolicy, *, param: str) -> str:
-    """The image at `url` as a data URL, or an APIError naming `param` saying why not."""
+def fetch_image(url: str, policy: RemotePolicy, *, param: str,
+                deadline: float | None = None) -> str:
+    """The image at `url` as a data URL, or an APIError naming `param` saying why not. The
+    fetch ends by `deadline` (time.monotonic()), by default REMOTE_IMAGE_TIMEOUT_S from now; a
+    request's fetches pass the one deadline of its first."""
     if not policy.hosts:
         raise APIError(400, f"{param}: this server does not fetch remote images (the operator "
                        "has not set REMOTE_IMAGE_HOSTS); send the image inline as a base64 "
                        "data: URL", param=param, code="remote_images_disabled")
-    deadline = time.monotonic() + policy.timeout_s
+    if deadline is None:
+        deadline = time.monotonic() + policy.timeout_s
     for _ in range(MAX_REDIRECTS + 1):
         status, headers, body = _get(url, policy, deadline, param)
         if status in _REDIRECTS and headers.get("location"):
@@ -95,20 +109,45 @@ def fetch_image(url: str, policy: RemotePolicy, *, param: str) -> str:
                    code="image_fetch_failed")
 
 
-def _resolve(host: str, port: int, policy: RemotePolicy, param: str) -> str:
+def _resolve(host: str, port: int, policy: RemotePolicy, deadline: float, param: str) -> str:
     """One address to connect to, once every address `host` resolves to has been checked: a
     name with one private address among public ones is refused (the resolver might hand that
     one to the next lookup)."""
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (OSError, UnicodeError):
-        raise APIError(400, f"{param}: the image host {host!r} does not resolve", param=param,
-                       code="image_fetch_failed") from None
+    infos = _lookup(host, port, deadline, param)
     addresses = [str(info[4][0]) for info in infos]
     refused = [a for a in addresses if not address_allowed(a, policy.allow_private)]
     if refused or not addresses:
         raise _private(param, host)
     return addresses[0]
+
+
+def _lookup(host: str, port: int, deadline: float, param: str) -> list[Any]:
+    """getaddrinfo within the deadline. It takes no timeout, and under `*` the name's DNS
+    server is the client's to choose: one that never answers held the request for the
+    resolver's own retries. The lookup runs on a daemon thread the request stops waiting for;
+    that thread ends with the resolver's timeout."""
+    found: list[Any] = []
+
+    def look() -> None:
+        try:
+            found.append(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
+        except (OSError, UnicodeError) as exc:
+            found.append(exc)
+
+    thread = threading.Thread(target=look, name="image-dns", daemon=True)
+    thread.start()
+    thread.join(_remaining(deadline, param))
+    if not found:
+        raise _timeout(param)
+    if isinstance(found[0], BaseException):
+        raise APIError(400, f"{param}: the image host {host!r} does not resolve", param=param,
+                       code="image_fetch_failed")
+    return found[0]
+
+
+def _timeout(param: str) -> APIError:
+    return APIError(400, f"{param}: fetching the image took longer than this server allows "
+                    "(REMOTE_IMAGE_TIMEOUT_S)", param=param, code="image_fetch_timeout")
 
 
 def _private(param: str, host: str) -> APIError:
@@ -156,8 +195,7 @@ class _PinnedConnection(http.client.HTTPSConnection):
 def _remaining(deadline: float, param: str) -> float:
     left = deadline - time.monotonic()
     if left <= 0:
-        raise APIError(400, f"{param}: fetching the image took longer than this server allows "
-                       "(REMOTE_IMAGE_TIMEOUT_S)", param=param, code="image_fetch_timeout")
+        raise _timeout(param)
     return left
 
 
@@ -173,7 +211,7 @@ def _get(url: str, policy: RemotePolicy, deadline: float, param: str
                        "REMOTE_IMAGE_HOSTS", param=param, code="image_host_not_allowed")
     tls = parts.scheme == "https"
     port = parts.port or (443 if tls else 80)
-    address = _resolve(host, port, policy, param)
+    address = _resolve(host, port, policy, deadline, param)
     conn = _PinnedConnection(host, port, address, tls=tls, deadline=deadline, param=param)
     try:
         path = parts.path or "/"
@@ -202,14 +240,10 @@ def _get(url: str, policy: RemotePolicy, deadline: float, param: str
             raise TimeoutError
         return resp.status, headers, bytes(body)
     except TimeoutError:
-        raise APIError(400, f"{param}: fetching the image took longer than this server allows "
-                       "(REMOTE_IMAGE_TIMEOUT_S)", param=param,
-                       code="image_fetch_timeout") from None
+        raise _timeout(param) from None
     except (OSError, http.client.HTTPException) as exc:
         if conn.expired:
-            raise APIError(400, f"{param}: fetching the image took longer than this server "
-                           "allows (REMOTE_IMAGE_TIMEOUT_S)", param=param,
-                           code="image_fetch_timeout") from None
+            raise _timeout(param) from None
         raise APIError(400, f"{param}: fetching the image failed ({type(exc).__name__})",
                        param=param, code="image_fetch_failed") from None
     finally:

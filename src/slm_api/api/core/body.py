@@ -16,8 +16,9 @@ from slm_api.plumbing import state
 
 BodyT = TypeVar("BodyT", bound=BaseModel)
 
-# A string token or one bracket: the depth scan skips what strings hold.
-_TOKENS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]', re.DOTALL)
+# A string once its escaped backslashes and quotes are gone: no escape left to step through.
+_PLAIN_STRING = re.compile(r'"[^"]*"')
+_BRACKETS = re.compile(r"[\[\]{}]")
 _OPEN, _CLOSE = frozenset("[{"), frozenset("]}")
 # A \u escape of a UTF-16 surrogate: json.loads turns one without its pair into a str that
 # no UTF-8 encoder (tokenizer, SQLite, the reply) accepts.
@@ -55,15 +56,18 @@ def json_body() -> dict[str, Any]:
     if not request.is_json:
         raise APIError(400, "The request body is not valid JSON (send it as "
                        "Content-Type: application/json)", code="invalid_json")
-    data = load_json(raw, state.settings().max_json_depth)
+    settings = state.settings()
+    data = load_json(raw, settings.max_json_depth, max_plain_bytes=settings.max_request_bytes)
     if not isinstance(data, dict):
         raise APIError(400, "The request body must be a JSON object", code="invalid_json")
     return data
 
 
-def load_json(raw: bytes, max_depth: int) -> Any:
+def load_json(raw: bytes, max_depth: int, max_plain_bytes: int | None = None) -> Any:
     """`raw` parsed, or a 400 saying why not: not JSON, not UTF-8 (or UTF-16/32 with a BOM, as
-    json.loads reads bytes), nested deeper than `max_depth`, or a string with a lone surrogate.
+    json.loads reads bytes), nested deeper than `max_depth`, or a string with a lone surrogate;
+    or a 413 for a body above `max_plain_bytes` (MAX_REQUEST_BYTES) holding more values than
+    one within it could.
 
     The depth is bounded before parsing: json.loads recurses (a RecursionError at ~1,000
     levels), and everything after it (pydantic, the schema-to-grammar converter) recurses
@@ -73,6 +77,8 @@ def load_json(raw: bytes, max_depth: int) -> Any:
     except UnicodeDecodeError as exc:
         raise APIError(400, f"The request body is not valid UTF-8 (byte {exc.start})",
                        code="invalid_json") from None
+    if max_plain_bytes is not None and len(text) > max_plain_bytes:
+        _bound_values(text, max_plain_bytes)
     if too_deep(text, max_depth):
         raise _too_deep(max_depth)
     try:
@@ -93,14 +99,37 @@ def load_json(raw: bytes, max_depth: int) -> Any:
     return data
 
 
+def _bound_values(text: str, max_plain_bytes: int) -> None:
+    """The media routes' budget (MAX_MEDIA_REQUEST_BYTES) is for base64 text: spent on
+    structure, 30 MB of `[],` parsed into 10 million lists (723 MiB and 11 s for one request).
+    A body above MAX_REQUEST_BYTES may hold no more values than one within it: every value past
+    a container's first follows a comma, every container opens with a bracket, and counting them
+    in the whole text (strings too: C-speed, no scan of the strings) overcounts only for
+    megabytes of prose, past any context anyway."""
+    limit = max_plain_bytes // 2  # "0," is the shortest value a body can repeat
+    values = text.count(",") + text.count("[") + text.count("{")
+    if values > limit:
+        raise APIError(413, f"The request body holds about {values:,} JSON values; a body above "
+                       f"MAX_REQUEST_BYTES ({max_plain_bytes:,} bytes), which only routes that "
+                       f"take images accept, may hold at most {limit:,}: the larger budget is "
+                       "for images' base64 text", code="body_structure_too_large")
+
+
 def too_deep(text: str, max_depth: int) -> bool:
     """Whether JSON `text` nests arrays and objects more than `max_depth` deep (brackets inside
     strings do not count). The scan stops at the first bracket past the bound, so 50,000 "["
     cost `max_depth` steps."""
     if text.count("[") + text.count("{") <= max_depth:
         return False
+    # Strings are cut out by C-speed passes that never step through an escape: a regex that
+    # matched strings escape by escape held the interpreter's lock 1.9 s on one string of 15
+    # million "\n" (every thread of the process, /health included, waited). Escaped
+    # backslashes go first, so "\\" before a quote does not hide it; then escaped quotes, and
+    # every quote left opens or closes a string (a backslash outside strings is not JSON:
+    # json.loads refuses it next).
+    plain = _PLAIN_STRING.sub("", text.replace("\\\\", "").replace('\\"', ""))
     depth = 0
-    for match in _TOKENS.finditer(text):
+    for match in _BRACKETS.finditer(plain):
         token = match.group()
         if token in _OPEN:
             depth += 1

@@ -10,22 +10,50 @@ client's text can never open an image slot.
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
+import threading
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from slm_api.api.core.media_parts import refuse_unsupported_media
+from flask import Flask, current_app
+
+from slm_api.api.core.media_parts import media_in, refuse_unsupported_media
 from slm_api.api.core.planner import Plan, RawTurn, Turn, plan
 from slm_api.engine import MediaSpan
 from slm_api.engine.llama_model import LoadedModel
 from slm_api.errors import APIError
-from slm_api.media.decode import Audio, Image, decode_audio, decode_image
+from slm_api.media.decode import (
+    AUDIO_RATE,
+    Audio,
+    Image,
+    decode_audio,
+    decode_image,
+)
 from slm_api.media.inline import decode_base64, split_data_url
 from slm_api.plumbing import state
 
 _KINDS = {"image_url": "image", "input_audio": "audio"}
+_DECODE_SLOTS = "slm_media_decode_slots"
+
+
+def decode_slots(app: Flask | None = None) -> threading.BoundedSemaphore:
+    """The app's bound on images and sounds decoded at once, across requests.
+
+    A decode is CPU work on the request's thread and holds its full-size pixels meanwhile (a
+    160 KB PNG of 7000 x 7000: 1.4 s and 196 MB): eight requests of two such pictures took
+    3.1 GB at once, with every request thread free to add more. More decodes at once than
+    cores only adds memory, and the decode loop needs cores too: half of them, 1 to 4."""
+    extensions = (app if app is not None else current_app).extensions
+    slots = extensions.get(_DECODE_SLOTS)
+    if slots is None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
+            os.cpu_count() or 1)
+        slots = extensions.setdefault(_DECODE_SLOTS,
+                                      threading.BoundedSemaphore(max(1, min(4, cores // 2))))
+    return slots
 
 
 def take_media(messages: list[dict[str, Any]], model: LoadedModel, names: Sequence[str] = ()
@@ -38,7 +66,9 @@ def take_media(messages: list[dict[str, Any]], model: LoadedModel, names: Sequen
     if not any(_parts_with_media(messages)):
         return messages, media
     refuse_unsupported_media(model, messages, names)
+    _refuse_too_many_images(messages, state.settings().max_images)
     nonce = secrets.token_hex(8)
+    heard = 0.0  # seconds of audio decoded so far
     out = []
     for i, msg in enumerate(messages):
         content = msg.get("content") if isinstance(msg, dict) else None
@@ -56,10 +86,39 @@ def take_media(messages: list[dict[str, Any]], model: LoadedModel, names: Sequen
             param = names[len(media)] if names else (
                 f"{where}.image_url.url" if kind == "image" else f"{where}.input_audio")
             marker = f"<|media-{nonce}-{len(media)}|>"
-            media[marker] = _decode(kind, part, param)
+            with decode_slots():
+                media[marker] = _decode(kind, part, param)
+            heard += _refuse_too_much_audio(media[marker], heard, param)
             parts.append({"type": "text", "text": marker})
         out.append({**msg, "content": parts})
     return out, media
+
+
+def _refuse_too_many_images(messages: list[dict[str, Any]], max_images: int) -> None:
+    # The edge counts a request body's images; the turn decoded here may hold more (a stored
+    # Responses conversation brings every earlier request's), and each costs up to
+    # MAX_IMAGE_PIXELS of decoding (1.4 s and 150 MB for a 160 KB PNG of 7000 x 7000).
+    images = [where for where, kind in media_in(messages) if kind == "image"]
+    if len(images) > max_images:
+        where = f"{images[max_images]}.image_url.url"
+        raise APIError(400, f"{where}: this conversation holds {len(images)} images, more "
+                       f"than the {max_images} one request may carry (MAX_IMAGES); start a "
+                       "new conversation or send fewer", param=where, code="too_many_images")
+
+
+def _refuse_too_much_audio(decoded: Image | Audio, heard: float, where: str) -> float:
+    # Each clip is capped at MAX_AUDIO_SECONDS, their number was not: a 32 MiB body holds
+    # ~400 WAVs of 600 s at 100 Hz (80 KB each as base64), each 38 MB once resampled to 16 kHz
+    # float, all held until the prompt is tokenized. The clips of one turn share the cap.
+    if not isinstance(decoded, Audio):
+        return 0.0
+    seconds = decoded.n_samples / AUDIO_RATE
+    cap = state.settings().max_audio_seconds
+    if heard + seconds > cap:
+        raise APIError(400, f"{where}: the audio of this conversation runs past {cap:g} s in "
+                       "all, the most one request may carry (MAX_AUDIO_SECONDS)",
+                       param=where, code="audio_too_long")
+    return seconds
 
 
 def _parts_with_media(messages: list[dict[str, Any]]) -> list[bool]:
@@ -103,6 +162,14 @@ def tokenize_prompt(model: LoadedModel, prompt: str, media: dict[str, Image | Au
             parts.append(piece)
     if not any(isinstance(p, (Image, Audio)) for p in parts):
         raise APIError(400, "the chat template dropped this request's images", param=param)
+    text = "".join(p for p in parts if isinstance(p, str))
+    if len(text) > model.info.n_ctx * 4:
+        # The projector tokenizes under the lock every image request's tokenizing and encoding
+        # takes (31 MB of text beside an image: 11 s, a neighbour's picture waiting all along),
+        # and the prompt's length is judged only after. The text-only tokenizer refuses text
+        # longer than the context could hold from its length, before tokenizing; text that
+        # could fit is short enough to be tokenized twice.
+        model.tokenize(text, param=param)
     return model.tokenize_media(parts, param=param)
 
 

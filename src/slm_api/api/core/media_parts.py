@@ -17,6 +17,7 @@ submitted. (The vision engine owns it once it lands; the check reads `model.medi
 from __future__ import annotations
 
 import base64
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -48,6 +49,9 @@ class MediaIntake:
     max_audio_bytes: int
     remote: RemotePolicy
     images: int = 0
+    # When this request's remote fetching must end (time.monotonic()), set by its first fetch:
+    # REMOTE_IMAGE_TIMEOUT_S bounds all of them together, since they run in turn on its thread.
+    remote_deadline: float | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> MediaIntake:
@@ -76,7 +80,9 @@ class MediaIntake:
         if scheme == "data":
             url = image_data_url(url, param=param, max_bytes=self.max_image_bytes)
         elif scheme in ("http", "https"):
-            url = fetch_image(url, self.remote, param=param)
+            if self.remote_deadline is None:
+                self.remote_deadline = time.monotonic() + self.remote.timeout_s
+            url = fetch_image(url, self.remote, param=param, deadline=self.remote_deadline)
         else:
             raise APIError(400, f"{param}: an image URL must be a base64 data: URL (or an "
                            "http(s) URL where the operator allows remote images)",
