@@ -148,3 +148,12 @@ def test_audio_that_cannot_be_read_gets_a_clear_400(audio_server: str, fmt: str)
     err = r.json()["error"]
     assert err["param"].startswith("messages.0.content.1.input_audio")
     assert "not a mp3 file that can be read" in err["message"]
+
+
+def test_the_clips_of_one_request_share_the_cap(audio_server: str):
+    # Each clip alone is under MAX_AUDIO_SECONDS; together they are not.
+    clip = tone(440, seconds=MAX_SECONDS * 0.6)
+    r = post_chat(audio_server, [QUESTION, audio_part(clip), audio_part(clip)])
+    assert r.status_code == 400, r.text
+    assert (r.json()["error"]["code"], r.json()["error"]["param"]) == \
+        ("audio_too_long", "messages.0.content.2.input_audio")

@@ -531,10 +531,10 @@ def test_hostile_long_text_beside_an_image_is_refused_before_the_projector(visio
 
 
 def colliding_pictures() -> tuple[str, str]:
-    """A mostly red and a mostly blue 8 x 8 PNG whose placeholder ids in a prompt are the same:
-    a birthday search over noise in their low bits (about 2 x 65,000 SHA-256 digests, 0.5 s):
-    the placeholder keeps 30 bits of the picture's digest."""
-    from slm_api.engine.projector import placeholder
+    """A mostly red and a mostly blue 8 x 8 PNG whose first placeholder ids in a prompt are the
+    same: a birthday search over noise in their low bits (about 2 x 65,000 SHA-256 digests,
+    0.5 s). One id once stood for the whole picture; the later ids must tell them apart."""
+    from slm_api.engine.projector import placeholders
     from slm_api.media.decode import _digest
 
     rng = np.random.default_rng(38)
@@ -543,7 +543,7 @@ def colliding_pictures() -> tuple[str, str]:
         for base, own, other in (((200, 20, 20), reds, None), ((20, 20, 200), None, reds)):
             noise = rng.integers(0, 8, size=(8, 8, 3), dtype=np.uint8)
             rgb = (np.array(base, dtype=np.uint8) + noise).tobytes()
-            key = placeholder(_digest(b"rgb", rgb, 8, 8))
+            key = placeholders(_digest(b"rgb", rgb, 8, 8), 1)[0]
             if own is not None:
                 own[key] = rgb
             elif other is not None and key in other:
@@ -556,9 +556,6 @@ def colliding_pictures() -> tuple[str, str]:
                 return pair[0], pair[1]
 
 
-@pytest.mark.xfail(strict=True, reason="engine: a prompt's image placeholder keeps 30 bits of "
-                   "the picture's digest and slot reuse compares token ids alone (the lead's "
-                   "engine/projector.py and engine/slots.py)")
 def test_hostile_pictures_with_colliding_placeholders_are_not_confused(
         vision: str, model_path: Path, tmp_path: Path) -> None:
     # Two different pictures whose placeholders collide (found offline in half a second) share

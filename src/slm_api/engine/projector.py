@@ -1,10 +1,10 @@
 """A model's multimodal projector (libmtmd): images and audio in a prompt as embeddings.
 
 A prompt with media is tokenized by libmtmd into text tokens and media chunks. A media chunk
-takes `n_tokens` places in the prompt's token list, filled with one placeholder id (negative,
-never a vocabulary id) derived from the picture's digest: the scheduler's prefix matching and
-the prompt cache then treat the same image at the same place as the same tokens, and a
-different image as different ones, without knowing what an image is.
+takes `n_tokens` places in the prompt's token list, filled with placeholder ids (negative,
+never vocabulary ids) that spell out the chunk's whole digest: the scheduler's prefix matching
+and the prompt cache (in RAM and on disk) then treat the same image at the same place as the
+same tokens, and a different image as different ones, without knowing what an image is.
 
 The encoder runs on the request's own thread (`encode`, from the model's submit), never on the
 decode loop: a real vision tower takes hundreds of milliseconds a picture on a CPU, and on the
@@ -20,6 +20,7 @@ embeddings it is handed, so it takes no lock and never waits for an encoder.
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import logging
 import threading
 import time
@@ -58,9 +59,15 @@ class _Chunk:
         self._free = weakref.finalize(self, mtmd.mtmd_input_chunk_free, ptr)
 
 
-def placeholder(digest: str) -> int:
-    """The id an image's tokens carry in a prompt: negative, so never a vocabulary id."""
-    return -1 - (int(digest[:15], 16) & 0x3FFF_FFFF)
+def placeholders(key: str, n: int) -> list[int]:
+    """The ids a chunk's `n` places carry in a prompt: negative, so never vocabulary ids, and
+    together the whole SHA-256 of its key, 30 bits a place (nine places hold all 256; the
+    rest repeat them). One id a picture kept 30 bits of its digest: two pictures colliding
+    there (a birthday search of 0.5 s; a chosen one 2^30 hashes) shared cached KV cells, and
+    one was answered as the other."""
+    bits = int.from_bytes(hashlib.sha256(key.encode()).digest(), "big")
+    ids = [-1 - ((bits >> (30 * i)) & 0x3FFF_FFFF) for i in range(9)]
+    return [ids[i % 9] for i in range(n)]
 
 
 def find_mmproj(model: Path) -> Path | None:
@@ -187,7 +194,7 @@ class Projector:
             # With M-RoPE an image takes fewer positions than tokens (slots.position).
             n_pos = int(mtmd.mtmd_input_chunk_get_n_pos(chunk))
             spans.append(MediaSpan(len(tokens), n_tokens, key, owned, n_pos))
-            tokens.extend([placeholder(digest)] * n_tokens)
+            tokens.extend(placeholders(key, n_tokens))
         if spans and spans[-1].start + spans[-1].n_tokens == len(tokens):
             # The first token is sampled from the logits after the prompt's last text token.
             raise InvalidRequest(f"{param}: the prompt must not end with an image or a sound; "
