@@ -125,6 +125,31 @@ def aclient(audio_server: str):
     return OpenAI(base_url=f"{audio_server}/v1", api_key="unused", max_retries=0, timeout=120)
 
 
+@pytest.fixture(scope="module")
+def vision_dir(model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A MODELS_DIR with the tiny vision model (support/vision_gguf.py), its projector beside
+    it (found by name) and the default text-only model (tests/vision/)."""
+    import os
+
+    from support.vision_gguf import write_tiny_vlm
+
+    folder = tmp_path_factory.mktemp("vision-models")
+    write_tiny_vlm(folder, model_path.parent)
+    os.link(model_path, folder / model_path.name)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def vision_server(vision_dir: Path) -> Iterator[str]:
+    """A server with the tiny vision model as its default model."""
+    from support.http_server import make_settings, running_server
+
+    settings = make_settings(vision_dir, model_path=vision_dir / "tiny-vlm.gguf",
+                             max_loaded_models=2, n_ctx=1024)
+    with running_server(settings) as url:
+        yield url
+
+
 # A `fast` test promises to need no model (`make test-fast` runs them alone in seconds).
 MODEL_FIXTURES = frozenset({"model_path", "gemma_path", "smollm2_path", "models_dir", "server",
                             "client"})
