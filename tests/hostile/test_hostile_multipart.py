@@ -42,7 +42,7 @@ FILE = ("file", "a.wav", wav_bytes())
 
 @pytest.mark.parametrize("name, body, content_type, status", [
     ("too many parts", form(FILE, *[(f"f{k}", None, b"x") for k in range(40)]), None, 413),
-    ("a text field past 64 KiB", form(FILE, ("prompt", None, b"p" * (70 << 10))), None, 413),
+    ("a text field past 512 KiB", form(FILE, ("prompt", None, b"p" * (520 << 10))), None, 413),
     ("many file parts", form(*[FILE] * 20), None, 413),
     ("no boundary", form(FILE), "multipart/form-data", 400),
     ("an unterminated part", form(FILE)[:-40], None, 400),
