@@ -184,3 +184,14 @@ def test_image_requests_run_beside_text_requests(vclient: openai.OpenAI):
                    (data_url("red"), None, data_url("blue"), None)]
         got = [f.result() for f in futures]
     assert got == [alone_red, alone_text, alone_blue, alone_text]
+
+
+def test_line_wrapped_base64_is_the_same_picture(vclient: openai.OpenAI):
+    # MIME-style base64 (76-character lines, as Python's base64.encodebytes and openssl write
+    # it): the line breaks are not part of the picture.
+    url = data_url("red")
+    payload = base64.b64decode(url.split(",", 1)[1])
+    wrapped = "data:image/png;base64," + base64.encodebytes(payload).decode()
+    assert "\n" in wrapped
+    assert ask(vclient, wrapped).choices[0].message.content == \
+        ask(vclient, url).choices[0].message.content
